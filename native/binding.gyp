@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "lorkd_native",
+      "sources": [
+        "src/registry.cc",
+        "src/tensor.cc",
+        "src/ops_math.cc",
+        "src/ops_nn.cc",
+        "src/eks.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node torch-config.cjs include)"
+      ],
+      "libraries": ["<!@(node torch-config.cjs libs)"],
+      "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"]
+    }
+  ]
+}
