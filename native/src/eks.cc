@@ -1,2 +1,140 @@
-// Fused efficient-knowledge-separation (EKS) expert convolution. Filled in by the LoRKD core.
+// The fused efficient-knowledge-separation (EKS) expert convolution: one native autograd
+// function per expert conv (the "fused" strategy of the LoRKD core).
+//
+// Inputs: x (N, Cin, H, W) with its rows sorted by task, counts[t] = rows of task t (sum N),
+// W0 (Cout, Cin, k, k), A (T, r*k, Cin*k), B (T, Cout*k, r*k), scale s.
+// Sample b of task t sees W_t = W0 + s * reshape(B_t A_t, [Cout, Cin, k, k]).
+// Forward runs one convolution per task present, on that task's contiguous rows, with the merged
+// weight W_t: the same multiply-adds as a plain convolution plus T tiny GEMMs. Backward gives
+// dW_t per task; dW0 = sum_t dW_t, dA_t = s B_t^T dW_t, dB_t = s dW_t A_t^T (dW_t seen as
+// (Cout*k) x (Cin*k)); tasks without rows get exactly zero gradients.
+// 1x1 stride-1 convolutions on channels_last inputs are plain GEMMs over (N*H*W, C) row blocks.
 #include "common.h"
+
+namespace {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+bool gemmPath(const at::Tensor& x, const at::Tensor& w0, c10::IntArrayRef stride, c10::IntArrayRef padding) {
+  return w0.size(2) == 1 && w0.size(3) == 1 && stride[0] == 1 && stride[1] == 1 && padding[0] == 0 &&
+         padding[1] == 0 && x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+         !x.is_contiguous();
+}
+
+at::Tensor merged(const at::Tensor& w0, const at::Tensor& A, const at::Tensor& B, int64_t t, double s) {
+  return at::add(w0, at::mm(B[t], A[t]).view(w0.sizes()), s);
+}
+
+// (N, C, H, W) channels_last -> (N*H*W, C) view of the same memory.
+at::Tensor rows(const at::Tensor& x) { return x.permute({0, 2, 3, 1}).reshape({-1, x.size(1)}); }
+
+struct EksConv : public torch::autograd::Function<EksConv> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w0, const at::Tensor& A,
+                            const at::Tensor& B, std::vector<int64_t> counts, double s, std::vector<int64_t> stride,
+                            std::vector<int64_t> padding, std::vector<int64_t> dilation) {
+    const int64_t T = A.size(0);
+    TORCH_CHECK(static_cast<int64_t>(counts.size()) == T, "eksConv: counts has ", counts.size(), " entries for ", T, " tasks");
+    int64_t total = 0;
+    for (auto c : counts) {
+      TORCH_CHECK(c >= 0, "eksConv: negative task count");
+      total += c;
+    }
+    TORCH_CHECK(total == x.size(0), "eksConv: task counts sum to ", total, " but the batch has ", x.size(0), " rows");
+    const int64_t k = w0.size(2);
+    TORCH_CHECK(A.dim() == 3 && B.dim() == 3 && A.size(2) == w0.size(1) * k && B.size(1) == w0.size(0) * k &&
+                    B.size(0) == T && B.size(2) == A.size(1),
+                "eksConv: expert factor shapes A ", A.sizes(), " B ", B.sizes(), " do not fit weight ", w0.sizes());
+    ctx->saved_data["counts"] = counts;
+    ctx->saved_data["s"] = s;
+    ctx->saved_data["stride"] = stride;
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["dilation"] = dilation;
+    ctx->save_for_backward({x, w0, A, B});
+    if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
+      auto out = at::empty({x.size(0), w0.size(0), x.size(2), x.size(3)},
+                           x.options().memory_format(at::MemoryFormat::ChannelsLast));
+      auto X = rows(x), O = out.permute({0, 2, 3, 1}).view({-1, w0.size(0)});
+      const int64_t hw = x.size(2) * x.size(3);
+      int64_t off = 0;
+      for (int64_t t = 0; t < T; t++) {
+        if (counts[t] == 0) continue;
+        auto Wt = merged(w0, A, B, t, s).view({w0.size(0), w0.size(1)});
+        auto o = O.narrow(0, off * hw, counts[t] * hw);
+        at::mm_out(o, X.narrow(0, off * hw, counts[t] * hw), Wt.t());
+        off += counts[t];
+      }
+      return out;
+    }
+    std::vector<at::Tensor> outs;
+    int64_t off = 0;
+    for (int64_t t = 0; t < T; t++) {
+      if (counts[t] == 0) continue;
+      outs.push_back(at::conv2d(x.narrow(0, off, counts[t]), merged(w0, A, B, t, s), {}, stride, padding, dilation, 1));
+      off += counts[t];
+    }
+    return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto x = saved[0], w0 = saved[1], A = saved[2], B = saved[3];
+    auto counts = ctx->saved_data["counts"].toIntVector();
+    double s = ctx->saved_data["s"].toDouble();
+    auto stride = ctx->saved_data["stride"].toIntVector();
+    auto padding = ctx->saved_data["padding"].toIntVector();
+    auto dilation = ctx->saved_data["dilation"].toIntVector();
+    const int64_t T = A.size(0), cout = w0.size(0), cin = w0.size(1), k = w0.size(2);
+    const bool needX = ctx->needs_input_grad(0), needW = ctx->needs_input_grad(1);
+    const bool needA = ctx->needs_input_grad(2), needB = ctx->needs_input_grad(3);
+    auto g = grads[0];
+    at::Tensor dx, dw0 = at::zeros_like(w0), dA = at::zeros_like(A), dB = at::zeros_like(B);
+    auto addFactorGrads = [&](int64_t t, const at::Tensor& dWt) {
+      auto d = dWt.reshape({cout * k, cin * k});
+      if (needW) dw0.add_(dWt.reshape(w0.sizes()));
+      if (needA) dA[t].copy_(at::mm(B[t].t(), d).mul_(s));
+      if (needB) dB[t].copy_(at::mm(d, A[t].t()).mul_(s));
+    };
+    if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
+      auto G = rows(g.contiguous(at::MemoryFormat::ChannelsLast));
+      auto X = rows(x);
+      const int64_t hw = x.size(2) * x.size(3);
+      at::Tensor DX;
+      if (needX) {
+        dx = at::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+        DX = dx.permute({0, 2, 3, 1}).view({-1, cin});
+      }
+      int64_t off = 0;
+      for (int64_t t = 0; t < T; t++) {
+        if (counts[t] == 0) continue;
+        auto Gt = G.narrow(0, off * hw, counts[t] * hw);
+        if (needX) {
+          auto Wt = merged(w0, A, B, t, s).view({cout, cin});
+          auto o = DX.narrow(0, off * hw, counts[t] * hw);
+          at::mm_out(o, Gt, Wt);
+        }
+        if (needW || needA || needB) addFactorGrads(t, at::mm(Gt.t(), X.narrow(0, off * hw, counts[t] * hw)));
+        off += counts[t];
+      }
+    } else {
+      std::vector<at::Tensor> dxs;
+      int64_t off = 0;
+      for (int64_t t = 0; t < T; t++) {
+        if (counts[t] == 0) continue;
+        auto Wt = merged(w0, A, B, t, s);
+        auto r = at::convolution_backward(g.narrow(0, off, counts[t]), x.narrow(0, off, counts[t]), Wt, c10::nullopt,
+                                          stride, padding, dilation, false, {0, 0}, 1,
+                                          {needX, needW || needA || needB, false});
+        if (needX) dxs.push_back(std::get<0>(r));
+        if (needW || needA || needB) addFactorGrads(t, std::get<1>(r));
+        off += counts[t];
+      }
+      if (needX) dx = dxs.size() == 1 ? dxs[0] : at::cat(dxs, 0);
+    }
+    return {dx, needW ? dw0 : at::Tensor(), needA ? dA : at::Tensor(), needB ? dB : at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+}  // namespace
+
+// eksConv(x, w0, A, B, counts[T], scale, stride[2], padding[2], dilation[2])
+DEF("eksConv", R(EksConv::apply(T(0), T(1), T(2), T(3), IV(4), D(5), IV(6), IV(7), IV(8)));)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# lorkd's one set-up script: idempotent, safe to run before every command.
+#  1. system packages (Debian): libtorch-dev, libopenblas0-pthread; python3-torch and
+#     python3-torchvision for the optional PyTorch parity tests and benchmarks.
+#     Installed with apt-get when missing and running as root; otherwise it prints what to install.
+#     LIBTORCH=/path/to/libtorch uses that libtorch distribution (e.g. a CUDA build) instead.
+#  2. npm ci (when node_modules is missing or older than package-lock.json)
+#  3. the native addon (native/, node-gyp; rebuilt when its sources or LIBTORCH change)
+#  4. the TypeScript build (dist/)
+set -euo pipefail
+cd "$(dirname "$0")"
+say() { echo "[bootstrap] $*" >&2; }
+
+need=() optional=()
+if [ -z "${LIBTORCH:-}" ]; then
+  [ -f /usr/include/torch/csrc/api/include/torch/torch.h ] || need+=(libtorch-dev)
+fi
+dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
+/usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1 || optional+=(python3-torch python3-torchvision)
+
+if [ ${#need[@]} -gt 0 ] || [ ${#optional[@]} -gt 0 ]; then
+  pkgs=("${need[@]}" "${optional[@]}")
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing ${pkgs[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "${pkgs[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${pkgs[@]}"; }
+  elif [ ${#need[@]} -gt 0 ]; then
+    say "missing system packages; run: sudo apt-get install -y ${pkgs[*]}"
+    exit 1
+  else
+    say "optional: sudo apt-get install -y ${optional[*]} (PyTorch parity tests and benchmarks skip without it)"
+  fi
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+stamp="native/build/.lorkd-stamp"
+want="$(cat native/binding.gyp native/torch-config.cjs native/src/* | sha256sum | cut -c1-16)-${LIBTORCH:-debian}"
+if [ ! -f native/build/Release/lorkd_native.node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "building the native addon (about a minute)"
+  nodedir=()
+  [ -f /usr/include/node/node_api.h ] && nodedir=(--nodedir=/usr)
+  (cd native && npx node-gyp rebuild "${nodedir[@]}" -j "$(nproc)" --loglevel=warn)
+  echo "$want" > "$stamp"
+fi
+
+say "compiling TypeScript"
+npx tsc -p tsconfig.json
