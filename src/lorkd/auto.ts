@@ -1,0 +1,69 @@
+// `auto` strategy: measures the candidate EKS strategies once per input shape (forward, plus
+// backward in training mode) on the real model and caches the fastest. The measurement leaves
+// the model as it found it: BatchNorm statistics are restored and gradients untouched.
+import { performance } from 'node:perf_hooks';
+import { type Tensor, tidy, noGrad } from '../tensor/index.js';
+import type { Routing } from './routing.js';
+import type { Strategy } from './strategies.js';
+import type { DecompositionModel } from './decomposition.js';
+
+/** Strategies `auto` chooses among. `aggregated` (the paper's, 13-17x slower) is a reference only. */
+export const AUTO_CANDIDATES: Strategy[] = ['fused', 'routed', 'gathered', 'loop'];
+
+export interface AutoMeasurement {
+  key: string;
+  ms: Record<string, number>;
+  best: Strategy;
+}
+
+export class AutoStrategy {
+  readonly #cache = new Map<string, AutoMeasurement>();
+  constructor(private readonly model: DecompositionModel) {}
+
+  get measurements(): AutoMeasurement[] {
+    return [...this.#cache.values()];
+  }
+
+  /** Fixes the choice for a key (e.g. restored from a checkpoint, so a resumed run matches). */
+  set(key: string, best: Strategy): void {
+    this.#cache.set(key, { key, ms: {}, best });
+  }
+
+  static key(x: Tensor, training: boolean): string {
+    return `${x.shape.join('x')}:${x.isContiguous('channels_last') && !x.isContiguous() ? 'cl' : 'nchw'}:${training ? 'train' : 'eval'}`;
+  }
+
+  pick(x: Tensor, routing: Routing, training: boolean): Strategy {
+    const key = AutoStrategy.key(x, training);
+    const hit = this.#cache.get(key);
+    if (hit) return hit.best;
+    const m = this.model;
+    const buffers = m.namedBuffers().map(([, b]) => [b, b.clone()] as const);
+    const params = m.parameters();
+    const grads = params.map((p) => p.grad);
+    for (const p of params) p.grad = null;
+    const ms: Record<string, number> = {};
+    try {
+      for (const s of AUTO_CANDIDATES) {
+        m.context.strategy = s;
+        const once = () =>
+          tidy(() => {
+            if (training) m.featuresSorted(x, routing).sum().backward();
+            else noGrad(() => m.featuresSorted(x, routing));
+          });
+        once(); // warm-up (allocator, oneDNN primitives)
+        const t0 = performance.now();
+        once();
+        ms[s] = performance.now() - t0;
+        for (const p of params) p.grad = null;
+      }
+    } finally {
+      noGrad(() => buffers.forEach(([b, saved]) => (b.copy_(saved), saved.dispose())));
+      params.forEach((p, i) => (p.grad = grads[i] ?? null));
+      grads.forEach((g) => g?.dispose());
+    }
+    const best = AUTO_CANDIDATES.reduce((a, b) => (ms[b]! < ms[a]! ? b : a));
+    this.#cache.set(key, { key, ms, best });
+    return best;
+  }
+}

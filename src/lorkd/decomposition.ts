@@ -1,0 +1,145 @@
+// The decomposition model (paper 3): a shared ShuffleNetV2 backbone whose every non-depthwise
+// convolution carries T low-rank experts, plus per-task heads h_t: Linear(C_final, n_t).
+// State keys: the backbone's torchvision names (conv1.0.weight, stage2.0.branch2.0.weight, ...),
+// expert factors beside each conv weight (....expertA / ....expertB), heads as heads.<t>.weight.
+import { Module } from '../nn/module.js';
+import { Conv2d } from '../nn/conv.js';
+import { Linear } from '../nn/linear.js';
+import { Sequential } from '../nn/sequential.js';
+import { createModel } from '../models/registry.js';
+import type { ImageClassifier } from '../models/classifier.js';
+import { type Tensor, tensor, tidy } from '../tensor/index.js';
+import { UserError } from '../tensor/errors.js';
+import { ExpertConv2d, type ExpertContext } from './expert-conv.js';
+import { Routing, sortByTask } from './routing.js';
+import type { StrategyOption } from './strategies.js';
+import { AutoStrategy } from './auto.js';
+
+export interface TaskSpec {
+  name: string;
+  classNames: string[];
+}
+
+export interface DecompositionConfig {
+  /** Backbone model name (default shufflenet_v2_x1_0). */
+  model?: string;
+  tasks: TaskSpec[];
+  /** Rank r of every expert (paper default 8). */
+  rank?: number;
+  /** delta = B A * loraAlpha / r (default loraAlpha = r). */
+  loraAlpha?: number;
+  /** EKS strategy (default auto). */
+  strategy?: StrategyOption;
+  inChannels?: number;
+}
+
+export interface DecompositionOutput {
+  /** Sorted position i holds original row order[i]. */
+  order: number[];
+  routing: Routing;
+  /** Pooled features (B, C_final), in sorted order. */
+  features: Tensor;
+  /** Per task: logits (n_t, classes_t) of its rows (sorted order), or null when absent. */
+  logits: (Tensor | null)[];
+}
+
+export class DecompositionModel extends Module {
+  readonly config: Required<Omit<DecompositionConfig, 'strategy'>> & { strategy: StrategyOption };
+  readonly backbone: ImageClassifier;
+  readonly context: ExpertContext = { routing: null, strategy: 'fused' };
+  readonly auto: AutoStrategy;
+
+  constructor(config: DecompositionConfig) {
+    super();
+    if (!config.tasks.length) throw new UserError('decomposition model needs at least one task');
+    const names = new Set<string>();
+    for (const t of config.tasks) {
+      if (names.has(t.name)) throw new UserError(`duplicate task name "${t.name}"`);
+      names.add(t.name);
+      if (t.classNames.length < 1) throw new UserError(`task "${t.name}" has no classes`);
+    }
+    this.config = {
+      model: config.model ?? 'shufflenet_v2_x1_0',
+      tasks: config.tasks.map((t) => ({ name: t.name, classNames: t.classNames.slice() })),
+      rank: config.rank ?? 8,
+      loraAlpha: config.loraAlpha ?? config.rank ?? 8,
+      strategy: config.strategy ?? 'auto',
+      inChannels: config.inChannels ?? 3,
+    };
+    const T = config.tasks.length;
+    this.backbone = createModel(this.config.model, { numClasses: 1, inChannels: this.config.inChannels });
+    // Inject the experts into every non-depthwise convolution (PEFT's inject_adapter).
+    for (const [name, m] of this.backbone.namedModules()) {
+      if (m instanceof Conv2d && m.groups === 1) {
+        this.backbone.setSubmodule(name, new ExpertConv2d(m, { numTasks: T, rank: this.config.rank, loraAlpha: this.config.loraAlpha }, this.context));
+      }
+    }
+    // The backbone's children (all but its placeholder fc) become ours, so keys stay torchvision's.
+    for (const [name, child] of this.backbone.namedChildren()) if (name !== 'fc') this.registerModule(name, child);
+    const heads = new Sequential(...this.config.tasks.map((t) => new Linear(this.backbone.numFeatures, t.classNames.length)));
+    this.registerModule('heads', heads);
+    this.auto = new AutoStrategy(this);
+    if (this.config.strategy !== 'auto') this.context.strategy = this.config.strategy;
+  }
+
+  get numTasks(): number {
+    return this.config.tasks.length;
+  }
+  get numFeatures(): number {
+    return this.backbone.numFeatures;
+  }
+  expertConvs(): [string, ExpertConv2d][] {
+    return this.namedModules().filter((e): e is [string, ExpertConv2d] => e[1] instanceof ExpertConv2d);
+  }
+  head(t: number): Linear {
+    return this.getModule<Sequential>('heads').getModule<Linear>(String(t));
+  }
+  taskIndex(name: string): number {
+    const i = this.config.tasks.findIndex((t) => t.name === name);
+    if (i < 0) throw new UserError(`unknown task "${name}"; tasks: ${this.config.tasks.map((t) => t.name).join(', ')}`);
+    return i;
+  }
+
+  /** Backbone features of an already task-sorted batch under the given routing. */
+  featuresSorted(x: Tensor, routing: Routing): Tensor {
+    this.context.routing = routing;
+    try {
+      return this.backbone.forwardFeatures(x);
+    } finally {
+      this.context.routing = null;
+    }
+  }
+
+  /**
+   * One forward pass over a batch of mixed tasks: each sample sees W0 + delta of its own task and
+   * is classified by its own head. Rows are sorted by task internally (see `order`).
+   */
+  forwardTasks(x: Tensor, taskIds: ArrayLike<number>): DecompositionOutput {
+    if (taskIds.length !== x.size(0)) throw new UserError(`${taskIds.length} task ids for a batch of ${x.size(0)}`);
+    const { order, counts } = sortByTask(taskIds, this.numTasks);
+    const routing = new Routing(counts);
+    if (this.config.strategy === 'auto') this.context.strategy = this.auto.pick(x, routing, this.training);
+    try {
+      return tidy(() => {
+      const sorted = order.every((o, i) => o === i) ? x : x.indexSelect(0, tensor(order, [order.length], { dtype: 'int64' }));
+      const features = this.featuresSorted(sorted, routing);
+      const logits = counts.map((c, t) => (c === 0 ? null : this.head(t).forward(features.narrow(0, routing.offsets[t]!, c))));
+      return { order, routing, features, logits };
+      });
+    } finally {
+      routing.dispose(); // autograd keeps its own reference to the task-id tensor
+    }
+  }
+
+  /** Pooled features in the caller's row order (Module.forward). */
+  override forward(x: Tensor, taskIds?: unknown): Tensor {
+    if (!Array.isArray(taskIds) && !ArrayBuffer.isView(taskIds)) throw new UserError('DecompositionModel.forward(x, taskIds) needs task ids');
+    const ids = taskIds as ArrayLike<number>;
+    return tidy(() => {
+      const out = this.forwardTasks(x, ids);
+      const inverse = new Array<number>(out.order.length);
+      out.order.forEach((o, i) => (inverse[o] = i));
+      return out.features.indexSelect(0, tensor(inverse, [inverse.length], { dtype: 'int64' }));
+    });
+  }
+}
