@@ -58,6 +58,19 @@ export class Rng {
     return new Rng(x);
   }
 
+  /** A generator with this exact xoshiro128** state (four 32-bit words, not all zero). */
+  static fromState(state: readonly [number, number, number, number]): Rng {
+    if (state.every((w) => (w >>> 0) === 0)) throw new RangeError('Rng.fromState: the state must not be all zero');
+    const r = new Rng(0);
+    [r.#s0, r.#s1, r.#s2, r.#s3] = state.map((w) => w >>> 0) as [number, number, number, number];
+    return r;
+  }
+
+  /** The current state (for checkpoints; see fromState). */
+  state(): [number, number, number, number] {
+    return [this.#s0 >>> 0, this.#s1 >>> 0, this.#s2 >>> 0, this.#s3 >>> 0];
+  }
+
   /** Next uniform 32-bit unsigned integer. */
   nextU32(): number {
     const s1 = this.#s1;

@@ -1,0 +1,70 @@
+// lorkd bench: training-step, EKS-strategy and per-op benchmarks against PyTorch eager.
+import type { Command } from 'commander';
+import { benchTrain } from '../../bench/train.js';
+import { benchEks } from '../../bench/eks.js';
+import { benchOps } from '../../bench/ops.js';
+import { STRATEGIES, type Strategy } from '../lorkd/strategies.js';
+import { UserError } from '../tensor/errors.js';
+import { emit, intOption, run, table } from './output.js';
+
+const f1 = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v.toFixed(v < 10 ? 2 : 1));
+
+export function registerBench(program: Command): void {
+  const bench = program.command('bench').description('benchmarks against PyTorch eager (Debian python3-torch) in the same run');
+  bench
+    .command('train')
+    .description('training step (forward, backward, SGD momentum) img/s of a model, lorkd vs PyTorch')
+    .option('--model <name>', 'model', 'shufflenet_v2_x1_0')
+    .option('--input <size>', 'input size', intOption('input', 8), 28)
+    .option('--batch <n>', 'batch size', intOption('batch'), 64)
+    .option('--format <f>', 'memory format: channels_last | contiguous', 'channels_last')
+    .option('--threads <n>', 'intra-op threads (both engines)', intOption('threads'), 2)
+    .option('--steps <n>', 'timed steps', intOption('steps'), 10)
+    .option('--forward-only', 'time forward passes only (no grad)')
+    .option('--json', 'print one JSON object')
+    .action((o) =>
+      run(() => {
+        if (o.format !== 'channels_last' && o.format !== 'contiguous') throw new UserError('--format must be channels_last or contiguous');
+        const r = benchTrain({ model: o.model, input: o.input, batch: o.batch, format: o.format, threads: o.threads, steps: o.steps, forwardOnly: !!o.forwardOnly });
+        emit(!!o.json, r, () =>
+          table(['model', 'input', 'batch', 'format', 'lorkd img/s', 'pytorch img/s', 'ratio', 'lorkd RSS MB', 'pytorch RSS MB'], [
+            [r.model, r.input, r.batch, r.format, f1(r.lorkd_img_per_s), f1(r.pytorch_img_per_s), f1(r.ratio), f1(r.lorkd_peak_rss_mb), f1(r.pytorch_peak_rss_mb)],
+          ]),
+        );
+      }),
+    );
+  bench
+    .command('eks')
+    .description('step time of the decomposition model per EKS strategy vs a plain ShuffleNetV2')
+    .option('--tasks <T>', 'tasks', intOption('tasks'), 10)
+    .option('--rank <r>', 'rank', intOption('rank'), 8)
+    .option('--batch <n>', 'batch size', intOption('batch'), 64)
+    .option('--input <size>', 'input size', intOption('input', 8), 64)
+    .option('--steps <n>', 'timed steps', intOption('steps'), 5)
+    .option('--strategies <list>', `comma list of ${STRATEGIES.join(', ')}`)
+    .option('--json', 'print one JSON object')
+    .action((o) =>
+      run(() => {
+        const strategies = o.strategies ? (String(o.strategies).split(',') as Strategy[]) : undefined;
+        for (const s of strategies ?? []) if (!STRATEGIES.includes(s)) throw new UserError(`unknown strategy "${s}"; known: ${STRATEGIES.join(', ')}`);
+        const r = benchEks({ tasks: o.tasks, rank: o.rank, batch: o.batch, input: o.input, steps: o.steps, strategies });
+        emit(!!o.json, r, () =>
+          table(['strategy', 'ms/step', 'x plain'], [
+            ['plain', f1(r.plain_ms), '1.00'],
+            ...(strategies ?? [...STRATEGIES]).map((s) => [s, f1(r[`${s}_ms`] as number), f1(r[`${s}_over_plain`] as number)]),
+            [`auto (${r.auto_choice})`, f1(r.auto_ms as number), f1(r.auto_over_plain)],
+          ]),
+        );
+      }),
+    );
+  bench
+    .command('ops')
+    .description('per-op dispatch overhead and conv2d forward+backward, lorkd vs PyTorch')
+    .option('--json', 'print one JSON array')
+    .action((o) =>
+      run(() => {
+        const r = benchOps();
+        emit(!!o.json, r, () => table(['op', 'lorkd', 'pytorch', 'lorkd/pytorch'], r.map((e) => [e.op, f1(e.lorkd), f1(e.pytorch), f1(e.ratio)])));
+      }),
+    );
+}

@@ -1,0 +1,17 @@
+// The lorkd command line.
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { registerParams } from './params.js';
+import { registerBench } from './bench.js';
+import { registerPipeline } from './pipeline.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('lorkd')
+  .description('Low-Rank Knowledge Decomposition of medical foundation models (CVPR 2024), on libtorch')
+  .version(pkg.version)
+  .showHelpAfterError();
+registerPipeline(program);
+registerParams(program);
+registerBench(program);
+await program.parseAsync(process.argv);

@@ -1,0 +1,21 @@
+// lorkd data layer: .npy/.npz reading, MedMNIST, multi-task suites, sampling, transforms, loading.
+export { type NpyArray, type NpyDType, parseNpy, loadNpy } from './npy.js';
+export { type Npz, type NpzOptions, parseNpz, loadNpz, crc32 } from './npz.js';
+export { type Split, SPLITS, type TaskType, type ImageSplit, type TaskData, classCounts } from './dataset.js';
+export {
+  type MedMnistInfo,
+  type MedMnistOptions,
+  type MedMnistData,
+  MEDMNIST_INFO,
+  BUNDLED_MEDMNIST,
+  loadMedMnist,
+  medmnistKey,
+  medmnistDir,
+  packageRoot,
+} from './medmnist.js';
+export { type SuiteTask, SuiteSplit, TaskSuite } from './suite.js';
+export { type SamplerOptions, BatchSampler } from './sampler.js';
+export { Rng } from './rng.js';
+export { type GatherSource, gatherImages } from './gather.js';
+export { type Triple, type TransformOptions, type Batch, imagesToTensor, makeBatch } from './transforms.js';
+export { type LoaderOptions, type BatchPlan, DataLoader } from './loader.js';

@@ -1,0 +1,111 @@
+// Data loader: batches of one split of a suite, in the sampler's order, with prefetching.
+//
+// Two ways to iterate an epoch; both yield the same batches for the same (seed, epoch):
+//   for (const batch of loader.epoch(e)) { ...; batch.dispose(); }              // synchronous
+//   for await (const batch of loader.epochAsync(e)) { ...; batch.dispose(); }   // worker prefetch
+// epoch() gathers batch k+1's uint8 bytes before yielding batch k, on the calling thread.
+// epochAsync() has a worker thread gather (and flip) up to `prefetch` batches ahead while the
+// caller trains, so that work overlaps the training step; tensors are still built on the calling
+// thread when a batch is handed out.
+//
+// Ownership: each Batch owns its tensors and the consumer must dispose it (batch.dispose() or
+// `using batch = ...`). Batches are created when the iterator's next() is called, so in a
+// synchronous loop inside an outer tidy() they belong to that scope and are freed with it; a
+// per-step tidy inside the loop body does not own the batch (dispose it explicitly).
+import { UserError } from '../tensor/errors.js';
+import type { Split } from './dataset.js';
+import { gatherImages } from './gather.js';
+import { GatherChannel } from './gather-pool.js';
+import { Rng } from './rng.js';
+import { BatchSampler, type SamplerOptions } from './sampler.js';
+import type { SuiteSplit, TaskSuite } from './suite.js';
+import { type Batch, makeBatch, type TransformOptions } from './transforms.js';
+
+export interface LoaderOptions extends SamplerOptions, TransformOptions {
+  split: Split;
+  /** Random horizontal flip, each sample with probability 0.5, seeded by (seed, epoch) (default false). */
+  flip?: boolean;
+  /** Batches the worker gathers ahead in epochAsync (default 2). */
+  prefetch?: number;
+}
+
+/** What one batch of an epoch is made of (deterministic given seed and epoch). */
+export interface BatchPlan {
+  indices: Int32Array;
+  flips: Uint8Array;
+}
+
+export class DataLoader {
+  readonly split: SuiteSplit;
+  readonly sampler: BatchSampler;
+  readonly opts: Readonly<LoaderOptions>;
+  #channel: GatherChannel | null = null;
+
+  constructor(suite: TaskSuite, opts: LoaderOptions) {
+    this.opts = { ...opts };
+    this.split = suite.split(opts.split);
+    this.sampler = new BatchSampler(this.split.taskSizes, opts);
+    const p = opts.prefetch ?? 2;
+    if (!(Number.isInteger(p) && p >= 1)) throw new UserError(`prefetch must be a positive integer, got ${p}`);
+  }
+
+  /** Batches per epoch. */
+  get numBatches(): number {
+    return this.sampler.numBatches;
+  }
+
+  /** Indices and flip flags of every batch of an epoch. */
+  plan(epoch: number): BatchPlan[] {
+    const batches = this.sampler.epoch(epoch);
+    const rng = this.opts.flip ? Rng.from(this.sampler.seed, 'flip', epoch) : null;
+    return batches.map((indices) => {
+      const flips = new Uint8Array(indices.length);
+      if (rng) for (let b = 0; b < flips.length; b++) flips[b] = rng.nextU32() >>> 31;
+      return { indices, flips };
+    });
+  }
+
+  /** The batches of an epoch, built on the calling thread (see the file comment). */
+  *epoch(epoch: number): Generator<Batch, void, undefined> {
+    const plan = this.plan(epoch);
+    let next = plan.length ? gatherImages(this.split, plan[0]!.indices, plan[0]!.flips) : null;
+    for (let k = 0; k < plan.length; k++) {
+      const bytes = next!;
+      const batch = makeBatch(this.split, plan[k]!.indices, plan[k]!.flips, this.opts, bytes);
+      next = k + 1 < plan.length ? gatherImages(this.split, plan[k + 1]!.indices, plan[k + 1]!.flips) : null;
+      yield batch;
+    }
+  }
+
+  /** The batches of an epoch, gathered ahead by a worker thread (see the file comment). */
+  async *epochAsync(epoch: number): AsyncGenerator<Batch, void, undefined> {
+    const plan = this.plan(epoch);
+    const ahead = this.opts.prefetch ?? 2;
+    const requests: Promise<Uint8Array>[] = [];
+    const request = (k: number): void => {
+      if (k >= plan.length || requests[k] !== undefined) return;
+      const r = this.#request(plan[k]!);
+      r.catch(() => undefined); // a failure surfaces when that batch is awaited, not as unhandled
+      requests[k] = r;
+    };
+    for (let k = 0; k <= ahead; k++) request(k);
+    for (let k = 0; k < plan.length; k++) {
+      const bytes = await requests[k]!;
+      delete requests[k];
+      request(k + ahead + 1);
+      yield makeBatch(this.split, plan[k]!.indices, plan[k]!.flips, this.opts, bytes);
+    }
+  }
+
+  /** Stops the prefetch worker (a later epochAsync starts a new one). */
+  async close(): Promise<void> {
+    const c = this.#channel;
+    this.#channel = null;
+    if (c) await c.close();
+  }
+
+  #request(p: BatchPlan): Promise<Uint8Array> {
+    if (!this.#channel?.alive) this.#channel = new GatherChannel(this.split);
+    return this.#channel.request(p.indices, p.flips);
+  }
+}

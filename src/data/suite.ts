@@ -1,0 +1,157 @@
+// A multi-task suite: several classification tasks, concatenated in task order. Each sample has a
+// task id, a local label (within its task) and a global label (local + the task's class offset),
+// the latter for the foundation model's unified head.
+import { UserError } from '../tensor/errors.js';
+import { type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
+import { loadMedMnist } from './medmnist.js';
+
+/** One task of a suite. */
+export interface SuiteTask {
+  /** Index of the task in the suite (the task id). */
+  id: number;
+  name: string;
+  classNames: string[];
+  numClasses: number;
+  /** Global label of this task's class 0 (sum of the class counts of the tasks before it). */
+  classOffset: number;
+  task: TaskType;
+  sizes: Record<Split, number>;
+  data: TaskData;
+}
+
+/** One split of a suite: the concatenation of the tasks' samples, task 0 first. */
+export class SuiteSplit {
+  readonly n: number;
+  readonly height: number;
+  readonly width: number;
+  /** Samples per task, and the suite index of each task's first sample. */
+  readonly taskSizes: number[];
+  readonly taskStart: number[];
+  /** Per suite index: task id, local label, global label. */
+  readonly taskIds: Int32Array;
+  readonly local: Int32Array;
+  readonly global: Int32Array;
+  /** Each task's uint8 CHW (3-channel) image buffer for this split. */
+  readonly sources: Uint8Array[];
+  /** Bytes of one sample (3 * height * width). */
+  readonly sampleBytes: number;
+
+  constructor(
+    readonly split: Split,
+    tasks: readonly SuiteTask[],
+  ) {
+    const parts = tasks.map((t) => t.data.splits[split]);
+    const first = parts[0]!;
+    for (let t = 1; t < parts.length; t++) {
+      const p = parts[t]!;
+      if (p.height !== first.height || p.width !== first.width) {
+        throw new UserError(
+          `task '${tasks[t]!.name}' has ${p.height}x${p.width} images but '${tasks[0]!.name}' has ${first.height}x${first.width}: tasks of a suite must share the image size`,
+        );
+      }
+    }
+    this.height = first.height;
+    this.width = first.width;
+    this.sampleBytes = 3 * this.height * this.width;
+    this.taskSizes = parts.map((p) => p.n);
+    this.taskStart = [];
+    let n = 0;
+    for (const p of parts) {
+      this.taskStart.push(n);
+      n += p.n;
+    }
+    this.n = n;
+    this.taskIds = new Int32Array(n);
+    this.local = new Int32Array(n);
+    this.global = new Int32Array(n);
+    tasks.forEach((task, t) => {
+      const p = parts[t]!;
+      const s = this.taskStart[t]!;
+      this.taskIds.fill(t, s, s + p.n);
+      this.local.set(p.labels, s);
+      for (let i = 0; i < p.n; i++) this.global[s + i] = p.labels[i]! + task.classOffset;
+    });
+    this.sources = parts.map((p) => p.images);
+  }
+
+  /** The row of suite sample i within its task. */
+  rowOf(i: number): number {
+    return i - this.taskStart[this.taskIds[i]!]!;
+  }
+}
+
+/** Several tasks with cumulative class offsets. */
+export class TaskSuite {
+  readonly tasks: readonly SuiteTask[];
+  /** Sum of the tasks' class counts (size of a unified head). */
+  readonly totalClasses: number;
+  #splits = new Map<Split, SuiteSplit>();
+
+  constructor(datasets: readonly TaskData[]) {
+    if (datasets.length === 0) throw new UserError('a task suite needs at least one task');
+    const seen = new Set<string>();
+    let offset = 0;
+    this.tasks = datasets.map((d, id) => {
+      if (seen.has(d.name)) throw new UserError(`task '${d.name}' appears twice in the suite`);
+      seen.add(d.name);
+      const t: SuiteTask = {
+        id,
+        name: d.name,
+        classNames: d.classNames.slice(),
+        numClasses: d.classNames.length,
+        classOffset: offset,
+        task: d.task,
+        sizes: { train: d.splits.train.n, val: d.splits.val.n, test: d.splits.test.n },
+        data: d,
+      };
+      offset += t.numClasses;
+      return t;
+    });
+    this.totalClasses = offset;
+  }
+
+  /** Loads MedMNIST subsets (bundled names or .npz paths) into a suite, in the order given. */
+  static fromMedMnist(sources: readonly string[]): TaskSuite {
+    return new TaskSuite(sources.map((s) => loadMedMnist(s)));
+  }
+
+  get numTasks(): number {
+    return this.tasks.length;
+  }
+
+  /** The task with this name (UserError listing the names otherwise). */
+  task(name: string): SuiteTask {
+    const t = this.tasks.find((x) => x.name === name);
+    if (!t) throw new UserError(`no task '${name}' in the suite (tasks: ${this.tasks.map((x) => x.name).join(', ')})`);
+    return t;
+  }
+
+  /** Global class names, "task/class", in global label order. */
+  globalClassNames(): string[] {
+    return this.tasks.flatMap((t) => t.classNames.map((c) => `${t.name}/${c}`));
+  }
+
+  /** Global label of class `local` of task `taskId`. */
+  globalLabel(taskId: number, local: number): number {
+    const t = this.tasks[taskId];
+    if (!t || !(local >= 0 && local < t.numClasses)) throw new RangeError(`no class ${local} in task ${taskId}`);
+    return t.classOffset + local;
+  }
+
+  /** Task id and local label of a global label. */
+  fromGlobal(global: number): { taskId: number; local: number } {
+    for (const t of this.tasks) if (global >= t.classOffset && global < t.classOffset + t.numClasses) return { taskId: t.id, local: global - t.classOffset };
+    throw new RangeError(`global label ${global} is outside [0, ${this.totalClasses})`);
+  }
+
+  /** The concatenated view of one split (built once, then cached). */
+  split(s: Split): SuiteSplit {
+    if (!SPLITS.includes(s)) throw new UserError(`unknown split '${s}' (splits: ${SPLITS.join(', ')})`);
+    let v = this.#splits.get(s);
+    if (!v) {
+      v = new SuiteSplit(s, this.tasks);
+      this.#splits.set(s, v);
+    }
+    return v;
+  }
+}

@@ -1,0 +1,108 @@
+// Batch transforms: uint8 (B,3,H,W) -> float [0,1] -> bilinear resize to S x S (antialias off, as
+// torch F.interpolate(align_corners=False)) -> per-channel (x - mean) / std. The random horizontal
+// flip is applied to the uint8 bytes when they are gathered (gather.ts), before upload.
+import { type Tensor, tensor, interpolate, tidy } from '../tensor/index.js';
+import { UserError } from '../tensor/errors.js';
+import { gatherImages } from './gather.js';
+import type { SuiteSplit } from './suite.js';
+
+export type Triple = readonly [number, number, number];
+
+export interface TransformOptions {
+  /** Output side S; default: the input size (no resize). */
+  size?: number;
+  /** Per-channel mean and std (default 0.5 and 0.5, the paper's released code). */
+  mean?: Triple;
+  std?: Triple;
+  /** Device for the batch tensors (default 'cpu'). The uint8 bytes are uploaded, then converted. */
+  device?: string;
+}
+
+/** A training or evaluation batch. Owns its tensors: call dispose() (or `using`) when done. */
+export interface Batch {
+  /** float32 (B, 3, S, S), normalised. */
+  images: Tensor;
+  /** int64 (B): label within the sample's task. */
+  local: Tensor;
+  /** int64 (B): label in the suite's unified label space (local + class offset of the task). */
+  global: Tensor;
+  /** int64 (B): task id of each sample. */
+  taskIds: Tensor;
+  /** The same facts in JS (no read-back needed), plus suite indices and flip flags. */
+  info: { indices: Int32Array; taskIds: Int32Array; local: Int32Array; global: Int32Array; flipped: Uint8Array };
+  /** Number of samples B. */
+  size: number;
+  /** Frees the batch's tensors (idempotent). */
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+function checkTriple(v: Triple, what: string): void {
+  if (v.length !== 3 || v.some((x) => !Number.isFinite(x))) throw new UserError(`${what} must be 3 finite numbers, got [${v.join(', ')}]`);
+}
+
+/**
+ * uint8 (n,3,h,w) bytes -> float32 (n,3,S,S) normalised tensor, or (n,3,h,w) without a size.
+ * The result joins the current tidy scope (if any), like any op result; intermediates are freed.
+ */
+export function imagesToTensor(bytes: Uint8Array, n: number, h: number, w: number, opts: TransformOptions = {}): Tensor {
+  const size = opts.size;
+  const mean = opts.mean ?? [0.5, 0.5, 0.5];
+  const std = opts.std ?? [0.5, 0.5, 0.5];
+  if (size !== undefined && !(Number.isInteger(size) && size >= 1)) throw new UserError(`image size must be a positive integer, got ${size}`);
+  checkTriple(mean, 'mean');
+  checkTriple(std, 'std');
+  if (std.some((s) => s === 0)) throw new UserError('std must not be 0');
+  const device = opts.device ?? 'cpu';
+  return tidy(() => {
+    const u8 = tensor(bytes, [n, 3, h, w], { dtype: 'uint8', device });
+    let x = u8.float().div_(255);
+    if (size !== undefined && (size !== h || size !== w)) x = interpolate(x, [size, size], 'bilinear', false);
+    const m = tensor(Float32Array.from(mean), [1, 3, 1, 1], { device });
+    const s = tensor(Float32Array.from(std), [1, 3, 1, 1], { device });
+    return x.add_(m, -1).div_(s);
+  });
+}
+
+/** Labels as an int64 tensor. */
+function longTensor(a: Int32Array, device: string): Tensor {
+  return tensor(a, [a.length], { dtype: 'int64', device });
+}
+
+/**
+ * Builds a batch from suite indices. `images` may be bytes already gathered (with the flips
+ * applied, e.g. by the prefetch worker); otherwise they are gathered here.
+ */
+export function makeBatch(split: SuiteSplit, indices: Int32Array, flips: Uint8Array, opts: TransformOptions = {}, images?: Uint8Array): Batch {
+  const n = indices.length;
+  const bytes = images ?? gatherImages(split, indices, flips);
+  const taskIds = new Int32Array(n);
+  const local = new Int32Array(n);
+  const global = new Int32Array(n);
+  for (let b = 0; b < n; b++) {
+    const i = indices[b]!;
+    taskIds[b] = split.taskIds[i]!;
+    local[b] = split.local[i]!;
+    global[b] = split.global[i]!;
+  }
+  const device = opts.device ?? 'cpu';
+  const t = tidy(() => ({
+    images: imagesToTensor(bytes, n, split.height, split.width, opts),
+    local: longTensor(local, device),
+    global: longTensor(global, device),
+    taskIds: longTensor(taskIds, device),
+  }));
+  const dispose = (): void => {
+    t.images.dispose();
+    t.local.dispose();
+    t.global.dispose();
+    t.taskIds.dispose();
+  };
+  return {
+    ...t,
+    info: { indices: indices.slice(), taskIds, local, global, flipped: flips.slice() },
+    size: n,
+    dispose,
+    [Symbol.dispose]: dispose,
+  };
+}

@@ -1,0 +1,109 @@
+// Params and FLOPs, counted the paper's way (Table 1, Table 4).
+// - Params(training): backbone + all experts, without heads.
+// - Params(deployment): one fused expert = a plain backbone, without head.
+// - FLOPs are multiply-accumulates for one image, counted as ptflops does (the usual "0.15 G" of
+//   ShuffleNetV2 1.0x at 224): convolutions and linear layers, plus BatchNorm (2 per output
+//   element), ReLU (1 per element) and max-pooling (1 per input element). FLOPs(training) adds each sample's own low-rank
+//   path: r (Cin + Cout) per output pixel for a 1x1 expert, the full-kernel delta
+//   (Cout Cin k k per output pixel) for the k > 1 stem.
+import { Conv2d } from '../nn/conv.js';
+import { Linear } from '../nn/linear.js';
+import { BatchNorm2d, ReLU, MaxPool2d } from '../nn/layers.js';
+import type { Module } from '../nn/module.js';
+import { createModel } from '../models/registry.js';
+import { DecompositionModel, type TaskSpec } from '../lorkd/decomposition.js';
+import { type Tensor, zeros, noGrad, tidy } from '../tensor/index.js';
+
+export interface LayerCall {
+  name: string;
+  kind: 'conv' | 'linear' | 'elementwise';
+  macs: number;
+  /** For convs: output pixels, channels, kernel, groups. */
+  outPixels: number;
+  inChannels: number;
+  outChannels: number;
+  kernel: number;
+  groups: number;
+}
+
+/** Runs one image through `model` and records every Conv2d and Linear call with its MACs. */
+export function traceLayers(model: Module, input: number[]): LayerCall[] {
+  const names = new Map<Module, string>(model.namedModules().map(([n, m]) => [m, n]));
+  const calls: LayerCall[] = [];
+  const restore: (() => void)[] = [];
+  // Wraps C.prototype.forward to record each call; cost(module, input, output) gives its entry.
+  function record<M extends Module>(C: { prototype: M }, cost: (m: M, x: Tensor, y: Tensor) => Omit<LayerCall, 'name'>): void {
+    const original = (C.prototype as unknown as { forward: (x: Tensor) => Tensor }).forward;
+    (C.prototype as unknown as { forward: (x: Tensor) => Tensor }).forward = function (this: M, x: Tensor): Tensor {
+      const y = original.call(this, x);
+      calls.push({ name: names.get(this) ?? '?', ...cost(this, x, y) });
+      return y;
+    };
+    restore.push(() => ((C.prototype as unknown as { forward: unknown }).forward = original));
+  }
+  const elementwise = (macs: number): Omit<LayerCall, 'name'> => ({ kind: 'elementwise', macs, outPixels: 0, inChannels: 0, outChannels: 0, kernel: 0, groups: 1 });
+  record(Conv2d, (c, _x, y) => {
+    const outPixels = y.size(2) * y.size(3);
+    const macs = outPixels * c.outChannels * (c.inChannels / c.groups) * c.kernelSize[0] * c.kernelSize[1];
+    return { kind: 'conv', macs, outPixels, inChannels: c.inChannels, outChannels: c.outChannels, kernel: c.kernelSize[0], groups: c.groups };
+  });
+  record(Linear, (l) => ({ kind: 'linear', macs: l.inFeatures * l.outFeatures, outPixels: 1, inChannels: l.inFeatures, outChannels: l.outFeatures, kernel: 1, groups: 1 }));
+  record(BatchNorm2d, (_m, _x, y) => elementwise(2 * y.numel));
+  record(ReLU, (_m, _x, y) => elementwise(y.numel));
+  record(MaxPool2d, (_m, x) => elementwise(x.numel));
+  const wasTraining = model.training;
+  try {
+    model.eval();
+    noGrad(() => tidy(() => void model.forward(zeros([1, ...input]))));
+  } finally {
+    restore.forEach((r) => r());
+    model.train(wasTraining);
+  }
+  return calls;
+}
+
+export interface ComplexityReport {
+  model: string;
+  tasks: number;
+  rank: number;
+  input: number;
+  params_training: number;
+  params_training_with_heads: number;
+  params_deployment: number;
+  params_deployment_with_head: number;
+  flops_training: number;
+  flops_deployment: number;
+}
+
+/** Counts a decomposition model with `tasks` tasks of `classes` classes each, at rank r. */
+export function complexity(o: { model?: string; tasks: number; rank: number; input?: number; classes?: number[] }): ComplexityReport {
+  const model = o.model ?? 'shufflenet_v2_x1_0';
+  const input = o.input ?? 224;
+  const classes = o.classes ?? new Array<number>(o.tasks).fill(2);
+  const specs: TaskSpec[] = classes.map((n, i) => ({ name: `task${i}`, classNames: Array.from({ length: n }, (_, c) => String(c)) }));
+  const decomposition = new DecompositionModel({ model, tasks: specs, rank: o.rank, strategy: 'fused' });
+  const plain = createModel(model, { numClasses: classes[0] ?? 2 });
+  try {
+    const all = decomposition.namedParameters();
+    const count = (ps: [string, Tensor][]) => ps.reduce((s, [, p]) => s + p.numel, 0);
+    const heads = count(all.filter(([n]) => n.startsWith('heads.')));
+    const fc = count(plain.namedParameters().filter(([n]) => n.startsWith('fc.')));
+    const calls = traceLayers(plain, [3, input, input]);
+    const deployMacs = calls.reduce((s, c) => s + c.macs, 0);
+    const expertMacs = calls
+      .filter((c) => c.kind === 'conv' && c.groups === 1)
+      .reduce((s, c) => s + (c.kernel === 1 ? o.rank * (c.inChannels + c.outChannels) : c.outChannels * c.inChannels * c.kernel * c.kernel) * c.outPixels, 0);
+    return {
+      model, tasks: o.tasks, rank: o.rank, input,
+      params_training: count(all) - heads,
+      params_training_with_heads: count(all),
+      params_deployment: plain.numParameters() - fc,
+      params_deployment_with_head: plain.numParameters(),
+      flops_training: deployMacs + expertMacs,
+      flops_deployment: deployMacs,
+    };
+  } finally {
+    decomposition.dispose();
+    plain.dispose();
+  }
+}

@@ -1,0 +1,5 @@
+// lorkd's backbones, torchvision-compatible, and the registry by name.
+export { ImageClassifier, type ModelOptions } from './classifier.js';
+export { ShuffleNetV2, InvertedResidual, channelShuffle, SHUFFLENET_V2_WIDTHS, SHUFFLENET_V2_REPEATS, type ShuffleNetV2Variant } from './shufflenetv2.js';
+export { ResNet, BasicBlock, Bottleneck, RESNET_CONFIGS, type ResNetDepth, type ResNetBlock } from './resnet.js';
+export { createModel, listModels, type ModelFactory } from './registry.js';
