@@ -109,6 +109,13 @@ describe('structure', () => {
       assert.deepEqual(channelShuffle(x, 2).toNumbers(), [0, 3, 1, 4, 2, 5]);
       assert.deepEqual(channelShuffle(x, 3).toNumbers(), [0, 2, 4, 1, 3, 5]);
       assert.deepEqual(channelShuffle(tensor([1, 2], [1, 2, 1, 1]), 1).toNumbers(), [1, 2]);
+      // A channels_last input gives the same values and stays channels_last.
+      const y = randn([2, 6, 3, 5]);
+      const ref = channelShuffle(y, 2);
+      const cl = channelShuffle(y.contiguous('channels_last'), 2);
+      assert.ok(cl.isContiguous('channels_last'));
+      assert.deepEqual(cl.contiguous().toNumbers(), ref.toNumbers());
+      assert.deepEqual(ref.select(1, 1).toNumbers(), y.select(1, 3).toNumbers());
     });
   });
 

@@ -1,13 +1,10 @@
 // Native memory: tidy scopes, keep, dispose, Symbol.dispose, and flat memory over many training steps.
 import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Tensor, tensor, zeros, ones, tidy, keep, scopeDepth, memory, getNumThreads, setNumThreads } from '../src/tensor/index.js';
 import { makeTrainer } from './helpers/tiny-trainer.js';
-import assert from 'node:assert/strict';
-import {
-  Tensor, tensor, zeros, ones, randn, randint, tidy, keep, scopeDepth, memory, noGrad, manualSeed, conv2d, batchNorm, relu,
-  maxPool2d, adaptiveAvgPool2d, linear, crossEntropy, getNumThreads, setNumThreads,
-} from '../src/tensor/index.js';
 
 const live = (): number => memory().liveTensors;
 

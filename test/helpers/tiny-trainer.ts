@@ -1,6 +1,7 @@
 // A tiny conv + batchNorm + linear classifier trained with plain SGD, for memory tests.
-// Run directly (`node tiny-trainer.js STEPS`), it trains synchronously and prints the RSS growth
-// between step 200 and the last step as JSON.
+// Run directly with a step count (`node tiny-trainer.js STEPS`), it trains synchronously and prints
+// the RSS growth between step 200 and the last step as JSON. Without one (as when `node --test`
+// picks up every file under test/), it does nothing.
 import { fileURLToPath } from 'node:url';
 import {
   Tensor, zeros, ones, randn, randint, tidy, noGrad, manualSeed, conv2d, batchNorm, relu, maxPool2d, adaptiveAvgPool2d, linear,
@@ -49,8 +50,8 @@ export function makeTrainer(): TinyTrainer {
   return { step, params, dispose: () => owned.forEach((t) => t.dispose()), count: owned.length };
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const steps = Number(process.argv[2] ?? 500);
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] !== undefined) {
+  const steps = Number(process.argv[2]);
   const trainer = makeTrainer();
   let rss200 = 0;
   for (let i = 1; i <= steps; i++) {

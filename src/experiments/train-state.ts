@@ -1,0 +1,62 @@
+// A resumable training checkpoint in one safetensors file: model weights (`model.<key>`),
+// optimizer state (`optim.<key>`), libtorch's RNG state (`rng.cpu`); epoch, optimizer groups,
+// scheduler state and caller extras in the metadata.
+import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
+import type { Module } from '../nn/module.js';
+import type { Optimizer, OptimizerStateDict } from '../optim/optimizer.js';
+import type { LRScheduler, SchedulerStateDict } from '../optim/lr-scheduler.js';
+import { type Tensor, getRngState, setRngState, tidy } from '../tensor/index.js';
+import { UserError } from '../tensor/errors.js';
+
+export interface TrainState {
+  /** Last completed epoch (0-based). */
+  epoch: number;
+  extra: Record<string, unknown>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyOptimizer = Optimizer<any, any>;
+
+export function saveTrainState(file: string, model: Module, optimizer: AnyOptimizer, scheduler: LRScheduler | null, state: TrainState): void {
+  tidy(() => {
+    const tensors = new Map<string, Tensor>();
+    for (const [k, v] of model.stateDict()) tensors.set(`model.${k}`, v);
+    const o: OptimizerStateDict = optimizer.stateDict();
+    for (const [k, v] of o.tensors) tensors.set(`optim.${k}`, v);
+    tensors.set('rng.cpu', getRngState());
+    saveSafetensors(file, tensors, {
+      lorkd_format: 'train-state',
+      epoch: String(state.epoch),
+      optimizer_groups: JSON.stringify(o.groups),
+      scheduler: JSON.stringify(scheduler?.stateDict() ?? null),
+      extra: JSON.stringify(state.extra),
+    });
+  });
+}
+
+/** Restores model, optimizer, scheduler and RNG; returns the epoch and extras. */
+export function loadTrainState(file: string, model: Module, optimizer: AnyOptimizer, scheduler: LRScheduler | null): TrainState {
+  const { tensors, metadata } = loadSafetensors(file);
+  try {
+    if (metadata.lorkd_format !== 'train-state') throw new UserError(`${file} is not a lorkd training checkpoint`);
+    const modelSd = new Map<string, Tensor>();
+    const optimTensors = new Map<string, Tensor>();
+    for (const [k, v] of tensors) {
+      if (k.startsWith('model.')) modelSd.set(k.slice(6), v);
+      else if (k.startsWith('optim.')) optimTensors.set(k.slice(6), v);
+    }
+    try {
+      model.loadStateDict(modelSd);
+    } catch (e) {
+      throw new UserError(`${file}: checkpoint does not fit this model: ${(e as Error).message}`);
+    }
+    optimizer.loadStateDict({ groups: JSON.parse(metadata.optimizer_groups ?? '[]'), tensors: optimTensors });
+    const sched = JSON.parse(metadata.scheduler ?? 'null') as SchedulerStateDict | null;
+    if (scheduler && sched) scheduler.loadStateDict(sched);
+    const rng = tensors.get('rng.cpu');
+    if (rng) setRngState(rng);
+    return { epoch: Number(metadata.epoch), extra: JSON.parse(metadata.extra ?? '{}') };
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+}

@@ -1,0 +1,143 @@
+// The epoch loop shared by every training command: per-step tidy, NaN/inf guard, progress,
+// a resumable checkpoint after every epoch (atomic), validation, early stopping, best weights.
+import { performance } from 'node:perf_hooks';
+import type { Module } from '../nn/module.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import type { LRScheduler } from '../optim/lr-scheduler.js';
+import type { DataLoader, Batch } from '../data/index.js';
+import { type Tensor, tidy, noGrad } from '../tensor/index.js';
+import { UserError } from '../tensor/errors.js';
+import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
+import type { RunDir } from './run-dir.js';
+import { saveTrainState, loadTrainState } from './train-state.js';
+import type { Progress } from './progress.js';
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  val: number | null;
+  lr: number;
+  seconds: number;
+  img_per_s: number;
+}
+
+export interface TrainerOptions {
+  /** File prefix in the run directory, e.g. "foundation". */
+  name: string;
+  run: RunDir;
+  /** Everything trainable and checkpointed (model plus e.g. a KD projection). */
+  model: Module;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  optimizer: Optimizer<any, any>;
+  scheduler: LRScheduler | null;
+  loader: DataLoader;
+  epochs: number;
+  resume: boolean;
+  /** Loss of one batch (called inside a tidy scope with the model in train mode). */
+  loss(batch: Batch): Tensor;
+  /** Validation metric, higher is better (model in eval mode, no grad). */
+  validate?: () => number;
+  /** Stop when validation has not improved for this many epochs (default: never). */
+  patience?: number;
+  progress: Progress;
+}
+
+export interface TrainResult {
+  history: EpochRecord[];
+  bestEpoch: number;
+  bestVal: number | null;
+  stoppedEarly: boolean;
+  /** Epochs trained by this call (0 when a resumed run was already complete). */
+  epochsRun: number;
+}
+
+interface Extra {
+  history: EpochRecord[];
+  bestEpoch: number;
+  bestVal: number | null;
+  stoppedEarly: boolean;
+}
+
+/** Lets Node run pending native finalizers (disposed tensor wrappers); see tensor-memory tests. */
+export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export async function train(o: TrainerOptions): Promise<TrainResult> {
+  const ckpt = `${o.name}.ckpt.safetensors`;
+  const best = `${o.name}.best.safetensors`;
+  let extra: Extra = { history: [], bestEpoch: -1, bestVal: null, stoppedEarly: false };
+  let start = 0;
+  if (o.resume && o.run.has(ckpt)) {
+    const s = loadTrainState(o.run.file(ckpt), o.model, o.optimizer, o.scheduler);
+    extra = s.extra as unknown as Extra;
+    start = s.epoch + 1;
+    o.progress.log(`[${o.name}] resuming after epoch ${s.epoch + 1}/${o.epochs}`);
+  }
+  let epochsRun = 0;
+  for (let epoch = start; epoch < o.epochs && !extra.stoppedEarly; epoch++) {
+    o.model.train();
+    const t0 = performance.now();
+    let sum = 0;
+    let seen = 0;
+    let step = 0;
+    o.progress.start(`[${o.name}] epoch ${epoch + 1}/${o.epochs}`, o.loader.numBatches);
+    for (const batch of o.loader.epoch(epoch)) {
+      try {
+        const l = tidy(() => {
+          o.optimizer.zeroGrad();
+          const loss = o.loss(batch);
+          const v = loss.item();
+          if (!Number.isFinite(v)) {
+            const last = epoch > 0 ? `the checkpoint of epoch ${epoch} is kept in ${o.run.file(ckpt)}` : 'no checkpoint was written yet';
+            throw new UserError(`[${o.name}] loss became ${v} at epoch ${epoch + 1}, step ${step + 1}; stopping (${last})`);
+          }
+          loss.backward();
+          o.optimizer.step();
+          return v;
+        });
+        sum += l * batch.size;
+        seen += batch.size;
+      } finally {
+        batch.dispose();
+      }
+      step++;
+      await yieldToEventLoop();
+      const el = (performance.now() - t0) / 1000;
+      o.progress.update(step, { loss: sum / seen, 'img/s': seen / el });
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const lr = o.optimizer.paramGroups[0]!.lr;
+    o.scheduler?.step();
+    let val: number | null = null;
+    if (o.validate) {
+      o.model.eval();
+      val = noGrad(() => o.validate!());
+      o.model.train();
+      if (extra.bestVal === null || val > extra.bestVal) {
+        extra.bestVal = val;
+        extra.bestEpoch = epoch;
+        tidy(() => saveSafetensors(o.run.file(best), o.model.stateDict(), { lorkd_format: 'weights', epoch: String(epoch) }));
+      } else if (o.patience !== undefined && epoch - extra.bestEpoch >= o.patience) {
+        extra.stoppedEarly = true;
+      }
+    }
+    extra.history.push({ epoch, loss: sum / Math.max(seen, 1), val, lr, seconds, img_per_s: seen / seconds });
+    saveTrainState(o.run.file(ckpt), o.model, o.optimizer, o.scheduler, { epoch, extra: extra as unknown as Record<string, unknown> });
+    o.progress.stop(
+      `[${o.name}] epoch ${epoch + 1}/${o.epochs} loss ${(sum / Math.max(seen, 1)).toFixed(4)}` +
+        (val !== null ? ` val ${val.toFixed(4)}${extra.bestEpoch === epoch ? ' (best)' : ''}` : '') +
+        ` ${(seen / seconds).toFixed(0)} img/s ${seconds.toFixed(1)}s` +
+        (extra.stoppedEarly ? ` (no improvement for ${o.patience} epochs: stopping)` : ''),
+    );
+    epochsRun++;
+  }
+  // Finish with the best validated weights.
+  if (o.validate && o.run.has(best)) {
+    const { tensors } = loadSafetensors(o.run.file(best));
+    try {
+      o.model.loadStateDict(tensors);
+    } finally {
+      for (const t of tensors.values()) t.dispose();
+    }
+  }
+  return { history: extra.history, bestEpoch: extra.bestEpoch, bestVal: extra.bestVal, stoppedEarly: extra.stoppedEarly, epochsRun };
+}
