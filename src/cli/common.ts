@@ -1,0 +1,36 @@
+// Options shared by the pipeline commands.
+import type { Command } from 'commander';
+import { DEFAULT_TASKS, type DataOptions } from '../experiments/data-options.js';
+import { createProgress, type Progress } from '../experiments/progress.js';
+import { intOption, numberOption } from './output.js';
+
+export function dataOptions(c: Command, defaults: { input: number; batch: number }): Command {
+  return c
+    .option('--tasks <list>', 'comma list of bundled MedMNIST names or MedMNIST-format .npz paths', DEFAULT_TASKS.join(','))
+    .option('--input <size>', 'input side (bilinear resize)', intOption('input', 8), defaults.input)
+    .option('--batch <n>', 'batch size', intOption('batch'), defaults.batch)
+    .option('--seed <n>', 'seed (data order, flips, initialisation)', intOption('seed', 0), 0)
+    .option('--nchw', 'run in NCHW instead of channels_last')
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print one JSON object at the end');
+}
+
+export function trainOptions(c: Command, d: { epochs: number; lr: number }): Command {
+  return c
+    .option('--epochs <n>', 'epochs', intOption('epochs', 0), d.epochs)
+    .option('--lr <x>', 'SGD learning rate (cosine annealing)', numberOption('lr'), d.lr)
+    .option('--momentum <x>', 'SGD momentum', numberOption('momentum'), 0.9)
+    .option('--wd <x>', 'weight decay', numberOption('wd'), 1e-4)
+    .option('--patience <n>', 'stop when validation accuracy has not improved for n epochs', intOption('patience'))
+    .option('--resume', 'continue the run in --out from its last checkpoint');
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function toData(o: any): DataOptions {
+  return { tasks: String(o.tasks).split(',').map((s) => s.trim()).filter(Boolean), input: o.input, batch: o.batch, seed: o.seed, channelsLast: !o.nchw };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function progressOf(o: any): Progress {
+  return createProgress({ quiet: !!o.quiet });
+}

@@ -1,0 +1,142 @@
+// Decomposition training (paper 3.3): the decomposition model learns from the frozen foundation
+// model with L = (1/B) sum_b [CE(y_b, h_t(b)) + beta * alpha^2 * KL(teacher || student)].
+//   --kd feature (released code): teacher pooled features -> trainable Linear -> softmax(./alpha)
+//     against softmax(student pooled features / alpha).
+//   --kd logits: teacher unified-head logits restricted to the sample's task classes against the
+//     task head, both at temperature alpha.
+//   --kd none: CE only.
+import { Module } from '../nn/module.js';
+import { Linear } from '../nn/linear.js';
+import { DecompositionModel } from '../lorkd/decomposition.js';
+import { saveDecomposition } from '../lorkd/checkpoint.js';
+import type { StrategyOption } from '../lorkd/strategies.js';
+import { SGD, CosineAnnealingLR } from '../optim/index.js';
+import { type Tensor, tensor, crossEntropy, klDiv, logSoftmax, softmax, cat } from '../tensor/index.js';
+import { UserError } from '../tensor/errors.js';
+import type { Batch, TaskSuite } from '../data/index.js';
+import { type DataOptions, loadSuite, trainLoader, evalLoader } from './data-options.js';
+import { RunDir } from './run-dir.js';
+import { train, type TrainResult } from './trainer.js';
+import { evalDecomposition, meanOf } from './evaluate.js';
+import { loadFoundation, type FoundationMeta } from './foundation.js';
+import { teacherOutputs, type TeacherCache } from './teacher-cache.js';
+import type { Progress } from './progress.js';
+
+export type KdMode = 'feature' | 'logits' | 'none';
+
+export interface DecomposeOptions extends DataOptions {
+  /** The foundation model file (lorkd foundation output). */
+  foundation: string;
+  model: string;
+  rank: number;
+  loraAlpha?: number;
+  /** Temperature alpha (paper 10) and KD weight beta (paper 1). */
+  alpha: number;
+  beta: number;
+  kd: KdMode;
+  strategy: StrategyOption;
+  epochs: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  patience?: number;
+  out: string;
+  resume?: boolean;
+  progress: Progress;
+}
+
+export const DECOMPOSITION_FILE = 'decomposition.safetensors';
+
+/** What the decomposition trainer checkpoints: the model and the KD projection. */
+class Student extends Module {
+  constructor(readonly dm: DecompositionModel, readonly projection: Linear | null) {
+    super();
+    this.registerModule('dm', dm);
+    if (projection) this.registerModule('projection', projection);
+  }
+  forward(): Tensor {
+    throw new Error('Student is a container');
+  }
+}
+
+function checkTeacherTasks(meta: FoundationMeta, suite: TaskSuite, file: string): void {
+  const mine = suite.tasks.map((t) => `${t.name}:${t.numClasses}`).join(',');
+  const theirs = meta.tasks.map((t) => `${t.name}:${t.classNames.length}`).join(',');
+  if (mine !== theirs) throw new UserError(`${file} was trained on tasks ${theirs}, not ${mine}`);
+}
+
+export function kdLoss(o: { kd: KdMode; alpha: number; beta: number }, out: ReturnType<DecompositionModel['forwardTasks']>, rows: Tensor, cache: TeacherCache, projection: Linear | null, suite: TaskSuite): Tensor | null {
+  if (o.kd === 'none' || o.beta === 0) return null;
+  const B = out.order.length;
+  const w = o.beta * o.alpha * o.alpha;
+  if (o.kd === 'feature') {
+    const teacher = projection!.forward(cache.features.indexSelect(0, rows)).div(o.alpha);
+    return klDiv(logSoftmax(out.features.div(o.alpha), 1), softmax(teacher, 1), 'batchmean').mul(w);
+  }
+  const t = cache.logits.indexSelect(0, rows);
+  const parts = out.logits.flatMap((l, k) => {
+    if (!l) return [];
+    const task = suite.tasks[k]!;
+    const teacher = t.narrow(0, out.routing.offsets[k]!, out.routing.counts[k]!).narrow(1, task.classOffset, task.numClasses).div(o.alpha);
+    return [klDiv(logSoftmax(l.div(o.alpha), 1), softmax(teacher, 1), 'sum')];
+  });
+  return cat(parts.map((p) => p.reshape([1])), 0).sum().div(B).mul(w);
+}
+
+export interface DecomposeRun {
+  dm: DecompositionModel;
+  file: string;
+  result: TrainResult;
+  suite: TaskSuite;
+}
+
+export async function trainDecomposition(o: DecomposeOptions): Promise<DecomposeRun> {
+  const suite = loadSuite(o);
+  const run = RunDir.open(o.out, { resume: o.resume, marker: 'decompose.ckpt.safetensors' });
+  const cl = o.channelsLast ?? true;
+  const loader = trainLoader(suite, o);
+  let cache: TeacherCache | null = null;
+  let teacherDim = 0;
+  if (o.kd !== 'none' && o.beta !== 0) {
+    const { model: teacher, meta } = loadFoundation(o.foundation);
+    if (o.kd === 'logits') checkTeacherTasks(meta, suite, o.foundation);
+    if (cl) teacher.toChannelsLast();
+    cache = teacherOutputs(teacher, o.foundation, loader, run, o.progress, cl);
+    teacherDim = teacher.numFeatures;
+    teacher.dispose();
+  }
+  const dm = new DecompositionModel({
+    model: o.model, tasks: suite.tasks.map((t) => ({ name: t.name, classNames: t.classNames })), rank: o.rank, loraAlpha: o.loraAlpha, strategy: o.strategy,
+  });
+  if (cl) dm.toChannelsLast();
+  const projection = o.kd === 'feature' && cache ? new Linear(teacherDim, dm.numFeatures) : null;
+  const student = new Student(dm, projection);
+  const opt = new SGD(student.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+  const sched = new CosineAnnealingLR(opt, { tMax: Math.max(o.epochs, 1) });
+  const val = evalLoader(suite, o, 'val');
+  const n = loader.split.n;
+  const loss = (b: Batch): Tensor => {
+    const out = dm.forwardTasks(cl ? b.images.contiguous('channels_last') : b.images, b.info.taskIds);
+    const order = tensor(out.order, [out.order.length], { dtype: 'int64' });
+    const local = b.local.indexSelect(0, order);
+    const ce = cat(
+      out.logits.flatMap((l, t) => (l ? [crossEntropy(l, local.narrow(0, out.routing.offsets[t]!, out.routing.counts[t]!), { reduction: 'sum' }).reshape([1])] : [])),
+      0,
+    ).sum().div(b.size);
+    if (!cache) return ce;
+    const rows = tensor(out.order.map((i) => b.info.indices[i]! + (b.info.flipped[i] ? n : 0)), [out.order.length], { dtype: 'int64' });
+    return ce.add(kdLoss(o, out, rows, cache, projection, suite)!);
+  };
+  const result = await train({
+    name: 'decompose', run, model: student, optimizer: opt, scheduler: sched, loader, epochs: o.epochs, resume: !!o.resume, patience: o.patience, progress: o.progress,
+    loss,
+    validate: () => meanOf(evalDecomposition(dm, suite, val, cl), 'accuracy'),
+  });
+  opt.dispose();
+  cache?.features.dispose();
+  cache?.logits.dispose();
+  projection?.dispose();
+  const file = run.file(DECOMPOSITION_FILE);
+  saveDecomposition(file, dm, { input_size: String(o.input), mean: JSON.stringify(o.mean ?? [0.5, 0.5, 0.5]), std: JSON.stringify(o.std ?? [0.5, 0.5, 0.5]), kd: o.kd });
+  return { dm, file, result, suite };
+}

@@ -1,0 +1,74 @@
+// The frozen teacher's outputs for every training image, computed once and cached in the run
+// directory, so later epochs never run the teacher. Both views of each image (as is, and
+// horizontally flipped) are cached, so the random flip is handled exactly. The cache file is
+// keyed by a hash of the teacher weights, the training images and the transform.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ImageClassifier } from '../models/classifier.js';
+import { type DataLoader, makeBatch } from '../data/index.js';
+import { type Tensor, cat, keep, noGrad, tidy } from '../tensor/index.js';
+import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
+import type { RunDir } from './run-dir.js';
+import type { Progress } from './progress.js';
+
+export interface TeacherCache {
+  /** (2N, F): row i is view 0 of train sample i, row N + i its flipped view. */
+  features: Tensor;
+  /** (2N, C): unified-head logits, same rows. */
+  logits: Tensor;
+  n: number;
+  file: string;
+}
+
+export function cacheKey(teacherFile: string, loader: DataLoader): string {
+  const h = createHash('sha256');
+  h.update(readFileSync(teacherFile));
+  const s = loader.split;
+  for (const src of s.sources) h.update(src);
+  h.update(JSON.stringify({ n: s.n, size: loader.opts.size, mean: loader.opts.mean ?? null, std: loader.opts.std ?? null, tasks: s.taskSizes }));
+  return h.digest('hex').slice(0, 16);
+}
+
+/** Returns the cached teacher outputs, computing them (progress shown) when not cached yet. */
+export function teacherOutputs(teacher: ImageClassifier, teacherFile: string, loader: DataLoader, run: RunDir, progress: Progress, channelsLast = true): TeacherCache {
+  const key = cacheKey(teacherFile, loader);
+  const name = `teacher-cache-${key}.safetensors`;
+  if (run.has(name)) {
+    const { tensors } = loadSafetensors(run.file(name));
+    progress.log(`[decompose] teacher outputs from cache ${name}`);
+    return { features: keep(tensors.get('features')!), logits: keep(tensors.get('logits')!), n: loader.split.n, file: run.file(name) };
+  }
+  teacher.eval();
+  const n = loader.split.n;
+  const bs = 256;
+  const feats: Tensor[] = [];
+  const logits: Tensor[] = [];
+  progress.start('[decompose] teacher outputs (cached once)', 2 * Math.ceil(n / bs));
+  let done = 0;
+  for (const flip of [0, 1]) {
+    for (let s = 0; s < n; s += bs) {
+      const idx = Int32Array.from({ length: Math.min(bs, n - s) }, (_, i) => s + i);
+      const b = makeBatch(loader.split, idx, new Uint8Array(idx.length).fill(flip), loader.opts);
+      try {
+        const [f, l] = noGrad(() =>
+          tidy(() => {
+            const x = channelsLast ? b.images.contiguous('channels_last') : b.images;
+            const f = teacher.forwardFeatures(x);
+            return [f, teacher.forwardHead(f)] as const;
+          }),
+        );
+        feats.push(keep(f));
+        logits.push(keep(l));
+      } finally {
+        b.dispose();
+      }
+      progress.update(++done, {});
+    }
+  }
+  progress.stop();
+  const features = keep(cat(feats, 0));
+  const allLogits = keep(cat(logits, 0));
+  feats.concat(logits).forEach((t) => t.dispose());
+  saveSafetensors(run.file(name), { features, logits: allLogits }, { lorkd_format: 'teacher-cache', key });
+  return { features, logits: allLogits, n, file: run.file(name) };
+}

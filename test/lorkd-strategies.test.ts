@@ -1,0 +1,401 @@
+// EKS strategies: every strategy (and `auto`) computes the same function with the same gradients
+// for every parameter (float64), equals a per-sample reference (each sample through a plain
+// ShuffleNetV2 with W0 + delta of its task), keeps absent tasks' factor gradients exactly zero,
+// and passes PEFT's mixed-batch test. The fused native op is checked against finite differences.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  type Tensor,
+  type DType,
+  tensor,
+  randn,
+  mm,
+  cat,
+  conv2d,
+  tidy,
+  noGrad,
+  manualSeed,
+  memory,
+} from '../src/tensor/index.js';
+import { UserError } from '../src/tensor/errors.js';
+import { Conv2d, BatchNorm2d } from '../src/nn/index.js';
+import { createModel, type ImageClassifier } from '../src/models/index.js';
+import {
+  DecompositionModel,
+  ExpertConv2d,
+  Routing,
+  STRATEGIES,
+  RUN,
+  type Strategy,
+  type StrategyOption,
+  type ExpertWeights,
+  type TaskSpec,
+} from '../src/lorkd/index.js';
+import { randArray } from './helpers/random.js';
+import { gradcheck } from './helpers/gradcheck.js';
+
+const MODEL = 'shufflenet_v2_x0_5';
+const RANK = 2;
+const ALPHA = 4; // scale alpha / r = 2, so a wrong scaling cannot hide
+// 24 px and 8-row batches: BatchNorm in train mode over few values amplifies rounding (~1e-8
+// relative at 16 px with 4 rows); here strategies agree to ~1e-11, far inside RTOL.
+const SIZE = 24;
+const TASKS: TaskSpec[] = [2, 3, 4].map((n, i) => ({ name: `task${i}`, classNames: Array.from({ length: n }, (_, c) => `c${c}`) }));
+const RTOL = 1e-9;
+
+/** A fixed pseudo-random tensor (independent of libtorch's generator). */
+const fixed = (shape: number[], seed: number, dtype: DType = 'float64'): Tensor =>
+  tensor(Float64Array.from(randArray(shape.reduce((a, b) => a * b, 1), seed)), shape, { dtype });
+
+/** Gives B (zero at init), BatchNorm affine parameters and running statistics random values. */
+function randomize(dm: DecompositionModel): void {
+  noGrad(() => {
+    for (const [, c] of dm.expertConvs()) c.getParameter('expertB').normal_(0, 0.2);
+    for (const m of dm.modules()) {
+      if (!(m instanceof BatchNorm2d)) continue;
+      m.getParameter('weight').uniform_(0.5, 1.5);
+      m.getParameter('bias').uniform_(-0.2, 0.2);
+      m.getBuffer('running_mean').normal_(0, 0.1);
+      m.getBuffer('running_var').uniform_(0.5, 1.5);
+    }
+  });
+}
+
+function build(strategy: StrategyOption, dtype: DType = 'float64', seed = 1): DecompositionModel {
+  manualSeed(seed);
+  const dm = new DecompositionModel({ model: MODEL, tasks: TASKS, rank: RANK, loraAlpha: ALPHA, strategy });
+  randomize(dm);
+  return dtype === 'float32' ? dm : dm.toDtype(dtype);
+}
+
+/** Largest |a - b| must stay within rtol of the reference's largest magnitude (per tensor). */
+function assertNear(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  const tol = rtol * Math.max(scale, 1e-3);
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i]! - expected[i]!);
+    if (!(d <= tol)) assert.fail(`${what}[${i}]: ${actual[i]} vs ${expected[i]} (|diff| ${d} > ${tol})`);
+  }
+}
+
+type Floats = Float64Array | Float32Array;
+const floats = (t: Tensor): Floats => t.toArray() as Floats;
+
+interface StepResult {
+  features: Floats;
+  logits: (Floats | null)[];
+  grads: Map<string, Floats | null>;
+}
+
+/** forwardTasks, a loss weighting every output differently, backward; everything read back. */
+function step(dm: DecompositionModel, x: Tensor, ids: number[], dtype: DType = 'float64'): StepResult {
+  dm.zeroGrad();
+  return tidy(() => {
+    const out = dm.forwardTasks(x, ids);
+    let loss = out.features.mul(fixed(out.features.shape, 11, dtype)).sum();
+    out.logits.forEach((l, t) => {
+      if (l) loss = loss.add(l.mul(fixed(l.shape, 20 + t, dtype)).sum());
+    });
+    loss.backward();
+    return {
+      features: floats(out.features),
+      logits: out.logits.map((l) => (l ? floats(l) : null)),
+      grads: new Map(dm.namedParameters().map(([n, p]) => [n, p.grad ? floats(p.grad) : null] as const)),
+    };
+  });
+}
+
+function assertSameStep(got: StepResult, ref: StepResult, what: string, rtol = RTOL): void {
+  assertNear(got.features, ref.features, rtol, `${what}: features`);
+  ref.logits.forEach((l, t) => {
+    if (l === null) assert.equal(got.logits[t], null, `${what}: task ${t} absent`);
+    else assertNear(got.logits[t]!, l, rtol, `${what}: logits of task ${t}`);
+  });
+  for (const [name, g] of ref.grads) {
+    const h = got.grads.get(name);
+    if (g === null) assert.equal(h, null, `${what}: ${name} has a gradient in one strategy only`);
+    else {
+      assert.ok(h, `${what}: ${name} has no gradient`);
+      assertNear(h, g, rtol, `${what}: grad of ${name}`);
+    }
+  }
+}
+
+const CASES: { name: string; ids: number[] }[] = [
+  { name: 'mixed batch, unsorted task ids', ids: [2, 0, 1, 2, 0, 1, 1, 2] },
+  { name: 'single-task batch', ids: [1, 1, 1, 1, 1, 1, 1, 1] },
+  { name: 'task 1 absent', ids: [2, 0, 2, 0, 0, 2, 2, 0] },
+];
+
+describe('EKS strategies agree in float64 (outputs and every gradient)', () => {
+  const base = build('fused');
+  const auto = build('auto', 'float64', 99);
+  tidy(() => void auto.loadStateDict(base.stateDict()));
+  after(() => {
+    base.dispose();
+    auto.dispose();
+  });
+
+  for (const c of CASES) {
+    test(c.name, () => {
+      manualSeed(5);
+      const x = randn([c.ids.length, 3, SIZE, SIZE], { dtype: 'float64' });
+      // auto (first case only, where it measures) runs first, while both models hold the same
+      // state: its measurement must leave the model as one plain training step does.
+      const viaAuto = c === CASES[0] ? step(auto, x, c.ids) : null;
+      base.context.strategy = 'loop';
+      const ref = step(base, x, c.ids);
+      if (viaAuto) {
+        assertSameStep(viaAuto, ref, 'auto');
+        const bufs = new Map(base.namedBuffers());
+        for (const [n, b] of auto.namedBuffers()) assertNear(b.toNumbers(), bufs.get(n)!.toNumbers(), RTOL, `auto: buffer ${n}`);
+      }
+      // The reference itself must carry information: every expert of a present task has a nonzero gradient.
+      const present = new Set(c.ids);
+      for (const [name, g] of ref.grads) {
+        if (!/expert[AB]$/.test(name)) continue;
+        const per = g!.length / TASKS.length;
+        for (let t = 0; t < TASKS.length; t++) {
+          const slice = g!.slice(t * per, (t + 1) * per);
+          const nonzero = slice.some((v) => v !== 0);
+          assert.equal(nonzero, present.has(t), `${name}: task ${t} ${present.has(t) ? 'present but zero' : 'absent but nonzero'} gradient`);
+        }
+      }
+      for (const s of STRATEGIES) {
+        base.context.strategy = s;
+        const got = s === 'loop' ? ref : step(base, x, c.ids);
+        assertSameStep(got, ref, s);
+        // Absent tasks: factor gradients exactly zero, no head gradient.
+        for (let t = 0; t < TASKS.length; t++) {
+          if (present.has(t)) continue;
+          for (const [name, g] of got.grads) {
+            if (!/expert[AB]$/.test(name)) continue;
+            const per = g!.length / TASKS.length;
+            assert.ok(g!.slice(t * per, (t + 1) * per).every((v) => v === 0), `${s}: ${name} task ${t} gradient not exactly zero`);
+          }
+          assert.equal(got.grads.get(`heads.${t}.weight`), null, `${s}: absent head ${t} got a gradient`);
+        }
+      }
+      x.dispose();
+    });
+  }
+
+  test('auto measured the batch shape once (train mode) and chose a candidate', () => {
+    assert.deepEqual(auto.auto.measurements.map((m) => m.key), [`8x3x${SIZE}x${SIZE}:nchw:train`]);
+    for (const m of auto.auto.measurements) assert.ok(STRATEGIES.includes(m.best), m.best);
+  });
+});
+
+/** A plain ShuffleNetV2 with W0 + (alpha/r) reshape(B_t A_t) in every expert conv and head t (eval mode). */
+function referenceModel(dm: DecompositionModel, t: number): ImageClassifier {
+  const m = createModel(MODEL, { numClasses: TASKS[t]!.classNames.length }).toDtype('float64').eval();
+  tidy(() =>
+    noGrad(() => {
+      const src = dm.stateDict();
+      const sd = new Map<string, Tensor>();
+      for (const k of m.stateDict().keys()) {
+        const a = src.get(k.replace(/weight$/, 'expertA'));
+        if (k.startsWith('fc.')) sd.set(k, src.get(`heads.${t}.${k.slice(3)}`)!);
+        else if (k.endsWith('.weight') && a) {
+          const w0 = src.get(k)!;
+          const b = src.get(k.replace(/weight$/, 'expertB'))!;
+          sd.set(k, w0.add(mm(b.select(0, t), a.select(0, t)).reshape(w0.shape).mul(ALPHA / RANK)));
+        } else sd.set(k, src.get(k)!);
+      }
+      m.loadStateDict(sd);
+    }),
+  );
+  return m;
+}
+
+describe('eval mode: per-sample reference and PEFT mixed-batch test', () => {
+  const dm = build('fused').eval();
+  const refs = TASKS.map((_, t) => referenceModel(dm, t));
+  after(() => {
+    dm.dispose();
+    refs.forEach((r) => r.dispose());
+  });
+  const ids = [1, 2, 0, 0, 2, 1, 2];
+
+  test('every strategy equals each sample alone through a plain model of its task', () => {
+    manualSeed(6);
+    tidy(() => {
+      const x = randn([ids.length, 3, SIZE, SIZE], { dtype: 'float64' });
+      // Per-sample reference, in the decomposition model's sorted order (stable by task).
+      const expected = TASKS.map((_, t) =>
+        ids.flatMap((id, b) => (id === t ? refs[t]!.forward(x.narrow(0, b, 1)).toNumbers() : [])),
+      );
+      for (const s of STRATEGIES) {
+        dm.context.strategy = s;
+        const out = noGrad(() => dm.forwardTasks(x, ids));
+        TASKS.forEach((_, t) => assertNear(out.logits[t]!.toNumbers(), expected[t]!, RTOL, `${s}: task ${t} vs per-sample reference`));
+      }
+    });
+  });
+
+  test('each task\'s rows of a mixed batch equal running that task\'s rows alone', () => {
+    manualSeed(7);
+    tidy(() => {
+      const x = randn([ids.length, 3, SIZE, SIZE], { dtype: 'float64' });
+      for (const s of STRATEGIES) {
+        dm.context.strategy = s;
+        const mixed = noGrad(() => dm.forwardTasks(x, ids));
+        for (let t = 0; t < TASKS.length; t++) {
+          const rows = ids.flatMap((id, b) => (id === t ? [b] : []));
+          const alone = noGrad(() => dm.forwardTasks(x.indexSelect(0, tensor(rows, [rows.length], { dtype: 'int64' })), rows.map(() => t)));
+          assert.deepEqual(alone.logits.map((l, u) => l !== null && u === t), TASKS.map((_, u) => u === t));
+          assertNear(mixed.logits[t]!.toNumbers(), alone.logits[t]!.toNumbers(), RTOL, `${s}: task ${t} rows`);
+        }
+      }
+    });
+  });
+
+  test('task ids must match the batch and the task count', () => {
+    tidy(() => {
+      const x = randn([3, 3, SIZE, SIZE], { dtype: 'float64' });
+      assert.throws(() => dm.forwardTasks(x, [0, 1]), (e: Error) => e instanceof UserError && /2 task ids for a batch of 3/.test(e.message));
+      assert.throws(() => dm.forwardTasks(x, [0, 1, 3]), (e: Error) => e instanceof UserError && /task id 3 out of range/.test(e.message));
+    });
+  });
+});
+
+// ---------------------------------------------------------------- single expert conv (train mode)
+
+interface ConvCase {
+  name: string;
+  cin: number;
+  cout: number;
+  k: number;
+  stride: number;
+  padding: number;
+  channelsLast: boolean;
+}
+const CONV_CASES: ConvCase[] = [
+  { name: '1x1, NCHW', cin: 6, cout: 5, k: 1, stride: 1, padding: 0, channelsLast: false },
+  { name: '1x1, channels_last (GEMM path)', cin: 6, cout: 5, k: 1, stride: 1, padding: 0, channelsLast: true },
+  { name: '3x3 stride 2 (stem-like)', cin: 3, cout: 4, k: 3, stride: 2, padding: 1, channelsLast: false },
+];
+const COUNTS = [2, 0, 3]; // task 1 absent
+
+function expertConv(c: ConvCase, strategy: Strategy, seed: number): ExpertConv2d {
+  manualSeed(seed);
+  const base = new Conv2d(c.cin, c.cout, c.k, { stride: c.stride, padding: c.padding, bias: false, dtype: 'float64' });
+  const conv = new ExpertConv2d(base, { numTasks: COUNTS.length, rank: RANK, loraAlpha: ALPHA }, { routing: null, strategy });
+  noGrad(() => conv.getParameter('expertB').normal_(0, 0.5));
+  return conv;
+}
+
+describe('single ExpertConv2d, train mode: every strategy equals a per-sample loop (outputs and gradients)', () => {
+  for (const c of CONV_CASES) {
+    test(c.name, () => {
+      const conv = expertConv(c, 'loop', 3);
+      const routing = new Routing(COUNTS);
+      conv.context.routing = routing;
+      const n = routing.batchSize;
+      const taskOf = COUNTS.flatMap((cnt, t) => new Array<number>(cnt).fill(t));
+      const [w0, A, B] = ['weight', 'expertA', 'expertB'].map((p) => conv.getParameter(p)) as [Tensor, Tensor, Tensor];
+      const grads = (x: Tensor) => [x, w0, A, B].map((p) => p.grad!.toNumbers());
+      tidy(() => {
+        const x0 = fixed([n, c.cin, 7, 7], 40);
+        const g = fixed([n, c.cout, c.stride === 1 ? 7 : 4, c.stride === 1 ? 7 : 4], 41);
+        const input = () => {
+          const leaf = x0.clone().requiresGrad_(true);
+          return { leaf, x: c.channelsLast ? leaf.contiguous('channels_last') : leaf };
+        };
+        // Reference: each sample alone, convolved with W0 + s reshape(B_t A_t) (autograd through A, B, W0).
+        const r = input();
+        const outs = taskOf.map((t, b) => {
+          const w = w0.add(mm(B.select(0, t), A.select(0, t)).reshape(w0.shape).mul(ALPHA / RANK));
+          return conv2d(r.x.narrow(0, b, 1), w, null, { stride: c.stride, padding: c.padding });
+        });
+        const yRef = cat(outs, 0);
+        yRef.mul(g).sum().backward();
+        const refGrads = grads(r.leaf);
+        for (const s of STRATEGIES) {
+          conv.zeroGrad();
+          conv.context.strategy = s;
+          const q = input();
+          const y = conv.forward(q.x);
+          assertNear(y.toNumbers(), yRef.toNumbers(), RTOL, `${s}: output`);
+          y.mul(g).sum().backward();
+          grads(q.leaf).forEach((gr, i) => assertNear(gr, refGrads[i]!, RTOL, `${s}: grad of ${['x', 'W0', 'A', 'B'][i]}`));
+          const per = A.numel / COUNTS.length;
+          assert.ok(A.grad!.toNumbers().slice(per, 2 * per).every((v) => v === 0), `${s}: absent task's A gradient`);
+        }
+        conv.zeroGrad();
+      });
+      routing.dispose();
+      conv.dispose();
+    });
+  }
+});
+
+describe('fused native op: gradients against central finite differences (float64)', () => {
+  for (const c of CONV_CASES) {
+    test(c.name, () => {
+      const conv = expertConv(c, 'fused', 4);
+      const routing = new Routing(COUNTS);
+      const fn = (x: Tensor, weight: Tensor, expertA: Tensor, expertB: Tensor): Tensor => {
+        const w: ExpertWeights = {
+          weight,
+          expertA,
+          expertB,
+          scale: ALPHA / RANK,
+          conv: { stride: [c.stride, c.stride], padding: [c.padding, c.padding], dilation: [1, 1] },
+        };
+        return RUN.fused(c.channelsLast ? x.contiguous('channels_last') : x, w, routing);
+      };
+      tidy(() => {
+        const x = fixed([routing.batchSize, c.cin, 5, 5], 50);
+        const report = gradcheck(fn, [x, ...['weight', 'expertA', 'expertB'].map((p) => conv.getParameter(p))], { atol: 1e-7, rtol: 1e-6 });
+        assert.ok(report.checked > x.numel, `checked ${report.checked} elements`);
+      });
+      routing.dispose();
+      conv.dispose();
+    });
+  }
+});
+
+// In train mode, ~50 BatchNorms over batch statistics amplify float32 rounding (features differ
+// by ~1e-4 between strategies, gradients by ~1e-3); with running statistics they agree to ~2e-7.
+test('float32, eval mode: every strategy gives the same outputs as loop to 1e-5', () => {
+  const dm = build('fused', 'float32').eval();
+  const ids = [2, 0, 1, 2, 0, 1, 1, 2];
+  manualSeed(8);
+  tidy(() => {
+    const x = randn([ids.length, 3, SIZE, SIZE]);
+    const run = (s: Strategy) => {
+      dm.context.strategy = s;
+      const out = noGrad(() => dm.forwardTasks(x, ids));
+      return { features: out.features.toNumbers(), logits: out.logits.map((l) => l!.toNumbers()) };
+    };
+    const ref = run('loop');
+    for (const s of STRATEGIES) {
+      const got = run(s);
+      assertNear(got.features, ref.features, 1e-5, `${s}: features`);
+      ref.logits.forEach((l, t) => assertNear(got.logits[t]!, l, 1e-5, `${s}: logits of task ${t}`));
+    }
+  });
+  dm.dispose();
+});
+
+test('every strategy, forward and backward inside tidy, leaves no tensor behind', () => {
+  const c = CONV_CASES[2]!;
+  const conv = expertConv(c, 'loop', 5);
+  const routing = new Routing(COUNTS);
+  conv.context.routing = routing;
+  const x = fixed([routing.batchSize, c.cin, 7, 7], 60);
+  const once = () => tidy(() => conv.forward(x).pow(2).sum().backward());
+  for (const s of STRATEGIES) {
+    conv.context.strategy = s;
+    once(); // creates the gradients and the routing's task-id tensor
+    const live = memory().liveTensors;
+    for (let i = 0; i < 3; i++) once();
+    assert.equal(memory().liveTensors, live, `${s} leaks`);
+  }
+  x.dispose();
+  routing.dispose();
+  conv.dispose();
+});
