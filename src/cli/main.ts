@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import { registerParams } from './params.js';
 import { registerBench } from './bench.js';
 import { registerPipeline } from './pipeline.js';
+import { registerExport } from './export.js';
+import { registerPredict } from './predict.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -12,6 +14,8 @@ const program = new Command('lorkd')
   .version(pkg.version)
   .showHelpAfterError();
 registerPipeline(program);
+registerExport(program);
+registerPredict(program);
 registerParams(program);
 registerBench(program);
 await program.parseAsync(process.argv);
