@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { manualSeed, memory, noGrad, randn, tidy, UserError } from '../src/tensor/index.js';
 import { createModel, type ImageClassifier } from '../src/models/index.js';
+import { BatchNorm2d } from '../src/nn/index.js';
 import { loadSafetensors, saveSafetensors } from '../src/io/safetensors.js';
 import { type ExpertMeta, loadExpertFile, lorkdVersion, saveExpertFile } from '../src/export/expert-file.js';
 import { hex } from './helpers/assert.js';
@@ -27,19 +28,22 @@ const META: ExpertMeta = {
   source: { decomposition: 'runs/x.safetensors', rank: '8' },
 };
 
-/** A small model whose BatchNorm running statistics are not the defaults, in eval mode. */
+/**
+ * A small model in eval mode whose BatchNorm statistics come from one random batch (momentum 1):
+ * at initialisation the logits hardly depend on the input, after this they do.
+ */
 function smallModel(seed: number): ImageClassifier {
   manualSeed(seed);
   const m = createModel('shufflenet_v2_x0_5', { numClasses: 3 });
-  noGrad(() => {
-    tidy(() => {
-      for (const [name, b] of m.namedBuffers()) {
-        if (name.endsWith('running_mean')) b.copy_(randn(b.shape).mul(0.1));
-        if (name.endsWith('running_var')) b.copy_(randn(b.shape).abs().add(0.5));
-      }
-    });
-  });
+  for (const mod of m.modules()) if (mod instanceof BatchNorm2d) mod.momentum = 1;
+  noGrad(() => tidy(() => m.train().forward(randn([8, 3, 32, 32]))));
   return m.eval();
+}
+
+/** Asserts that the two rows of (2, 3) logits differ clearly (the model depends on its input). */
+function assertInputMatters(logits: number[]): void {
+  const d = Math.max(...[0, 1, 2].map((k) => Math.abs(logits[k]! - logits[3 + k]!)));
+  assert.ok(d > 0.05, `logits barely depend on the input: ${logits.join(', ')}`);
 }
 
 const isUserError = (re: RegExp) => (e: unknown) => e instanceof UserError && re.test(e.message) && !e.message.includes('\n');
@@ -64,6 +68,7 @@ test('round trip: same state dict bytes, same logits, same metadata; no tensors 
         const la = noGrad(() => model.forward(x));
         const lb = noGrad(() => back.forward(x));
         assert.deepEqual(la.shape, [2, 3]);
+        assertInputMatters(la.toNumbers());
         assert.equal(hex(lb.toBytes()), hex(la.toBytes()), 'identical logits');
       });
     } finally {
@@ -130,6 +135,7 @@ m.load_state_dict(sd, strict=True); m.eval()
 x = torch.from_numpy(np.fromfile(xf, dtype=np.float32).reshape(2, 3, 32, 32))
 with torch.no_grad(): print(json.dumps(m(x).flatten().tolist()))
 `;
+    assertInputMatters(ours);
     const theirs = JSON.parse(runPython(py, [file, xfile])) as number[];
     assert.equal(theirs.length, 6);
     for (let i = 0; i < 6; i++) assert.ok(Math.abs(theirs[i]! - ours[i]!) < 1e-4, `logit ${i}: torchvision ${theirs[i]} vs lorkd ${ours[i]}`);

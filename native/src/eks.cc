@@ -20,8 +20,11 @@ bool gemmPath(const at::Tensor& x, const at::Tensor& w0, c10::IntArrayRef stride
          padding[1] == 0 && x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
-at::Tensor merged(const at::Tensor& w0, const at::Tensor& A, const at::Tensor& B, int64_t t, double s) {
-  return at::add(w0, at::mm(B[t], A[t]).view(w0.sizes()), s);
+// All T merged weights at once: W_all[t] = W0 + s * reshape(B_t A_t), shape (T, Cout, Cin, k, k).
+at::Tensor mergedAll(const at::Tensor& w0, const at::Tensor& A, const at::Tensor& B, double s) {
+  std::vector<int64_t> shape{A.size(0)};
+  for (auto d : w0.sizes()) shape.push_back(d);
+  return at::bmm(B, A).view(shape).mul_(s).add_(w0.contiguous().unsqueeze(0));
 }
 
 // (N, C, H, W) channels_last -> (N*H*W, C) view of the same memory.
@@ -48,7 +51,8 @@ struct EksConv : public torch::autograd::Function<EksConv> {
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
     ctx->saved_data["dilation"] = dilation;
-    ctx->save_for_backward({x, w0, A, B});
+    auto W = mergedAll(w0, A, B, s);
+    ctx->save_for_backward({x, w0, A, B, W});
     if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
       auto out = at::empty({x.size(0), w0.size(0), x.size(2), x.size(3)},
                            x.options().memory_format(at::MemoryFormat::ChannelsLast));
@@ -57,9 +61,8 @@ struct EksConv : public torch::autograd::Function<EksConv> {
       int64_t off = 0;
       for (int64_t t = 0; t < T; t++) {
         if (counts[t] == 0) continue;
-        auto Wt = merged(w0, A, B, t, s).view({w0.size(0), w0.size(1)});
         auto o = O.narrow(0, off * hw, counts[t] * hw);
-        at::mm_out(o, X.narrow(0, off * hw, counts[t] * hw), Wt.t());
+        at::mm_out(o, X.narrow(0, off * hw, counts[t] * hw), W[t].view({w0.size(0), w0.size(1)}).t());
         off += counts[t];
       }
       return out;
@@ -68,7 +71,7 @@ struct EksConv : public torch::autograd::Function<EksConv> {
     int64_t off = 0;
     for (int64_t t = 0; t < T; t++) {
       if (counts[t] == 0) continue;
-      outs.push_back(at::conv2d(x.narrow(0, off, counts[t]), merged(w0, A, B, t, s), {}, stride, padding, dilation, 1));
+      outs.push_back(at::conv2d(x.narrow(0, off, counts[t]), W[t], {}, stride, padding, dilation, 1));
       off += counts[t];
     }
     return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
@@ -76,7 +79,7 @@ struct EksConv : public torch::autograd::Function<EksConv> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    auto x = saved[0], w0 = saved[1], A = saved[2], B = saved[3];
+    auto x = saved[0], w0 = saved[1], A = saved[2], B = saved[3], W = saved[4];
     auto counts = ctx->saved_data["counts"].toIntVector();
     double s = ctx->saved_data["s"].toDouble();
     auto stride = ctx->saved_data["stride"].toIntVector();
@@ -85,14 +88,13 @@ struct EksConv : public torch::autograd::Function<EksConv> {
     const int64_t T = A.size(0), cout = w0.size(0), cin = w0.size(1), k = w0.size(2);
     const bool needX = ctx->needs_input_grad(0), needW = ctx->needs_input_grad(1);
     const bool needA = ctx->needs_input_grad(2), needB = ctx->needs_input_grad(3);
+    const bool needFactors = needW || needA || needB;
     auto g = grads[0];
-    at::Tensor dx, dw0 = at::zeros_like(w0), dA = at::zeros_like(A), dB = at::zeros_like(B);
-    auto addFactorGrads = [&](int64_t t, const at::Tensor& dWt) {
-      auto d = dWt.reshape({cout * k, cin * k});
-      if (needW) dw0.add_(dWt.reshape(w0.sizes()));
-      if (needA) dA[t].copy_(at::mm(B[t].t(), d).mul_(s));
-      if (needB) dB[t].copy_(at::mm(d, A[t].t()).mul_(s));
-    };
+    at::Tensor dx;
+    // dW_all[t]: gradient of task t's merged weight (zero for absent tasks).
+    at::Tensor dWall = needFactors ? at::empty_like(W, at::MemoryFormat::Contiguous) : at::Tensor();
+    for (int64_t t = 0; t < T && needFactors; t++)
+      if (counts[t] == 0) dWall[t].zero_();
     if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
       auto G = rows(g.contiguous(at::MemoryFormat::ChannelsLast));
       auto X = rows(x);
@@ -102,16 +104,19 @@ struct EksConv : public torch::autograd::Function<EksConv> {
         dx = at::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
         DX = dx.permute({0, 2, 3, 1}).view({-1, cin});
       }
+      auto dW2 = needFactors ? dWall.view({T, cout, cin}) : at::Tensor();
       int64_t off = 0;
       for (int64_t t = 0; t < T; t++) {
         if (counts[t] == 0) continue;
         auto Gt = G.narrow(0, off * hw, counts[t] * hw);
         if (needX) {
-          auto Wt = merged(w0, A, B, t, s).view({cout, cin});
           auto o = DX.narrow(0, off * hw, counts[t] * hw);
-          at::mm_out(o, Gt, Wt);
+          at::mm_out(o, Gt, W[t].view({cout, cin}));
         }
-        if (needW || needA || needB) addFactorGrads(t, at::mm(Gt.t(), X.narrow(0, off * hw, counts[t] * hw)));
+        if (needFactors) {
+          auto d = dW2[t];
+          at::mm_out(d, Gt.t(), X.narrow(0, off * hw, counts[t] * hw));
+        }
         off += counts[t];
       }
     } else {
@@ -119,18 +124,23 @@ struct EksConv : public torch::autograd::Function<EksConv> {
       int64_t off = 0;
       for (int64_t t = 0; t < T; t++) {
         if (counts[t] == 0) continue;
-        auto Wt = merged(w0, A, B, t, s);
-        auto r = at::convolution_backward(g.narrow(0, off, counts[t]), x.narrow(0, off, counts[t]), Wt, c10::nullopt,
-                                          stride, padding, dilation, false, {0, 0}, 1,
-                                          {needX, needW || needA || needB, false});
+        auto r = at::convolution_backward(g.narrow(0, off, counts[t]), x.narrow(0, off, counts[t]), W[t], c10::nullopt,
+                                          stride, padding, dilation, false, {0, 0}, 1, {needX, needFactors, false});
         if (needX) dxs.push_back(std::get<0>(r));
-        if (needW || needA || needB) addFactorGrads(t, std::get<1>(r));
+        if (needFactors) dWall[t].copy_(std::get<1>(r));
         off += counts[t];
       }
       if (needX) dx = dxs.size() == 1 ? dxs[0] : at::cat(dxs, 0);
     }
-    return {dx, needW ? dw0 : at::Tensor(), needA ? dA : at::Tensor(), needB ? dB : at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    at::Tensor dw0, dA, dB;
+    if (needFactors) {
+      // d(B_t A_t) = s * dW_t seen as (Cout*k) x (Cin*k): dA_t = B_t^T (.), dB_t = (.) A_t^T.
+      auto d = dWall.view({T, cout * k, cin * k});
+      if (needW) dw0 = dWall.sum(0).view(w0.sizes());
+      if (needA) dA = at::bmm(B.transpose(1, 2), d).mul_(s);
+      if (needB) dB = at::bmm(d, A.transpose(1, 2)).mul_(s);
+    }
+    return {dx, dw0, dA, dB, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 }  // namespace

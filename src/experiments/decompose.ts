@@ -11,7 +11,7 @@ import { DecompositionModel } from '../lorkd/decomposition.js';
 import { saveDecomposition } from '../lorkd/checkpoint.js';
 import type { StrategyOption } from '../lorkd/strategies.js';
 import { SGD, CosineAnnealingLR } from '../optim/index.js';
-import { type Tensor, tensor, crossEntropy, klDiv, logSoftmax, softmax, cat } from '../tensor/index.js';
+import { type Tensor, tensor, crossEntropy, klDiv, logSoftmax, softmax, cat, manualSeed } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import type { Batch, TaskSuite } from '../data/index.js';
 import { type DataOptions, loadSuite, trainLoader, evalLoader } from './data-options.js';
@@ -105,6 +105,7 @@ export async function trainDecomposition(o: DecomposeOptions): Promise<Decompose
     teacherDim = teacher.numFeatures;
     teacher.dispose();
   }
+  manualSeed(o.seed);
   const dm = new DecompositionModel({
     model: o.model, tasks: suite.tasks.map((t) => ({ name: t.name, classNames: t.classNames })), rank: o.rank, loraAlpha: o.loraAlpha, strategy: o.strategy,
   });

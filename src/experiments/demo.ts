@@ -10,7 +10,6 @@ import { evaluateRun, type RunResults } from './report.js';
 import { loadSuite, DEFAULT_TASKS, type DataOptions } from './data-options.js';
 import { RunDir } from './run-dir.js';
 import { exportAllExperts } from '../export/export-experts.js';
-import { manualSeed } from '../tensor/index.js';
 import type { Progress } from './progress.js';
 
 export interface DemoOptions {
@@ -34,10 +33,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = performance.now();
   const data: DataOptions = { tasks: DEFAULT_TASKS, input: o.input, batch: 128, seed: o.seed, channelsLast: true };
   const sgd = { lr: 0.05, momentum: 0.9, weightDecay: 1e-4 };
-  manualSeed(o.seed);
   o.progress.log(`[demo] foundation: resnet18, unified head over all classes, up to ${o.foundationEpochs} epochs, input ${o.input}`);
   const f = await trainFoundation({ ...data, ...sgd, arch: 'resnet18', epochs: o.foundationEpochs, patience: 4, out: o.out, resume: true, progress: o.progress });
-  manualSeed(o.seed + 1);
   o.progress.log(`[demo] decomposition: shufflenet_v2_x1_0 + rank-8 experts, feature KD (alpha 10, beta 1), ${o.epochs} epochs`);
   const d = await trainDecomposition({
     ...data, ...sgd, foundation: f.file, model: 'shufflenet_v2_x1_0', rank: 8, alpha: 10, beta: 1, kd: 'feature', strategy: 'auto', epochs: o.epochs, out: o.out, resume: true, progress: o.progress,

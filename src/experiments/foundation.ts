@@ -3,7 +3,7 @@
 import { createModel } from '../models/registry.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import { SGD, CosineAnnealingLR } from '../optim/index.js';
-import { crossEntropy, tidy, type Tensor } from '../tensor/index.js';
+import { crossEntropy, manualSeed, tidy, type Tensor } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
 import type { TaskSuite } from '../data/index.js';
@@ -112,6 +112,7 @@ export interface FoundationRun {
 export async function trainFoundation(o: FoundationOptions): Promise<FoundationRun> {
   const suite = loadSuite(o);
   const run = RunDir.open(o.out, { resume: o.resume, marker: 'foundation.ckpt.safetensors' });
+  manualSeed(o.seed);
   const model = createModel(o.arch, { numClasses: suite.totalClasses });
   if (o.init) loadInit(model, o.init, o.progress);
   if (o.channelsLast ?? true) model.toChannelsLast();

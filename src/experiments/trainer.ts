@@ -58,6 +58,14 @@ interface Extra {
   stoppedEarly: boolean;
 }
 
+/** The name of the first parameter holding a NaN or an infinity, or null. */
+export function nonFiniteParameter(model: Module): string | null {
+  for (const [name, p] of model.namedParameters()) {
+    if (!noGrad(() => tidy(() => p.isfinite().all().item() !== 0))) return name;
+  }
+  return null;
+}
+
 /** Lets Node run pending native finalizers (disposed tensor wrappers); see tensor-memory tests. */
 export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -105,12 +113,24 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       o.progress.update(step, { loss: sum / seen, 'img/s': seen / el });
     }
     const seconds = (performance.now() - t0) / 1000;
+    // The loss guard sees a blow-up only at the next step: check the weights the epoch ends with,
+    // so a checkpoint is only ever written with finite weights.
+    const last = epoch > 0 ? `the checkpoint of epoch ${epoch} is kept in ${o.run.file(ckpt)}` : 'no checkpoint was written yet';
+    const bad = nonFiniteParameter(o.model);
+    if (bad !== null) throw new UserError(`[${o.name}] weight ${bad} became non-finite (NaN or infinity) in epoch ${epoch + 1}; stopping (${last})`);
     const lr = o.optimizer.paramGroups[0]!.lr;
     o.scheduler?.step();
     let val: number | null = null;
     if (o.validate) {
       o.model.eval();
-      val = noGrad(() => o.validate!());
+      try {
+        val = noGrad(() => o.validate!());
+      } catch (e) {
+        // Non-finite outputs (e.g. NaN scores in the AUC) mean that training diverged.
+        if (e instanceof UserError) throw new UserError(`[${o.name}] validation after epoch ${epoch + 1} failed (${e.message}): training diverged; stopping (${last})`);
+        throw e;
+      }
+      if (!Number.isFinite(val)) throw new UserError(`[${o.name}] validation after epoch ${epoch + 1} gave ${val}: training diverged; stopping (${last})`);
       o.model.train();
       if (extra.bestVal === null || val > extra.bestVal) {
         extra.bestVal = val;

@@ -7,7 +7,7 @@
 import { createModel } from '../models/registry.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import type { Module } from '../nn/module.js';
-import { type Tensor, mm, tidy, keep, noGrad } from '../tensor/index.js';
+import { type Tensor, addmm, stack, tidy, keep, noGrad } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import type { DecompositionModel, TaskSpec } from './decomposition.js';
 
@@ -38,23 +38,33 @@ function resolveTask(tasks: readonly TaskSpec[], task: number | string): number 
 }
 
 /**
- * The fused weight W0 + scale * reshape(B_t A_t, W0's shape), computed in float64 and cast back
- * to W0's dtype. Deterministic: the same inputs give the same bits, which makes switching
- * drift-free. Detached; belongs to the current tidy scope.
+ * The fused weight W0 + scale * reshape(B_t A_t, W0's shape), in W0's dtype: one addmm on W0 seen
+ * as (Cout*k) x (Cin*k), the same row-major reinterpretation as delta_t. Deterministic: the same
+ * inputs give the same bits, which makes switching drift-free. Detached; belongs to the current
+ * tidy scope.
  */
 export function fusedWeight(weight: Tensor, expertA: Tensor, expertB: Tensor, t: number, scale: number): Tensor {
   return noGrad(() =>
     tidy(() => {
-      const delta = mm(expertB.select(0, t).double(), expertA.select(0, t).double()).view(weight.shape);
-      return weight.double().add(delta, scale).to(weight.dtype);
+      const b = expertB.select(0, t);
+      const a = expertA.select(0, t);
+      return addmm(weight.reshape([b.size(0), a.size(1)]), b, a, 1, scale).view(weight.shape);
     }),
   );
 }
 
-/** Throws a UserError unless every value of t is finite (PEFT's safe_merge). */
-function checkFinite(t: Tensor, what: string): void {
-  const ok = noGrad(() => tidy(() => t.isfinite().all().item() !== 0));
-  if (!ok) throw new UserError(`${what} has non-finite values (NaN or infinity); nothing was changed`);
+/**
+ * Throws a UserError naming the first entry with a NaN or an infinity (PEFT's safe_merge). Fast
+ * path: the sum of all values is finite unless some value is not (NaN and infinities propagate)
+ * or the sum overflows; only then are the tensors checked one by one, exactly.
+ */
+function checkFinite(entries: (readonly [string, Tensor])[]): void {
+  const total = noGrad(() => tidy(() => stack(entries.map(([, t]) => t.sum().double())).sum().item()));
+  if (Number.isFinite(total)) return;
+  for (const [what, t] of entries) {
+    const ok = noGrad(() => tidy(() => t.isfinite().all().item() !== 0));
+    if (!ok) throw new UserError(`${what} has non-finite values (NaN or infinity); nothing was changed`);
+  }
 }
 
 function floatParameter(m: Module): Tensor {
@@ -97,16 +107,15 @@ export function expertModel(dm: DecompositionModel, task: number | string): Imag
           sd.set(key, v);
         } else if (conv) {
           const w = conv.weights();
-          const fused = fusedWeight(w.weight, w.expertA, w.expertB, t, w.scale);
-          checkFinite(fused, `expert "${key.slice(0, -7)}" of task "${taskName}"`);
-          sd.set(key, fused);
+          sd.set(key, fusedWeight(w.weight, w.expertA, w.expertB, t, w.scale));
         } else {
           const v = src.get(key);
           if (!v) throw new UserError(`expertModel: the decomposition model has no "${key}"`);
           sd.set(key, v);
         }
       }
-      for (const [key, v] of sd) if (key.startsWith('fc.')) checkFinite(v, `head "${key}" of task "${taskName}"`);
+      const checked = [...sd].filter(([key]) => key.startsWith('fc.') || experts.has(key.slice(0, -'.weight'.length)));
+      checkFinite(checked.map(([key, v]) => [key.startsWith('fc.') ? `head "${key}" of task "${taskName}"` : `expert "${key.slice(0, -7)}" of task "${taskName}"`, v] as const));
       model.loadStateDict(sd);
     });
   } catch (e) {
@@ -178,13 +187,12 @@ export class DeployedExpert {
     const head = this.#heads[t]!;
     tidy(() =>
       noGrad(() => {
-        const next = this.#experts.map((e) => {
-          const w = fusedWeight(e.weight, e.expertA, e.expertB, t, e.scale);
-          checkFinite(w, `switchTo("${name}"): expert "${e.path}"`);
-          return [e.path, w] as const;
-        });
-        checkFinite(head.weight, `switchTo("${name}"): head weight`);
-        if (head.bias) checkFinite(head.bias, `switchTo("${name}"): head bias`);
+        const next = this.#experts.map((e) => [e.path, fusedWeight(e.weight, e.expertA, e.expertB, t, e.scale)] as const);
+        checkFinite([
+          ...next.map(([path, w]) => [`switchTo("${name}"): expert "${path}"`, w] as const),
+          [`switchTo("${name}"): head weight`, head.weight] as const,
+          ...(head.bias ? [[`switchTo("${name}"): head bias`, head.bias] as const] : []),
+        ]);
         // Commit: nothing above wrote to the model.
         for (const [path, w] of next) this.model.getSubmodule(path).getParameter('weight').copy_(w);
         if (this.model.numClasses !== head.weight.size(0)) {

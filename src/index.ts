@@ -1,0 +1,17 @@
+// lorkd: Low-Rank Knowledge Decomposition of medical foundation models, on libtorch.
+// The package entry point re-exports each layer under its own name space.
+export * as torch from './tensor/index.js';
+export * as nn from './nn/index.js';
+export * as models from './models/index.js';
+export * as optim from './optim/index.js';
+export * as data from './data/index.js';
+export * as lorkd from './lorkd/index.js';
+export { complexity, traceLayers, type ComplexityReport } from './eval/complexity.js';
+export { accuracy, auc, confusionMatrix } from './eval/metrics.js';
+export { saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
+export { saveExpertFile, loadExpertFile, type ExpertMeta } from './export/expert-file.js';
+export { exportExpert, exportAllExperts } from './export/export-experts.js';
+export { predict } from './export/predict.js';
+export { trainFoundation, loadFoundation, saveFoundation } from './experiments/foundation.js';
+export { trainDecomposition } from './experiments/decompose.js';
+export { evaluateRun } from './experiments/report.js';
