@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type Tensor, randn, tidy, noGrad, manualSeed, UserError } from '../src/tensor/index.js';
+import { type Tensor, randn, tidy, noGrad, manualSeed, memory, UserError } from '../src/tensor/index.js';
 import { BatchNorm2d } from '../src/nn/index.js';
 import type { Module } from '../src/nn/module.js';
 import { createModel } from '../src/models/index.js';
@@ -279,4 +279,21 @@ describe('decomposition checkpoints', () => {
     ok.dispose();
     dm.dispose();
   });
+});
+
+test('fusion, switching, saving and loading (also failed loads) leave no tensor behind', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-mem-'));
+  const dm = build(9);
+  const file = path.join(dir, 'dm.safetensors');
+  const live = memory().liveTensors;
+  expertModel(dm, 1).dispose();
+  DeployedExpert.from(dm, 0).switchTo(1).switchTo(2).dispose();
+  saveDecomposition(file, dm);
+  loadDecomposition(file).dispose();
+  const wrong = path.join(dir, 'wrong.safetensors');
+  tidy(() => saveSafetensors(wrong, dm.stateDict(), { lorkd_format: 'decomposition', config: JSON.stringify({ ...checkpointConfig(dm), rank: 2 }) }));
+  assert.throws(() => loadDecomposition(wrong), UserError);
+  assert.equal(memory().liveTensors, live);
+  dm.dispose();
+  rmSync(dir, { recursive: true, force: true });
 });

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerParams } from './params.js';
 import { registerBench } from './bench.js';
+import { run } from './output.js';
 import { registerPipeline } from './pipeline.js';
 import { registerExport } from './export.js';
 import { registerPredict } from './predict.js';
@@ -18,4 +19,5 @@ registerExport(program);
 registerPredict(program);
 registerParams(program);
 registerBench(program);
-await program.parseAsync(process.argv);
+// Option parsers (intOption, ...) throw UserErrors while commander parses: same one-line handling.
+await run(() => program.parseAsync(process.argv).then(() => undefined));

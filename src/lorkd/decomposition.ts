@@ -131,6 +131,12 @@ export class DecompositionModel extends Module {
     }
   }
 
+  /** Frees every parameter and buffer, including the backbone's unused placeholder `fc`. */
+  override dispose(): void {
+    super.dispose();
+    this.backbone.fc.dispose();
+  }
+
   /** Pooled features in the caller's row order (Module.forward). */
   override forward(x: Tensor, taskIds?: unknown): Tensor {
     if (!Array.isArray(taskIds) && !ArrayBuffer.isView(taskIds)) throw new UserError('DecompositionModel.forward(x, taskIds) needs task ids');

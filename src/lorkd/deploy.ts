@@ -125,7 +125,8 @@ export function expertModel(dm: DecompositionModel, task: number | string): Imag
   return model;
 }
 
-const detachedClone = (t: Tensor): Tensor => keep(noGrad(() => t.detach().clone()));
+/** A copy that needs no gradient and belongs to no scope (clone under noGrad makes no intermediate). */
+const detachedClone = (t: Tensor): Tensor => keep(noGrad(() => t.clone()));
 
 /**
  * A deployed expert with task knowledge switching (paper 3.4): a plain model fused for one task,
