@@ -79,18 +79,18 @@ describe('libtorch errors become TorchError naming the op and the input shapes',
 
 describe('bad arguments from JS', () => {
   ttest('unknown dtypes', () => {
-    fails(() => zeros([2], { dtype: 'float128' as DType }), TorchError, [/^zeros: unknown dtype 'float128'/]);
+    fails(() => zeros([2], { dtype: 'float128' as DType }), TorchError, [/^zeros\(.*\): unknown dtype 'float128'/]);
     fails(() => zeros([2]).to('complex64'), TorchError, [/unknown dtype 'complex64'/]);
   });
   ttest('wrong argument types name the op and the argument', () => {
-    fails(() => zeros([2, 3]).reshape('ab' as unknown as number[]), TorchError, [/^reshape: argument 1 must be an array of integers/]);
-    fails(() => zeros([2, 3]).reshape([1.5, 4]), TorchError, [/^reshape: argument 1 must be an array of integers/]);
-    fails(() => zeros([2, 3]).add('x' as unknown as number), TorchError, [/^add: argument 1 must be a number/]);
-    fails(() => zeros([2, 3]).narrow(1, 'a' as unknown as number, 1), TorchError, [/^narrow: argument 2 must be an integer/]);
-    fails(() => conv2d(zeros([1, 1, 3, 3]), zeros([1, 1, 1, 1]), null, { stride: 1.5 }), TorchError, [/^conv2d: argument 3 must be an array of integers/]);
-    fails(() => cat([zeros([1]), 3 as unknown as Tensor]), TorchError, [/^cat: argument 0 must be an array of tensors/]);
+    fails(() => zeros([2, 3]).reshape('ab' as unknown as number[]), TorchError, [/^reshape\(.*\): argument 1 must be an array of integers/]);
+    fails(() => zeros([2, 3]).reshape([1.5, 4]), TorchError, [/^reshape\(.*\): argument 1 must be an array of integers/]);
+    fails(() => zeros([2, 3]).add('x' as unknown as number), TorchError, [/^add\(.*\): argument 1 must be a number/]);
+    fails(() => zeros([2, 3]).narrow(1, 'a' as unknown as number, 1), TorchError, [/^narrow\(.*\): argument 2 must be an integer/]);
+    fails(() => conv2d(zeros([1, 1, 3, 3]), zeros([1, 1, 1, 1]), null, { stride: 1.5 }), TorchError, [/^conv2d\(.*\): argument 3 must be an array of integers/]);
+    fails(() => cat([zeros([1]), 3 as unknown as Tensor]), TorchError, [/^cat\(.*\): argument 0 must be an array of tensors/]);
   });
-  test('wrong argument types also name the input shapes', { todo: 'argument errors from the binding carry the op name only' }, () =>
+  test('wrong argument types also name the input shapes', () =>
     tidy(() => fails(() => zeros([2, 3]).reshape([1.5, 4]), TorchError, [/float32\[2, 3\]/])));
   ttest('tensor() with data that does not fit the shape', () => {
     fails(() => tensor([1, 2, 3], [2]), RangeError, [/^tensor\(\): 3 values do not fit shape \[2\]/]);
@@ -99,12 +99,12 @@ describe('bad arguments from JS', () => {
     const d = zeros([2]);
     d.dispose();
     assert.equal(d.isDisposed, true);
-    fails(() => d.add(1), Error, [/used after dispose/]);
-    fails(() => zeros([2]).add(d), Error, [/used after dispose/]);
-    fails(() => cat([zeros([2]), d]), Error, [/used after dispose/]);
-    fails(() => d.shape, Error, [/used after dispose/]);
+    fails(() => d.add(1), Error, [/disposed/]);
+    fails(() => zeros([2]).add(d), Error, [/disposed/]);
+    fails(() => cat([zeros([2]), d]), Error, [/disposed/]);
+    fails(() => d.shape, Error, [/disposed/]);
   });
-  test('using a disposed tensor names the op', { todo: 'Tensor.handle throws before the op is known' }, () =>
+  test('using a disposed tensor names the op', () =>
     tidy(() => {
       const d = zeros([2]);
       d.dispose();

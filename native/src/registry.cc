@@ -210,8 +210,7 @@ Napi::Value guard(const Napi::CallbackInfo& info, const char* name, const OpFn& 
   try {
     return fn(info);
   } catch (const Napi::Error& e) {
-    std::string msg = std::string(name) + ": " + e.Message();
-    throw Napi::Error::New(info.Env(), msg);
+    throw Napi::Error::New(info.Env(), std::string(name) + "(" + describe(info) + "): " + e.Message());
   } catch (const c10::Error& e) {
     std::string m = e.what_without_backtrace();
     throw Napi::Error::New(info.Env(), std::string(name) + "(" + describe(info) + "): " + m);

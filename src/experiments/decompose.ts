@@ -19,6 +19,8 @@ import { RunDir } from './run-dir.js';
 import { train, type TrainResult } from './trainer.js';
 import { evalDecomposition, meanOf } from './evaluate.js';
 import { loadFoundation, type FoundationMeta } from './foundation.js';
+import type { ImageClassifier } from '../models/classifier.js';
+import { checkTrainState } from './train-state.js';
 import { teacherOutputs, type TeacherCache } from './teacher-cache.js';
 import type { Progress } from './progress.js';
 
@@ -46,6 +48,8 @@ export interface DecomposeOptions extends DataOptions {
 }
 
 export const DECOMPOSITION_FILE = 'decomposition.safetensors';
+/** The resumable training checkpoint of a decomposition run (written by train()). */
+const CHECKPOINT = 'decompose.ckpt.safetensors';
 
 /** What the decomposition trainer checkpoints: the model and the KD projection. */
 class Student extends Module {
@@ -92,26 +96,31 @@ export interface DecomposeRun {
 
 export async function trainDecomposition(o: DecomposeOptions): Promise<DecomposeRun> {
   const suite = loadSuite(o);
-  const run = RunDir.open(o.out, { resume: o.resume, marker: 'decompose.ckpt.safetensors' });
+  const run = RunDir.open(o.out, { resume: o.resume, marker: CHECKPOINT });
   const cl = o.channelsLast ?? true;
   const loader = trainLoader(suite, o);
-  let cache: TeacherCache | null = null;
-  let teacherDim = 0;
+  let teacher: ImageClassifier | null = null;
   if (o.kd !== 'none' && o.beta !== 0) {
-    const { model: teacher, meta } = loadFoundation(o.foundation);
-    if (o.kd === 'logits') checkTeacherTasks(meta, suite, o.foundation);
-    if (cl) teacher.toChannelsLast();
-    cache = teacherOutputs(teacher, o.foundation, loader, run, o.progress, cl);
-    teacherDim = teacher.numFeatures;
-    teacher.dispose();
+    const f = loadFoundation(o.foundation);
+    teacher = f.model;
+    if (o.kd === 'logits') checkTeacherTasks(f.meta, suite, o.foundation);
   }
   manualSeed(o.seed);
   const dm = new DecompositionModel({
     model: o.model, tasks: suite.tasks.map((t) => ({ name: t.name, classNames: t.classNames })), rank: o.rank, loraAlpha: o.loraAlpha, strategy: o.strategy,
   });
   if (cl) dm.toChannelsLast();
-  const projection = o.kd === 'feature' && cache ? new Linear(teacherDim, dm.numFeatures) : null;
+  const projection = o.kd === 'feature' && teacher ? new Linear(teacher.numFeatures, dm.numFeatures) : null;
   const student = new Student(dm, projection);
+  // A resumed run whose checkpoint does not fit (other tasks, model or rank) fails here, before
+  // the teacher outputs are computed and cached in the run directory.
+  if (o.resume && run.has(CHECKPOINT)) checkTrainState(run.file(CHECKPOINT), student);
+  let cache: TeacherCache | null = null;
+  if (teacher) {
+    if (cl) teacher.toChannelsLast();
+    cache = teacherOutputs(teacher, o.foundation, loader, run, o.progress, cl);
+    teacher.dispose();
+  }
   const opt = new SGD(student.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
   const sched = new CosineAnnealingLR(opt, { tMax: Math.max(o.epochs, 1) });
   const val = evalLoader(suite, o, 'val');

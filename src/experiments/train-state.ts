@@ -34,22 +34,38 @@ export function saveTrainState(file: string, model: Module, optimizer: AnyOptimi
   });
 }
 
+/** Loads the model part of a checkpoint into `model`, with a one-line UserError when it does not fit. */
+function loadModelPart(file: string, tensors: Map<string, Tensor>, metadata: Record<string, string>, model: Module): void {
+  if (metadata.lorkd_format !== 'train-state') throw new UserError(`${file} is not a lorkd training checkpoint`);
+  const modelSd = new Map<string, Tensor>();
+  for (const [k, v] of tensors) if (k.startsWith('model.')) modelSd.set(k.slice(6), v);
+  try {
+    model.loadStateDict(modelSd);
+  } catch (e) {
+    throw new UserError(`${file}: checkpoint does not fit this model: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Checks, before any expensive work, that the checkpoint in `file` fits `model` (a one-line
+ * UserError otherwise). The model's weights are replaced by the checkpoint's.
+ */
+export function checkTrainState(file: string, model: Module): void {
+  const { tensors, metadata } = loadSafetensors(file);
+  try {
+    loadModelPart(file, tensors, metadata, model);
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+}
+
 /** Restores model, optimizer, scheduler and RNG; returns the epoch and extras. */
 export function loadTrainState(file: string, model: Module, optimizer: AnyOptimizer, scheduler: LRScheduler | null): TrainState {
   const { tensors, metadata } = loadSafetensors(file);
   try {
-    if (metadata.lorkd_format !== 'train-state') throw new UserError(`${file} is not a lorkd training checkpoint`);
-    const modelSd = new Map<string, Tensor>();
+    loadModelPart(file, tensors, metadata, model);
     const optimTensors = new Map<string, Tensor>();
-    for (const [k, v] of tensors) {
-      if (k.startsWith('model.')) modelSd.set(k.slice(6), v);
-      else if (k.startsWith('optim.')) optimTensors.set(k.slice(6), v);
-    }
-    try {
-      model.loadStateDict(modelSd);
-    } catch (e) {
-      throw new UserError(`${file}: checkpoint does not fit this model: ${(e as Error).message}`);
-    }
+    for (const [k, v] of tensors) if (k.startsWith('optim.')) optimTensors.set(k.slice(6), v);
     optimizer.loadStateDict({ groups: JSON.parse(metadata.optimizer_groups ?? '[]'), tensors: optimTensors });
     const sched = JSON.parse(metadata.scheduler ?? 'null') as SchedulerStateDict | null;
     if (scheduler && sched) scheduler.loadStateDict(sched);

@@ -98,6 +98,7 @@ export function expertModel(dm: DecompositionModel, task: number | string): Imag
       const src = dm.stateDict();
       const experts = new Map(dm.expertConvs());
       const sd = new Map<string, Tensor>();
+      const checked: (readonly [string, Tensor])[] = []; // the values that are new: fused weights and the head
       for (const key of model.stateDict().keys()) {
         const conv = key.endsWith('.weight') ? experts.get(key.slice(0, -'.weight'.length)) : undefined;
         if (key.startsWith('fc.')) {
@@ -105,17 +106,19 @@ export function expertModel(dm: DecompositionModel, task: number | string): Imag
           const v = src.get(from);
           if (!v) throw new UserError(`expertModel: the decomposition model has no "${from}"`);
           sd.set(key, v);
+          checked.push([`head "${from}" of task "${taskName}"`, v]);
         } else if (conv) {
           const w = conv.weights();
-          sd.set(key, fusedWeight(w.weight, w.expertA, w.expertB, t, w.scale));
+          const fused = fusedWeight(w.weight, w.expertA, w.expertB, t, w.scale);
+          sd.set(key, fused);
+          checked.push([`expert "${key.slice(0, -'.weight'.length)}" of task "${taskName}"`, fused]);
         } else {
           const v = src.get(key);
           if (!v) throw new UserError(`expertModel: the decomposition model has no "${key}"`);
           sd.set(key, v);
         }
       }
-      const checked = [...sd].filter(([key]) => key.startsWith('fc.') || experts.has(key.slice(0, -'.weight'.length)));
-      checkFinite(checked.map(([key, v]) => [key.startsWith('fc.') ? `head "${key}" of task "${taskName}"` : `expert "${key.slice(0, -7)}" of task "${taskName}"`, v] as const));
+      checkFinite(checked);
       model.loadStateDict(sd);
     });
   } catch (e) {

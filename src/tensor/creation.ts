@@ -28,7 +28,9 @@ export function tensor(data: TypedArray | number[] | number, shape?: number[], o
     arr = fromNumbers(data, dtype);
   } else {
     arr = data;
-    if (o?.dtype && dtypeOfArray(arr) !== o.dtype) {
+    // Half-precision bits in a Uint16Array are taken as bits of the requested half type.
+    const halfBits = arr instanceof Uint16Array && (o?.dtype === 'float16' || o?.dtype === 'bfloat16');
+    if (o?.dtype && !halfBits && dtypeOfArray(arr) !== o.dtype) {
       const t = Tensor.wrap(N.fromBuffer(arr, shape ?? [arr.length], dtypeOfArray(arr)));
       const c = t.to(o.dtype);
       t.dispose();
@@ -52,7 +54,8 @@ function fromNumbers(data: number[], dtype: DType): TypedArray {
     case 'float64': return Float64Array.from(data);
     case 'int32': return Int32Array.from(data);
     case 'int64': return BigInt64Array.from(data, (x) => BigInt(Math.trunc(x)));
-    case 'uint8': case 'bool': return Uint8Array.from(data);
+    case 'uint8': return Uint8Array.from(data);
+    case 'bool': return Uint8Array.from(data, (x) => (x ? 1 : 0));
     case 'int8': return Int8Array.from(data);
     case 'int16': return Int16Array.from(data);
     default: throw new TypeError(`tensor(): cannot build ${dtype} from numbers`);

@@ -11,8 +11,9 @@ export type MemoryFormat = 'contiguous' | 'channels_last';
 const h = (x: TensorOrScalar): unknown => (x instanceof Tensor ? x.handle : x);
 
 export class Tensor {
-  /** The native handle; null once disposed. */
-  #h: NativeHandle | null;
+  /** The native handle (kept after dispose, so an op on a disposed tensor names itself). */
+  #h: NativeHandle;
+  #disposed = false;
   #shape: number[] | null = null;
 
   constructor(handle: NativeHandle) {
@@ -27,20 +28,19 @@ export class Tensor {
   }
 
   get handle(): NativeHandle {
-    if (this.#h === null) throw new Error('tensor used after dispose()');
     return this.#h;
   }
 
   // ---------------------------------------------------------------- lifetime
   /** Frees the native memory now. Idempotent. */
   dispose(): void {
-    if (this.#h === null) return;
+    if (this.#disposed) return;
     N.dispose(this.#h);
-    this.#h = null;
+    this.#disposed = true;
     untrack(this);
   }
   get isDisposed(): boolean {
-    return this.#h === null;
+    return this.#disposed;
   }
   [Symbol.dispose](): void {
     this.dispose();
