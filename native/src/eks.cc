@@ -8,7 +8,12 @@
 // weight W_t: the same multiply-adds as a plain convolution plus T tiny GEMMs. Backward gives
 // dW_t per task; dW0 = sum_t dW_t, dA_t = s B_t^T dW_t, dB_t = s dW_t A_t^T (dW_t seen as
 // (Cout*k) x (Cin*k)); tasks without rows get exactly zero gradients.
-// 1x1 stride-1 convolutions on channels_last inputs are plain GEMMs over (N*H*W, C) row blocks.
+// 1x1 stride-1 convolutions on channels_last inputs (36 of ShuffleNetV2's 37 expert convs) take
+// another route with the same result: the shared convolution with W0 over the whole batch
+// (oneDNN, exactly a plain layer's cost, forward and backward), plus each task's low-rank path
+// as skinny GEMMs on its contiguous rows of the (N*H*W, C) channels_last view:
+//   Z_t = X_t A_t^T, out_t += s Z_t B_t^T;  backward: GB_t = G_t B_t, dX_t += s GB_t A_t,
+//   dB_t = s G_t^T Z_t, dA_t = s GB_t^T X_t.
 #include "common.h"
 
 namespace {
@@ -51,22 +56,24 @@ struct EksConv : public torch::autograd::Function<EksConv> {
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
     ctx->saved_data["dilation"] = dilation;
-    auto W = mergedAll(w0, A, B, s);
-    ctx->save_for_backward({x, w0, A, B, W});
     if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
-      auto out = at::empty({x.size(0), w0.size(0), x.size(2), x.size(3)},
-                           x.options().memory_format(at::MemoryFormat::ChannelsLast));
-      auto X = rows(x), O = out.permute({0, 2, 3, 1}).view({-1, w0.size(0)});
-      const int64_t hw = x.size(2) * x.size(3);
+      auto out = at::conv2d(x, w0, {}, stride, padding, dilation, 1).contiguous(at::MemoryFormat::ChannelsLast);
+      auto X = rows(x), O = rows(out);
+      const int64_t hw = x.size(2) * x.size(3), r = A.size(1);
+      auto Z = at::empty({X.size(0), r}, x.options());
       int64_t off = 0;
       for (int64_t t = 0; t < T; t++) {
         if (counts[t] == 0) continue;
-        auto o = O.narrow(0, off * hw, counts[t] * hw);
-        at::mm_out(o, X.narrow(0, off * hw, counts[t] * hw), W[t].view({w0.size(0), w0.size(1)}).t());
+        auto Zt = Z.narrow(0, off * hw, counts[t] * hw);
+        at::mm_out(Zt, X.narrow(0, off * hw, counts[t] * hw), A[t].t());
+        O.narrow(0, off * hw, counts[t] * hw).addmm_(Zt, B[t].t(), 1, s);
         off += counts[t];
       }
+      ctx->save_for_backward({x, w0, A, B, Z});
       return out;
     }
+    auto W = mergedAll(w0, A, B, s);
+    ctx->save_for_backward({x, w0, A, B, W});
     std::vector<at::Tensor> outs;
     int64_t off = 0;
     for (int64_t t = 0; t < T; t++) {
@@ -91,35 +98,44 @@ struct EksConv : public torch::autograd::Function<EksConv> {
     const bool needFactors = needW || needA || needB;
     auto g = grads[0];
     at::Tensor dx;
+    if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
+      auto Z = W;  // saved slot 4 holds Z = X A^T on this path
+      auto gc = g.contiguous(at::MemoryFormat::ChannelsLast);
+      auto r = at::convolution_backward(gc, x, w0, c10::nullopt, stride, padding, dilation, false, {0, 0}, 1, {needX, needW, false});
+      at::Tensor dw0 = needW ? std::get<1>(r) : at::Tensor();
+      at::Tensor dA = needA ? at::zeros_like(A) : at::Tensor(), dB = needB ? at::zeros_like(B) : at::Tensor();
+      if (needX) dx = std::get<0>(r).contiguous(at::MemoryFormat::ChannelsLast);
+      auto G = rows(gc), X = rows(x);
+      at::Tensor DX = needX ? rows(dx) : at::Tensor();
+      const int64_t hw = x.size(2) * x.size(3);
+      int64_t off = 0;
+      for (int64_t t = 0; t < T; t++) {
+        if (counts[t] == 0) continue;
+        const int64_t o = off * hw, n = counts[t] * hw;
+        auto Gt = G.narrow(0, o, n);
+        if (needX || needA) {
+          auto GB = at::mm(Gt, B[t]);
+          if (needX) DX.narrow(0, o, n).addmm_(GB, A[t], 1, s);
+          if (needA) {
+            auto d = dA[t];
+            at::mm_out(d, GB.t(), X.narrow(0, o, n));
+          }
+        }
+        if (needB) {
+          auto d = dB[t];
+          at::mm_out(d, Gt.t(), Z.narrow(0, o, n));
+        }
+        off += counts[t];
+      }
+      if (needA) dA.mul_(s);
+      if (needB) dB.mul_(s);
+      return {dx, dw0, dA, dB, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
     // dW_all[t]: gradient of task t's merged weight (zero for absent tasks).
     at::Tensor dWall = needFactors ? at::empty_like(W, at::MemoryFormat::Contiguous) : at::Tensor();
     for (int64_t t = 0; t < T && needFactors; t++)
       if (counts[t] == 0) dWall[t].zero_();
-    if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
-      auto G = rows(g.contiguous(at::MemoryFormat::ChannelsLast));
-      auto X = rows(x);
-      const int64_t hw = x.size(2) * x.size(3);
-      at::Tensor DX;
-      if (needX) {
-        dx = at::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-        DX = dx.permute({0, 2, 3, 1}).view({-1, cin});
-      }
-      auto dW2 = needFactors ? dWall.view({T, cout, cin}) : at::Tensor();
-      int64_t off = 0;
-      for (int64_t t = 0; t < T; t++) {
-        if (counts[t] == 0) continue;
-        auto Gt = G.narrow(0, off * hw, counts[t] * hw);
-        if (needX) {
-          auto o = DX.narrow(0, off * hw, counts[t] * hw);
-          at::mm_out(o, Gt, W[t].view({cout, cin}));
-        }
-        if (needFactors) {
-          auto d = dW2[t];
-          at::mm_out(d, Gt.t(), X.narrow(0, off * hw, counts[t] * hw));
-        }
-        off += counts[t];
-      }
-    } else {
+    {
       std::vector<at::Tensor> dxs;
       int64_t off = 0;
       for (int64_t t = 0; t < T; t++) {
