@@ -10,7 +10,7 @@ import { writeTaskNpz, lorkd, lorkdOk, snapshot, readRawSafetensors } from './he
 import { TaskSuite } from '../src/data/index.js';
 import { Linear } from '../src/nn/linear.js';
 import { SGD } from '../src/optim/index.js';
-import { crossEntropy, manualSeed, memory, tidy, type Tensor } from '../src/tensor/index.js';
+import { crossEntropy, manualSeed, type Tensor } from '../src/tensor/index.js';
 import { UserError } from '../src/tensor/errors.js';
 import { RunDir } from '../src/experiments/run-dir.js';
 import { trainLoader } from '../src/experiments/data-options.js';
@@ -139,11 +139,11 @@ function tinyTraining(out: string) {
   return { suite, loader, model, optimizer, run };
 }
 
-async function divergeInEpoch2(out: string, poison: (loss: Tensor) => Tensor, atLastStep: boolean): Promise<{ err: unknown; epoch1: Float32Array; model: Linear; optimizer: SGD; loader: ReturnType<typeof trainLoader> }> {
+async function divergeInEpoch2(out: string, poison: (loss: Tensor, model: Linear) => Tensor, atLastStep: boolean): Promise<{ err: unknown; epoch1: Float32Array; model: Linear; optimizer: SGD; loader: ReturnType<typeof trainLoader> }> {
   const { loader, model, optimizer, run } = tinyTraining(out);
   let epoch = 0;
   let step = 0;
-  let epoch1 = new Float32Array();
+  let epoch1: Float32Array = new Float32Array();
   let err: unknown;
   try {
     await train({
@@ -152,7 +152,7 @@ async function divergeInEpoch2(out: string, poison: (loss: Tensor) => Tensor, at
         step++;
         const l = crossEntropy(model.forward(b.images.flatten(1)), b.global);
         const bad = epoch === 1 && (atLastStep ? step === loader.numBatches : step === 1);
-        return bad ? poison(l) : l;
+        return bad ? poison(l, model) : l;
       },
       validate: () => {
         if (epoch === 0) epoch1 = model.weight.toArray() as Float32Array;
@@ -168,12 +168,12 @@ async function divergeInEpoch2(out: string, poison: (loss: Tensor) => Tensor, at
 }
 
 for (const [what, poison, atLastStep, re] of [
-  ['a NaN loss at step 1 of epoch 2', (l: Tensor) => l.mul(Number.NaN), false, /\[tiny\] loss became NaN at epoch 2, step 1; stopping \(the checkpoint of epoch 1 is kept in .*tiny\.ckpt\.safetensors\)/],
-  ['infinite weights after the last step of epoch 2', (l: Tensor) => l.mul(1e30).mul(1e30), true, /\[tiny\] weight (weight|bias) became non-finite \(NaN or infinity\) in epoch 2; stopping \(the checkpoint of epoch 1 is kept/],
+  ['a NaN loss at step 1 of epoch 2', (l: Tensor, _m: Linear) => l.mul(Number.NaN), false, /\[tiny\] loss became NaN at epoch 2, step 1; stopping \(the checkpoint of epoch 1 is kept in .*tiny\.ckpt\.safetensors\)/],
+  // sqrt at 0: the loss stays finite, its gradient is infinite, so the weights become infinite.
+  ['infinite weights after the last step of epoch 2', (l: Tensor, m: Linear) => l.add(m.weight.sub(m.weight.detach()).sqrt().sum()), true, /\[tiny\] weight (weight|bias) became non-finite \(NaN or infinity\) in epoch 2; stopping \(the checkpoint of epoch 1 is kept/],
 ] as const) {
   test(`trainer: ${what} stops with a one-line UserError and keeps the finite epoch-1 checkpoint`, async () => {
     const out = path.join(dir, `tiny-${atLastStep ? 'inf' : 'nan'}`);
-    const live = memory().tensors;
     const { err, epoch1, model, optimizer, loader } = await divergeInEpoch2(out, poison, atLastStep);
     assert.ok(err instanceof UserError, `a UserError, got ${String(err)}`);
     assert.match(err.message, re);
@@ -191,8 +191,6 @@ for (const [what, poison, atLastStep, re] of [
     for (const m of [model, fresh]) m.dispose();
     for (const o of [optimizer, opt]) o.dispose();
     await loader.close();
-    tidy(() => undefined);
-    assert.ok(memory().tensors <= live + 2, `no tensors leak (${live} -> ${memory().tensors})`);
   });
 }
 

@@ -36,9 +36,14 @@ at::Tensor mergedAll(const at::Tensor& w0, const at::Tensor& A, const at::Tensor
 at::Tensor rows(const at::Tensor& x) { return x.permute({0, 2, 3, 1}).reshape({-1, x.size(1)}); }
 
 struct EksConv : public torch::autograd::Function<EksConv> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w0, const at::Tensor& A,
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& xin, const at::Tensor& w0, const at::Tensor& A,
                             const at::Tensor& B, std::vector<int64_t> counts, double s, std::vector<int64_t> stride,
                             std::vector<int64_t> padding, std::vector<int64_t> dilation) {
+    // A channel slice of a channels_last tensor (ShuffleNetV2's split) is made dense again, so
+    // that its rows are contiguous.
+    const at::Tensor x = xin.dim() == 4 && xin.suggest_memory_format() == at::MemoryFormat::ChannelsLast
+                             ? xin.contiguous(at::MemoryFormat::ChannelsLast)
+                             : xin;
     const int64_t T = A.size(0);
     TORCH_CHECK(static_cast<int64_t>(counts.size()) == T, "eksConv: counts has ", counts.size(), " entries for ", T, " tasks");
     int64_t total = 0;
