@@ -155,7 +155,8 @@ test('npz: --split and --limit; batching does not change the result', () => {
   const small = predict(expertFile, [npzFile], { batchSize: 2 });
   const big = predict(expertFile, [npzFile]);
   small.forEach((r, i) => {
-    for (const c of META.classNames) assert.ok(Math.abs(r.probs[c]! - big[i]!.probs[c]!) < 1e-6);
+    // oneDNN may pick another kernel for another batch size: float32 rounding, not a bug.
+    for (const c of META.classNames) assert.ok(Math.abs(r.probs[c]! - big[i]!.probs[c]!) < 1e-5);
   });
   assert.throws(() => predict(expertFile, [npzFile], { split: 'dev' as 'val' }), (e: unknown) => e instanceof UserError && /split must be one of/.test(e.message));
   assert.throws(() => predict(expertFile, [npzFile], { limit: 0 }), (e: unknown) => e instanceof UserError && /limit must be a positive integer/.test(e.message));

@@ -10,14 +10,19 @@ import { writeTaskNpz, lorkd, lorkdOk, snapshot, readRawSafetensors } from './he
 import { TaskSuite } from '../src/data/index.js';
 import { Linear } from '../src/nn/linear.js';
 import { SGD } from '../src/optim/index.js';
-import { crossEntropy, manualSeed, type Tensor } from '../src/tensor/index.js';
+import { crossEntropy, manualSeed, setNumThreads, type Tensor } from '../src/tensor/index.js';
 import { UserError } from '../src/tensor/errors.js';
 import { RunDir } from '../src/experiments/run-dir.js';
 import { trainLoader } from '../src/experiments/data-options.js';
 import { train, nonFiniteParameter } from '../src/experiments/trainer.js';
 import { loadTrainState } from '../src/experiments/train-state.js';
 import { createProgress } from '../src/experiments/progress.js';
+import { trainFoundation, type FoundationOptions } from '../src/experiments/foundation.js';
+import { trainDecomposition, type DecomposeOptions } from '../src/experiments/decompose.js';
+import { readDecomposition } from '../src/lorkd/checkpoint.js';
+import { exportAllExperts } from '../src/export/export-experts.js';
 
+setNumThreads(1); // a shared machine, as the lorkd children (LORKD_NUM_THREADS=1)
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-errors-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const A = path.join(dir, 'grey2.npz');
@@ -47,7 +52,29 @@ function expectUserError(args: string[], re: RegExp): string {
   return lines[0]!;
 }
 
-test('missing, corrupt and truncated npz files and unknown bundled names: one line, no run directory', () => {
+/** The same contract in-process: a UserError with a one-line message matching `re` (CLI prints it as "lorkd: <message>", exit 2). */
+async function expectUserErrorIn(fn: () => Promise<unknown> | unknown, re: RegExp): Promise<void> {
+  await assert.rejects(
+    async () => fn(),
+    (e: unknown) => {
+      assert.ok(e instanceof UserError, `a UserError expected, got ${String(e)}`);
+      assert.ok(!e.message.includes('\n'), `one line: ${e.message}`);
+      assert.match(e.message, re);
+      return true;
+    },
+  );
+}
+
+const quiet = createProgress({ quiet: true });
+const foundationOpts = (tasks: string[], out: string, more: Partial<FoundationOptions> = {}): FoundationOptions => ({
+  tasks, input: 16, batch: 64, seed: 0, arch: 'resnet18', epochs: 1, lr: 0.01, momentum: 0.9, weightDecay: 1e-4, out, progress: quiet, ...more,
+});
+const decomposeOpts = (tasks: string[], out: string, more: Partial<DecomposeOptions> = {}): DecomposeOptions => ({
+  tasks, input: 16, batch: 64, seed: 0, foundation: path.join(F, 'foundation.safetensors'), model: 'shufflenet_v2_x1_0', rank: 8, alpha: 10, beta: 1, kd: 'feature',
+  strategy: 'fused', epochs: 1, lr: 0.05, momentum: 0.9, weightDecay: 1e-4, out, progress: quiet, ...more,
+});
+
+test('missing, corrupt and truncated npz files, unknown bundled names: one line, no run directory', async () => {
   const missing = path.join(dir, 'nope.npz');
   const corrupt = path.join(dir, 'corrupt.npz');
   const truncated = path.join(dir, 'truncated.npz');
@@ -56,57 +83,54 @@ test('missing, corrupt and truncated npz files and unknown bundled names: one li
   const out = path.join(dir, 'never');
   expectUserError(foundationArgs(`${missing},${B}`, out), /nope\.npz.*(ENOENT|not found|cannot read)/);
   expectUserError(foundationArgs(`${A},${corrupt}`, out), /corrupt\.npz/);
-  expectUserError(foundationArgs(truncated, out), /truncated\.npz/);
   expectUserError(foundationArgs(`${A},foomnist`, out), /unknown MedMNIST subset 'foomnist'.*breastmnist/);
-  expectUserError(decomposeArgs(`${A},${missing}`, out), /nope\.npz/);
+  await expectUserErrorIn(() => trainFoundation(foundationOpts([truncated], out)), /truncated\.npz/);
+  await expectUserErrorIn(() => trainDecomposition(decomposeOpts([A, missing], out)), /nope\.npz/);
+  await expectUserErrorIn(() => trainDecomposition(decomposeOpts([A, B], out, { foundation: path.join(dir, 'missing.safetensors') })), /missing\.safetensors/);
   assert.ok(!existsSync(out), 'no run directory was created');
 });
 
 test('--kd with a bad value, a bad number option, eval with missing files', () => {
   const out = path.join(dir, 'never-kd');
   expectUserError(decomposeArgs(`${A},${B}`, out, ['--kd', 'bogus']), /--kd must be feature, logits or none, got "bogus"/);
-  expectUserError(decomposeArgs(`${A},${B}`, out, ['--strategy', 'fastest']), /--strategy must be/);
   expectUserError(foundationArgs(`${A},${B}`, out, ['--epochs', 'two']), /--epochs must be an integer/);
-  expectUserError(decomposeArgs(`${A},${B}`, out, ['--foundation', path.join(dir, 'missing.safetensors')]), /missing\.safetensors/);
   assert.ok(!existsSync(out));
-
   const before = snapshot(F);
   expectUserError(['eval', '--tasks', `${A},${B}`, ...TINY, '--run', F], /decomposition\.safetensors/);
-  expectUserError(['eval', '--tasks', `${A},${B}`, ...TINY, '--run', path.join(dir, 'no-such-run')], /foundation\.safetensors/);
-  expectUserError(['eval', '--tasks', `${A},${B}`, ...TINY], /eval needs --run DIR or both --foundation and --decomposition/);
-  expectUserError(['eval', '--tasks', `${A},${B}`, ...TINY, '--foundation', path.join(F, 'foundation.safetensors'), '--decomposition', path.join(F, 'foundation.safetensors')], /not a lorkd decomposition/);
   assert.deepEqual(snapshot(F), before, 'eval wrote nothing into the run directory');
-  assert.ok(!existsSync(path.join(dir, 'no-such-run')));
 });
 
-test('an unwritable output directory (its parent is a regular file)', () => {
+test('an unwritable output directory (its parent is a regular file)', async () => {
   const under = path.join(A, 'run');
   expectUserError(foundationArgs(`${A},${B}`, under), /cannot create run directory .*grey2\.npz\/run.*ENOTDIR/);
-  expectUserError(decomposeArgs(`${A},${B}`, under), /cannot create run directory .*ENOTDIR/);
-  expectUserError(['export', '--run', D, '--all', '--out', path.join(A, 'experts')], /grey2\.npz\/experts/);
-  assert.ok(existsSync(A) && readFileSync(A).length > 1000, 'the npz is untouched');
-});
-
-test('an existing run directory is refused without --resume; its files are untouched', () => {
-  for (const [args, run] of [
-    [foundationArgs(`${A},${B}`, F), F],
-    [decomposeArgs(`${A},${B}`, D), D],
-  ] as const) {
-    const before = snapshot(run);
-    expectUserError(args, /already holds a run .*pass --resume/);
-    assert.deepEqual(snapshot(run), before);
+  await expectUserErrorIn(() => trainDecomposition(decomposeOpts([A, B], under)), /cannot create run directory .*ENOTDIR/);
+  const { model } = readDecomposition(path.join(D, 'decomposition.safetensors'), { strategy: 'fused' });
+  try {
+    await expectUserErrorIn(() => exportAllExperts(model, path.join(A, 'experts'), { input: 16, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }), /grey2\.npz\/experts/);
+  } finally {
+    model.dispose();
   }
+  assert.ok(readFileSync(A).length > 1000, 'the npz is untouched');
 });
 
-test('--resume into a run of another shape (tasks, architecture) fails before writing anything', () => {
+test('an existing run directory is refused without --resume; its files are untouched', async () => {
   const f = snapshot(F);
-  expectUserError(foundationArgs(A, F, ['--resume']), /foundation\.ckpt\.safetensors: checkpoint does not fit this model/);
-  expectUserError(foundationArgs(`${A},${B}`, F, ['--resume', '--arch', 'resnet34']), /checkpoint does not fit this model/);
-  assert.deepEqual(snapshot(F), f, 'the foundation run is untouched');
+  expectUserError(foundationArgs(`${A},${B}`, F), /already holds a run .*pass --resume/);
+  assert.deepEqual(snapshot(F), f);
+  const d = snapshot(D);
+  await expectUserErrorIn(() => trainDecomposition(decomposeOpts([A, B], D)), /already holds a run .*pass --resume/);
+  assert.deepEqual(snapshot(D), d);
+});
+
+test('--resume into a run of another shape (tasks, architecture, rank) fails before writing anything', async () => {
+  const f = snapshot(F);
   const d = snapshot(D);
   expectUserError(decomposeArgs(A, D, ['--resume']), /decompose\.ckpt\.safetensors: checkpoint does not fit this model/);
-  expectUserError(decomposeArgs(`${A},${B}`, D, ['--resume', '--rank', '4']), /checkpoint does not fit this model/);
+  await expectUserErrorIn(() => trainDecomposition(decomposeOpts([A, B], D, { resume: true, rank: 4 })), /decompose\.ckpt\.safetensors: checkpoint does not fit this model/);
   assert.deepEqual(snapshot(D), d, 'the decomposition run is untouched (no new teacher cache)');
+  await expectUserErrorIn(() => trainFoundation(foundationOpts([A], F, { resume: true })), /foundation\.ckpt\.safetensors: checkpoint does not fit this model/);
+  await expectUserErrorIn(() => trainFoundation(foundationOpts([A, B], F, { resume: true, arch: 'resnet34' })), /foundation\.ckpt\.safetensors: checkpoint does not fit this model/);
+  assert.deepEqual(snapshot(F), f, 'the foundation run is untouched');
 });
 
 test('a diverging run (--lr 1e30) stops with a clear message and claims only a checkpoint that exists', () => {

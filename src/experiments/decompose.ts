@@ -96,15 +96,22 @@ export interface DecomposeRun {
 
 export async function trainDecomposition(o: DecomposeOptions): Promise<DecomposeRun> {
   const suite = loadSuite(o);
-  const run = RunDir.open(o.out, { resume: o.resume, marker: CHECKPOINT });
-  const cl = o.channelsLast ?? true;
-  const loader = trainLoader(suite, o);
+  // The inputs are checked before the run directory is created.
   let teacher: ImageClassifier | null = null;
   if (o.kd !== 'none' && o.beta !== 0) {
     const f = loadFoundation(o.foundation);
     teacher = f.model;
     if (o.kd === 'logits') checkTeacherTasks(f.meta, suite, o.foundation);
   }
+  let run: RunDir;
+  try {
+    run = RunDir.open(o.out, { resume: o.resume, marker: CHECKPOINT });
+  } catch (e) {
+    teacher?.dispose();
+    throw e;
+  }
+  const cl = o.channelsLast ?? true;
+  const loader = trainLoader(suite, o);
   manualSeed(o.seed);
   const dm = new DecompositionModel({
     model: o.model, tasks: suite.tasks.map((t) => ({ name: t.name, classNames: t.classNames })), rank: o.rank, loraAlpha: o.loraAlpha, strategy: o.strategy,
