@@ -82,7 +82,7 @@ export function registerPipeline(program: Command): void {
           model.toChannelsLast();
           dm.toChannelsLast();
         }
-        const r = evaluateRun(suite, { ...data, input: o.input }, model, meta.model, dm, o.split);
+        const r = evaluateRun(suite, data, model, meta.model, dm, o.split, meta.input);
         if (o.run) RunDir.open(o.run, { resume: true, marker: '-' }).writeJson(`eval-${o.split}.json`, r);
         printResults(!!o.json, r as RunResults & Record<string, unknown>);
       }),
@@ -93,14 +93,15 @@ export function registerPipeline(program: Command): void {
     .description('the whole pipeline on the bundled MedMNIST data: foundation, decompose, eval, export (about 10 minutes on 2 cores)')
     .option('--out <dir>', 'run directory (re-running resumes and re-reports)', 'runs/demo')
     .option('--epochs <n>', 'decomposition epochs', intOption('epochs', 0), 12)
-    .option('--foundation-epochs <n>', 'foundation epochs (early stopping on validation)', intOption('foundation-epochs', 0), 12)
-    .option('--input <size>', 'input side', intOption('input', 8), 64)
+    .option('--foundation-epochs <n>', 'foundation epochs (early stopping on validation)', intOption('foundation-epochs', 0), 8)
+    .option('--input <size>', 'input side of the experts', intOption('input', 8), 64)
+    .option('--foundation-input <size>', 'input side of the foundation model (28: MedMNIST ResNet-18 (28))', intOption('foundation-input', 8), 28)
     .option('--seed <n>', 'seed', intOption('seed', 0), 0)
     .option('--quiet', 'no progress output')
     .option('--json', 'end with one JSON line of the results')
     .action((o) =>
       run(async () => {
-        const r = await runDemo({ out: o.out, epochs: o.epochs, foundationEpochs: o.foundationEpochs, input: o.input, seed: o.seed, progress: progressOf(o) });
+        const r = await runDemo({ out: o.out, epochs: o.epochs, foundationEpochs: o.foundationEpochs, input: o.input, foundationInput: o.foundationInput, seed: o.seed, progress: progressOf(o) });
         if (!o.json) console.log(table(RESULTS_HEADER, resultsTable(r.results)));
         if (!o.json) console.log(`\nresults: ${r.resultsFile}\nexperts: ${r.experts.join(', ')}`);
         else console.log(JSON.stringify({ lorkd_mean_accuracy: r.results.lorkd.mean_accuracy, foundation_mean_accuracy: r.results.foundation.mean_accuracy, foundation_mean_accuracy_restricted: r.results.foundation.mean_accuracy_restricted, per_task: perTask(r.results), experts: r.experts, results_file: r.resultsFile, run_dir: r.runDir, seconds: r.seconds }));

@@ -13,7 +13,7 @@ import type { StrategyOption } from '../lorkd/strategies.js';
 import { SGD, CosineAnnealingLR } from '../optim/index.js';
 import { type Tensor, tensor, crossEntropy, klDiv, logSoftmax, softmax, cat, manualSeed } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
-import type { Batch, TaskSuite } from '../data/index.js';
+import type { Batch, TaskSuite, Triple } from '../data/index.js';
 import { type DataOptions, loadSuite, trainLoader, evalLoader } from './data-options.js';
 import { RunDir } from './run-dir.js';
 import { train, type TrainResult } from './trainer.js';
@@ -98,9 +98,11 @@ export async function trainDecomposition(o: DecomposeOptions): Promise<Decompose
   const suite = loadSuite(o);
   // The inputs are checked before the run directory is created.
   let teacher: ImageClassifier | null = null;
+  let meta: FoundationMeta | null = null;
   if (o.kd !== 'none' && o.beta !== 0) {
     const f = loadFoundation(o.foundation);
     teacher = f.model;
+    meta = f.meta;
     if (o.kd === 'logits') checkTeacherTasks(f.meta, suite, o.foundation);
   }
   let run: RunDir;
@@ -125,7 +127,9 @@ export async function trainDecomposition(o: DecomposeOptions): Promise<Decompose
   let cache: TeacherCache | null = null;
   if (teacher) {
     if (cl) teacher.toChannelsLast();
-    cache = teacherOutputs(teacher, o.foundation, loader, run, o.progress, cl);
+    // The teacher sees each image through its own transform (input size, normalisation).
+    const transform = { size: meta!.input, mean: meta!.mean as unknown as Triple, std: meta!.std as unknown as Triple };
+    cache = teacherOutputs(teacher, o.foundation, loader, transform, run, o.progress, cl);
     teacher.dispose();
   }
   const opt = new SGD(student.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });

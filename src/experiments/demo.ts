@@ -17,6 +17,8 @@ export interface DemoOptions {
   epochs: number;
   foundationEpochs: number;
   input: number;
+  /** The foundation's input side (its own transform; the teacher cache uses it). */
+  foundationInput: number;
   seed: number;
   progress: Progress;
 }
@@ -33,8 +35,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = performance.now();
   const data: DataOptions = { tasks: DEFAULT_TASKS, input: o.input, batch: 128, seed: o.seed, channelsLast: true };
   const sgd = { lr: 0.05, momentum: 0.9, weightDecay: 1e-4 };
-  o.progress.log(`[demo] foundation: resnet18, unified head over all classes, up to ${o.foundationEpochs} epochs, input ${o.input}`);
-  const f = await trainFoundation({ ...data, ...sgd, arch: 'resnet18', epochs: o.foundationEpochs, patience: 4, out: o.out, resume: true, progress: o.progress });
+  o.progress.log(`[demo] foundation: resnet18, unified head over all classes, up to ${o.foundationEpochs} epochs, input ${o.foundationInput}`);
+  const f = await trainFoundation({ ...data, input: o.foundationInput, ...sgd, arch: 'resnet18', epochs: o.foundationEpochs, patience: 4, out: o.out, resume: true, progress: o.progress });
   o.progress.log(`[demo] decomposition: shufflenet_v2_x1_0 + rank-8 experts, feature KD (alpha 10, beta 1), ${o.epochs} epochs`);
   const d = await trainDecomposition({
     ...data, ...sgd, foundation: f.file, model: 'shufflenet_v2_x1_0', rank: 8, alpha: 10, beta: 1, kd: 'feature', strategy: 'auto', epochs: o.epochs, out: o.out, resume: true, progress: o.progress,
@@ -42,8 +44,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   o.progress.log('[demo] evaluating on the test splits');
   const suite = loadSuite(data);
   const results = {
-    ...evaluateRun(suite, data, f.model, 'resnet18', d.dm, 'test'),
-    budget: { input: o.input, batch: data.batch, foundation_epochs_max: o.foundationEpochs, foundation_best_epoch: f.result.bestEpoch + 1, decompose_epochs: o.epochs, seed: o.seed, ...sgd },
+    ...evaluateRun(suite, data, f.model, 'resnet18', d.dm, 'test', o.foundationInput),
+    budget: { input: o.input, foundation_input: o.foundationInput, batch: data.batch, foundation_epochs_max: o.foundationEpochs, foundation_best_epoch: f.result.bestEpoch + 1, decompose_epochs: o.epochs, seed: o.seed, ...sgd },
   };
   const run = RunDir.open(o.out, { resume: true, marker: '-' });
   const experts = exportAllExperts(d.dm, path.join(run.root, 'experts'), { input: o.input, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], source: { run: run.root } });

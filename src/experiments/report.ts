@@ -10,8 +10,9 @@ import { evalLoader, type DataOptions } from './data-options.js';
 export interface RunResults {
   split: string;
   tasks: string[];
-  foundation: { model: string; params: number; unified: TaskResult[]; restricted: TaskResult[]; mean_accuracy: number; mean_accuracy_restricted: number };
+  foundation: { model: string; input: number; params: number; unified: TaskResult[]; restricted: TaskResult[]; mean_accuracy: number; mean_accuracy_restricted: number };
   lorkd: {
+    input: number;
     params_training: number;
     params_expert: number;
     per_task: TaskResult[];
@@ -21,10 +22,11 @@ export interface RunResults {
   };
 }
 
-export function evaluateRun(suite: TaskSuite, data: DataOptions, foundation: ImageClassifier, foundationName: string, dm: DecompositionModel, split: 'test' | 'val' = 'test'): RunResults {
+/** `foundationInput`: the foundation's own input size (its metadata), when it differs from the experts'. */
+export function evaluateRun(suite: TaskSuite, data: DataOptions, foundation: ImageClassifier, foundationName: string, dm: DecompositionModel, split: 'test' | 'val' = 'test', foundationInput = data.input): RunResults {
   const cl = data.channelsLast ?? true;
   const loader = evalLoader(suite, data, split);
-  const f = evalFoundation(foundation, suite, loader, cl);
+  const f = evalFoundation(foundation, suite, foundationInput === data.input ? loader : evalLoader(suite, { ...data, input: foundationInput }, split), cl);
   const per = evalDecomposition(dm, suite, loader, cl);
   const fused = suite.tasks.map((t) => {
     const m = expertModel(dm, t.id);
@@ -46,10 +48,10 @@ export function evaluateRun(suite: TaskSuite, data: DataOptions, foundation: Ima
     split,
     tasks: suite.tasks.map((t) => t.name),
     foundation: {
-      model: foundationName, params: foundation.numParameters(), unified: f.unified, restricted: f.restricted,
+      model: foundationName, input: foundationInput, params: foundation.numParameters(), unified: f.unified, restricted: f.restricted,
       mean_accuracy: meanOf(f.unified, 'accuracy'), mean_accuracy_restricted: meanOf(f.restricted, 'accuracy'),
     },
-    lorkd: { params_training: dm.numParameters() - heads, params_expert: expertParams, per_task: per, fused_experts: fused, mean_accuracy: meanOf(per, 'accuracy') },
+    lorkd: { input: data.input, params_training: dm.numParameters() - heads, params_expert: expertParams, per_task: per, fused_experts: fused, mean_accuracy: meanOf(per, 'accuracy') },
   };
 }
 

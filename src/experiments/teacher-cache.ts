@@ -1,11 +1,12 @@
 // The frozen teacher's outputs for every training image, computed once and cached in the run
 // directory, so later epochs never run the teacher. Both views of each image (as is, and
 // horizontally flipped) are cached, so the random flip is handled exactly. The cache file is
-// keyed by a hash of the teacher weights, the training images and the transform.
+// keyed by a hash of the teacher weights, the training images and the teacher's transform (the
+// foundation model's own input size and normalisation, which may differ from the student's).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ImageClassifier } from '../models/classifier.js';
-import { type DataLoader, makeBatch } from '../data/index.js';
+import { type DataLoader, type TransformOptions, makeBatch } from '../data/index.js';
 import { type Tensor, cat, keep, noGrad, tidy } from '../tensor/index.js';
 import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
 import type { RunDir } from './run-dir.js';
@@ -20,18 +21,18 @@ export interface TeacherCache {
   file: string;
 }
 
-export function cacheKey(teacherFile: string, loader: DataLoader): string {
+export function cacheKey(teacherFile: string, loader: DataLoader, transform: TransformOptions): string {
   const h = createHash('sha256');
   h.update(readFileSync(teacherFile));
   const s = loader.split;
   for (const src of s.sources) h.update(src);
-  h.update(JSON.stringify({ n: s.n, size: loader.opts.size, mean: loader.opts.mean ?? null, std: loader.opts.std ?? null, tasks: s.taskSizes }));
+  h.update(JSON.stringify({ n: s.n, size: transform.size ?? null, mean: transform.mean ?? null, std: transform.std ?? null, tasks: s.taskSizes }));
   return h.digest('hex').slice(0, 16);
 }
 
 /** Returns the cached teacher outputs, computing them (progress shown) when not cached yet. */
-export function teacherOutputs(teacher: ImageClassifier, teacherFile: string, loader: DataLoader, run: RunDir, progress: Progress, channelsLast = true): TeacherCache {
-  const key = cacheKey(teacherFile, loader);
+export function teacherOutputs(teacher: ImageClassifier, teacherFile: string, loader: DataLoader, transform: TransformOptions, run: RunDir, progress: Progress, channelsLast = true): TeacherCache {
+  const key = cacheKey(teacherFile, loader, transform);
   const name = `teacher-cache-${key}.safetensors`;
   if (run.has(name)) {
     const { tensors } = loadSafetensors(run.file(name));
@@ -48,7 +49,7 @@ export function teacherOutputs(teacher: ImageClassifier, teacherFile: string, lo
   for (const flip of [0, 1]) {
     for (let s = 0; s < n; s += bs) {
       const idx = Int32Array.from({ length: Math.min(bs, n - s) }, (_, i) => s + i);
-      const b = makeBatch(loader.split, idx, new Uint8Array(idx.length).fill(flip), loader.opts);
+      const b = makeBatch(loader.split, idx, new Uint8Array(idx.length).fill(flip), transform);
       try {
         const [f, l] = noGrad(() =>
           tidy(() => {

@@ -126,8 +126,10 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       try {
         val = noGrad(() => o.validate!());
       } catch (e) {
-        // Non-finite outputs (e.g. NaN scores in the AUC) mean that training diverged.
-        if (e instanceof UserError) throw new UserError(`[${o.name}] validation after epoch ${epoch + 1} failed (${e.message}): training diverged; stopping (${last})`);
+        // NaN outputs (the AUC refuses NaN scores) mean that training diverged.
+        if (e instanceof UserError && /NaN/.test(e.message)) {
+          throw new UserError(`[${o.name}] validation after epoch ${epoch + 1} failed (${e.message}): training diverged; stopping (${last})`);
+        }
         throw e;
       }
       if (!Number.isFinite(val)) throw new UserError(`[${o.name}] validation after epoch ${epoch + 1} gave ${val}: training diverged; stopping (${last})`);
