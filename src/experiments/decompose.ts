@@ -11,7 +11,7 @@ import { DecompositionModel } from '../lorkd/decomposition.js';
 import { saveDecomposition } from '../lorkd/checkpoint.js';
 import type { StrategyOption } from '../lorkd/strategies.js';
 import { SGD, CosineAnnealingLR } from '../optim/index.js';
-import { type Tensor, tensor, crossEntropy, klDiv, logSoftmax, softmax, cat, manualSeed } from '../tensor/index.js';
+import { type Tensor, tensor, noGrad, tidy, keep, crossEntropy, klDiv, logSoftmax, softmax, cat, manualSeed } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import type { Batch, TaskSuite, Triple } from '../data/index.js';
 import { type DataOptions, loadSuite, trainLoader, evalLoader } from './data-options.js';
@@ -87,6 +87,20 @@ export function kdLoss(o: { kd: KdMode; alpha: number; beta: number }, out: Retu
   return cat(parts.map((p) => p.reshape([1])), 0).sum().div(B).mul(w);
 }
 
+/**
+ * Teacher features, standardised per dimension over the training set, before the trainable
+ * projection. A trained foundation's pooled (post-ReLU) features reach ~200; the KL gradient
+ * through the projection is scaled by beta * alpha^2 = 100, and with raw features SGD at lr 0.05
+ * diverged within a few steps (measured). Standardising conditions the projection's input and
+ * leaves the method (KL between temperature softmaxes of projected teacher and student features)
+ * as it is.
+ */
+export function standardise(features: Tensor): Tensor {
+  const out = noGrad(() => tidy(() => features.sub(features.mean(0, true)).div(features.var(0, 0, true).add(1e-5).sqrt())));
+  features.dispose();
+  return keep(out);
+}
+
 export interface DecomposeRun {
   dm: DecompositionModel;
   file: string;
@@ -131,6 +145,7 @@ export async function trainDecomposition(o: DecomposeOptions): Promise<Decompose
     const transform = { size: meta!.input, mean: meta!.mean as unknown as Triple, std: meta!.std as unknown as Triple };
     cache = teacherOutputs(teacher, o.foundation, loader, transform, run, o.progress, cl);
     teacher.dispose();
+    if (o.kd === 'feature') cache = { ...cache, features: standardise(cache.features) };
   }
   const opt = new SGD(student.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
   const sched = new CosineAnnealingLR(opt, { tMax: Math.max(o.epochs, 1) });
@@ -153,6 +168,10 @@ export async function trainDecomposition(o: DecomposeOptions): Promise<Decompose
     loss,
     validate: () => meanOf(evalDecomposition(dm, suite, val, cl), 'accuracy'),
   });
+  for (const m of dm.auto.measurements) {
+    const timings = Object.entries(m.ms).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ');
+    o.progress.log(`[decompose] EKS strategy for ${m.key}: ${m.best}${timings ? ` (measured: ${timings})` : ''}`);
+  }
   opt.dispose();
   cache?.features.dispose();
   cache?.logits.dispose();
