@@ -7,7 +7,8 @@
         "src/tensor.cc",
         "src/ops_math.cc",
         "src/ops_nn.cc",
-        "src/eks.cc"
+        "src/eks.cc",
+        "src/allocator.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

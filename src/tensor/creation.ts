@@ -106,8 +106,14 @@ export interface MemoryReport {
   liveTensors: number;
   /** Bytes of tensor data those handles account for (views count their own extent). */
   externalBytes: number;
+  /** Freed tensor memory kept by lorkd's caching CPU allocator for reuse (see emptyCache). */
+  cachedBytes: number;
 }
-export const memory = (): MemoryReport => N.memory();
+export const memory = (): MemoryReport => ({ ...N.memory(), cachedBytes: N.cachingAllocator().cachedBytes });
+/** Returns the caching allocator's free blocks to the system. */
+export function emptyCache(): void {
+  N.emptyCache();
+}
 
 /** Runs fn with autograd recording off (torch.no_grad). */
 export function noGrad<R>(fn: () => R): R {

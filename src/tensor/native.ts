@@ -25,6 +25,11 @@ function findAddon(): string {
   throw new Error('lorkd native addon is not built: run ./bootstrap.sh (it installs libtorch and builds native/)');
 }
 
+// OpenBLAS (behind libtorch's mm/addmm) must not start its own thread pool next to libtorch's
+// OpenMP threads: its spinning threads made the many small GEMMs of the EKS convolution 2x slower.
+// It is read when libopenblas loads with the addon; a user's own setting wins.
+process.env.OPENBLAS_NUM_THREADS ??= '1';
+
 const require = createRequire(import.meta.url);
 export const native: Native = require(findAddon());
 
