@@ -40,15 +40,6 @@ const H = 28;
 /** Per split: grey images (n, 28, 28) and labels. */
 const data: Record<string, { images: Uint8Array; labels: number[] }> = {};
 
-function npy(descr: string, shape: number[], bytes: Uint8Array): Uint8Array {
-  let h = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  h += ' '.repeat(63 - ((10 + h.length) % 64)) + '\n';
-  const out = new Uint8Array(10 + h.length + bytes.length);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, h.length & 255, h.length >> 8]);
-  out.set(Uint8Array.from(h, (c) => c.charCodeAt(0)), 10);
-  out.set(bytes, 10 + h.length);
-  return out;
-}
 
 /** A MedMNIST-layout npz with grey 28x28 images and (n, 1) int64 labels. */
 function writeNpz(file: string, labelOf: (i: number) => number): void {
@@ -212,6 +203,7 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
   const script = `
 import { Command } from 'commander';
 import { registerPredict } from ${JSON.stringify(path.join(repo, 'dist/src/cli/predict.js'))};
+import { npy } from './helpers/pipeline.js';
 const p = new Command('lorkd');
 registerPredict(p);
 await p.parseAsync(process.argv.slice(1), { from: 'user' });
