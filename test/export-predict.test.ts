@@ -18,6 +18,7 @@ import { type ExpertMeta, saveExpertFile } from '../src/export/expert-file.js';
 import { type Prediction, predict } from '../src/export/predict.js';
 import { lcg } from './helpers/random.js';
 import { runPython, skipWithoutTorch } from './helpers/python.js';
+import { npy } from './helpers/pipeline.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-predict-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -203,7 +204,6 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
   const script = `
 import { Command } from 'commander';
 import { registerPredict } from ${JSON.stringify(path.join(repo, 'dist/src/cli/predict.js'))};
-import { npy } from './helpers/pipeline.js';
 const p = new Command('lorkd');
 registerPredict(p);
 await p.parseAsync(process.argv.slice(1), { from: 'user' });
