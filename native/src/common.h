@@ -28,7 +28,6 @@ class NTensor : public Napi::ObjectWrap<NTensor> {
 };
 
 Napi::Value wrap(Napi::Env env, at::Tensor t);
-Napi::Value wrapOpt(Napi::Env env, const at::Tensor& t);  // undefined tensor -> null
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& ts);
 
 bool isTensor(const Napi::Value& v);

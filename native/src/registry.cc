@@ -50,7 +50,6 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
   NTensor::Unwrap(o)->set(env, std::move(t));
   return o;
 }
-Napi::Value wrapOpt(Napi::Env env, const at::Tensor& t) { return wrap(env, t); }
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& ts) {
   Napi::Array a = Napi::Array::New(env, ts.size());
   for (size_t i = 0; i < ts.size(); i++) a.Set(i, wrap(env, ts[i]));

@@ -122,7 +122,7 @@ DEF("setRequiresGrad", {
   return info[0];
 })
 DEF("isLeaf", return Napi::Boolean::New(ENV, T(0).is_leaf());)
-DEF("grad", return wrapOpt(ENV, T(0).grad());)
+DEF("grad", R(T(0).grad());)  // an undefined grad becomes null (wrap)
 DEF("setGrad", {
   auto g = OT(1);
   T(0).mutable_grad() = g ? *g : at::Tensor();

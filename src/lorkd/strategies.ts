@@ -1,7 +1,7 @@
 // The EKS execution strategies. All compute the same function: row b of task t is convolved
 // with W0 + delta_t, delta_t = reshape(B_t A_t, [Cout, Cin, k, k]) * scale. They differ only in
 // how (and how fast); see DESIGN.md. Inputs are sorted by task (see Routing).
-import { type Tensor, Tensor as TensorClass, conv2d, cat, mm, bmm, type Conv2dOptions } from '../tensor/index.js';
+import { type Tensor, Tensor as TensorClass, conv2d, cat, mm, bmm } from '../tensor/index.js';
 import { N } from '../tensor/ops-native.js';
 import type { Routing } from './routing.js';
 
@@ -17,7 +17,7 @@ export interface ExpertWeights {
   /** B, (T, Cout*k, r*k). */
   expertB: Tensor;
   scale: number;
-  conv: Required<Pick<Conv2dOptions, 'stride' | 'padding' | 'dilation'>> & { stride: number[]; padding: number[]; dilation: number[] };
+  conv: { stride: number[]; padding: number[]; dilation: number[] };
 }
 
 /** delta_t = reshape(B_t A_t, W0's shape) * scale. */
