@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # lorkd's one set-up script: idempotent, safe to run before every command.
-#  1. system packages (Debian): libtorch-dev, libopenblas0-pthread; python3-torch and
-#     python3-torchvision for the optional PyTorch parity tests and benchmarks.
+#  1. system packages (Debian): libtorch-dev, libopenblas0-pthread, libgloo-dev (c10d's Gloo
+#     headers, for multi-process training); optional: python3-torch and python3-torchvision
+#     (PyTorch parity tests and benchmarks), python3-onnx (ONNX checker test), python3-pydicom
+#     (DICOM reference test), chromium (browser tests of the app and the report).
 #     Installed with apt-get when missing and running as root; otherwise it prints what to install.
 #     LIBTORCH=/path/to/libtorch uses that libtorch distribution (e.g. a CUDA build) instead.
 #  2. npm ci (when node_modules is missing or older than package-lock.json)
@@ -16,7 +18,11 @@ if [ -z "${LIBTORCH:-}" ]; then
   [ -f /usr/include/torch/csrc/api/include/torch/torch.h ] || need+=(libtorch-dev)
 fi
 dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
+[ -f /usr/include/gloo/config.h ] || need+=(libgloo-dev)
 /usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1 || optional+=(python3-torch python3-torchvision)
+/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || optional+=(python3-onnx)
+/usr/bin/python3 -c 'import pydicom' >/dev/null 2>&1 || optional+=(python3-pydicom)
+[ -x /usr/bin/chromium ] || optional+=(chromium)
 
 if [ ${#need[@]} -gt 0 ] || [ ${#optional[@]} -gt 0 ]; then
   pkgs=("${need[@]}" "${optional[@]}")
@@ -28,12 +34,14 @@ if [ ${#need[@]} -gt 0 ] || [ ${#optional[@]} -gt 0 ]; then
     say "missing system packages; run: sudo apt-get install -y ${pkgs[*]}"
     exit 1
   else
-    say "optional: sudo apt-get install -y ${optional[*]} (PyTorch parity tests and benchmarks skip without it)"
+    say "optional: sudo apt-get install -y ${optional[*]} (the tests that need them skip without them)"
   fi
 fi
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci"
+  # onnxruntime-node's install script downloads CUDA files (offline: fails); its CPU build is in the package.
+  export ONNXRUNTIME_NODE_INSTALL=skip npm_config_onnxruntime_node_install=skip
   npm ci --no-audit --no-fund --loglevel=error
 fi
 

@@ -1,0 +1,86 @@
+// The method seam (docs/ARCHITECTURE.md, "Methods"): every method of the paper's Table 1 is one
+// object of this shape. One trainer, one evaluation path and one results schema serve them all.
+import type { Module } from '../../nn/module.js';
+import type { Tensor } from '../../tensor/index.js';
+import type { Routing } from '../../lorkd/routing.js';
+
+export type MethodName = 'foundation' | 'stl' | 'mtl' | 'stl-kd' | 'mtl-kd' | 'moco-mtl' | 'aligned-mtl' | 'kf' | 'lorkd';
+export const METHOD_NAMES: readonly MethodName[] = ['foundation', 'stl', 'mtl', 'stl-kd', 'mtl-kd', 'moco-mtl', 'aligned-mtl', 'kf', 'lorkd'];
+
+/**
+ * A batch sorted by task where it is made (the loader's collate): task t's rows are the contiguous
+ * slice [routing.offsets[t], routing.offsets[t] + routing.counts[t]). Everything that belongs to a
+ * row travels with it, in the same order; no consumer re-sorts.
+ */
+export interface TaskBatch {
+  /** float32 (B, C, S, S), normalised, in the model's memory format (channels_last by default). */
+  images: Tensor;
+  /** int64 (B): label within the row's task. */
+  local: Tensor;
+  /** int64 (B): label in the suite's unified label space. */
+  global: Tensor;
+  routing: Routing;
+  /** int64 (B): rows of the teacher cache (suite index, + n for a flipped view), or null without a cache. */
+  teacherRows: Tensor | null;
+  /** JS copies (sorted order): suite indices, flip flags, task ids, local labels. */
+  info: { indices: Int32Array; flipped: Uint8Array; taskIds: Int32Array; local: Int32Array };
+  size: number;
+  dispose(): void;
+}
+
+/** Parameter counts the paper's way (Tables 1 and 4): training = every trained network, without the foundation. */
+export interface ParamCounts {
+  params_training: number;
+  params_deployment: number;
+}
+
+/** What a department runs: a plain network for one task, its logits over that task's classes. */
+export interface DeployedNetwork {
+  module: Module;
+  forward(images: Tensor): Tensor;
+  /** Writes the network to a file that `lorkd predict` / `lorkd transfer --from` read (with its preprocessing record). */
+  save(file: string, meta: Record<string, string>): void;
+  dispose(): void;
+}
+
+export interface Method {
+  readonly name: MethodName;
+  /** Everything trained and checkpointed (networks, heads, KD projections, ...). */
+  readonly module: Module;
+  /**
+   * One training step's gradients: computes the loss of the batch, runs backward (possibly once per
+   * task, e.g. MoCo-MTL and Aligned-MTL, which then rewrite the shared parameters' gradients) and
+   * returns the scalar loss. The trainer zeroes gradients before and steps the optimiser after.
+   */
+  backward(batch: TaskBatch): Tensor;
+  /** Logits of each task's rows (null where the task has no rows), in eval mode, no grad. */
+  logits(batch: TaskBatch): (Tensor | null)[];
+  /** Parameter counts the paper's way. */
+  params(): ParamCounts;
+  /** The deployable network of task t (a new object; the caller disposes it). */
+  deploy(task: number): DeployedNetwork;
+  /** Recorded in checkpoints and results (e.g. the EKS strategy chosen, the KF TSN width). */
+  describe(): Record<string, string | number>;
+  dispose(): void;
+}
+
+/** What a method is built from (the suite's tasks, the shared budget's architecture choices, the teacher). */
+export interface MethodContext {
+  tasks: { name: string; classNames: string[]; classOffset: number }[];
+  /** Backbone name (shufflenet_v2_x1_0 for every method but the foundation). */
+  model: string;
+  inChannels: number;
+  channelsLast: boolean;
+  /** Knowledge distillation from the foundation (null: none; KD methods refuse to build without it). */
+  kd: null | {
+    mode: 'feature' | 'logits';
+    alpha: number;
+    beta: number;
+    /** The teacher cache, rows addressed by TaskBatch.teacherRows: pooled features (N, F) standardised, unified logits (N, K). */
+    features: Tensor;
+    logits: Tensor;
+  };
+  /** LoRKD only. */
+  rank?: number;
+  loraAlpha?: number;
+}
