@@ -1,0 +1,128 @@
+// An expert as an ONNX model (opset 13, dynamic batch), built from lorkd's module tree.
+//
+// The contract every runtime of these files relies on (the browser app among them):
+//   input    `input`  float32 [N, C, S, S], already preprocessed: bilinear resize to S, pixel / 255,
+//                     (x - mean) / std per channel
+//   outputs  `logits` float32 [N, n_classes]
+//            `cam`    float32 [N, h, w]: class activation map of the predicted (argmax) class at the
+//                     last conv block's resolution, ReLU(sum_k w_ck A_k), not upsampled (for a
+//                     network that ends in global average pooling and one linear layer this is
+//                     Grad-CAM up to the positive factor 1 / (h w))
+//   metadata_props  lorkd_preprocessing  JSON {"input_size", "resize", "mean", "std", "channels", "class_names"}
+//                   lorkd_task, lorkd_model, lorkd_version
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { tidy } from '../../tensor/scope.js';
+import { UserError } from '../../tensor/errors.js';
+import type { ImageClassifier } from '../../models/classifier.js';
+import { type ExpertMeta, loadExpertFile, lorkdVersion } from '../expert-file.js';
+import { GraphBuilder, type Value } from './graph.js';
+import { emitFeatureMap } from './emit.js';
+import { encodeModel } from './proto.js';
+
+/** The ONNX opset the files use. */
+export const ONNX_OPSET = 13;
+/** ONNX IR version written (onnx 1.8 and newer read it). */
+export const ONNX_IR_VERSION = 7;
+
+/** The preprocessing record stored as `lorkd_preprocessing`. */
+export interface OnnxPreprocessing {
+  input_size: number;
+  resize: 'bilinear';
+  mean: number[];
+  std: number[];
+  channels: number;
+  class_names: string[];
+}
+
+/** The metadata_props of an exported file. */
+export function onnxMetadata(meta: ExpertMeta): Record<string, string> {
+  const pre: OnnxPreprocessing = {
+    input_size: meta.inputSize,
+    resize: meta.resize,
+    mean: meta.mean,
+    std: meta.std,
+    channels: meta.channels,
+    class_names: meta.classNames,
+  };
+  return {
+    lorkd_preprocessing: JSON.stringify(pre),
+    lorkd_task: meta.task,
+    lorkd_model: meta.model,
+    lorkd_version: meta.lorkdVersion ?? lorkdVersion(),
+  };
+}
+
+/** Logits = Gemm(GAP(A)) and cam = ReLU(sum_k W[argmax, k] A_k) on the feature map A. */
+function emitHead(g: GraphBuilder, model: ImageClassifier, a: Value): { logits: string; cam: string } {
+  const fc = model.fc;
+  const k = a.shape[0]!;
+  if (k !== fc.inFeatures) throw new UserError(`ONNX export: the head takes ${fc.inFeatures} features, the last block gives ${k}`);
+  const weight = g.float('fc.weight', Float32Array.from(fc.weight.toArray() as ArrayLike<number>), [fc.outFeatures, k]);
+  const bias = g.float('fc.bias', fc.bias ? Float32Array.from(fc.bias.toArray() as ArrayLike<number>) : new Float32Array(fc.outFeatures), [fc.outFeatures]);
+  const pooled = g.op('Flatten', [g.op('GlobalAveragePool', [a.name], 'avgpool')], 'avgpool', { axis: 1 });
+  const logits = g.op('Gemm', [pooled, weight, bias], 'fc', { transB: 1 });
+  const cls = g.op('ArgMax', [logits], 'cam', { axis: 1, keepdims: 0 });
+  const wc = g.op('Reshape', [g.op('Gather', [weight, cls], 'cam', { axis: 0 }), g.ints([-1, k, 1, 1])], 'cam');
+  const sum = g.op('ReduceSum', [g.op('Mul', [a.name, wc], 'cam'), g.ints([1])], 'cam', { keepdims: 0 });
+  return { logits, cam: g.op('Relu', [sum], 'cam') };
+}
+
+/**
+ * The ONNX bytes of `model` (a ShuffleNetV2 or ResNet from src/models, its weights as they are
+ * now, used in eval mode) with the preprocessing and names of `meta`.
+ */
+export function expertToOnnx(model: ImageClassifier, meta: ExpertMeta): Uint8Array {
+  if (model.numClasses !== meta.classNames.length) {
+    throw new UserError(`ONNX export: the model's head has ${model.numClasses} outputs but ${meta.classNames.length} class names are given`);
+  }
+  return tidy(() => {
+    const g = new GraphBuilder();
+    const input: Value = { name: g.fresh('input'), shape: [meta.channels, meta.inputSize, meta.inputSize] };
+    const a = emitFeatureMap(g, model, input);
+    const { logits, cam } = emitHead(g, model, a);
+    g.rename(logits, 'logits');
+    g.rename(cam, 'cam');
+    const graph = g.graph(`lorkd_${meta.task}`, [input], [
+      { name: 'logits', shape: [meta.classNames.length] },
+      { name: 'cam', shape: a.shape.slice(1) },
+    ]);
+    return encodeModel({
+      ir_version: ONNX_IR_VERSION,
+      opset_import: [{ domain: '', version: ONNX_OPSET }],
+      producer_name: 'lorkd',
+      producer_version: meta.lorkdVersion ?? lorkdVersion(),
+      doc_string: `lorkd expert for task ${meta.task} (${meta.model}); input: preprocessed [N, ${meta.channels}, ${meta.inputSize}, ${meta.inputSize}]`,
+      graph,
+      metadata_props: Object.entries(onnxMetadata(meta)).map(([key, value]) => ({ key, value })),
+    });
+  });
+}
+
+/** Writes bytes to `file` atomically (a temporary file renamed into place), creating its folder. */
+function writeAtomic(file: string, bytes: Uint8Array): void {
+  try {
+    mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, file);
+  } catch (e) {
+    throw new UserError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** Writes `model` as an ONNX file; returns the file name. */
+export function saveOnnx(file: string, model: ImageClassifier, meta: ExpertMeta): string {
+  writeAtomic(file, expertToOnnx(model, meta));
+  return file;
+}
+
+/** Converts an expert file (lorkd export's safetensors) to an ONNX file; returns the file name. */
+export function expertFileToOnnx(expertFile: string, out: string): string {
+  const { model, meta } = loadExpertFile(expertFile);
+  try {
+    return saveOnnx(out, model, meta);
+  } finally {
+    model.dispose();
+  }
+}
