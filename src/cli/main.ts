@@ -7,6 +7,7 @@ import { run } from './output.js';
 import { registerPipeline } from './pipeline.js';
 import { registerExport } from './export.js';
 import { registerPredict } from './predict.js';
+import { registerApp } from './app.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -17,6 +18,7 @@ const program = new Command('lorkd')
 registerPipeline(program);
 registerExport(program);
 registerPredict(program);
+registerApp(program);
 registerParams(program);
 registerBench(program);
 // Option parsers (intOption, ...) throw UserErrors while commander parses: same one-line handling.

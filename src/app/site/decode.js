@@ -1,0 +1,89 @@
+// Image files -> { width, height, data, grey, kind }: uint8 CHW RGB, the same layout and pixels
+// as lorkd's Node decoders (src/data/images.ts). The format is read from the bytes, not the name:
+// PNG (the browser's decoder, colour management off), JPEG (jpeg-js, the decoder lorkd uses, so
+// its pixels equal `lorkd predict`'s), DICOM (dicom-parser and lorkd's own DICOM pixel module).
+
+const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+const isPng = (b) => b.length >= 8 && PNG_MAGIC.every((v, i) => b[i] === v);
+const isJpeg = (b) => b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
+const isDicom = (b) => b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
+
+/** Interleaved pixels (`step` bytes each, R G B first) -> CHW planes; alpha is dropped. */
+function planar(src, hw, step) {
+  const out = new Uint8Array(3 * hw);
+  for (let p = 0, s = 0; p < hw; p++, s += step) {
+    out[p] = src[s];
+    out[hw + p] = src[s + 1];
+    out[2 * hw + p] = src[s + 2];
+  }
+  return out;
+}
+
+function isGrey(data, hw) {
+  for (let p = 0; p < hw; p++) if (data[p] !== data[hw + p] || data[p] !== data[2 * hw + p]) return false;
+  return true;
+}
+
+async function decodePng(bytes, name) {
+  let bmp;
+  try {
+    bmp = await createImageBitmap(new Blob([bytes], { type: 'image/png' }), { premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
+  } catch (e) {
+    throw new Error(`${name}: corrupt or unsupported PNG`);
+  }
+  const { width, height } = bmp;
+  const c = new OffscreenCanvas(width, height);
+  const g = c.getContext('2d', { willReadFrequently: true });
+  g.drawImage(bmp, 0, 0);
+  bmp.close();
+  const data = planar(g.getImageData(0, 0, width, height).data, width * height, 4);
+  return { width, height, data, grey: isGrey(data, width * height), kind: 'PNG' };
+}
+
+function decodeJpeg(bytes, name) {
+  const jpeg = globalThis['jpeg-js'];
+  if (!jpeg) throw new Error('the JPEG decoder did not load');
+  let img;
+  try {
+    img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP: 200 });
+  } catch (e) {
+    throw new Error(`${name}: corrupt or unsupported JPEG (${e && e.message ? e.message : e})`);
+  }
+  const { width, height } = img;
+  if (!(width > 0 && height > 0) || img.data.length !== width * height * 3) throw new Error(`${name}: corrupt JPEG (no pixel data)`);
+  const data = planar(img.data, width * height, 3);
+  return { width, height, data, grey: isGrey(data, width * height), kind: 'JPEG' };
+}
+
+let dicomPixels;
+async function decodeDicom(bytes, name) {
+  if (!globalThis.dicomParser) throw new Error('the DICOM parser did not load');
+  if (dicomPixels === undefined) dicomPixels = await import('./vendor/dicom-pixels.js').catch(() => null);
+  if (!dicomPixels) throw new Error(`${name}: this build of the app has no DICOM support (rebuild it with lorkd's dicom-pixels module)`);
+  let ds;
+  try {
+    ds = globalThis.dicomParser.parseDicom(bytes);
+  } catch (e) {
+    throw new Error(`${name}: corrupt DICOM (${e && e.message ? e.message : e})`);
+  }
+  const grey = dicomPixels.dicomToGrey8(ds, bytes, name);
+  const { width, height } = grey;
+  const hw = width * height;
+  const data = new Uint8Array(3 * hw);
+  for (let c = 0; c < 3; c++) data.set(grey.data, c * hw);
+  return { width, height, data, grey: true, kind: 'DICOM' };
+}
+
+/**
+ * Decodes PNG, JPEG or DICOM bytes into uint8 CHW RGB (grey repeated to 3 channels). `name`
+ * prefixes error messages; anything else is an Error with one line saying why.
+ */
+export async function decodeImage(bytes, name) {
+  if (isPng(bytes)) return decodePng(bytes, name);
+  if (isJpeg(bytes)) return decodeJpeg(bytes, name);
+  if (isDicom(bytes)) return decodeDicom(bytes, name);
+  throw new Error(`${name}: not a PNG, JPEG or DICOM file`);
+}
+
+/** Whether a file in a dropped folder is tried: PNG/JPEG/DICOM extensions, or none (DICOM files often have none). */
+export const isImageName = (n) => !n.startsWith(".") && (/\.(png|jpe?g|dcm|dicom)$/i.test(n) || !/\.[^./]+$/.test(n));
