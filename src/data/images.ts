@@ -6,6 +6,8 @@ import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
 import { tensor, interpolate, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
+import { limit, checkLimit } from '../io/limits.js';
+import { checkPng } from './png-header.js';
 import { type ImageSplit, type Split, SPLITS, type TaskData } from './dataset.js';
 
 /** One decoded image: uint8 CHW with 3 channels (R, G, B). */
@@ -37,6 +39,8 @@ function planar(src: Uint8Array, hw: number, step: number): Uint8Array {
 }
 
 function decodePng(bytes: Uint8Array, name: string): Image {
+  // Size against the pixel limit, and the pixel data's inflated size, before pngjs allocates.
+  checkPng(bytes, name);
   let png: ReturnType<typeof PNG.sync.read>;
   try {
     // pngjs always yields 8-bit RGBA: grey is expanded to R = G = B, palettes are resolved, and
@@ -50,10 +54,39 @@ function decodePng(bytes: Uint8Array, name: string): Image {
   return { width, height, data: planar(png.data, width * height, 4), grey: !png.color };
 }
 
+/** Width and height from a JPEG's first start-of-frame marker, or null when there is none. */
+function jpegSize(b: Uint8Array): { width: number; height: number } | null {
+  let p = 2;
+  while (p + 9 < b.length) {
+    if (b[p] !== 0xff) return null;
+    const marker = b[p + 1]!;
+    if (marker === 0xff) {
+      p++;
+      continue;
+    }
+    const len = (b[p + 2]! << 8) | b[p + 3]!;
+    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC)
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { height: (b[p + 5]! << 8) | b[p + 6]!, width: (b[p + 7]! << 8) | b[p + 8]! };
+    }
+    if (marker === 0xda) return null;
+    p += 2 + len;
+  }
+  return null;
+}
+
 function decodeJpeg(bytes: Uint8Array, name: string): Image {
+  const size = jpegSize(bytes);
+  if (size === null) throw new UserError(`${name}: corrupt or unsupported JPEG (truncated: no frame header)`);
+  checkLimit('imagePixels', size.width * size.height, `${name}: a ${size.width}x${size.height} JPEG (${size.width * size.height} pixels)`);
+  if (!endsWithEoi(bytes)) throw new UserError(`${name}: corrupt or unsupported JPEG (truncated: no end-of-image marker, the file is cut off)`);
   let img: { width: number; height: number; data: Uint8Array };
   try {
-    img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP: 200 });
+    const pixels = limit('imagePixels');
+    img = jpeg.decode(bytes, {
+      useTArray: true, formatAsRGBA: false, tolerantDecoding: false,
+      maxResolutionInMP: pixels / 1e6, maxMemoryUsageInMB: Math.max(512, Math.ceil((pixels * 16) / 2 ** 20)),
+    });
   } catch (e) {
     throw new UserError(`${name}: corrupt or unsupported JPEG (${(e as Error).message ?? String(e)})`);
   }
@@ -68,11 +101,20 @@ function decodeJpeg(bytes: Uint8Array, name: string): Image {
   return { width, height, data, grey };
 }
 
+/** A complete JPEG ends with the EOI marker (FF D9), possibly followed by padding zeros. */
+function endsWithEoi(b: Uint8Array): boolean {
+  let end = b.length;
+  while (end > 2 && b[end - 1] === 0) end--;
+  return end >= 4 && b[end - 2] === 0xff && b[end - 1] === 0xd9;
+}
+
 /**
  * Decodes PNG or JPEG bytes (the format is read from the file's signature, not its name) into
  * uint8 CHW RGB: grey becomes 3 equal channels, alpha is dropped (pixels keep their colour; a
  * PNG tRNS transparent colour reads as black), 16-bit PNGs are scaled to 8 bits.
- * `name` prefixes error messages. Unsupported or corrupt data is a UserError.
+ * `name` prefixes error messages. Unsupported, corrupt or truncated data is a UserError, and so
+ * is an image over the pixel limit (LORKD_MAX_IMAGE_PIXELS, checked from the header before any
+ * pixel is decoded).
  */
 export function decodeImage(bytes: Uint8Array, name = '<image>'): Image {
   if (isPng(bytes)) return decodePng(bytes, name);

@@ -4,13 +4,12 @@
 // to a multiple of 8), then the data buffer. The header maps each tensor name to
 // {dtype, shape, data_offsets: [begin, end]} (offsets relative to the data buffer) and may hold
 // "__metadata__": {string: string}. Tensors are stored in C order, little-endian.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
 import { N } from '../tensor/ops-native.js';
 import { UserError } from '../tensor/errors.js';
 import { type DType, DTYPE_BYTES } from '../tensor/dtype.js';
+import { fileError, writeFileAtomic } from './atomic.js';
 
 /** safetensors dtype names and the lorkd dtypes they map to. */
 const FROM_ST: Record<string, DType> = {
@@ -92,43 +91,55 @@ export function encodeSafetensors(tensors: TensorDict, metadata?: Record<string,
 }
 
 /**
- * Writes `tensors` (and optional string metadata) to `file` atomically: the bytes go to a
- * temporary file in the same folder, which is synced and then renamed over `file`.
+ * Writes `tensors` (and optional string metadata) to `file` atomically (see writeFileAtomic): a
+ * failed write is a UserError naming the file and the cause, and leaves `file` as it was.
  */
 export function saveSafetensors(file: string, tensors: TensorDict, metadata?: Record<string, string>): void {
   const { header, chunks } = plan(tensors, metadata, file);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  let fd: number | null = null;
-  try {
-    fd = openSync(tmp, 'wx');
-    for (const c of [header, ...chunks]) {
-      let done = 0;
-      while (done < c.length) done += writeSync(fd, c, done, c.length - done);
-    }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = null;
-    renameSync(tmp, file);
-  } catch (e) {
-    if (fd !== null) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // the temporary file was never created or is already renamed
-    }
-    throw e;
-  }
+  writeFileAtomic(file, [header, ...chunks]);
 }
 
-/** Reads a safetensors file. Every inconsistency in the file is refused with a UserError naming it. */
-export function loadSafetensors(file: string): SafetensorsContents {
+export interface LoadOptions {
+  /**
+   * Accept NaN and infinities in floating-point tensors (default false: such a file is refused,
+   * since no model, checkpoint or cache lorkd reads may hold them).
+   */
+  allowNonFinite?: boolean;
+}
+
+/**
+ * Reads a safetensors file. Every inconsistency in the file is refused with a UserError naming
+ * it, and so are NaN or infinite values unless `allowNonFinite`.
+ */
+export function loadSafetensors(file: string, o: LoadOptions = {}): SafetensorsContents {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(file);
   } catch (e) {
-    throw new UserError(`${file}: cannot read safetensors file (${(e as Error).message})`);
+    throw fileError(file, e, 'read');
   }
-  return decodeSafetensors(bytes, file);
+  return decodeSafetensors(bytes, file, { allowNonFinite: o.allowNonFinite ?? false });
+}
+
+/**
+ * Non-finite test on the raw little-endian bytes of one element: the exponent bits all set.
+ * (Byte tests need no alignment, so the file's bytes are checked where they are.)
+ */
+const NON_FINITE: Partial<Record<DType, (b: Uint8Array, i: number) => boolean>> = {
+  float32: (b, i) => (b[i + 3]! & 0x7f) === 0x7f && (b[i + 2]! & 0x80) === 0x80,
+  float64: (b, i) => (b[i + 7]! & 0x7f) === 0x7f && (b[i + 6]! & 0xf0) === 0xf0,
+  float16: (b, i) => (b[i + 1]! & 0x7c) === 0x7c,
+  bfloat16: (b, i) => (b[i + 1]! & 0x7f) === 0x7f && (b[i]! & 0x80) === 0x80,
+};
+
+/** The number of NaN/infinite elements of a floating-point tensor's bytes (0 for other dtypes). */
+export function countNonFinite(bytes: Uint8Array, dtype: DType): number {
+  const bad = NON_FINITE[dtype];
+  if (!bad) return 0;
+  const step = DTYPE_BYTES[dtype];
+  let n = 0;
+  for (let i = 0; i + step <= bytes.length; i += step) if (bad(bytes, i)) n++;
+  return n;
 }
 
 interface Entry {
@@ -139,8 +150,11 @@ interface Entry {
   end: number;
 }
 
-/** Decodes safetensors bytes; `name` (the file, by default '<buffer>') prefixes every error. */
-export function decodeSafetensors(bytes: Uint8Array, name = '<buffer>'): SafetensorsContents {
+/**
+ * Decodes safetensors bytes; `name` (the file, by default '<buffer>') prefixes every error.
+ * Non-finite values are accepted unless `allowNonFinite: false` (loadSafetensors' default).
+ */
+export function decodeSafetensors(bytes: Uint8Array, name = '<buffer>', o: LoadOptions = { allowNonFinite: true }): SafetensorsContents {
   const fail = (msg: string): never => {
     throw new UserError(`${name}: ${msg}`);
   };
@@ -188,6 +202,15 @@ export function decodeSafetensors(bytes: Uint8Array, name = '<buffer>'): Safeten
     }
   }
 
+  if (o.allowNonFinite === false) {
+    for (const e of entries) {
+      const bad = countNonFinite(bytes.subarray(headerEnd + e.begin, headerEnd + e.end), e.dtype);
+      if (bad > 0) {
+        const numel = (e.end - e.begin) / DTYPE_BYTES[e.dtype];
+        fail(`tensor '${e.name}' holds NaN or infinity (${bad} of ${numel} values): the file is corrupt or comes from a diverged run`);
+      }
+    }
+  }
   const tensors = new Map<string, Tensor>();
   try {
     for (const e of entries) {
