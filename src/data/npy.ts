@@ -1,8 +1,8 @@
 // NumPy .npy reader (format versions 1.0, 2.0 and 3.0; little-endian, C order).
 // Spec: numpy/lib/format.py docstring ("NPY format").
-import { readFileSync } from 'node:fs';
 import { UserError } from '../tensor/errors.js';
 import type { TypedArray } from '../tensor/dtype.js';
+import { readDataFile } from '../io/read.js';
 
 /** The element types lorkd reads, named as lorkd's tensor dtypes. */
 export type NpyDType = 'uint8' | 'bool' | 'int32' | 'int64' | 'float32' | 'float64';
@@ -108,12 +108,22 @@ function dtypeOf(descr: PyValue, fail: (msg: string) => never): [NpyDType, numbe
   return kind;
 }
 
+export interface NpyHeader {
+  dtype: NpyDType;
+  itemSize: number;
+  shape: number[];
+  numel: number;
+  /** Offset of the data, i.e. the header's size. */
+  dataStart: number;
+  /** The data's size the header claims: numel * itemSize. */
+  dataBytes: number;
+}
+
 /**
- * Parses the bytes of one .npy file. `source` names the file in error messages (e.g.
- * "data.npz: train_images.npy"). Errors are UserErrors: bad magic, unknown version, corrupt header,
- * Fortran order, unsupported or big-endian dtype, truncated or over-long data.
+ * Parses the header of a .npy file from its first bytes (all of the file, or a prefix holding at
+ * least the header): magic, version, dtype, order and shape. UserErrors name `source`.
  */
-export function parseNpy(bytes: Uint8Array, source = '<npy>'): NpyArray {
+export function parseNpyHeader(bytes: Uint8Array, source = '<npy>'): NpyHeader {
   const fail: (msg: string) => never = (msg) => {
     throw new UserError(`${source}: ${msg}`);
   };
@@ -142,7 +152,19 @@ export function parseNpy(bytes: Uint8Array, source = '<npy>'): NpyArray {
   }
   const shape = shapeV as number[];
   const numel = shape.reduce((a, b) => a * b, 1);
-  const need = numel * itemSize;
+  return { dtype, itemSize, shape, numel, dataStart, dataBytes: numel * itemSize };
+}
+
+/**
+ * Parses the bytes of one .npy file. `source` names the file in error messages (e.g.
+ * "data.npz: train_images.npy"). Errors are UserErrors: bad magic, unknown version, corrupt header,
+ * Fortran order, unsupported or big-endian dtype, truncated or over-long data.
+ */
+export function parseNpy(bytes: Uint8Array, source = '<npy>'): NpyArray {
+  const fail: (msg: string) => never = (msg) => {
+    throw new UserError(`${source}: ${msg}`);
+  };
+  const { dtype, itemSize, shape, numel, dataStart, dataBytes: need } = parseNpyHeader(bytes, source);
   const have = bytes.length - dataStart;
   if (have < need) fail(`truncated data: shape [${shape.join(', ')}] ${dtype} needs ${need} bytes, file has ${have}`);
   if (have > need) fail(`corrupt file: ${have - need} unexpected bytes after the data of shape [${shape.join(', ')}] ${dtype}`);
@@ -163,13 +185,7 @@ export function parseNpy(bytes: Uint8Array, source = '<npy>'): NpyArray {
   return { dtype, shape, data };
 }
 
-/** Reads and parses a .npy file from disk. */
+/** Reads and parses a .npy file from disk (a file over LORKD_MAX_NPZ_BYTES is refused before reading). */
 export function loadNpy(path: string): NpyArray {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UserError(`${path}: cannot read file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return parseNpy(bytes, path);
+  return parseNpy(readDataFile(path), path);
 }
