@@ -1,39 +1,87 @@
-// lorkd export: fused experts as safetensors files a torchvision user can load directly.
-import type { Command } from 'commander';
+// lorkd export: fused experts as safetensors files a torchvision user can load directly, or as
+// ONNX files (logits + class activation map; src/export/onnx/export.ts has the contract).
+import { type Command, Option } from 'commander';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readDecomposition } from '../lorkd/checkpoint.js';
 import { exportExpert, exportAllExperts } from '../export/export-experts.js';
+import { expertFileToOnnx } from '../export/onnx/export.js';
 import { UserError } from '../tensor/errors.js';
 import { emit, run } from './output.js';
+
+type Format = 'safetensors' | 'onnx';
+const FORMATS: readonly Format[] = ['safetensors', 'onnx'];
+
+interface ExportCliOptions {
+  run?: string;
+  decomposition?: string;
+  model?: string;
+  task?: string;
+  all?: boolean;
+  out: string;
+  format: Format;
+  json?: boolean;
+}
+
+/** Expert files (safetensors) of the decomposition in `file`: one task to `out`, or all into the folder `out`. */
+function exportSafetensors(file: string, o: ExportCliOptions, out: string): string[] {
+  const { model: dm, metadata } = readDecomposition(file, { strategy: 'fused' });
+  try {
+    const opts = {
+      input: Number(metadata.input_size ?? 64),
+      mean: JSON.parse(metadata.mean ?? '[0.5,0.5,0.5]') as number[],
+      std: JSON.parse(metadata.std ?? '[0.5,0.5,0.5]') as number[],
+      source: { decomposition: path.resolve(file) },
+    };
+    return o.all ? exportAllExperts(dm, out, opts) : [exportExpert(dm, String(o.task), out, opts)];
+  } finally {
+    dm.dispose();
+  }
+}
+
+const onnxName = (f: string): string => f.replace(/\.safetensors$/, '.onnx');
+
+/** ONNX files of the decomposition in `file`: the expert files are written to a temporary folder, then converted. */
+function exportOnnx(file: string, o: ExportCliOptions): string[] {
+  const tmp = mkdtempSync(path.join(tmpdir(), 'lorkd-export-'));
+  try {
+    const experts = exportSafetensors(file, o, o.all ? tmp : path.join(tmp, 'expert.safetensors'));
+    return experts.map((e) => expertFileToOnnx(e, o.all ? path.join(o.out, onnxName(path.basename(e))) : o.out));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
 
 export function registerExport(program: Command): void {
   program
     .command('export')
-    .description('write the fused expert of one task (or all) as safetensors: torchvision names, head fc.weight/fc.bias, preprocessing in the metadata')
+    .description(
+      'write the fused expert of one task (or all) as safetensors (torchvision names, head fc.weight/fc.bias, preprocessing in the metadata) ' +
+        'or as ONNX (input "input" [N,C,S,S] preprocessed; outputs "logits" and "cam", the class activation map of the predicted class)',
+    )
     .option('--run <dir>', 'run directory holding decomposition.safetensors')
     .option('--decomposition <file>', 'decomposition model file')
+    .option('--model <file>', 'an expert file written by lorkd export (.safetensors) to convert (with --format onnx)')
     .option('--task <name>', 'task to export')
-    .option('--all', 'export every task: --out is a folder, one <task>.safetensors each')
+    .option('--all', 'export every task: --out is a folder, one <task>.safetensors (or .onnx) each')
+    .addOption(new Option('--format <format>', 'file format').choices(FORMATS).default('safetensors'))
     .requiredOption('--out <path>', 'output file (or folder with --all)')
     .option('--json', 'print one JSON object')
-    .action((o) =>
+    .action((o: ExportCliOptions) =>
       run(() => {
-        const file = o.decomposition ?? (o.run && path.join(o.run, 'decomposition.safetensors'));
-        if (!file) throw new UserError('export needs --run DIR or --decomposition FILE');
-        if (!o.all && !o.task) throw new UserError('export needs --task NAME or --all');
-        const { model: dm, metadata } = readDecomposition(file, { strategy: 'fused' });
-        try {
-          const opts = {
-            input: Number(metadata.input_size ?? 64),
-            mean: JSON.parse(metadata.mean ?? '[0.5,0.5,0.5]') as number[],
-            std: JSON.parse(metadata.std ?? '[0.5,0.5,0.5]') as number[],
-            source: { decomposition: path.resolve(file) },
-          };
-          const files = o.all ? exportAllExperts(dm, o.out, opts) : [exportExpert(dm, String(o.task), o.out, opts)];
-          emit(!!o.json, { files }, () => files.map((f) => `wrote ${f}`).join('\n'));
-        } finally {
-          dm.dispose();
+        let files: string[];
+        if (o.model) {
+          if (o.run || o.decomposition || o.task || o.all) throw new UserError('export --model converts one expert file: do not combine it with --run, --decomposition, --task or --all');
+          if (o.format !== 'onnx') throw new UserError('export --model needs --format onnx (the file already is a safetensors expert)');
+          files = [expertFileToOnnx(o.model, o.out)];
+        } else {
+          const file = o.decomposition ?? (o.run && path.join(o.run, 'decomposition.safetensors'));
+          if (!file) throw new UserError('export needs --run DIR, --decomposition FILE or --model EXPERT.safetensors');
+          if (!o.all && !o.task) throw new UserError('export needs --task NAME or --all');
+          files = o.format === 'onnx' ? exportOnnx(file, o) : exportSafetensors(file, o, o.out);
         }
+        emit(!!o.json, { format: o.format, files }, () => files.map((f) => `wrote ${f}`).join('\n'));
       }),
     );
 }
