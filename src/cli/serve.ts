@@ -1,0 +1,68 @@
+// lorkd serve: one HTTP service for every department (docs/SERVE.md).
+import { type Command, Option } from 'commander';
+import { UserError } from '../tensor/errors.js';
+import { MODES, type ServeMode, decompositionDepartments, expertDirDepartments } from '../serve/load.js';
+import { Service } from '../serve/service.js';
+import { checkBinding, startServer } from '../serve/server.js';
+import { intOption, numberOption, run } from './output.js';
+
+interface ServeCliOptions {
+  decomposition?: string;
+  experts?: string;
+  host: string;
+  port: number;
+  maxBatch: number;
+  maxWaitMs: number;
+  maxQueue?: number;
+  maxBodyBytes: number;
+  mode: ServeMode;
+  token?: string;
+  input?: number;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve every department over HTTP, micro-batching their requests through one EKS forward (or per-department fused experts)')
+    .option('--decomposition <file>', 'decomposition checkpoint (every task becomes a department)')
+    .option('--experts <dir>', 'folder of expert files (*.safetensors), one department each')
+    .option('--host <host>', 'address to bind; anything but loopback needs --token', '127.0.0.1')
+    .option('--port <n>', 'port (0: any free port)', intOption('port', 0), 8080)
+    .option('--max-batch <n>', 'most requests per micro-batch (all departments together)', intOption('max-batch'), 32)
+    .option('--max-wait-ms <ms>', 'how long the oldest request waits for others to join its batch', numberOption('max-wait-ms'), 5)
+    .option('--max-queue <n>', 'most requests waiting; past it the answer is 503 with Retry-After (default 8 x max-batch)', intOption('max-queue'))
+    .option('--max-body-bytes <n>', 'largest request body', intOption('max-body-bytes'), 16 * 1024 * 1024)
+    .addOption(new Option('--mode <mode>', 'eks: one EKS pass over mixed departments; fused: one fused expert per department; auto: the faster, measured on the live load').choices(MODES).default('auto'))
+    .option('--token <token>', 'bearer token every route but /healthz requires (or set LORKD_SERVE_TOKEN)')
+    .option('--input <size>', 'input side for checkpoints that do not record it', intOption('input', 8))
+    .option('--quiet', 'no log lines on stderr')
+    .option('--json', 'print one JSON line {url, port, mode, tasks} on stdout once listening')
+    .action((o: ServeCliOptions) =>
+      run(async () => {
+        if (!!o.decomposition === !!o.experts) throw new UserError('give exactly one of --decomposition FILE or --experts DIR');
+        if (!(o.maxWaitMs >= 0)) throw new UserError(`--max-wait-ms must be >= 0, got ${o.maxWaitMs}`);
+        if (o.experts && o.mode === 'eks') throw new UserError('--mode eks needs --decomposition (expert files are already fused); use --mode fused');
+        const token = o.token ?? process.env.LORKD_SERVE_TOKEN;
+        checkBinding(o.host, token);
+        const log = (s: string) => o.quiet || process.stderr.write(`lorkd serve: ${s}\n`);
+        const defaults = o.input !== undefined ? { input: o.input } : {};
+        const specs = o.decomposition ? decompositionDepartments(o.decomposition, o.mode, defaults) : expertDirDepartments(o.experts!);
+        const service = new Service({ mode: o.mode, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue ?? 8 * o.maxBatch, defaults }, specs);
+        const srv = await startServer(service, { host: o.host, port: o.port, token, maxBodyBytes: o.maxBodyBytes });
+        const tasks = service.departments.list().map((d) => d.task);
+        log(`listening on ${srv.url} (mode ${o.mode}, max batch ${o.maxBatch}, max wait ${o.maxWaitMs} ms; ${tasks.length} departments: ${tasks.join(', ')})`);
+        if (o.json) console.log(JSON.stringify({ url: srv.url, port: srv.port, mode: o.mode, tasks }));
+        await new Promise<void>((resolve) => {
+          const stop = (sig: string) => {
+            log(`${sig}: draining ${service.inFlight} requests in flight`);
+            void srv.close().then(resolve);
+          };
+          process.once('SIGTERM', () => stop('SIGTERM'));
+          process.once('SIGINT', () => stop('SIGINT'));
+        });
+        log('stopped');
+      }),
+    );
+}

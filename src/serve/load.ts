@@ -1,0 +1,160 @@
+// Loading departments from the files lorkd writes: a decomposition checkpoint (every task, or one)
+// or an expert file (one task; a folder of them for --experts). What is kept depends on the mode:
+// `eks` keeps the unfused decomposition model only, `fused` one fused expert per department only,
+// `auto` both (it chooses per batch).
+import { closeSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { DECOMPOSITION_FORMAT, readDecomposition } from '../lorkd/checkpoint.js';
+import { expertModel } from '../lorkd/deploy.js';
+import { loadExpertFile } from '../export/expert-file.js';
+import { UserError } from '../tensor/errors.js';
+import { SharedDecomposition, disposeSpec, type DepartmentSpec, type Preprocessing } from './departments.js';
+
+export const MODES = ['eks', 'fused', 'auto'] as const;
+export type ServeMode = (typeof MODES)[number];
+
+/** Preprocessing of checkpoints that do not record it (lorkd decompose records it). */
+export interface PreprocessingDefaults {
+  input?: number;
+  mean?: number[];
+  std?: number[];
+}
+
+function jsonNumbers(text: string | undefined, what: string, file: string): number[] | undefined {
+  if (text === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    v = null;
+  }
+  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    throw new UserError(`${file}: metadata "${what}" must be 3 finite numbers, got ${text}`);
+  }
+  return v as number[];
+}
+
+/** The preprocessing a decomposition checkpoint recorded (input_size, mean, std metadata). */
+function checkpointPreprocessing(md: Record<string, string>, file: string, d: PreprocessingDefaults): Preprocessing {
+  const size = md.input_size !== undefined ? Number(md.input_size) : d.input;
+  if (size === undefined) throw new UserError(`${file}: the checkpoint records no input_size; pass --input`);
+  if (!(Number.isInteger(size) && size >= 1)) throw new UserError(`${file}: bad input_size "${md.input_size}"`);
+  const mean = jsonNumbers(md.mean, 'mean', file) ?? d.mean ?? [0.5, 0.5, 0.5];
+  const std = jsonNumbers(md.std, 'std', file) ?? d.std ?? [0.5, 0.5, 0.5];
+  if (std.some((s) => s === 0)) throw new UserError(`${file}: std must not be 0`);
+  return { inputSize: size, channels: 3, resize: 'bilinear', mean, std };
+}
+
+/**
+ * Departments from a decomposition checkpoint: all its tasks, or `only` (checkpoint task name ->
+ * department name). The shared model is released by the departments that hold it.
+ */
+export function decompositionDepartments(file: string, mode: ServeMode, d: PreprocessingDefaults = {}, only?: Map<string, string>): DepartmentSpec[] {
+  const { model, config, metadata } = readDecomposition(file, { strategy: 'fused' });
+  model.eval();
+  const shared = new SharedDecomposition(model, file);
+  try {
+    const preprocessing = checkpointPreprocessing(metadata, file, d);
+    const names = config.tasks.map((t) => t.name);
+    for (const t of only?.keys() ?? []) if (!names.includes(t)) throw new UserError(`${file}: no task "${t}"; tasks: ${names.join(', ')}`);
+    const specs: DepartmentSpec[] = [];
+    try {
+      config.tasks.forEach((t, index) => {
+        if (only && !only.has(t.name)) return;
+        const plain = mode !== 'eks' ? expertModel(model, index).eval() : undefined;
+        if (mode !== 'fused') shared.acquire();
+        specs.push({
+          task: only?.get(t.name) ?? t.name,
+          classNames: t.classNames,
+          preprocessing,
+          source: `${file}#${t.name}`,
+          arch: `${config.model}@${preprocessing.inputSize}`,
+          ...(mode !== 'fused' ? { eks: { shared, index } } : {}),
+          ...(plain ? { plain } : {}),
+        });
+      });
+    } catch (e) {
+      specs.forEach(disposeSpec);
+      throw e;
+    }
+    return specs;
+  } finally {
+    shared.release(); // the loader's reference: the departments hold their own from now on
+  }
+}
+
+/**
+ * The `lorkd_format` of a safetensors file, from its header alone (8-byte little-endian length,
+ * then JSON whose `__metadata__` holds the strings), so nothing is loaded twice.
+ */
+function lorkdFormat(file: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new UserError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const head = Buffer.alloc(8);
+    const n = head.length === readSync(fd, head, 0, 8, 0) ? Number(head.readBigUInt64LE(0)) : -1;
+    if (!(n > 1 && n <= 100 * 1024 * 1024)) throw new UserError(`${file}: not a safetensors file`);
+    const json = Buffer.alloc(n);
+    if (readSync(fd, json, 0, n, 8) !== n) throw new UserError(`${file}: truncated safetensors header`);
+    let header: { __metadata__?: Record<string, string> };
+    try {
+      header = JSON.parse(json.toString('utf8')) as typeof header;
+    } catch {
+      throw new UserError(`${file}: not a safetensors file (bad header)`);
+    }
+    return header.__metadata__?.lorkd_format;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One department from an expert file (served by its own plain model in every mode). */
+export function expertDepartment(file: string, name?: string): DepartmentSpec {
+  const { model, meta } = loadExpertFile(file);
+  return {
+    task: name ?? meta.task,
+    classNames: meta.classNames,
+    preprocessing: { inputSize: meta.inputSize, channels: meta.channels, resize: meta.resize, mean: meta.mean, std: meta.std },
+    source: file,
+    arch: `${meta.model}@${meta.inputSize}`,
+    plain: model,
+  };
+}
+
+/** Every expert file (*.safetensors) in a folder, one department each. */
+export function expertDirDepartments(dir: string): DepartmentSpec[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.safetensors') && statSync(path.join(dir, f)).isFile()).sort();
+  } catch (e) {
+    throw new UserError(`${dir}: cannot read the experts folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (!files.length) throw new UserError(`${dir}: no expert files (*.safetensors)`);
+  const specs: DepartmentSpec[] = [];
+  try {
+    for (const f of files) specs.push(expertDepartment(path.join(dir, f)));
+  } catch (e) {
+    specs.forEach(disposeSpec);
+    throw e;
+  }
+  const dup = specs.find((s, i) => specs.findIndex((o) => o.task === s.task) !== i);
+  if (dup) {
+    specs.forEach(disposeSpec);
+    throw new UserError(`${dir}: two expert files are for task "${dup.task}"`);
+  }
+  return specs;
+}
+
+/**
+ * One department `name` from a file: an expert file, or task `task` (default `name`) of a
+ * decomposition checkpoint (hot add/replace).
+ */
+export function departmentFromFile(file: string, name: string, mode: ServeMode, task?: string, d: PreprocessingDefaults = {}): DepartmentSpec {
+  if (lorkdFormat(file) === DECOMPOSITION_FORMAT) return decompositionDepartments(file, mode, d, new Map([[task ?? name, name]]))[0]!;
+  if (task !== undefined) throw new UserError(`${file}: an expert file holds one task; "task" is only for decomposition checkpoints`);
+  return expertDepartment(file, name);
+}

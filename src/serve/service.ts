@@ -1,0 +1,183 @@
+// The service behind the HTTP layer: departments, the micro-batcher, metrics, hot changes and
+// draining. A request takes a reference on its department's current version when it arrives, so
+// it finishes on that version even if the department is replaced or removed meanwhile.
+import { performance } from 'node:perf_hooks';
+import { imagesToTensor, type Triple } from '../data/transforms.js';
+import { keep } from '../tensor/index.js';
+import { UserError } from '../tensor/errors.js';
+import { Batcher, type BatcherOptions } from './batcher.js';
+import { decodeUpload } from './decode.js';
+import { type DepartmentSpec, type DepartmentVersion, Departments, checkTaskName, disposeSpec } from './departments.js';
+import { HttpError } from './http-error.js';
+import { type PreprocessingDefaults, type ServeMode, departmentFromFile } from './load.js';
+import { ServeMetrics } from './metrics.js';
+import { type JobResult, type Path, Planner } from './planner.js';
+
+export interface ServiceOptions extends BatcherOptions {
+  mode: ServeMode;
+  /** Preprocessing for decomposition checkpoints that record none (hot adds). */
+  defaults?: PreprocessingDefaults;
+}
+
+/** The answer to one prediction request. */
+export interface Answer {
+  task: string;
+  /** The department's version that answered (it changes with every hot add/replace). */
+  version: number;
+  /** The most probable class (the first on ties). */
+  class: string;
+  classNames: readonly string[];
+  /** Probability of every class, by class name. */
+  probs: Record<string, number>;
+  /** eks: one pass of the decomposition model over mixed departments; plain: the department's own model. */
+  servedBy: Path;
+  /** Requests in the micro-batch it ran in. */
+  batch: number;
+}
+
+export class Service {
+  readonly departments = new Departments();
+  readonly metrics: ServeMetrics;
+  readonly planner: Planner;
+  readonly batcher: Batcher;
+  #inFlight = 0;
+  #draining = false;
+  #idle: (() => void)[] = [];
+
+  constructor(
+    readonly o: ServiceOptions,
+    specs: DepartmentSpec[],
+  ) {
+    for (const [k, v] of [['maxBatch', o.maxBatch], ['maxQueue', o.maxQueue]] as const) {
+      if (!(Number.isInteger(v) && v >= 1)) throw new UserError(`${k} must be a positive integer, got ${v}`);
+    }
+    if (!(Number.isFinite(o.maxWaitMs) && o.maxWaitMs >= 0)) throw new UserError(`maxWaitMs must be >= 0, got ${o.maxWaitMs}`);
+    this.metrics = new ServeMetrics(o.maxBatch);
+    this.planner = new Planner(o.mode);
+    this.batcher = new Batcher(o, this.planner, this.metrics);
+    let i = 0;
+    try {
+      for (; i < specs.length; i++) this.#put(specs[i]!);
+    } catch (e) {
+      specs.slice(i + 1).forEach(disposeSpec);
+      this.departments.clear();
+      throw e;
+    }
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  #put(spec: DepartmentSpec): { current: DepartmentVersion; replaced: DepartmentVersion | null } {
+    if (spec.preprocessing.channels !== 3) {
+      disposeSpec(spec);
+      throw new UserError(`${spec.source}: ${spec.preprocessing.channels}-channel models are not supported; lorkd serves 3-channel experts`);
+    }
+    return this.departments.put(spec);
+  }
+
+  /**
+   * Answers one prediction: `read` gives the body bytes (it may throw an HttpError, e.g. 413).
+   * Every failure is an HttpError (4xx for the request's faults, 503 when overloaded or
+   * draining, 500 for a failed forward); the service itself is never left in a bad state.
+   */
+  async predict(task: string | undefined, read: () => Promise<{ bytes: Uint8Array; name: string }>): Promise<Answer> {
+    const t0 = performance.now();
+    let label = 'unknown';
+    let status = 200;
+    this.#inFlight++;
+    this.metrics.inFlight.set({}, this.#inFlight);
+    let version: DepartmentVersion | null = null;
+    try {
+      if (this.#draining) throw new HttpError(503, 'shutting down', { 'Retry-After': '1', Connection: 'close' });
+      if (!task) throw new HttpError(400, 'missing ?task=NAME');
+      const v = this.departments.get(task);
+      if (!v) throw new HttpError(404, `unknown task "${task}"; tasks: ${this.departments.list().map((d) => d.task).join(', ')}`);
+      label = task;
+      v.acquire();
+      version = v;
+      this.#checkQueue();
+      const { bytes, name } = await read();
+      const img = decodeUpload(bytes, name);
+      const p = v.preprocessing;
+      const input = keep(imagesToTensor(img.data, 1, img.height, img.width, { size: p.inputSize, mean: p.mean as unknown as Triple, std: p.std as unknown as Triple }));
+      const result = await new Promise<JobResult>((resolve, reject) => {
+        const ok = this.batcher.submit({ version: v, input, arrived: performance.now(), resolve, reject });
+        if (!ok) {
+          input.dispose();
+          reject(this.#overloaded());
+        }
+      });
+      return this.#answer(v, result);
+    } catch (e) {
+      const err = e instanceof HttpError ? e : new HttpError(500, `prediction failed: ${(e as Error)?.message?.split('\n')[0] ?? String(e)}`);
+      status = err.status;
+      throw err;
+    } finally {
+      version?.release();
+      this.metrics.requests.inc({ task: label, status: String(status) });
+      this.metrics.latency.observe((performance.now() - t0) / 1000);
+      this.#inFlight--;
+      this.metrics.inFlight.set({}, this.#inFlight);
+      if (this.#inFlight === 0) for (const r of this.#idle.splice(0)) r();
+    }
+  }
+
+  #overloaded(): HttpError {
+    return new HttpError(503, `overloaded: ${this.batcher.depth} requests queued (limit ${this.o.maxQueue})`, { 'Retry-After': String(this.batcher.retryAfterSeconds()) });
+  }
+
+  #checkQueue(): void {
+    if (this.batcher.depth >= this.o.maxQueue) throw this.#overloaded();
+  }
+
+  #answer(v: DepartmentVersion, r: JobResult): Answer {
+    let best = 0;
+    for (let k = 1; k < r.probs.length; k++) if (r.probs[k]! > r.probs[best]!) best = k;
+    return {
+      task: v.task,
+      version: v.version,
+      class: v.classNames[best]!,
+      classNames: v.classNames,
+      probs: Object.fromEntries(v.classNames.map((c, k) => [c, r.probs[k]!])),
+      servedBy: r.path,
+      batch: r.batch,
+    };
+  }
+
+  /** GET /v1/tasks. */
+  tasks(): Record<string, unknown>[] {
+    return this.departments.list().map((d) => d.describe());
+  }
+
+  /**
+   * Hot add or replace: department `name` from `file` (an expert file, or task `task` of a
+   * decomposition checkpoint). Requests already running finish on the version they started with.
+   */
+  put(name: string, file: string, task?: string): { task: string; version: number; replaced: number | null; source: string } {
+    if (this.#draining) throw new HttpError(503, 'shutting down');
+    checkTaskName(name);
+    const spec = departmentFromFile(file, name, this.o.mode, task, this.o.defaults);
+    const { current, replaced } = this.#put(spec);
+    return { task: name, version: current.version, replaced: replaced?.version ?? null, source: current.source };
+  }
+
+  /** Hot remove; requests already running on it finish. */
+  remove(name: string): { task: string; version: number } | null {
+    const v = this.departments.remove(name);
+    return v ? { task: name, version: v.version } : null;
+  }
+
+  /** Stops taking requests, answers every one already taken, then frees the models. */
+  async drain(): Promise<void> {
+    this.#draining = true;
+    await this.batcher.flush();
+    if (this.#inFlight > 0) await new Promise<void>((r) => this.#idle.push(r));
+    await this.batcher.flush();
+    this.departments.clear();
+  }
+}
