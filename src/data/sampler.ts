@@ -11,6 +11,12 @@ export interface SamplerOptions {
   /** Drop the last batch if it is smaller than batchSize (default false: keep it). */
   dropLast?: boolean;
   /**
+   * A last batch of a single sample joins the batch before it, which then holds batchSize + 1
+   * samples (default false). Training loaders set it: BatchNorm cannot train on one sample, and
+   * the epoch still visits every sample once, in the same seeded order.
+   */
+  mergeSingleton?: boolean;
+  /**
    * Task-balanced order (default false, the paper's plain shuffle): every task gets an equal
    * share of the epoch (sizes differ by at most one) and every batch holds about batchSize / T
    * samples of each task. Small tasks are repeated, large ones subsampled; within a task no sample
@@ -31,6 +37,7 @@ export class BatchSampler {
   readonly seed: number;
   readonly shuffle: boolean;
   readonly dropLast: boolean;
+  readonly mergeSingleton: boolean;
   readonly balanced: boolean;
   /** Indices drawn per epoch (n, or epochSize when balanced). */
   readonly epochLength: number;
@@ -52,6 +59,7 @@ export class BatchSampler {
     this.seed = opts.seed ?? 0;
     this.shuffle = opts.shuffle ?? true;
     this.dropLast = opts.dropLast ?? false;
+    this.mergeSingleton = opts.mergeSingleton ?? false;
     this.balanced = opts.balanced ?? false;
     this.epochLength = this.balanced ? (opts.epochSize ?? n) : n;
     if (this.balanced && !(Number.isInteger(this.epochLength) && this.epochLength >= 0)) {
@@ -61,7 +69,15 @@ export class BatchSampler {
 
   /** Batches per epoch. */
   get numBatches(): number {
-    return this.dropLast ? Math.floor(this.epochLength / this.batchSize) : Math.ceil(this.epochLength / this.batchSize);
+    const L = this.epochLength;
+    if (this.dropLast) return Math.floor(L / this.batchSize);
+    const n = Math.ceil(L / this.batchSize);
+    return this.#mergesLast() ? n - 1 : n;
+  }
+
+  /** Whether the last batch would hold one sample and joins the one before it. */
+  #mergesLast(): boolean {
+    return this.mergeSingleton && !this.dropLast && this.batchSize > 1 && this.epochLength > this.batchSize && this.epochLength % this.batchSize === 1;
   }
 
   /** The full index order of an epoch (before cutting into batches). */
@@ -77,7 +93,11 @@ export class BatchSampler {
   epoch(epoch: number): Int32Array[] {
     const o = this.order(epoch);
     const out: Int32Array[] = [];
-    for (let b = 0; b < this.numBatches; b++) out.push(o.subarray(b * this.batchSize, Math.min(o.length, (b + 1) * this.batchSize)));
+    const nb = this.numBatches;
+    for (let b = 0; b < nb; b++) {
+      const end = b === nb - 1 && this.#mergesLast() ? o.length : Math.min(o.length, (b + 1) * this.batchSize);
+      out.push(o.subarray(b * this.batchSize, end));
+    }
     return out;
   }
 

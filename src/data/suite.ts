@@ -80,6 +80,25 @@ export class SuiteSplit {
   }
 }
 
+const SPLIT_USE: Record<Split, string> = {
+  train: 'nothing to train on',
+  val: 'validation picks the best epoch',
+  test: 'evaluation needs it',
+};
+
+/**
+ * Refuses a task no run can use, naming its file (or name), the split and what is wrong: fewer
+ * than 2 classes, or an empty train, val or test split.
+ */
+export function checkTask(d: TaskData): void {
+  const src = (d as { file?: string }).file ?? d.name;
+  const fail = (msg: string): never => {
+    throw new UserError(`${src}: task '${d.name}' ${msg}`);
+  };
+  if (d.classNames.length < 2) fail(`has ${d.classNames.length === 1 ? `a single class ('${d.classNames[0]}')` : 'no classes'}: a classifier needs at least 2`);
+  for (const s of SPLITS) if (d.splits[s].n === 0) fail(`has no images in its ${s} split (${SPLIT_USE[s]})`);
+}
+
 /** Several tasks with cumulative class offsets. */
 export class TaskSuite {
   readonly tasks: readonly SuiteTask[];
@@ -87,6 +106,7 @@ export class TaskSuite {
   readonly totalClasses: number;
   #splits = new Map<Split, SuiteSplit>();
 
+  /** Every task is checked (checkTask): at least 2 classes and no empty split. */
   constructor(datasets: readonly TaskData[]) {
     if (datasets.length === 0) throw new UserError('a task suite needs at least one task');
     const seen = new Set<string>();
@@ -94,6 +114,7 @@ export class TaskSuite {
     this.tasks = datasets.map((d, id) => {
       if (seen.has(d.name)) throw new UserError(`task '${d.name}' appears twice in the suite`);
       seen.add(d.name);
+      checkTask(d);
       const t: SuiteTask = {
         id,
         name: d.name,

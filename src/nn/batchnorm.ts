@@ -79,6 +79,12 @@ export class BatchNorm2d extends Module {
 
   override forward(x: Tensor): Tensor {
     if (x.ndim !== 4) throw new UserError(`BatchNorm2d: expected a 4-D input [N, C, H, W], got [${x.shape.join(', ')}]`);
+    // As PyTorch: the batch variance of a single value is undefined (running_var would become NaN).
+    if ((this.training || !this.trackRunningStats) && x.shape[0]! * x.shape[2]! * x.shape[3]! === 1) {
+      throw new UserError(
+        `BatchNorm2d: expected more than 1 value per channel when training, got input [${x.shape.join(', ')}] (a batch of one image whose feature map is 1x1: use a batch of 2 or more, or a larger input)`,
+      );
+    }
     let momentum = this.momentum ?? 0;
     if (this.training && this.trackRunningStats) {
       const n = this.getBuffer('num_batches_tracked');
