@@ -33,7 +33,7 @@ const classNames = (task: string): string[] => [...MEDMNIST_INFO[task]!.labels];
 /**
  * A calibrated random expert: at initialisation the logits hardly depend on the image, so the
  * BatchNorm statistics are set from one random batch (momentum 1) and the probabilities differ
- * between images. Written as `<dir>/<task>.safetensors` and `<experts>/<task>.onnx`.
+ * between images; the head is scaled down (see below). Written as `<dir>/<task>.safetensors` and `<experts>/<task>.onnx`.
  */
 function makeExpert(dir: string, expertsDir: string, meta: ExpertMeta, seed: number): Pick<FixtureExpert, 'safetensors' | 'onnx'> {
   manualSeed(seed);
@@ -41,6 +41,16 @@ function makeExpert(dir: string, expertsDir: string, meta: ExpertMeta, seed: num
   try {
     for (const mod of m.modules()) if (mod instanceof BatchNorm2d) mod.momentum = 1;
     noGrad(() => tidy(() => m.train().forward(rand([8, 3, meta.inputSize, meta.inputSize]).sub(0.5).div(0.25))));
+    // Smaller head weights: probabilities away from 0 and 1 (so a 1e-4 comparison means
+    // something). Rows centred over the classes and no bias: the logits sum to 0, so the predicted
+    // class's mean activation is >= 0 and its map is not all zero after the ReLU.
+    noGrad(() =>
+      tidy(() => {
+        const w = m.fc.weight;
+        w.add_(w.mean(0, true), -1).mul_(0.1);
+        m.fc.bias?.zero_();
+      }),
+    );
     m.eval();
     const safetensors = path.join(dir, `${meta.task}.safetensors`);
     saveExpertFile(safetensors, m, meta);

@@ -155,7 +155,7 @@ function select(i) {
     $('view').getContext('2d').clearRect(0, 0, 384, 384);
     return;
   }
-  $('detail-meta').textContent = `${r.kind} ${r.size} · ${r.expert.task} expert · activation map ${r.cam.w}×${r.cam.h} of "${r.expert.class_names[r.best]}"`;
+  $('detail-meta').textContent = `${r.kind} ${r.size} · ${r.expert.task} expert · activation map ${r.cam.w}×${r.cam.h} of "${r.expert.class_names[r.best]}"${r.cam.norm.max > 0 ? '' : ' (zero everywhere: nothing to overlay)'}`;
   $('bars').replaceChildren(
     ...r.expert.class_names.map((c, k) =>
       el(

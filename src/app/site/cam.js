@@ -3,7 +3,7 @@
 // over the image with the canvas's bilinear smoothing (the model saw the image resized to S x S,
 // so the map covers the whole image). Plain ES module with no imports.
 
-/** ReLU then divide by the maximum (all zero stays zero). Returns a new Float32Array. */
+/** ReLU then divide by the maximum (all zero stays zero). Returns a new Float32Array with `max`, the largest raw value (<= 0: nothing to show). */
 export function normaliseCam(cam) {
   const out = new Float32Array(cam.length);
   let mx = 0;
@@ -12,6 +12,7 @@ export function normaliseCam(cam) {
     if (out[i] > mx) mx = out[i];
   }
   if (mx > 0) for (let i = 0; i < out.length; i++) out[i] /= mx;
+  out.max = mx;
   return out;
 }
 
@@ -72,7 +73,7 @@ export function drawOverlay(canvas, source, cam, opacity) {
   // Enlarged pixels stay sharp (a radiologist wants to see them); reductions are smoothed.
   g.imageSmoothingEnabled = scale < 1;
   g.drawImage(source, dx, dy, dw, dh);
-  if (!cam || opacity <= 0) return;
+  if (!cam || !(cam.norm.max > 0) || opacity <= 0) return;
   const map = new OffscreenCanvas(cam.w, cam.h);
   map.getContext('2d').putImageData(camImageData(cam.norm, cam.h, cam.w), 0, 0);
   g.imageSmoothingEnabled = true;
