@@ -56,19 +56,18 @@ export function benchEks(o: EksBenchOptions): EksBenchResult {
   heads.forEach((h) => h.dispose());
 
   const m = new DecompositionModel({ model, tasks, rank: o.rank, strategy: 'fused' }).toChannelsLast();
-  const stepWith = () =>
+  const routing = new Routing(counts);
+  const stepWith = (s: Strategy) =>
     tidy(() => {
-      const r = m.forwardTasks(x, ids);
+      const r = m.forwardRouted(x, routing, s);
       crossEntropy(cat(r.logits.filter((l): l is Tensor => l !== null), 0), y).backward();
     });
   for (const s of o.strategies ?? [...STRATEGIES]) {
-    m.config.strategy = s;
-    m.context.strategy = s;
-    out[`${s}_ms`] = timeIt(stepWith, s === 'aggregated' || s === 'loop' ? Math.max(1, Math.floor(steps / 3)) : steps);
+    out[`${s}_ms`] = timeIt(() => stepWith(s), s === 'aggregated' || s === 'loop' ? Math.max(1, Math.floor(steps / 3)) : steps);
     m.zeroGrad();
   }
-  m.config.strategy = 'auto';
-  const choice = m.auto.pick(x, new Routing(counts), true);
+  const choice = m.auto.pick(x, routing, true);
+  routing.dispose();
   out.auto_choice = choice;
   out.auto_ms = out[`${choice}_ms`] as number;
   out.auto_over_plain = (out.auto_ms as number) / (out.plain_ms as number);

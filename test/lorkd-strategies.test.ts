@@ -91,10 +91,10 @@ interface StepResult {
 }
 
 /** forwardTasks, a loss weighting every output differently, backward; everything read back. */
-function step(dm: DecompositionModel, x: Tensor, ids: number[], dtype: DType = 'float64'): StepResult {
+function step(dm: DecompositionModel, x: Tensor, ids: number[], strategy?: Strategy, dtype: DType = 'float64'): StepResult {
   dm.zeroGrad();
   return tidy(() => {
-    const out = dm.forwardTasks(x, ids);
+    const out = dm.forwardTasks(x, ids, strategy);
     let loss = out.features.mul(fixed(out.features.shape, 11, dtype)).sum();
     out.logits.forEach((l, t) => {
       if (l) loss = loss.add(l.mul(fixed(l.shape, 20 + t, dtype)).sum());
@@ -147,8 +147,7 @@ describe('EKS strategies agree in float64 (outputs and every gradient)', () => {
       // so its measurement must leave the model as one plain training step does. (Train-mode
       // outputs do not depend on the running statistics, which differ in later cases.)
       const viaAuto = step(auto, x, c.ids);
-      base.context.strategy = 'loop';
-      const ref = step(base, x, c.ids);
+      const ref = step(base, x, c.ids, 'loop');
       assertSameStep(viaAuto, ref, 'auto');
       if (c === CASES[0]) {
         const bufs = new Map(base.namedBuffers());
@@ -166,8 +165,7 @@ describe('EKS strategies agree in float64 (outputs and every gradient)', () => {
         }
       }
       for (const s of STRATEGIES) {
-        base.context.strategy = s;
-        const got = s === 'loop' ? ref : step(base, x, c.ids);
+        const got = s === 'loop' ? ref : step(base, x, c.ids, s);
         assertSameStep(got, ref, s);
         // Absent tasks: factor gradients exactly zero, no head gradient.
         for (let t = 0; t < TASKS.length; t++) {
@@ -230,8 +228,7 @@ describe('eval mode: per-sample reference and PEFT mixed-batch test', () => {
         ids.flatMap((id, b) => (id === t ? refs[t]!.forward(x.narrow(0, b, 1)).toNumbers() : [])),
       );
       for (const s of STRATEGIES) {
-        dm.context.strategy = s;
-        const out = noGrad(() => dm.forwardTasks(x, ids));
+        const out = noGrad(() => dm.forwardTasks(x, ids, s));
         TASKS.forEach((_, t) => assertNear(out.logits[t]!.toNumbers(), expected[t]!, RTOL, `${s}: task ${t} vs per-sample reference`));
       }
     });
@@ -242,11 +239,10 @@ describe('eval mode: per-sample reference and PEFT mixed-batch test', () => {
     tidy(() => {
       const x = randn([ids.length, 3, EVAL_SIZE, EVAL_SIZE], { dtype: 'float64' });
       for (const s of STRATEGIES) {
-        dm.context.strategy = s;
-        const mixed = noGrad(() => dm.forwardTasks(x, ids));
+        const mixed = noGrad(() => dm.forwardTasks(x, ids, s));
         for (let t = 0; t < TASKS.length; t++) {
           const rows = ids.flatMap((id, b) => (id === t ? [b] : []));
-          const alone = noGrad(() => dm.forwardTasks(x.indexSelect(0, tensor(rows, [rows.length], { dtype: 'int64' })), rows.map(() => t)));
+          const alone = noGrad(() => dm.forwardTasks(x.indexSelect(0, tensor(rows, [rows.length], { dtype: 'int64' })), rows.map(() => t), s));
           assert.deepEqual(alone.logits.map((l, u) => l !== null && u === t), TASKS.map((_, u) => u === t));
           assertNear(mixed.logits[t]!.toNumbers(), alone.logits[t]!.toNumbers(), RTOL, `${s}: task ${t} rows`);
         }
@@ -281,10 +277,10 @@ const CONV_CASES: ConvCase[] = [
 ];
 const COUNTS = [2, 0, 3]; // task 1 absent
 
-function expertConv(c: ConvCase, strategy: Strategy, seed: number): ExpertConv2d {
+function expertConv(c: ConvCase, seed: number): ExpertConv2d {
   manualSeed(seed);
   const base = new Conv2d(c.cin, c.cout, c.k, { stride: c.stride, padding: c.padding, bias: false, dtype: 'float64' });
-  const conv = new ExpertConv2d(base, { numTasks: COUNTS.length, rank: RANK, loraAlpha: ALPHA }, { routing: null, strategy });
+  const conv = new ExpertConv2d(base, { numTasks: COUNTS.length, rank: RANK, loraAlpha: ALPHA });
   noGrad(() => conv.getParameter('expertB').normal_(0, 0.5));
   return conv;
 }
@@ -292,9 +288,8 @@ function expertConv(c: ConvCase, strategy: Strategy, seed: number): ExpertConv2d
 describe('single ExpertConv2d, train mode: every strategy equals a per-sample loop (outputs and gradients)', () => {
   for (const c of CONV_CASES) {
     test(c.name, () => {
-      const conv = expertConv(c, 'loop', 3);
+      const conv = expertConv(c, 3);
       const routing = new Routing(COUNTS);
-      conv.context.routing = routing;
       const n = routing.batchSize;
       const taskOf = COUNTS.flatMap((cnt, t) => new Array<number>(cnt).fill(t));
       const [w0, A, B] = ['weight', 'expertA', 'expertB'].map((p) => conv.getParameter(p)) as [Tensor, Tensor, Tensor];
@@ -317,9 +312,8 @@ describe('single ExpertConv2d, train mode: every strategy equals a per-sample lo
         const refGrads = grads(r.leaf);
         for (const s of STRATEGIES) {
           conv.zeroGrad();
-          conv.context.strategy = s;
           const q = input();
-          const y = conv.forward(q.x);
+          const y = conv.forward(q.x, routing, s);
           assertNear(y.toNumbers(), yRef.toNumbers(), RTOL, `${s}: output`);
           y.mul(g).sum().backward();
           grads(q.leaf).forEach((gr, i) => assertNear(gr, refGrads[i]!, RTOL, `${s}: grad of ${['x', 'W0', 'A', 'B'][i]}`));
@@ -337,7 +331,7 @@ describe('single ExpertConv2d, train mode: every strategy equals a per-sample lo
 describe('fused native op: gradients against central finite differences (float64)', () => {
   for (const c of CONV_CASES) {
     test(c.name, () => {
-      const conv = expertConv(c, 'fused', 4);
+      const conv = expertConv(c, 4);
       const routing = new Routing(COUNTS);
       const fn = (x: Tensor, weight: Tensor, expertA: Tensor, expertB: Tensor): Tensor => {
         const w: ExpertWeights = {
@@ -369,8 +363,7 @@ test('float32, eval mode: every strategy gives the same outputs as loop to 1e-5'
   tidy(() => {
     const x = randn([ids.length, 3, SIZE, SIZE]);
     const run = (s: Strategy) => {
-      dm.context.strategy = s;
-      const out = noGrad(() => dm.forwardTasks(x, ids));
+      const out = noGrad(() => dm.forwardTasks(x, ids, s));
       return { features: out.features.toNumbers(), logits: out.logits.map((l) => l!.toNumbers()) };
     };
     const ref = run('loop');
@@ -385,13 +378,11 @@ test('float32, eval mode: every strategy gives the same outputs as loop to 1e-5'
 
 test('every strategy, forward and backward inside tidy, leaves no tensor behind', () => {
   const c = CONV_CASES[2]!;
-  const conv = expertConv(c, 'loop', 5);
+  const conv = expertConv(c, 5);
   const routing = new Routing(COUNTS);
-  conv.context.routing = routing;
   const x = fixed([routing.batchSize, c.cin, 7, 7], 60);
-  const once = () => tidy(() => conv.forward(x).pow(2).sum().backward());
   for (const s of STRATEGIES) {
-    conv.context.strategy = s;
+    const once = () => tidy(() => conv.forward(x, routing, s).pow(2).sum().backward());
     once(); // creates the gradients and the routing's task-id tensor
     const live = memory().liveTensors;
     for (let i = 0; i < 3; i++) once();

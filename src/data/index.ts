@@ -17,5 +17,6 @@ export { type SuiteTask, SuiteSplit, TaskSuite } from './suite.js';
 export { type SamplerOptions, BatchSampler } from './sampler.js';
 export { Rng } from './rng.js';
 export { type GatherSource, gatherImages } from './gather.js';
-export { type Triple, type TransformOptions, type Batch, imagesToTensor, makeBatch } from './transforms.js';
+export { type Triple, type TransformOptions, type Batch, type TaskBatch, type SortedBatch, imagesToTensor, makeBatch, makeTaskBatch, sortByTaskStable } from './transforms.js';
+export { Routing, sortByTask } from './routing.js';
 export { type LoaderOptions, type BatchPlan, DataLoader } from './loader.js';

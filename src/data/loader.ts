@@ -8,6 +8,10 @@
 // caller trains, so that work overlaps the training step; tensors are still built on the calling
 // thread when a batch is handed out.
 //
+// Every batch is a SortedBatch (a TaskBatch), sorted by task in plan() (the one place batches are sorted; see
+// docs/ARCHITECTURE.md "The seam"): its rows, labels, teacher-cache rows and Routing agree, and
+// its images are channels_last when the option says so.
+//
 // Ownership: each Batch owns its tensors and the consumer must dispose it (batch.dispose() or
 // `using batch = ...`). Batches are created when the iterator's next() is called, so in a
 // synchronous loop inside an outer tidy() they belong to that scope and are freed with it; a
@@ -19,7 +23,7 @@ import { GatherChannel } from './gather-pool.js';
 import { Rng } from './rng.js';
 import { BatchSampler, type SamplerOptions } from './sampler.js';
 import type { SuiteSplit, TaskSuite } from './suite.js';
-import { type Batch, makeBatch, type TransformOptions } from './transforms.js';
+import { type SortedBatch, makeTaskBatch, sortByTaskStable, type TransformOptions } from './transforms.js';
 
 export interface LoaderOptions extends SamplerOptions, TransformOptions {
   split: Split;
@@ -54,31 +58,31 @@ export class DataLoader {
     return this.sampler.numBatches;
   }
 
-  /** Indices and flip flags of every batch of an epoch. */
+  /** Indices and flip flags of every batch of an epoch, each batch sorted by task (stable). */
   plan(epoch: number): BatchPlan[] {
     const batches = this.sampler.epoch(epoch);
     const rng = this.opts.flip ? Rng.from(this.sampler.seed, 'flip', epoch) : null;
     return batches.map((indices) => {
       const flips = new Uint8Array(indices.length);
       if (rng) for (let b = 0; b < flips.length; b++) flips[b] = rng.nextU32() >>> 31;
-      return { indices, flips };
+      return sortByTaskStable(this.split, indices, flips);
     });
   }
 
   /** The batches of an epoch, built on the calling thread (see the file comment). */
-  *epoch(epoch: number): Generator<Batch, void, undefined> {
+  *epoch(epoch: number): Generator<SortedBatch, void, undefined> {
     const plan = this.plan(epoch);
     let next = plan.length ? gatherImages(this.split, plan[0]!.indices, plan[0]!.flips) : null;
     for (let k = 0; k < plan.length; k++) {
       const bytes = next!;
-      const batch = makeBatch(this.split, plan[k]!.indices, plan[k]!.flips, this.opts, bytes);
+      const batch = makeTaskBatch(this.split, plan[k]!.indices, plan[k]!.flips, this.opts, bytes);
       next = k + 1 < plan.length ? gatherImages(this.split, plan[k + 1]!.indices, plan[k + 1]!.flips) : null;
       yield batch;
     }
   }
 
   /** The batches of an epoch, gathered ahead by a worker thread (see the file comment). */
-  async *epochAsync(epoch: number): AsyncGenerator<Batch, void, undefined> {
+  async *epochAsync(epoch: number): AsyncGenerator<SortedBatch, void, undefined> {
     const plan = this.plan(epoch);
     const ahead = this.opts.prefetch ?? 2;
     const requests: Promise<Uint8Array>[] = [];
@@ -93,7 +97,7 @@ export class DataLoader {
       const bytes = await requests[k]!;
       delete requests[k];
       request(k + ahead + 1);
-      yield makeBatch(this.split, plan[k]!.indices, plan[k]!.flips, this.opts, bytes);
+      yield makeTaskBatch(this.split, plan[k]!.indices, plan[k]!.flips, this.opts, bytes);
     }
   }
 

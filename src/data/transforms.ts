@@ -5,6 +5,7 @@ import { type Tensor, tensor, interpolate, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { gatherImages } from './gather.js';
 import type { SuiteSplit } from './suite.js';
+import { Routing } from './routing.js';
 
 export type Triple = readonly [number, number, number];
 
@@ -16,6 +17,8 @@ export interface TransformOptions {
   std?: Triple;
   /** Device for the batch tensors (default 'cpu'). The uint8 bytes are uploaded, then converted. */
   device?: string;
+  /** Task batches' images in channels_last memory format (the models' format; default false here, true in training). */
+  channelsLast?: boolean;
 }
 
 /** A training or evaluation batch. Owns its tensors: call dispose() (or `using`) when done. */
@@ -64,6 +67,34 @@ export function imagesToTensor(bytes: Uint8Array, n: number, h: number, w: numbe
   });
 }
 
+/**
+ * A batch sorted by task where it is made (docs/ARCHITECTURE.md, "The seam"): task t's rows are
+ * the contiguous slice [routing.offsets[t], routing.offsets[t] + routing.counts[t]), images are in
+ * the model's memory format, and everything that belongs to a row travels with it in the same
+ * order. No consumer re-sorts. This is what a method (src/experiments/methods) consumes.
+ */
+export interface TaskBatch {
+  /** float32 (B, C, S, S), normalised, in the model's memory format (channels_last in training). */
+  images: Tensor;
+  /** int64 (B): label within the row's task. */
+  local: Tensor;
+  /** int64 (B): label in the suite's unified label space. */
+  global: Tensor;
+  routing: Routing;
+  /** int64 (B): rows of the teacher cache (suite index, + n for a flipped view), or null without one. */
+  teacherRows: Tensor | null;
+  /** JS copies (sorted order): suite indices, flip flags, task ids, local labels. */
+  info: { indices: Int32Array; flipped: Uint8Array; taskIds: Int32Array; local: Int32Array };
+  size: number;
+  dispose(): void;
+}
+
+/** What the loader yields: a Batch that is also a TaskBatch (sorted, routed, teacher rows set). */
+export interface SortedBatch extends Omit<Batch, 'info'>, Omit<TaskBatch, 'info' | 'teacherRows'> {
+  info: Batch['info'];
+  teacherRows: Tensor;
+}
+
 /** Labels as an int64 tensor. */
 function longTensor(a: Int32Array, device: string): Tensor {
   return tensor(a, [a.length], { dtype: 'int64', device });
@@ -105,4 +136,36 @@ export function makeBatch(split: SuiteSplit, indices: Int32Array, flips: Uint8Ar
     dispose,
     [Symbol.dispose]: dispose,
   };
+}
+
+/**
+ * A task batch from suite indices that are already grouped by task in ascending task order (the
+ * loader's plan sorts them; see sortByTaskStable). Unsorted indices are refused with a UserError.
+ * Images become channels_last when opts.channelsLast is set.
+ */
+export function makeTaskBatch(split: SuiteSplit, indices: Int32Array, flips: Uint8Array, opts: TransformOptions = {}, images?: Uint8Array): SortedBatch {
+  const routing = Routing.fromSortedTaskIds(Array.from(indices, (i) => split.taskIds[i]!), split.taskSizes.length);
+  const b = makeBatch(split, indices, flips, opts, images);
+  const device = opts.device ?? 'cpu';
+  const t = tidy(() => ({
+    images: opts.channelsLast ? b.images.contiguous('channels_last') : b.images,
+    teacherRows: tensor(Int32Array.from(indices, (i, k) => i + (flips[k] ? split.n : 0)), [indices.length], { dtype: 'int64', device }),
+  }));
+  if (t.images !== b.images) b.images.dispose();
+  const dispose = (): void => {
+    b.dispose();
+    t.images.dispose();
+    t.teacherRows.dispose();
+    routing.dispose();
+  };
+  return { ...b, images: t.images, teacherRows: t.teacherRows, routing, dispose, [Symbol.dispose]: dispose };
+}
+
+/**
+ * Suite indices (and their flip flags) reordered so that rows are grouped by task in ascending
+ * order, keeping the given order within a task (a stable sort): the one place a batch is sorted.
+ */
+export function sortByTaskStable(split: Pick<SuiteSplit, 'taskIds'>, indices: Int32Array, flips: Uint8Array): { indices: Int32Array; flips: Uint8Array } {
+  const order = Array.from(indices.keys()).sort((a, b) => split.taskIds[indices[a]!]! - split.taskIds[indices[b]!]! || a - b);
+  return { indices: Int32Array.from(order, (k) => indices[k]!), flips: Uint8Array.from(order, (k) => flips[k]!) };
 }

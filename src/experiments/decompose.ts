@@ -7,13 +7,14 @@
 //   --kd none: CE only.
 import { Module } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
-import { DecompositionModel } from '../lorkd/decomposition.js';
+import { DecompositionModel, type RoutedOutput } from '../lorkd/decomposition.js';
+import type { Routing } from '../lorkd/routing.js';
 import { saveDecomposition } from '../lorkd/checkpoint.js';
 import type { StrategyOption } from '../lorkd/strategies.js';
 import { SGD, CosineAnnealingLR } from '../optim/index.js';
-import { type Tensor, tensor, noGrad, tidy, keep, crossEntropy, klDiv, logSoftmax, softmax, cat, manualSeed } from '../tensor/index.js';
+import { type Tensor, noGrad, tidy, keep, crossEntropy, klDiv, logSoftmax, softmax, cat, manualSeed } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
-import type { Batch, TaskSuite, Triple } from '../data/index.js';
+import type { SortedBatch, TaskSuite, Triple } from '../data/index.js';
 import { type DataOptions, loadSuite, trainLoader, evalLoader } from './data-options.js';
 import { RunDir } from './run-dir.js';
 import { train, type TrainResult } from './trainer.js';
@@ -69,9 +70,10 @@ function checkTeacherTasks(meta: FoundationMeta, suite: TaskSuite, file: string)
   if (mine !== theirs) throw new UserError(`${file} was trained on tasks ${theirs}, not ${mine}`);
 }
 
-export function kdLoss(o: { kd: KdMode; alpha: number; beta: number }, out: ReturnType<DecompositionModel['forwardTasks']>, rows: Tensor, cache: TeacherCache, projection: Linear | null, suite: TaskSuite): Tensor | null {
+/** The KD term of a task-sorted batch (null for --kd none or beta 0); rows: its teacher-cache rows. */
+export function kdLoss(o: { kd: KdMode; alpha: number; beta: number }, out: RoutedOutput, routing: Routing, rows: Tensor, cache: TeacherCache, projection: Linear | null, suite: TaskSuite): Tensor | null {
   if (o.kd === 'none' || o.beta === 0) return null;
-  const B = out.order.length;
+  const B = routing.batchSize;
   const w = o.beta * o.alpha * o.alpha;
   if (o.kd === 'feature') {
     const teacher = projection!.forward(cache.features.indexSelect(0, rows)).div(o.alpha);
@@ -81,10 +83,16 @@ export function kdLoss(o: { kd: KdMode; alpha: number; beta: number }, out: Retu
   const parts = out.logits.flatMap((l, k) => {
     if (!l) return [];
     const task = suite.tasks[k]!;
-    const teacher = t.narrow(0, out.routing.offsets[k]!, out.routing.counts[k]!).narrow(1, task.classOffset, task.numClasses).div(o.alpha);
+    const teacher = routing.slice(t, k).narrow(1, task.classOffset, task.numClasses).div(o.alpha);
     return [klDiv(logSoftmax(l.div(o.alpha), 1), softmax(teacher, 1), 'sum')];
   });
   return cat(parts.map((p) => p.reshape([1])), 0).sum().div(B).mul(w);
+}
+
+/** Mean over the batch of each row's cross-entropy under its own task's head. */
+export function taskCrossEntropy(logits: (Tensor | null)[], local: Tensor, routing: Routing): Tensor {
+  const parts = logits.flatMap((l, t) => (l ? [crossEntropy(l, routing.slice(local, t), { reduction: 'sum' }).reshape([1])] : []));
+  return cat(parts, 0).sum().div(routing.batchSize);
 }
 
 /**
@@ -150,18 +158,10 @@ export async function trainDecomposition(o: DecomposeOptions): Promise<Decompose
   const opt = new SGD(student.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
   const sched = new CosineAnnealingLR(opt, { tMax: Math.max(o.epochs, 1) });
   const val = evalLoader(suite, o, 'val');
-  const n = loader.split.n;
-  const loss = (b: Batch): Tensor => {
-    const out = dm.forwardTasks(cl ? b.images.contiguous('channels_last') : b.images, b.info.taskIds);
-    const order = tensor(out.order, [out.order.length], { dtype: 'int64' });
-    const local = b.local.indexSelect(0, order);
-    const ce = cat(
-      out.logits.flatMap((l, t) => (l ? [crossEntropy(l, local.narrow(0, out.routing.offsets[t]!, out.routing.counts[t]!), { reduction: 'sum' }).reshape([1])] : [])),
-      0,
-    ).sum().div(b.size);
-    if (!cache) return ce;
-    const rows = tensor(out.order.map((i) => b.info.indices[i]! + (b.info.flipped[i] ? n : 0)), [out.order.length], { dtype: 'int64' });
-    return ce.add(kdLoss(o, out, rows, cache, projection, suite)!);
+  const loss = (b: SortedBatch): Tensor => {
+    const out = dm.forwardRouted(b.images, b.routing);
+    const ce = taskCrossEntropy(out.logits, b.local, b.routing);
+    return cache ? ce.add(kdLoss(o, out, b.routing, b.teacherRows, cache, projection, suite)!) : ce;
   };
   const result = await train({
     name: 'decompose', run, model: student, optimizer: opt, scheduler: sched, loader, epochs: o.epochs, resume: !!o.resume, patience: o.patience, progress: o.progress,

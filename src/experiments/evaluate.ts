@@ -1,10 +1,10 @@
 // Per-task test accuracy and AUC: the foundation with its unified head (the paper's way: argmax
 // over all classes) and restricted to the task's classes; the decomposition model and experts
 // with the oracle task id.
-import type { TaskSuite, DataLoader, Batch } from '../data/index.js';
+import type { TaskSuite, DataLoader, SortedBatch } from '../data/index.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import type { DecompositionModel } from '../lorkd/decomposition.js';
-import { type Tensor, tidy, noGrad, softmax, tensor } from '../tensor/index.js';
+import { type Tensor, tidy, noGrad, softmax } from '../tensor/index.js';
 import { accuracy, auc } from '../eval/metrics.js';
 
 export interface TaskResult {
@@ -32,11 +32,12 @@ const rows = (t: Tensor): number[][] => {
 };
 const argmax = (r: number[]) => r.reduce((best, v, i) => (v > r[best]! ? i : best), 0);
 
-function prepare(batch: Batch, channelsLast: boolean): Tensor {
+/** The batch's images in the requested memory format (a no-op when the loader made them so). */
+function prepare(batch: SortedBatch, channelsLast: boolean): Tensor {
   return channelsLast ? batch.images.contiguous('channels_last') : batch.images;
 }
 
-function forEachBatch(loader: DataLoader, fn: (b: Batch) => void): void {
+function forEachBatch(loader: DataLoader, fn: (b: SortedBatch) => void): void {
   for (const b of loader.epoch(0)) {
     try {
       noGrad(() => tidy(() => fn(b)));
@@ -91,15 +92,14 @@ export function evalDecomposition(dm: DecompositionModel, suite: TaskSuite, load
   dm.eval();
   const s = emptyScores(suite.numTasks);
   forEachBatch(loader, (b) => {
-    const out = dm.forwardTasks(prepare(b, channelsLast), b.info.taskIds);
+    const out = dm.forwardRouted(prepare(b, channelsLast), b.routing);
     out.logits.forEach((l, t) => {
       if (!l) return;
-      const p = rows(softmax(l, 1));
-      const off = out.routing.offsets[t]!;
-      p.forEach((r, j) => {
+      const off = b.routing.offsets[t]!;
+      rows(softmax(l, 1)).forEach((r, j) => {
         s.pred[t]!.push(argmax(r));
         s.probs[t]!.push(r);
-        s.labels[t]!.push(b.info.local[out.order[off + j]!]!);
+        s.labels[t]!.push(b.info.local[off + j]!);
       });
     });
   });
@@ -111,14 +111,13 @@ export function evalExpert(model: ImageClassifier, taskId: number, suite: TaskSu
   model.eval();
   const s = emptyScores(suite.numTasks);
   forEachBatch(loader, (b) => {
-    const mine: number[] = [];
-    for (let i = 0; i < b.size; i++) if (b.info.taskIds[i] === taskId) mine.push(i);
-    if (!mine.length) return;
-    const x = prepare(b, channelsLast).indexSelect(0, tensor(mine, [mine.length], { dtype: 'int64' }));
-    rows(softmax(model.forward(x), 1)).forEach((r, j) => {
+    // The batch is sorted by task: task t's rows are one slice (no gather, memory format kept).
+    if (taskId >= b.routing.numTasks || !b.routing.counts[taskId]) return;
+    const off = b.routing.offsets[taskId]!;
+    rows(softmax(model.forward(b.routing.slice(prepare(b, channelsLast), taskId)), 1)).forEach((r, j) => {
       s.pred[taskId]!.push(argmax(r));
       s.probs[taskId]!.push(r);
-      s.labels[taskId]!.push(b.info.local[mine[j]!]!);
+      s.labels[taskId]!.push(b.info.local[off + j]!);
     });
   });
   return summarise(suite, s)[taskId]!;

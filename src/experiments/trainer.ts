@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { LRScheduler } from '../optim/lr-scheduler.js';
-import type { DataLoader, Batch } from '../data/index.js';
+import type { DataLoader, SortedBatch } from '../data/index.js';
 import { type Tensor, tidy, noGrad } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
@@ -34,7 +34,7 @@ export interface TrainerOptions {
   epochs: number;
   resume: boolean;
   /** Loss of one batch (called inside a tidy scope with the model in train mode). */
-  loss(batch: Batch): Tensor;
+  loss(batch: SortedBatch): Tensor;
   /** Validation metric, higher is better (model in eval mode, no grad). */
   validate?: () => number;
   /** Stop when validation has not improved for this many epochs (default: never). */

@@ -45,11 +45,10 @@ export class AutoStrategy {
     const ms: Record<string, number> = {};
     try {
       for (const s of AUTO_CANDIDATES) {
-        m.context.strategy = s;
         const once = () =>
           tidy(() => {
-            if (training) m.featuresSorted(x, routing).sum().backward();
-            else noGrad(() => m.featuresSorted(x, routing));
+            if (training) m.featuresSorted(x, routing, s).sum().backward();
+            else noGrad(() => m.featuresSorted(x, routing, s));
           });
         once(); // warm-up (allocator, oneDNN primitives)
         // The fastest of three runs: a single timing on a shared machine picked wrong ones.

@@ -10,9 +10,9 @@ import { createModel } from '../models/registry.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import { type Tensor, tensor, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
-import { ExpertConv2d, type ExpertContext } from './expert-conv.js';
+import { ExpertConv2d } from './expert-conv.js';
 import { Routing, sortByTask } from './routing.js';
-import type { StrategyOption } from './strategies.js';
+import type { Strategy, StrategyOption } from './strategies.js';
 import { AutoStrategy } from './auto.js';
 
 export interface TaskSpec {
@@ -33,20 +33,29 @@ export interface DecompositionConfig {
   inChannels?: number;
 }
 
-export interface DecompositionOutput {
+/** The output of a forward over a task-sorted batch. */
+export interface RoutedOutput {
+  /** Pooled features (B, C_final), in the batch's (sorted) order. */
+  features: Tensor;
+  /** Per task: logits (n_t, classes_t) of its rows, or null when the task has no rows. */
+  logits: (Tensor | null)[];
+}
+
+export interface DecompositionOutput extends RoutedOutput {
   /** Sorted position i holds original row order[i]. */
   order: number[];
   routing: Routing;
-  /** Pooled features (B, C_final), in sorted order. */
-  features: Tensor;
-  /** Per task: logits (n_t, classes_t) of its rows (sorted order), or null when absent. */
-  logits: (Tensor | null)[];
+}
+
+/** Rows of x in the given order, in x's memory format (indexSelect alone returns NCHW). */
+function sortRows(x: Tensor, order: number[]): Tensor {
+  const y = x.indexSelect(0, tensor(order, [order.length], { dtype: 'int64' }));
+  return x.ndim === 4 && !x.isContiguous() && x.isContiguous('channels_last') ? y.contiguous('channels_last') : y;
 }
 
 export class DecompositionModel extends Module {
   readonly config: Required<Omit<DecompositionConfig, 'strategy'>> & { strategy: StrategyOption };
   readonly backbone: ImageClassifier;
-  readonly context: ExpertContext = { routing: null, strategy: 'fused' };
   readonly auto: AutoStrategy;
 
   constructor(config: DecompositionConfig) {
@@ -71,7 +80,7 @@ export class DecompositionModel extends Module {
     // Inject the experts into every non-depthwise convolution (PEFT's inject_adapter).
     for (const [name, m] of this.backbone.namedModules()) {
       if (m instanceof Conv2d && m.groups === 1) {
-        this.backbone.setSubmodule(name, new ExpertConv2d(m, { numTasks: T, rank: this.config.rank, loraAlpha: this.config.loraAlpha }, this.context));
+        this.backbone.setSubmodule(name, new ExpertConv2d(m, { numTasks: T, rank: this.config.rank, loraAlpha: this.config.loraAlpha }));
       }
     }
     // The backbone's children (all but its placeholder fc) become ours, so keys stay torchvision's.
@@ -79,7 +88,6 @@ export class DecompositionModel extends Module {
     const heads = new Sequential(...this.config.tasks.map((t) => new Linear(this.backbone.numFeatures, t.classNames.length)));
     this.registerModule('heads', heads);
     this.auto = new AutoStrategy(this);
-    if (this.config.strategy !== 'auto') this.context.strategy = this.config.strategy;
   }
 
   get numTasks(): number {
@@ -100,31 +108,56 @@ export class DecompositionModel extends Module {
     return i;
   }
 
+  /**
+   * The EKS strategy a forward of x under `routing` runs: the configured one, or for `auto` the
+   * fastest measured for this input shape (measured once per shape, see AutoStrategy). A plain
+   * value: record it, send it to other processes, pass it back to forwardRouted.
+   */
+  chooseStrategy(x: Tensor, routing: Routing, training: boolean = this.training): Strategy {
+    return this.config.strategy === 'auto' ? this.auto.pick(x, routing, training) : this.config.strategy;
+  }
+
   /** Backbone features of an already task-sorted batch under the given routing. */
-  featuresSorted(x: Tensor, routing: Routing): Tensor {
-    this.context.routing = routing;
-    try {
-      return this.backbone.forwardFeatures(x);
-    } finally {
-      this.context.routing = null;
-    }
+  featuresSorted(x: Tensor, routing: Routing, strategy?: Strategy): Tensor {
+    this.#checkRouting(x, routing);
+    return this.backbone.forwardFeatures(x, routing, strategy ?? this.chooseStrategy(x, routing));
   }
 
   /**
-   * One forward pass over a batch of mixed tasks: each sample sees W0 + delta of its own task and
-   * is classified by its own head. Rows are sorted by task internally (see `order`).
+   * The forward of a batch already sorted by task (docs/ARCHITECTURE.md, "The seam"): each row
+   * sees W0 + delta of its task and is classified by its task's head. Routing and strategy are
+   * arguments; nothing is stored on the model, so calls are reentrant. The memory format of x
+   * (channels_last for the fused native path) is kept.
    */
-  forwardTasks(x: Tensor, taskIds: ArrayLike<number>): DecompositionOutput {
+  forwardRouted(x: Tensor, routing: Routing, strategy?: Strategy): RoutedOutput {
+    this.#checkRouting(x, routing);
+    const s = strategy ?? this.chooseStrategy(x, routing);
+    return tidy(() => {
+      const features = this.backbone.forwardFeatures(x, routing, s);
+      const logits = routing.counts.map((c, t) => (c === 0 ? null : this.head(t).forward(routing.slice(features, t))));
+      return { features, logits };
+    });
+  }
+
+  #checkRouting(x: Tensor, routing: Routing): void {
+    if (!(routing instanceof Routing)) throw new UserError('the decomposition model needs a Routing of the batch');
+    if (routing.numTasks !== this.numTasks) throw new UserError(`a routing over ${routing.numTasks} tasks for a model of ${this.numTasks} tasks`);
+    if (routing.batchSize !== x.size(0)) throw new UserError(`${routing.batchSize} task ids for a batch of ${x.size(0)}`);
+  }
+
+  /**
+   * A batch of mixed tasks in any row order (a thin wrapper of forwardRouted for callers that hold
+   * unsorted rows): rows are sorted by task here (see `order`), keeping x's memory format.
+   * Training and evaluation get batches sorted by the loader and call forwardRouted directly.
+   */
+  forwardTasks(x: Tensor, taskIds: ArrayLike<number>, strategy?: Strategy): DecompositionOutput {
     if (taskIds.length !== x.size(0)) throw new UserError(`${taskIds.length} task ids for a batch of ${x.size(0)}`);
     const { order, counts } = sortByTask(taskIds, this.numTasks);
     const routing = new Routing(counts);
-    if (this.config.strategy === 'auto') this.context.strategy = this.auto.pick(x, routing, this.training);
     try {
       return tidy(() => {
-      const sorted = order.every((o, i) => o === i) ? x : x.indexSelect(0, tensor(order, [order.length], { dtype: 'int64' }));
-      const features = this.featuresSorted(sorted, routing);
-      const logits = counts.map((c, t) => (c === 0 ? null : this.head(t).forward(features.narrow(0, routing.offsets[t]!, c))));
-      return { order, routing, features, logits };
+        const sorted = order.every((o, i) => o === i) ? x : sortRows(x, order);
+        return { order, routing, ...this.forwardRouted(sorted, routing, strategy) };
       });
     } finally {
       routing.dispose(); // autograd keeps its own reference to the task-id tensor

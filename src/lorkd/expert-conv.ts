@@ -7,7 +7,7 @@ import { type Tensor, empty, zeros, noGrad, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { uniform } from '../nn/init.js';
 import { RUN, type Strategy, type ExpertWeights, expertDelta } from './strategies.js';
-import type { Routing } from './routing.js';
+import { Routing } from './routing.js';
 
 export interface ExpertOptions {
   numTasks: number;
@@ -15,12 +15,6 @@ export interface ExpertOptions {
   rank?: number;
   /** Scaling numerator: delta = B A * (loraAlpha / r). Default: r (scale 1). */
   loraAlpha?: number;
-}
-
-/** The shared routing/strategy state of all expert convs of one decomposition model. */
-export interface ExpertContext {
-  routing: Routing | null;
-  strategy: Strategy;
 }
 
 export class ExpertConv2d extends Module {
@@ -33,10 +27,9 @@ export class ExpertConv2d extends Module {
   readonly rank: number;
   readonly loraAlpha: number;
   readonly numTasks: number;
-  readonly context: ExpertContext;
 
   /** Wraps an existing (non-depthwise, square-kernel, bias-free) Conv2d: W0 starts as its weight. */
-  constructor(base: Conv2d, o: ExpertOptions, context: ExpertContext) {
+  constructor(base: Conv2d, o: ExpertOptions) {
     super();
     if (base.groups !== 1) throw new UserError('ExpertConv2d: depthwise/grouped convolutions stay shared');
     if (base.kernelSize[0] !== base.kernelSize[1]) throw new UserError('ExpertConv2d: square kernels only');
@@ -50,7 +43,6 @@ export class ExpertConv2d extends Module {
     this.rank = o.rank ?? 8;
     this.loraAlpha = o.loraAlpha ?? this.rank;
     this.numTasks = o.numTasks;
-    this.context = context;
     if (!(this.rank >= 1 && Number.isInteger(this.rank))) throw new UserError(`rank must be a positive integer, got ${this.rank}`);
     if (!(this.numTasks >= 1 && Number.isInteger(this.numTasks))) throw new UserError(`numTasks must be a positive integer`);
     const k = this.kernelSize;
@@ -82,10 +74,16 @@ export class ExpertConv2d extends Module {
     return noGrad(() => tidy(() => expertDelta(this.weights(), t)));
   }
 
-  forward(x: Tensor): Tensor {
-    const r = this.context.routing;
-    if (r === null) throw new UserError('ExpertConv2d: no task routing set (call the decomposition model with task ids)');
-    if (r.batchSize !== x.size(0)) throw new UserError(`ExpertConv2d: ${r.batchSize} task ids for a batch of ${x.size(0)}`);
-    return RUN[this.context.strategy](x, this.weights(), r);
+  /**
+   * Rows of x are sorted by task as `routing` says; each is convolved with W0 + delta of its task
+   * by `strategy`. Both are arguments of the call: nothing is stored between calls, so a forward
+   * is reentrant (docs/ARCHITECTURE.md, "The seam").
+   */
+  override forward(x: Tensor, routing: Routing, strategy: Strategy = 'fused'): Tensor {
+    if (!(routing instanceof Routing)) throw new UserError('ExpertConv2d: no task routing given (call the decomposition model with a routing)');
+    if (routing.batchSize !== x.size(0)) throw new UserError(`ExpertConv2d: ${routing.batchSize} task ids for a batch of ${x.size(0)}`);
+    if (routing.numTasks !== this.numTasks) throw new UserError(`ExpertConv2d: a routing over ${routing.numTasks} tasks for ${this.numTasks} experts`);
+    if (!Object.hasOwn(RUN, strategy)) throw new UserError(`ExpertConv2d: unknown EKS strategy ${String(strategy)}`);
+    return RUN[strategy](x, this.weights(), routing);
   }
 }

@@ -2,6 +2,18 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
+import { Sequential } from '../nn/sequential.js';
+
+/**
+ * m.forward(x, ...call), where a Sequential runs its layers in order and hands each the per-call
+ * arguments (nn's Sequential.forward takes none; see forwardFeatures).
+ */
+export function runWith(m: Module, x: Tensor, call: readonly unknown[]): Tensor {
+  if (!(m instanceof Sequential)) return m.forward(x, ...call);
+  let y = x;
+  for (const layer of m) y = runWith(layer, y, call);
+  return y;
+}
 
 /** Options common to every model factory. */
 export interface ModelOptions {
@@ -19,16 +31,20 @@ export abstract class ImageClassifier extends Module {
   /** Width of the pooled features (the input of `fc`). */
   abstract readonly numFeatures: number;
 
-  /** Pooled features [N, numFeatures] of images [N, C, H, W]. */
-  abstract forwardFeatures(x: Tensor): Tensor;
+  /**
+   * Pooled features [N, numFeatures] of images [N, C, H, W]. `call` are per-call arguments handed
+   * unchanged to every layer (LoRKD's expert convs take the task routing and EKS strategy this
+   * way; plain layers ignore them). Nothing is stored on the model (docs/ARCHITECTURE.md).
+   */
+  abstract forwardFeatures(x: Tensor, ...call: unknown[]): Tensor;
 
   /** Logits [N, numClasses] from pooled features. */
   forwardHead(features: Tensor): Tensor {
     return this.fc.forward(features);
   }
 
-  override forward(x: Tensor): Tensor {
-    return this.forwardHead(this.forwardFeatures(x));
+  override forward(x: Tensor, ...call: unknown[]): Tensor {
+    return this.forwardHead(this.forwardFeatures(x, ...call));
   }
 
   get fc(): Linear {

@@ -10,22 +10,23 @@ import { Linear } from '../nn/linear.js';
 import { ReLU, MaxPool2d, AdaptiveAvgPool2d } from '../nn/basic.js';
 import { Sequential } from '../nn/sequential.js';
 import { kaimingNormal } from '../nn/init.js';
-import { ImageClassifier, type ModelOptions } from './classifier.js';
+import { ImageClassifier, runWith, type ModelOptions } from './classifier.js';
 
 const conv3x3 = (cin: number, cout: number, stride = 1): Conv2d => new Conv2d(cin, cout, 3, { stride, padding: 1, bias: false });
 const conv1x1 = (cin: number, cout: number, stride = 1): Conv2d => new Conv2d(cin, cout, 1, { stride, bias: false });
 
 /** A residual block: children conv1, bn1, ..., relu and optional `downsample` (1x1 conv, BN). */
 abstract class ResidualBlock extends Module {
-  protected abstract residual(x: Tensor): Tensor;
-  override forward(x: Tensor): Tensor {
+  protected abstract residual(x: Tensor, call: unknown[]): Tensor;
+  /** `call`: per-call arguments for every layer (see ImageClassifier.forwardFeatures). */
+  override forward(x: Tensor, ...call: unknown[]): Tensor {
     return tidy(() => {
-      const identity = this.hasModule('downsample') ? this.getModule('downsample').forward(x) : x;
-      return this.residual(x).add(identity).relu();
+      const identity = this.hasModule('downsample') ? runWith(this.getModule('downsample'), x, call) : x;
+      return this.residual(x, call).add(identity).relu();
     });
   }
-  protected run(name: string, x: Tensor): Tensor {
-    return this.getModule(name).forward(x);
+  protected run(name: string, x: Tensor, call: unknown[]): Tensor {
+    return runWith(this.getModule(name), x, call);
   }
 }
 
@@ -41,9 +42,9 @@ export class BasicBlock extends ResidualBlock {
     this.registerModule('bn2', new BatchNorm2d(planes));
     if (downsample) this.registerModule('downsample', downsample);
   }
-  protected residual(x: Tensor): Tensor {
-    const y = this.run('relu', this.run('bn1', this.run('conv1', x)));
-    return this.run('bn2', this.run('conv2', y));
+  protected residual(x: Tensor, c: unknown[]): Tensor {
+    const y = this.run('relu', this.run('bn1', this.run('conv1', x, c), c), c);
+    return this.run('bn2', this.run('conv2', y, c), c);
   }
 }
 
@@ -61,10 +62,10 @@ export class Bottleneck extends ResidualBlock {
     this.registerModule('relu', new ReLU());
     if (downsample) this.registerModule('downsample', downsample);
   }
-  protected residual(x: Tensor): Tensor {
-    let y = this.run('relu', this.run('bn1', this.run('conv1', x)));
-    y = this.run('relu', this.run('bn2', this.run('conv2', y)));
-    return this.run('bn3', this.run('conv3', y));
+  protected residual(x: Tensor, c: unknown[]): Tensor {
+    let y = this.run('relu', this.run('bn1', this.run('conv1', x, c), c), c);
+    y = this.run('relu', this.run('bn2', this.run('conv2', y, c), c), c);
+    return this.run('bn3', this.run('conv3', y, c), c);
   }
 }
 
@@ -113,10 +114,10 @@ export class ResNet extends ImageClassifier {
     for (const m of this.modules()) if (m instanceof Conv2d) kaimingNormal(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
   }
 
-  override forwardFeatures(x: Tensor): Tensor {
+  override forwardFeatures(x: Tensor, ...call: unknown[]): Tensor {
     return tidy(() => {
       let y = x;
-      for (const s of ['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4', 'avgpool']) y = this.getModule(s).forward(y);
+      for (const s of ['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4', 'avgpool']) y = runWith(this.getModule(s), y, call);
       return y.flatten(1);
     });
   }

@@ -10,7 +10,7 @@ import { BatchNorm2d } from '../nn/batchnorm.js';
 import { Linear } from '../nn/linear.js';
 import { ReLU, MaxPool2d } from '../nn/basic.js';
 import { Sequential } from '../nn/sequential.js';
-import { ImageClassifier, type ModelOptions } from './classifier.js';
+import { ImageClassifier, runWith, type ModelOptions } from './classifier.js';
 
 /**
  * Interleaves the channels of `groups` groups: view, transpose, contiguous, view. A channels_last
@@ -86,14 +86,15 @@ export class InvertedResidual extends Module {
     return this.getModule<Sequential>('branch2');
   }
 
-  override forward(x: Tensor): Tensor {
+  /** `call`: per-call arguments for every layer (see ImageClassifier.forwardFeatures). */
+  override forward(x: Tensor, ...call: unknown[]): Tensor {
     return tidy(() => {
       let out: Tensor;
       if (this.stride === 1) {
         const [x1, x2] = x.chunk(2, 1) as [Tensor, Tensor];
-        out = cat([x1, this.branch2.forward(x2)], 1);
+        out = cat([x1, runWith(this.branch2, x2, call)], 1);
       } else {
-        out = cat([this.branch1.forward(x), this.branch2.forward(x)], 1);
+        out = cat([runWith(this.branch1, x, call), runWith(this.branch2, x, call)], 1);
       }
       return channelShuffle(out, 2);
     });
@@ -143,11 +144,11 @@ export class ShuffleNetV2 extends ImageClassifier {
     this.registerModule('fc', new Linear(this.numFeatures, o.numClasses ?? 1000));
   }
 
-  override forwardFeatures(x: Tensor): Tensor {
+  override forwardFeatures(x: Tensor, ...call: unknown[]): Tensor {
     return tidy(() => {
-      let y = this.getModule('conv1').forward(x);
+      let y = runWith(this.getModule('conv1'), x, call);
       y = this.getModule('maxpool').forward(y);
-      for (const s of ['stage2', 'stage3', 'stage4', 'conv5']) y = this.getModule(s).forward(y);
+      for (const s of ['stage2', 'stage3', 'stage4', 'conv5']) y = runWith(this.getModule(s), y, call);
       return y.mean([2, 3]);
     });
   }

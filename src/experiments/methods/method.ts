@@ -2,31 +2,17 @@
 // object of this shape. One trainer, one evaluation path and one results schema serve them all.
 import type { Module } from '../../nn/module.js';
 import type { Tensor } from '../../tensor/index.js';
-import type { Routing } from '../../lorkd/routing.js';
 
 export type MethodName = 'foundation' | 'stl' | 'mtl' | 'stl-kd' | 'mtl-kd' | 'moco-mtl' | 'aligned-mtl' | 'kf' | 'lorkd';
 export const METHOD_NAMES: readonly MethodName[] = ['foundation', 'stl', 'mtl', 'stl-kd', 'mtl-kd', 'moco-mtl', 'aligned-mtl', 'kf', 'lorkd'];
 
 /**
- * A batch sorted by task where it is made (the loader's collate): task t's rows are the contiguous
- * slice [routing.offsets[t], routing.offsets[t] + routing.counts[t]). Everything that belongs to a
- * row travels with it, in the same order; no consumer re-sorts.
+ * A batch sorted by task where it is made (the loader's plan): images in the model's memory format,
+ * local/global labels, teacher-cache rows and the Routing, in one order; no consumer re-sorts.
+ * Defined in the data layer (src/data/transforms.ts), where batches are made.
  */
-export interface TaskBatch {
-  /** float32 (B, C, S, S), normalised, in the model's memory format (channels_last by default). */
-  images: Tensor;
-  /** int64 (B): label within the row's task. */
-  local: Tensor;
-  /** int64 (B): label in the suite's unified label space. */
-  global: Tensor;
-  routing: Routing;
-  /** int64 (B): rows of the teacher cache (suite index, + n for a flipped view), or null without a cache. */
-  teacherRows: Tensor | null;
-  /** JS copies (sorted order): suite indices, flip flags, task ids, local labels. */
-  info: { indices: Int32Array; flipped: Uint8Array; taskIds: Int32Array; local: Int32Array };
-  size: number;
-  dispose(): void;
-}
+import type { TaskBatch } from '../../data/transforms.js';
+export type { TaskBatch };
 
 /** Parameter counts the paper's way (Tables 1 and 4): training = every trained network, without the foundation. */
 export interface ParamCounts {
