@@ -7,7 +7,11 @@ import { run } from './output.js';
 import { registerPipeline } from './pipeline.js';
 import { registerExport } from './export.js';
 import { registerPredict } from './predict.js';
+import { registerServe } from './serve.js';
 import { registerApp } from './app.js';
+import { registerTransfer } from './transfer.js';
+import { registerAnalyze } from './analyze.js';
+import { registerReport } from './report.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -18,7 +22,11 @@ const program = new Command('lorkd')
 registerPipeline(program);
 registerExport(program);
 registerPredict(program);
+registerServe(program);
 registerApp(program);
+registerTransfer(program);
+registerAnalyze(program);
+registerReport(program);
 registerParams(program);
 registerBench(program);
 // Option parsers (intOption, ...) throw UserErrors while commander parses: same one-line handling.

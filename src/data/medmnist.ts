@@ -7,6 +7,7 @@ import { UserError } from '../tensor/errors.js';
 import { loadNpz, type Npz } from './npz.js';
 import type { NpyArray } from './npy.js';
 import { type ImageSplit, type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
+import { isDirectory, loadImageTask, resizeTask, type ImageTaskOptions } from './image-folder.js';
 
 /** One entry of MedMNIST's INFO dict (medmnist/info.py, v2.1.0), for a 2D subset. */
 export interface MedMnistInfo {
@@ -205,4 +206,26 @@ export function loadMedMnist(source: string, opts: MedMnistOptions = {}): MedMni
   const task: TaskType = info?.task ?? (numClasses === 2 ? 'binary-class' : 'multi-class');
   const name = opts.name ?? key ?? path.basename(file).replace(/\.npz$/i, '');
   return { name, classNames, task, sourceChannels, splits, file, ...(info ? { info } : {}) };
+}
+
+/**
+ * One task of a `--tasks` list: an existing directory (not a bundled name) is an ImageFolder root (task name = the
+ * folder's name; see loadImageTask), anything else a bundled MedMNIST name or a MedMNIST-format
+ * .npz path (loadMedMnist).
+ */
+export function loadTask(source: string, opts: ImageTaskOptions = {}): TaskData {
+  const folder = isDirectory(source) && (isPath(source) || medmnistKey(source) === undefined);
+  return folder ? loadImageTask(source, opts) : loadMedMnist(source);
+}
+
+/**
+ * The tasks of a `--tasks` list (see loadTask). Tasks of a suite share one stored image size:
+ * when the tasks differ, every task is resized (bilinear) to the largest height and width among
+ * them; the loader then resizes batches to the model's input size as usual.
+ */
+export function loadTasks(sources: readonly string[], opts: ImageTaskOptions = {}): TaskData[] {
+  const tasks = sources.map((s) => loadTask(s, opts));
+  const h = Math.max(...tasks.map((t) => t.splits.train.height));
+  const w = Math.max(...tasks.map((t) => t.splits.train.width));
+  return tasks.map((t) => resizeTask(t, h, w));
 }

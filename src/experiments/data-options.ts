@@ -1,8 +1,9 @@
 // Data options shared by the training and evaluation commands.
 import { DataLoader, TaskSuite, type Split, type Triple } from '../data/index.js';
+import { loadTasks } from '../data/medmnist.js';
 
 export interface DataOptions {
-  /** Bundled MedMNIST names (breastmnist, ...) or paths of MedMNIST-format npz files. */
+  /** Bundled MedMNIST names (breastmnist, ...), paths of MedMNIST-format npz files, or ImageFolder roots. */
   tasks: string[];
   /** Input side S (images are resized bilinearly to S x S). */
   input: number;
@@ -17,15 +18,15 @@ export interface DataOptions {
 export const DEFAULT_TASKS = ['breastmnist', 'pneumoniamnist', 'retinamnist'];
 
 export function loadSuite(o: Pick<DataOptions, 'tasks'>): TaskSuite {
-  return TaskSuite.fromMedMnist(o.tasks);
+  return new TaskSuite(loadTasks(o.tasks));
 }
 
 /** Training loader: the paper's plain shuffle over the concatenated tasks, random flips. */
 export function trainLoader(suite: TaskSuite, o: DataOptions): DataLoader {
-  return new DataLoader(suite, { split: 'train', batchSize: o.batch, seed: o.seed, flip: true, size: o.input, mean: o.mean, std: o.std });
+  return new DataLoader(suite, { split: 'train', batchSize: o.batch, seed: o.seed, flip: true, size: o.input, mean: o.mean, std: o.std, channelsLast: o.channelsLast ?? true });
 }
 
 /** Evaluation loader: in order, no flips. */
 export function evalLoader(suite: TaskSuite, o: DataOptions, split: Split, batch = 256): DataLoader {
-  return new DataLoader(suite, { split, batchSize: batch, shuffle: false, size: o.input, mean: o.mean, std: o.std });
+  return new DataLoader(suite, { split, batchSize: batch, shuffle: false, size: o.input, mean: o.mean, std: o.std, channelsLast: o.channelsLast ?? true });
 }

@@ -1,0 +1,85 @@
+// A deployed network file of any kind lorkd writes (an exported expert, the foundation), read
+// into one shape: the model and its preprocessing record.
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import type { ImageClassifier } from '../models/classifier.js';
+import type { Triple } from '../data/index.js';
+import { UserError } from '../tensor/errors.js';
+import { loadExpertFile } from '../export/expert-file.js';
+import { loadFoundation } from './foundation.js';
+
+export interface NetworkFile {
+  kind: 'expert' | 'foundation';
+  file: string;
+  /** The model, in eval mode (the caller disposes it). */
+  model: ImageClassifier;
+  /** Registry name of the architecture. */
+  arch: string;
+  /** The expert's task (null for the foundation, which covers every task of its suite). */
+  task: string | null;
+  /** Class names of the head, in output order (the foundation's: "task/class"). */
+  classNames: string[];
+  inputSize: number;
+  mean: Triple;
+  std: Triple;
+  /** The file's `source_<key>` provenance (experts only). */
+  source: Record<string, string>;
+}
+
+export const asTriple = (v: unknown, file: string, key: string): Triple => {
+  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    throw new UserError(`${file}: metadata "${key}" must be 3 numbers, got ${JSON.stringify(v)}`);
+  }
+  return v as unknown as Triple;
+};
+
+/**
+ * The metadata of a safetensors file, read from its header alone (8-byte little-endian header
+ * length, then the JSON header with `__metadata__`), and its `lorkd_format`.
+ */
+export function fileFormat(file: string): { format: string | undefined; metadata: Record<string, string> } {
+  if (!existsSync(file)) throw new UserError(`${file}: file not found`);
+  const fd = openSync(file, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    if (readSync(fd, len, 0, 8, 0) !== 8) throw new UserError(`${file}: not a safetensors file (too short)`);
+    const n = Number(len.readBigUInt64LE(0));
+    if (!(n > 1 && n < 100_000_000)) throw new UserError(`${file}: not a safetensors file (header length ${n})`);
+    const head = Buffer.alloc(n);
+    if (readSync(fd, head, 0, n, 8) !== n) throw new UserError(`${file}: truncated safetensors header`);
+    let header: { __metadata__?: Record<string, string> };
+    try {
+      header = JSON.parse(head.toString('utf8')) as typeof header;
+    } catch {
+      throw new UserError(`${file}: not a safetensors file (header is not JSON)`);
+    }
+    const metadata = header.__metadata__ ?? {};
+    return { format: metadata.lorkd_format, metadata };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads an expert or foundation file; anything else is a one-line UserError. */
+export function readNetworkFile(file: string): NetworkFile {
+  const { format } = fileFormat(file);
+  if (format === 'expert') {
+    const { model, meta } = loadExpertFile(file);
+    if (meta.channels !== 3) {
+      model.dispose();
+      throw new UserError(`${file}: only 3-channel networks are supported, this one takes ${meta.channels}`);
+    }
+    return {
+      kind: 'expert', file, model, arch: meta.model, task: meta.task, classNames: meta.classNames.slice(), inputSize: meta.inputSize,
+      mean: asTriple(meta.mean, file, 'mean'), std: asTriple(meta.std, file, 'std'), source: { ...meta.source },
+    };
+  }
+  if (format === 'foundation') {
+    const { model, meta } = loadFoundation(file);
+    model.eval();
+    return {
+      kind: 'foundation', file, model, arch: meta.model, task: null, classNames: meta.tasks.flatMap((t) => t.classNames.map((c) => `${t.name}/${c}`)),
+      inputSize: meta.input, mean: asTriple(meta.mean, file, 'mean'), std: asTriple(meta.std, file, 'std'), source: {},
+    };
+  }
+  throw new UserError(`${file}: not a lorkd network file (lorkd_format ${format === undefined ? 'missing' : `"${format}"`}; expected expert or foundation)`);
+}
