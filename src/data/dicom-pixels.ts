@@ -1,0 +1,225 @@
+// DICOM pixel math with no dependencies (no Node, no parser): stored pixel bytes -> values ->
+// 8-bit display image, as DICOM PS3.3 defines it. The browser app imports the compiled file as it
+// is; src/data/dicom.ts feeds it from dicom-parser in Node.
+//   1. samples: bits allocated 8/16/32, little or big endian, the low `bitsStored` bits, signed
+//      (two's complement, pixel representation 1) or unsigned; RLE Lossless frames decoded here
+//   2. modality LUT: value = stored * RescaleSlope + RescaleIntercept
+//   3. VOI: window centre/width (VOI LUT Function LINEAR, LINEAR_EXACT or SIGMOID) when present,
+//      else the image's own min..max, onto 0..255
+//   4. MONOCHROME1 (0 = white) is inverted, so every output has 0 = black
+
+/** What the pixel math needs from a DICOM data set (PS3.3 C.7.6.3 Image Pixel module and friends). */
+export interface DicomPixelInfo {
+  rows: number;
+  columns: number;
+  /** 1 (grey) or 3 (RGB). */
+  samplesPerPixel: number;
+  /** 'MONOCHROME1', 'MONOCHROME2' or 'RGB' (others are refused). */
+  photometric: string;
+  bitsAllocated: number;
+  bitsStored: number;
+  /** Bit of the sample's most significant stored bit (default bitsStored - 1). */
+  highBit: number;
+  /** 0 unsigned, 1 signed (two's complement). */
+  pixelRepresentation: number;
+  /** 0: R G B R G B ... (by pixel), 1: all R, then all G, then all B (by plane). */
+  planarConfiguration: number;
+  /** Byte order of the native (uncompressed) pixel data. */
+  littleEndian: boolean;
+  numberOfFrames: number;
+  rescaleSlope: number;
+  rescaleIntercept: number;
+  /** First window, when the file has one. */
+  windowCenter?: number;
+  windowWidth?: number;
+  /** VOI LUT Function (0028,1056); default LINEAR. */
+  voiLutFunction?: string;
+}
+
+/** A decoded frame for display: 8-bit, 0 = black; `channels` planes of rows x columns. */
+export interface DisplayImage {
+  rows: number;
+  columns: number;
+  /** 1 for grey, 3 for RGB. */
+  channels: number;
+  /** channels * rows * columns bytes, plane by plane (CHW). */
+  data: Uint8Array;
+}
+
+/** An error in the pixel data or its description (the caller adds the file name). */
+export class DicomPixelError extends Error {}
+
+const fail = (msg: string): never => {
+  throw new DicomPixelError(msg);
+};
+
+/** Checks that `info` describes something this module can decode. */
+export function checkPixelInfo(info: DicomPixelInfo): void {
+  const { rows, columns, samplesPerPixel: spp, bitsAllocated: ba, bitsStored: bs, highBit: hb } = info;
+  if (!(Number.isInteger(rows) && rows > 0 && Number.isInteger(columns) && columns > 0)) fail(`image size ${rows}x${columns} is not valid`);
+  if (![8, 16, 32].includes(ba)) fail(`${ba} bits allocated per sample is not supported (8, 16 or 32 are)`);
+  if (!(Number.isInteger(bs) && bs >= 1 && bs <= ba)) fail(`bits stored ${bs} is not valid for ${ba} bits allocated`);
+  if (!(Number.isInteger(hb) && hb >= bs - 1 && hb < ba)) fail(`high bit ${hb} is not valid for ${bs} bits stored in ${ba}`);
+  if (info.pixelRepresentation !== 0 && info.pixelRepresentation !== 1) fail(`pixel representation ${info.pixelRepresentation} is not 0 or 1`);
+  if (spp === 1) {
+    if (info.photometric !== 'MONOCHROME1' && info.photometric !== 'MONOCHROME2') fail(`photometric interpretation ${info.photometric} with 1 sample per pixel is not supported`);
+  } else if (spp === 3) {
+    if (info.photometric !== 'RGB') fail(`photometric interpretation ${info.photometric} is not supported (MONOCHROME1, MONOCHROME2 and RGB are)`);
+    if (ba !== 8) fail(`RGB with ${ba} bits per sample is not supported (8 is)`);
+  } else {
+    fail(`${spp} samples per pixel is not supported (1 or 3 are)`);
+  }
+  if (!(Number.isFinite(info.rescaleSlope) && Number.isFinite(info.rescaleIntercept))) fail('rescale slope/intercept are not numbers');
+  if (info.rescaleSlope === 0) fail('rescale slope is 0');
+}
+
+/** Bytes of one frame of native (uncompressed) pixel data. */
+export function frameBytes(info: DicomPixelInfo): number {
+  return info.rows * info.columns * info.samplesPerPixel * (info.bitsAllocated / 8);
+}
+
+/**
+ * Decodes one RLE Lossless frame (PS3.5 Annex G): a 64-byte header (segment count, then 15
+ * offsets), then one PackBits segment per byte of each sample, most significant byte first.
+ * Returns the frame as native little-endian pixel data, samples interleaved by pixel
+ * (planar configuration 0).
+ */
+export function decodeRleFrame(frame: Uint8Array, info: DicomPixelInfo): Uint8Array {
+  if (frame.length < 64) fail('RLE frame is shorter than its 64-byte header');
+  const dv = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  const bytesPerSample = info.bitsAllocated / 8;
+  const segments = dv.getUint32(0, true);
+  const want = info.samplesPerPixel * bytesPerSample;
+  if (segments !== want) fail(`RLE frame has ${segments} segments, ${want} expected`);
+  const pixels = info.rows * info.columns;
+  const out = new Uint8Array(pixels * want);
+  for (let s = 0; s < segments; s++) {
+    const start = dv.getUint32(4 + 4 * s, true);
+    const end = s + 1 < segments ? dv.getUint32(8 + 4 * s, true) : frame.length;
+    if (!(start >= 64 && start <= end && end <= frame.length)) fail(`RLE segment ${s} has offsets ${start}..${end} outside the frame`);
+    // Segment s holds byte (bytesPerSample - 1 - s % bytesPerSample) of sample floor(s / bytesPerSample).
+    const sample = Math.floor(s / bytesPerSample);
+    const byte = bytesPerSample - 1 - (s % bytesPerSample);
+    let o = 0;
+    const put = (v: number): void => {
+      if (o < pixels) out[o * want + sample * bytesPerSample + byte] = v;
+      o++;
+    };
+    for (let i = start; i < end && o < pixels; ) {
+      const n = frame[i++]!;
+      if (n < 128) {
+        // n + 1 literal bytes
+        if (i + n + 1 > end) fail(`RLE segment ${s} is truncated`);
+        for (let k = 0; k <= n; k++) put(frame[i + k]!);
+        i += n + 1;
+      } else if (n > 128) {
+        // the next byte repeated 257 - n times
+        if (i >= end) fail(`RLE segment ${s} is truncated`);
+        const v = frame[i++]!;
+        for (let k = 0; k < 257 - n; k++) put(v);
+      }
+      // n == 128: no operation
+    }
+    if (o < pixels) fail(`RLE segment ${s} decodes to ${o} of ${pixels} pixels`);
+  }
+  return out;
+}
+
+/**
+ * Stored sample values of one native frame (`bytes` holds at least frameBytes(info)), masked to
+ * bitsStored at highBit and sign-extended when signed. Samples stay in file order (by pixel, or
+ * by plane with planar configuration 1).
+ */
+export function storedValues(bytes: Uint8Array, info: DicomPixelInfo): Int32Array | Float64Array {
+  checkPixelInfo(info);
+  const n = info.rows * info.columns * info.samplesPerPixel;
+  const need = frameBytes(info);
+  if (bytes.length < need) fail(`pixel data has ${bytes.length} bytes, ${need} expected for one ${info.rows}x${info.columns} frame`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const le = info.littleEndian;
+  const ba = info.bitsAllocated;
+  const shift = info.highBit - info.bitsStored + 1;
+  const bits = info.bitsStored;
+  const signed = info.pixelRepresentation === 1;
+  // 32-bit values exceed int32 when unsigned: keep them in float64.
+  const out = ba === 32 ? new Float64Array(n) : new Int32Array(n);
+  const mod = 2 ** bits;
+  for (let i = 0; i < n; i++) {
+    const raw = ba === 8 ? bytes[i]! : ba === 16 ? dv.getUint16(2 * i, le) : dv.getUint32(4 * i, le);
+    let v = Math.floor(raw / 2 ** shift) % mod;
+    if (signed && v >= mod / 2) v -= mod;
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Modality LUT: stored * slope + intercept (PS3.3 C.11.1), as float64. */
+export function modalityValues(stored: ArrayLike<number>, info: DicomPixelInfo): Float64Array {
+  const out = new Float64Array(stored.length);
+  for (let i = 0; i < stored.length; i++) out[i] = stored[i]! * info.rescaleSlope + info.rescaleIntercept;
+  return out;
+}
+
+/**
+ * VOI onto 0..255 (not yet rounded): with a window, PS3.3 C.11.2.1.2 (LINEAR, LINEAR_EXACT or
+ * SIGMOID); without one (or with a width that the function cannot use), min..max of the values.
+ * A constant image maps to 0.
+ */
+export function voiValues(values: ArrayLike<number>, info: Pick<DicomPixelInfo, 'windowCenter' | 'windowWidth' | 'voiLutFunction'>): Float64Array {
+  const out = new Float64Array(values.length);
+  const c = info.windowCenter;
+  const w = info.windowWidth;
+  const fn = (info.voiLutFunction ?? 'LINEAR').toUpperCase();
+  if (c !== undefined && w !== undefined && Number.isFinite(c) && Number.isFinite(w)) {
+    if (fn === 'SIGMOID' && w > 0) {
+      for (let i = 0; i < values.length; i++) out[i] = 255 / (1 + Math.exp((-4 * (values[i]! - c)) / w));
+      return out;
+    }
+    if (fn === 'LINEAR_EXACT' && w > 0) {
+      const lo = c - w / 2;
+      for (let i = 0; i < values.length; i++) out[i] = Math.min(255, Math.max(0, ((values[i]! - lo) / w) * 255));
+      return out;
+    }
+    if (fn !== 'SIGMOID' && fn !== 'LINEAR_EXACT' && w >= 1) {
+      const lo = c - 0.5 - (w - 1) / 2;
+      const hi = c - 0.5 + (w - 1) / 2;
+      for (let i = 0; i < values.length; i++) {
+        const x = values[i]!;
+        out[i] = x <= lo ? 0 : x > hi ? 255 : ((x - (c - 0.5)) / (w - 1) + 0.5) * 255;
+      }
+      return out;
+    }
+  }
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    min = Math.min(min, values[i]!);
+    max = Math.max(max, values[i]!);
+  }
+  const range = max - min;
+  for (let i = 0; i < values.length; i++) out[i] = range > 0 ? ((values[i]! - min) / range) * 255 : 0;
+  return out;
+}
+
+const round8 = (v: number): number => Math.min(255, Math.max(0, Math.round(v)));
+
+/**
+ * One native frame -> the 8-bit display image: grey frames go through modality LUT, VOI and the
+ * MONOCHROME1 inversion; RGB frames (8-bit) are only rearranged into planes.
+ */
+export function displayImage(bytes: Uint8Array, info: DicomPixelInfo): DisplayImage {
+  const stored = storedValues(bytes, info);
+  const hw = info.rows * info.columns;
+  if (info.samplesPerPixel === 3) {
+    const data = new Uint8Array(3 * hw);
+    for (let c = 0; c < 3; c++) {
+      for (let p = 0; p < hw; p++) data[c * hw + p] = stored[info.planarConfiguration === 1 ? c * hw + p : 3 * p + c]!;
+    }
+    return { rows: info.rows, columns: info.columns, channels: 3, data };
+  }
+  const voi = voiValues(modalityValues(stored, info), info);
+  const invert = info.photometric === 'MONOCHROME1';
+  const data = new Uint8Array(hw);
+  for (let p = 0; p < hw; p++) data[p] = invert ? 255 - round8(voi[p]!) : round8(voi[p]!);
+  return { rows: info.rows, columns: info.columns, channels: 1, data };
+}
