@@ -19,7 +19,7 @@ export interface SitePlan {
 }
 
 /** The page's own files in src/app/site/. */
-const PAGE_FILES = ['index.html', 'style.css', 'app.js', 'preprocess.js', 'decode.js', 'cam.js', 'csv.js'];
+const PAGE_FILES = ['index.html', 'style.css', 'app.js', 'preprocess.js', 'decode.js', 'cam.js', 'csv.js', 'dicom.js'];
 
 const require = createRequire(import.meta.url);
 
@@ -54,6 +54,8 @@ const VENDORED: { pkg: string; files: [string, string][] }[] = [
   // The JPEG decoder lorkd itself uses (the same pixels as `lorkd predict`); sets window['jpeg-js'].
   { pkg: 'jpeg-js', files: [['jpeg-decoder.js', 'lib/decoder.js']] },
   { pkg: 'dicom-parser', files: [['dicomParser.min.js', 'dist/dicomParser.min.js']] },
+  // Raw inflate for deflated DICOM (dicom-parser's browser build has no inflater); sets self.fflate.
+  { pkg: 'fflate', files: [['fflate.min.js', 'umd/index.js']] },
 ];
 
 /** Vendored runtime files (site path -> installed file) and a NOTICE naming each package's version and license. */

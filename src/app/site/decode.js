@@ -1,12 +1,13 @@
 // Image files -> { width, height, data, grey, kind }: uint8 CHW RGB, the same layout and pixels
 // as lorkd's Node decoders (src/data/images.ts). The format is read from the bytes, not the name:
 // PNG (the browser's decoder, colour management off), JPEG (jpeg-js, the decoder lorkd uses, so
-// its pixels equal `lorkd predict`'s), DICOM (dicom-parser and lorkd's own DICOM pixel module).
+// its pixels equal `lorkd predict`'s), DICOM (dicom.js: dicom-parser and lorkd's DICOM pixel module).
+
+import { decodeDicom, isDicom } from './dicom.js';
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const isPng = (b) => b.length >= 8 && PNG_MAGIC.every((v, i) => b[i] === v);
 const isJpeg = (b) => b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
-const isDicom = (b) => b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
 
 /** Interleaved pixels (`step` bytes each, R G B first) -> CHW planes; alpha is dropped. */
 function planar(src, hw, step) {
@@ -56,22 +57,11 @@ function decodeJpeg(bytes, name) {
 }
 
 let dicomPixels;
-async function decodeDicom(bytes, name) {
-  if (!globalThis.dicomParser) throw new Error('the DICOM parser did not load');
+async function readDicom(bytes, name) {
+  if (!globalThis.dicomParser || !globalThis.fflate) throw new Error('the DICOM parser did not load');
   if (dicomPixels === undefined) dicomPixels = await import('./vendor/dicom-pixels.js').catch(() => null);
-  if (!dicomPixels) throw new Error(`${name}: this build of the app has no DICOM support (rebuild it with lorkd's dicom-pixels module)`);
-  let ds;
-  try {
-    ds = globalThis.dicomParser.parseDicom(bytes);
-  } catch (e) {
-    throw new Error(`${name}: corrupt DICOM (${e && e.message ? e.message : e})`);
-  }
-  const grey = dicomPixels.dicomToGrey8(ds, bytes, name);
-  const { width, height } = grey;
-  const hw = width * height;
-  const data = new Uint8Array(3 * hw);
-  for (let c = 0; c < 3; c++) data.set(grey.data, c * hw);
-  return { width, height, data, grey: true, kind: 'DICOM' };
+  if (!dicomPixels) throw new Error(`${name}: this build of the app has no DICOM support (lorkd's dicom-pixels module was missing when it was built)`);
+  return decodeDicom(bytes, name, { parser: globalThis.dicomParser, pixels: dicomPixels, inflateRaw: (b) => globalThis.fflate.inflateSync(b) });
 }
 
 /**
@@ -81,7 +71,8 @@ async function decodeDicom(bytes, name) {
 export async function decodeImage(bytes, name) {
   if (isPng(bytes)) return decodePng(bytes, name);
   if (isJpeg(bytes)) return decodeJpeg(bytes, name);
-  if (isDicom(bytes)) return decodeDicom(bytes, name);
+  // DICOM by its signature or, with a .dcm name, as a bare data set (as lorkd reads them).
+  if (isDicom(bytes) || /\.(dcm|dicom)$/i.test(name)) return readDicom(bytes, name);
   throw new Error(`${name}: not a PNG, JPEG or DICOM file`);
 }
 

@@ -1,0 +1,314 @@
+// The browser app without a browser: the ONNX header reader against protobufjs and the onnx
+// schema; the page's preprocessing against lorkd's (libtorch); the page's DICOM reader against
+// lorkd's Node reader on every DICOM fixture; the page's CSV and CAM helpers; the site plan,
+// its writer and the static server (headers, content types, traversal refused); `lorkd app`.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { inflateRawSync } from 'node:zlib';
+import { manualSeed, UserError } from '../src/tensor/index.js';
+import { createModel } from '../src/models/index.js';
+import type { ExpertMeta } from '../src/export/expert-file.js';
+import { preprocess } from '../src/export/predict.js';
+import { decodeModel, encodeModel, expertToOnnx, onnxMetadata } from '../src/export/onnx/index.js';
+import { readOnnxHeader } from '../src/app/onnx-metadata.js';
+import { scanExperts } from '../src/app/experts.js';
+import { planSite, readSiteFile, writeSite } from '../src/app/site-plan.js';
+import { type RunningServer, serveSite, sitePath } from '../src/app/server.js';
+import { makeAppFixture, type AppFixture } from './app-fixture.js';
+import { BIN, lorkd, lorkdEnv, REPO } from './helpers/pipeline.js';
+import { lcg } from './helpers/random.js';
+
+const SITE = path.join(REPO, 'src', 'app', 'site');
+const siteModule = <T>(f: string): Promise<T> => import(pathToFileURL(path.join(SITE, f)).href) as Promise<T>;
+
+interface PreprocessModule {
+  toInput(rgb: Uint8Array, height: number, width: number, pre: { input_size: number; mean: number[]; std: number[] }): Float32Array;
+  softmax(logits: ArrayLike<number>): number[];
+  argmax(p: ArrayLike<number>): number;
+}
+interface CsvModule {
+  csvField(v: unknown): string;
+  toCsv(header: unknown[], rows: unknown[][]): string;
+}
+interface CamModule {
+  normaliseCam(cam: ArrayLike<number>): Float32Array & { max: number };
+  heatColour(t: number): [number, number, number];
+}
+interface DicomModule {
+  decodeDicom(bytes: Uint8Array, name: string, deps: unknown): { width: number; height: number; data: Uint8Array; grey: boolean };
+}
+
+let dir: string;
+let fx: AppFixture;
+before(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'lorkd-app-site-'));
+  fx = makeAppFixture(dir);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const META: ExpertMeta = {
+  model: 'shufflenet_v2_x0_5',
+  task: 'toy, "quoted"',
+  classNames: ['a', 'b', 'c'],
+  inputSize: 32,
+  channels: 3,
+  resize: 'bilinear',
+  mean: [0.45, 0.5, 0.55],
+  std: [0.2, 0.25, 0.3],
+};
+
+test('readOnnxHeader reads the metadata and graph names the exporter wrote (checked with protobufjs)', () => {
+  manualSeed(0);
+  const m = createModel(META.model, { numClasses: 3 });
+  const bytes = expertToOnnx(m, META);
+  m.dispose();
+  const h = readOnnxHeader(bytes);
+  assert.deepEqual(h.metadata, onnxMetadata(META));
+  const decoded = decodeModel(bytes) as { metadata_props: { key: string; value: string }[]; graph: { input: { name: string }[]; output: { name: string }[] } };
+  assert.deepEqual(h.metadata, Object.fromEntries(decoded.metadata_props.map((p) => [p.key, p.value])));
+  assert.deepEqual(h.inputs, decoded.graph.input.map((v) => v.name));
+  assert.deepEqual(h.outputs, decoded.graph.output.map((v) => v.name));
+  assert.deepEqual(h.outputs, ['logits', 'cam']);
+  assert.ok(h.inputs.includes('input'));
+  // Truncated and foreign bytes are one-line UserErrors, never a crash.
+  assert.throws(() => readOnnxHeader(bytes.subarray(0, bytes.length - 7), 'cut.onnx'), (e: Error) => e instanceof UserError && /^cut\.onnx: not a readable ONNX model/.test(e.message));
+  assert.throws(() => readOnnxHeader(new TextEncoder().encode('{"not": "onnx"}'), 'x.onnx'), UserError);
+});
+
+test("the page's preprocessing equals lorkd's (libtorch bilinear resize, align_corners=False) within 1e-6", async () => {
+  const { toInput } = await siteModule<PreprocessModule>('preprocess.js');
+  const pre = { input_size: META.inputSize, mean: META.mean, std: META.std };
+  const r = lcg(3);
+  for (const [h, w] of [[28, 28], [32, 32], [45, 70], [100, 37], [1, 1], [7, 300]] as const) {
+    const bytes = Uint8Array.from({ length: 3 * h * w }, () => Math.floor(r() * 256));
+    const want = preprocess(META, bytes, 1, h, w);
+    const ref = want.toArray() as Float32Array;
+    want.dispose();
+    const got = toInput(bytes, h, w, pre);
+    assert.equal(got.length, ref.length);
+    let worst = 0;
+    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - ref[i]!));
+    assert.ok(worst < 1e-6, `${h}x${w}: max |page - lorkd| = ${worst}`);
+  }
+});
+
+test('softmax, argmax, CSV quoting and CAM normalisation of the page', async () => {
+  const { softmax, argmax } = await siteModule<PreprocessModule>('preprocess.js');
+  const p = softmax([1, 3, 2]);
+  const e = [1, 3, 2].map(Math.exp);
+  p.forEach((v, k) => assert.ok(Math.abs(v - e[k]! / (e[0]! + e[1]! + e[2]!)) < 1e-15));
+  assert.equal(argmax(p), 1);
+  assert.equal(argmax([0.5, 0.5]), 0, 'the first on ties, as lorkd predict');
+  const softBig = softmax([1000, 1001]);
+  assert.ok(Number.isFinite(softBig[0]!) && Math.abs(softBig[1]! - 1 / (1 + Math.exp(-1))) < 1e-12);
+  const { csvField, toCsv } = await siteModule<CsvModule>('csv.js');
+  assert.equal(csvField('normal, benign'), '"normal, benign"');
+  assert.equal(csvField('say "hi"'), '"say ""hi"""');
+  assert.equal(csvField('=HYPERLINK("x")'), `"'=HYPERLINK(""x"")"`);
+  assert.equal(csvField(0.25), '0.25');
+  assert.equal(csvField(-1), '-1', 'numbers are not treated as formulas');
+  assert.equal(toCsv(['a', 'b'], [[1, 'x\ny']]), 'a,b\r\n1,"x\ny"\r\n');
+  const { normaliseCam, heatColour } = await siteModule<CamModule>('cam.js');
+  const n = normaliseCam([-1, 0, 2, 4]);
+  assert.deepEqual([...n], [0, 0, 0.5, 1]);
+  assert.equal(n.max, 4);
+  assert.equal(normaliseCam([-3, -1]).max, 0);
+  assert.deepEqual(heatColour(0), [0, 0, 128]);
+  assert.deepEqual(heatColour(1), [128, 0, 0]);
+});
+
+const DICOM_DIR = path.join(REPO, 'test', 'fixtures', 'dicom');
+const DICOM_PIXELS = path.join(REPO, 'dist', 'src', 'data', 'dicom-pixels.js');
+const dicomSkip = existsSync(DICOM_DIR) && existsSync(DICOM_PIXELS) ? false : 'the DICOM fixtures or lorkd\'s dicom-pixels module are missing';
+
+test("the page's DICOM reader gives lorkd's pixels (or its error) for every DICOM fixture", { skip: dicomSkip }, async () => {
+  const { decodeDicom } = await siteModule<DicomModule>('dicom.js');
+  const parser = createRequire(import.meta.url)('dicom-parser') as unknown;
+  const pixels = (await import(pathToFileURL(DICOM_PIXELS).href)) as unknown;
+  const { decodeAnyImage } = (await import(pathToFileURL(path.join(REPO, 'dist', 'src', 'data', 'dicom.js')).href)) as {
+    decodeAnyImage(b: Uint8Array, n: string): { width: number; height: number; data: Uint8Array };
+  };
+  const deps = { parser, pixels, inflateRaw: (b: Uint8Array) => new Uint8Array(inflateRawSync(b)) };
+  const files = readdirSync(DICOM_DIR).filter((f) => f.endsWith('.dcm'));
+  assert.ok(files.length >= 5);
+  let decoded = 0;
+  for (const f of files) {
+    // lorkd reads a file as a Buffer (readAnyImage); the page has a plain Uint8Array.
+    const buf = readFileSync(path.join(DICOM_DIR, f));
+    const bytes = new Uint8Array(buf);
+    let want: { width: number; height: number; data: Uint8Array } | Error;
+    try {
+      want = decodeAnyImage(buf, f);
+    } catch (e) {
+      want = e as Error;
+    }
+    if (want instanceof Error) {
+      assert.throws(() => decodeDicom(bytes, f, deps), (e: Error) => e.message === want.message, `${f}: lorkd says "${(want as Error).message}"`);
+      continue;
+    }
+    const got = decodeDicom(bytes, f, deps);
+    assert.equal(got.width, want.width, f);
+    assert.equal(got.height, want.height, f);
+    assert.ok(Buffer.from(got.data).equals(Buffer.from(want.data)), `${f}: pixels differ from lorkd's`);
+    decoded++;
+  }
+  assert.ok(decoded >= 5, `only ${decoded} fixtures decoded`);
+});
+
+test('the site plan holds the page, the vendored runtime and the experts; writeSite copies it and refuses foreign folders', () => {
+  const plan = planSite(fx.expertsDir);
+  for (const f of ['index.html', 'app.js', 'vendor/ort.wasm.min.mjs', 'vendor/ort-wasm-simd-threaded.wasm', 'vendor/jpeg-decoder.js', 'vendor/dicomParser.min.js', 'vendor/NOTICE.txt', 'models/manifest.json', 'models/breastmnist.onnx', 'models/retinamnist.onnx']) {
+    assert.ok(plan.files.has(f), `plan lacks ${f}`);
+  }
+  // Every module the page imports, and every script it loads, is in the plan.
+  for (const f of ['index.html', 'app.js', 'decode.js']) {
+    const src = readFileSync(path.join(SITE, f), 'utf8');
+    for (const m of src.matchAll(/(?:from |import\(|src=)['"]\.?\/?([^'"]+)['"]/g)) assert.ok(plan.files.has(m[1]!), `${f} loads ${m[1]}, which the site lacks`);
+  }
+  const manifest = JSON.parse(new TextDecoder().decode(readSiteFile(plan.files.get('models/manifest.json')!))) as typeof plan.manifest;
+  assert.deepEqual(manifest, plan.manifest);
+  assert.deepEqual(manifest.experts.map((e) => [e.id, e.task, e.model, e.input_size, e.class_names]), fx.experts.map((e) => [e.meta.task, e.meta.task, e.meta.model, e.meta.inputSize, e.meta.classNames]));
+  const out = path.join(dir, 'site');
+  writeSite(plan, out);
+  for (const [rel, f] of plan.files) assert.ok(Buffer.from(readFileSync(path.join(out, rel))).equals(Buffer.from(readSiteFile(f))), `${rel} differs`);
+  writeFileSync(path.join(out, 'stale.txt'), 'from an older build');
+  writeSite(plan, out);
+  assert.equal(existsSync(path.join(out, 'stale.txt')), false, 'a rebuild replaces the old site');
+  const foreign = path.join(dir, 'foreign');
+  mkdirSync(foreign);
+  writeFileSync(path.join(foreign, 'thesis.tex'), 'precious');
+  assert.throws(() => writeSite(plan, foreign), /is not empty and is not a lorkd app site/);
+  assert.equal(readFileSync(path.join(foreign, 'thesis.tex'), 'utf8'), 'precious');
+});
+
+test('experts that break the export contract are one-line errors', () => {
+  const bad = path.join(dir, 'bad-experts');
+  mkdirSync(bad);
+  assert.throws(() => scanExperts(bad), /no \.onnx experts in the folder/);
+  assert.throws(() => scanExperts(path.join(dir, 'missing')), /cannot read experts folder \(ENOENT\)/);
+  writeFileSync(path.join(bad, 'junk.onnx'), 'not a model at all, just text');
+  assert.throws(() => scanExperts(bad), (e: Error) => e instanceof UserError && /junk\.onnx: not a readable ONNX model/.test(e.message));
+  rmSync(path.join(bad, 'junk.onnx'));
+  const model = decodeModel(readFileSync(fx.experts[0]!.onnx)) as Record<string, unknown> & { metadata_props: { key: string; value: string }[] };
+  const strip = (k: string) => ({ ...model, metadata_props: model.metadata_props.filter((p) => p.key !== k) });
+  writeFileSync(path.join(bad, 'nometa.onnx'), encodeModel(strip('lorkd_preprocessing')));
+  assert.throws(() => scanExperts(bad), /nometa\.onnx: metadata lacks "lorkd_preprocessing"/);
+  const pre = JSON.parse(model.metadata_props.find((p) => p.key === 'lorkd_preprocessing')!.value) as Record<string, unknown>;
+  const withPre = (p: Record<string, unknown>) => ({ ...model, metadata_props: model.metadata_props.map((m) => (m.key === 'lorkd_preprocessing' ? { key: m.key, value: JSON.stringify(p) } : m)) });
+  writeFileSync(path.join(bad, 'nometa.onnx'), encodeModel(withPre({ ...pre, resize: 'nearest' })));
+  assert.throws(() => scanExperts(bad), /resize must be "bilinear", got "nearest"/);
+  writeFileSync(path.join(bad, 'nometa.onnx'), encodeModel(withPre({ ...pre, std: [0.5, 0, 0.5] })));
+  assert.throws(() => scanExperts(bad), /std must be 3 finite non-zero numbers/);
+});
+
+/** A raw GET (no client-side URL normalisation) -> status, headers and body. */
+function get(url: string, rawPath: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path: rawPath, method }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('the server: COOP/COEP on every response, content types, 404, traversal refused, 127.0.0.1 only', async () => {
+  const plan = planSite(fx.expertsDir);
+  const srv: RunningServer = await serveSite(plan, { port: 0 });
+  try {
+    assert.match(srv.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const cases: [string, string][] = [
+      ['/', 'text/html; charset=utf-8'],
+      ['/app.js', 'text/javascript; charset=utf-8'],
+      ['/vendor/ort.wasm.min.mjs', 'text/javascript; charset=utf-8'],
+      ['/vendor/ort-wasm-simd-threaded.wasm', 'application/wasm'],
+      ['/models/manifest.json', 'application/json; charset=utf-8'],
+      ['/models/breastmnist.onnx', 'application/octet-stream'],
+      ['/style.css?v=1', 'text/css; charset=utf-8'],
+    ];
+    for (const [p, type] of cases) {
+      const r = await get(srv.url, p);
+      assert.equal(r.status, 200, p);
+      assert.equal(r.headers['content-type'], type, p);
+      assert.equal(r.headers['cross-origin-opener-policy'], 'same-origin', p);
+      assert.equal(r.headers['cross-origin-embedder-policy'], 'require-corp', p);
+      const rel = sitePath(p) as string;
+      assert.ok(r.body.equals(Buffer.from(readSiteFile(plan.files.get(rel)!))), `${p}: body differs from the planned file`);
+    }
+    for (const p of ['/nope.html', '/models/', '/src/app/site-plan.ts', '/package.json']) {
+      const r = await get(srv.url, p);
+      assert.equal(r.status, 404, p);
+      assert.equal(r.headers['cross-origin-embedder-policy'], 'require-corp');
+    }
+    for (const p of ['/../package.json', '/%2e%2e/package.json', '/vendor/..%2f..%2fpackage.json', '/models/%2E%2E/manifest.json', '/vendor/%5c..%5cpackage.json', '/a%00.html', '/%zz', '//etc/passwd']) {
+      assert.equal((await get(srv.url, p)).status, 400, p);
+    }
+    assert.equal((await get(srv.url, '/', 'POST')).status, 405);
+    const head = await get(srv.url, '/vendor/ort-wasm-simd-threaded.wasm', 'HEAD');
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+  } finally {
+    await srv.close();
+  }
+  assert.equal(sitePath('/a/b.js?x#y'), 'a/b.js');
+  assert.equal(sitePath('/'), 'index.html');
+  assert.equal(sitePath('/a/./b'), 400);
+  await assert.rejects(async () => {
+    const a = await serveSite(plan, { port: 0 });
+    const port = Number(new URL(a.url).port);
+    try {
+      await serveSite(plan, { port });
+    } finally {
+      await a.close();
+    }
+  }, /port \d+ on 127\.0\.0\.1 is in use \(choose another with --port\)/);
+});
+
+test('lorkd app: one-line usage errors, --build writes a site, --experts serves until SIGTERM', async () => {
+  for (const [args, msg] of [
+    [['app'], /give either --experts DIR \(serve\) or --build DIR --out SITE/],
+    [['app', '--build', fx.expertsDir], /--build needs --out SITE/],
+    [['app', '--experts', path.join(dir, 'nowhere')], /cannot read experts folder \(ENOENT\)/],
+  ] as [string[], RegExp][]) {
+    const r = lorkd(args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, msg);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  }
+  const out = path.join(dir, 'cli-site');
+  const b = spawnSync(process.execPath, [BIN, 'app', '--build', fx.expertsDir, '--out', out, '--json'], { encoding: 'utf8', env: lorkdEnv(), cwd: REPO });
+  assert.equal(b.status, 0, b.stderr);
+  const built = JSON.parse(b.stdout) as { files: number; experts: { task: string }[] };
+  assert.deepEqual(built.experts.map((e) => e.task), ['breastmnist', 'retinamnist']);
+  assert.equal(built.files, planSite(fx.expertsDir).files.size);
+  assert.ok(existsSync(path.join(out, 'vendor', 'ort-wasm-simd-threaded.wasm')));
+
+  const child = spawn(process.execPath, [BIN, 'app', '--experts', fx.expertsDir, '--port', '0', '--json'], { env: lorkdEnv(), cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const line = await new Promise<string>((resolve, reject) => {
+    let acc = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      acc += d.toString();
+      if (acc.includes('\n')) resolve(acc.split('\n')[0]!);
+    });
+    child.on('exit', () => reject(new Error('lorkd app exited before printing its address')));
+  });
+  const { url } = JSON.parse(line) as { url: string };
+  const r = await get(url, '/');
+  assert.equal(r.status, 200);
+  assert.match(r.body.toString(), /<title>lorkd/);
+  child.kill('SIGTERM');
+  // It stops at once: 0 from its own handler, or 143 from lorkd's interrupt handler (src/experiments/signals.ts).
+  const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running after 10 s'), 10_000))]);
+  assert.ok(code === 0 || code === 143, `exit status ${code}`);
+});
