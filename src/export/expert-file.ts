@@ -2,7 +2,8 @@
 //
 // Tensors: the model's state dict under torchvision's names (a plain `shufflenet_v2_x1_0` with
 // an n_t-class head `fc.weight` / `fc.bias`), so torchvision loads it with load_state_dict.
-// Metadata (all strings, safetensors `__metadata__`):
+// Metadata (all strings, safetensors `__metadata__`; the preprocessing keys are written and read by
+// src/data/preprocessing.ts):
 //   lorkd_format  "expert"
 //   model         registry name, e.g. "shufflenet_v2_x1_0"
 //   task          task name
@@ -21,12 +22,13 @@ import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { createModel } from '../models/registry.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import { packageRoot } from '../data/medmnist.js';
+import { checkPreprocessing, parsePreprocessing, preprocessingMetadata, type Preprocessing } from '../data/preprocessing.js';
 
 /** Value of the `lorkd_format` metadata key of an expert file. */
 export const EXPERT_FORMAT = 'expert';
 
-/** What an expert file says about its model and how to feed it. */
-export interface ExpertMeta {
+/** What an expert file says about its model and how to feed it (a preprocessing record plus model and task). */
+export interface ExpertMeta extends Preprocessing {
   /** Registry name of the architecture (createModel). */
   model: string;
   /** Task name. */
@@ -61,34 +63,19 @@ const SOURCE_KEY = /^[a-z0-9_]+$/;
 function checkMeta(m: ExpertMeta, fail: (msg: string) => never): void {
   if (typeof m.model !== 'string' || m.model === '') fail('model name is empty');
   if (typeof m.task !== 'string' || m.task === '') fail('task name is empty');
-  if (!Array.isArray(m.classNames) || m.classNames.length === 0 || !m.classNames.every((c) => typeof c === 'string')) {
-    fail('class_names must be a non-empty array of strings');
-  }
-  const dup = m.classNames.find((c, i) => m.classNames.indexOf(c) !== i);
-  if (dup !== undefined) fail(`class name "${dup}" appears twice in class_names`);
-  if (!(Number.isInteger(m.inputSize) && m.inputSize >= 1)) fail(`input_size must be a positive integer, got ${m.inputSize}`);
-  if (!(Number.isInteger(m.channels) && m.channels >= 1)) fail(`channels must be a positive integer, got ${m.channels}`);
-  if (m.resize !== 'bilinear') fail(`resize must be "bilinear", got ${JSON.stringify(m.resize)}`);
-  for (const [k, v] of [['mean', m.mean], ['std', m.std]] as const) {
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) fail(`${k} must be an array of finite numbers`);
-    if (v.length !== m.channels) fail(`${k} has ${v.length} values for ${m.channels} channels`);
-  }
-  if (m.std.some((s) => s === 0)) fail('std must not be 0');
+  if (!Array.isArray(m.classNames) || m.classNames.length === 0) fail('class_names must be a non-empty array of strings');
+  const bad = checkPreprocessing(m);
+  if (bad) fail(bad);
   for (const k of Object.keys(m.source ?? {})) if (!SOURCE_KEY.test(k)) fail(`source key "${k}" must be lowercase letters, digits or '_'`);
 }
 
-/** The metadata strings of an expert file. */
+/** The metadata strings of an expert file (the preprocessing record's keys from data/preprocessing.ts). */
 export function expertMetadata(meta: ExpertMeta): Record<string, string> {
   const out: Record<string, string> = {
     lorkd_format: EXPERT_FORMAT,
     model: meta.model,
     task: meta.task,
-    class_names: JSON.stringify(meta.classNames),
-    input_size: String(meta.inputSize),
-    channels: String(meta.channels),
-    resize: meta.resize,
-    mean: JSON.stringify(meta.mean),
-    std: JSON.stringify(meta.std),
+    ...preprocessingMetadata(meta),
     lorkd_version: meta.lorkdVersion ?? lorkdVersion(),
   };
   for (const [k, v] of Object.entries(meta.source ?? {})) out[`source_${k}`] = String(v);
@@ -108,28 +95,20 @@ export function parseExpertMetadata(md: Record<string, string>, file = '<expert>
     );
   }
   const need = (k: string): string => md[k] ?? fail(`expert metadata lacks "${k}"`);
-  const json = (k: string): unknown => {
-    try {
-      return JSON.parse(need(k));
-    } catch {
-      return fail(`expert metadata "${k}" is not valid JSON: ${need(k)}`);
-    }
-  };
-  const int = (k: string): number => {
-    const s = need(k);
-    return /^[0-9]+$/.test(s) ? Number(s) : fail(`expert metadata "${k}" must be a positive integer, got "${s}"`);
-  };
+  const model = need('model');
+  const task = need('task');
+  const pre = parsePreprocessing(md, file, { requireClassNames: true, what: 'expert metadata' });
   const source: Record<string, string> = {};
   for (const [k, v] of Object.entries(md)) if (k.startsWith('source_')) source[k.slice('source_'.length)] = v;
   const meta: ExpertMeta = {
-    model: need('model'),
-    task: need('task'),
-    classNames: json('class_names') as string[],
-    inputSize: int('input_size'),
-    channels: int('channels'),
-    resize: need('resize') as 'bilinear',
-    mean: json('mean') as number[],
-    std: json('std') as number[],
+    model,
+    task,
+    classNames: pre.classNames!,
+    inputSize: pre.inputSize,
+    channels: pre.channels,
+    resize: pre.resize,
+    mean: pre.mean,
+    std: pre.std,
     ...(md.lorkd_version !== undefined ? { lorkdVersion: md.lorkd_version } : {}),
     ...(Object.keys(source).length ? { source } : {}),
   };

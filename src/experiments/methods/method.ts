@@ -12,6 +12,7 @@ export const METHOD_NAMES: readonly MethodName[] = ['foundation', 'stl', 'mtl', 
  * Defined in the data layer (src/data/transforms.ts), where batches are made.
  */
 import type { TaskBatch } from '../../data/transforms.js';
+import type { StrategyOption } from '../../lorkd/strategies.js';
 export type { TaskBatch };
 
 /** Parameter counts the paper's way (Tables 1 and 4): training = every trained network, without the foundation. */
@@ -31,6 +32,8 @@ export interface DeployedNetwork {
 
 export interface Method {
   readonly name: MethodName;
+  /** logits(batch)[t] are over the suite's unified label space (the foundation's one head), not task t's classes. */
+  readonly unifiedHead?: boolean;
   /** Everything trained and checkpointed (networks, heads, KD projections, ...). */
   readonly module: Module;
   /**
@@ -69,4 +72,6 @@ export interface MethodContext {
   /** LoRKD only. */
   rank?: number;
   loraAlpha?: number;
+  /** LoRKD only: the EKS strategy (default auto). */
+  strategy?: StrategyOption;
 }

@@ -1,0 +1,48 @@
+// LoRKD (paper 3): the decomposition model (shared backbone, rank-r experts in every
+// non-depthwise conv, a head per task) trained on task-sorted batches with CE plus feature or
+// logit KD from the foundation (or CE only without a teacher). State keys: `dm.<...>` and
+// `projection.<...>`, as `lorkd decompose` checkpoints. Deployed: task t's fused expert, a plain
+// torchvision-layout backbone (paper 3.4).
+import { Linear } from '../../nn/linear.js';
+import { DecompositionModel } from '../../lorkd/decomposition.js';
+import { expertModel } from '../../lorkd/deploy.js';
+import type { Method, MethodContext, TaskBatch } from './method.js';
+import { classifierDeployment } from './multi-task-net.js';
+import { Bundle, evalNoGrad, backboneParams } from './common.js';
+import { methodLoss } from './kd.js';
+
+export interface LorkdMethod extends Method {
+  readonly dm: DecompositionModel;
+  readonly projection: Linear | null;
+}
+
+export function createLorkd(ctx: MethodContext): LorkdMethod {
+  const kd = ctx.kd;
+  const dm = new DecompositionModel({
+    model: ctx.model, tasks: ctx.tasks.map((t) => ({ name: t.name, classNames: t.classNames })), rank: ctx.rank ?? 8, loraAlpha: ctx.loraAlpha, strategy: ctx.strategy ?? 'auto', inChannels: ctx.inChannels,
+  });
+  if (ctx.channelsLast) dm.toChannelsLast();
+  const projection = kd?.mode === 'feature' && kd.beta !== 0 ? new Linear(kd.features.size(1), dm.numFeatures) : null;
+  const module = new Bundle({ dm, projection });
+  const heads = dm.namedParameters().filter(([n]) => n.startsWith('heads.')).reduce((s, [, p]) => s + p.numel, 0);
+  const forward = (b: TaskBatch) => dm.forwardRouted(b.images, b.routing);
+  return {
+    name: 'lorkd',
+    dm,
+    projection,
+    module,
+    backward(batch) {
+      const loss = methodLoss(kd, forward(batch), batch, ctx.tasks, projection ? (t) => projection.forward(t) : null);
+      loss.backward();
+      return loss;
+    },
+    logits: (batch) => evalNoGrad(dm, () => forward(batch).logits),
+    params: () => ({ params_training: dm.numParameters() - heads, params_deployment: backboneParams(ctx.model, ctx.inChannels) }),
+    deploy: (t) => classifierDeployment(expertModel(dm, t).eval(), ctx.model, ctx.tasks[t]!, ctx.inChannels),
+    describe: () => ({
+      method: 'lorkd', rank: dm.config.rank, kd: kd && kd.beta !== 0 ? kd.mode : 'none', ...(kd ? { alpha: kd.alpha, beta: kd.beta } : {}),
+      strategy: dm.config.strategy === 'auto' ? dm.auto.measurements.map((m) => `${m.key}=${m.best}`).join(' ') || 'auto' : dm.config.strategy,
+    }),
+    dispose: () => module.dispose(),
+  };
+}
