@@ -58,7 +58,7 @@ export class MultiTaskNet extends Module {
 
   /** Parameters of the shared backbone (everything but the heads), in a fixed order. */
   sharedParameters(): Tensor[] {
-    return this.namedParameters().filter(([n]) => !n.startsWith('heads.')).map(([, p]) => p);
+    return this.backbone.namedParameters().filter(([n]) => !n.startsWith('fc.')).map(([, p]) => p);
   }
   /** Parameters of task t's head. */
   taskParameters(t: number): Tensor[] {
@@ -75,9 +75,10 @@ export class MultiTaskNet extends Module {
     const dtype = this.parameters()[0]!.dtype;
     if (dtype !== 'float32') model.toDtype(dtype);
     tidy(() => {
-      const sd = this.stateDict();
+      // The backbone's own walk gives exactly the plain model's keys (its children are ours),
+      // whatever else a method registers on this network (e.g. MoCo's state).
       const mine = new Map<string, Tensor>();
-      for (const [k, v] of sd) if (!k.startsWith('heads.')) mine.set(k, v);
+      for (const [k, v] of this.backbone.stateDict()) if (!k.startsWith('fc.')) mine.set(k, v);
       for (const [k, v] of head.stateDict('fc')) mine.set(k, v);
       noGrad(() => model.loadStateDict(mine, { strict: true }));
     });
