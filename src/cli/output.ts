@@ -66,7 +66,8 @@ export const OPTION_RANGES: Record<string, Range> = {
   'foundation-epochs': { min: 0, max: 100_000 },
   patience: { min: 1, max: 100_000 },
   rank: { min: 1, limit: 'rank' },
-  tasks: { min: 1, limit: 'tasks' },
+  // `lorkd params --tasks T` counts arithmetically; a suite's task count is checked where it is built.
+  tasks: { min: 1, max: 10_000_000 },
   input: { min: 8, limit: 'input' },
   'foundation-input': { min: 8, limit: 'input' },
   batch: { min: 1, limit: 'batch' },

@@ -2,6 +2,7 @@
 // task id, a local label (within its task) and a global label (local + the task's class offset),
 // the latter for the foundation model's unified head.
 import { UserError } from '../tensor/errors.js';
+import { checkLimit } from '../io/limits.js';
 import { type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
 import { loadMedMnist } from './medmnist.js';
 
@@ -109,6 +110,7 @@ export class TaskSuite {
   /** Every task is checked (checkTask): at least 2 classes and no empty split. */
   constructor(datasets: readonly TaskData[]) {
     if (datasets.length === 0) throw new UserError('a task suite needs at least one task');
+    checkLimit('tasks', datasets.length, `a suite of ${datasets.length} tasks`);
     const seen = new Set<string>();
     let offset = 0;
     this.tasks = datasets.map((d, id) => {

@@ -11,7 +11,7 @@ import { Linear } from '../nn/linear.js';
 import { BatchNorm2d, ReLU, MaxPool2d } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { createModel } from '../models/registry.js';
-import { DecompositionModel, type TaskSpec } from '../lorkd/decomposition.js';
+import { backboneShape, decompositionParams } from './param-count.js';
 import { type Tensor, zeros, noGrad, tidy } from '../tensor/index.js';
 
 export interface LayerCall {
@@ -80,13 +80,13 @@ export function complexity(o: { model?: string; tasks: number; rank: number; inp
   const model = o.model ?? 'shufflenet_v2_x1_0';
   const input = o.input ?? 224;
   const classes = o.classes ?? new Array<number>(o.tasks).fill(2);
-  const specs: TaskSpec[] = classes.map((n, i) => ({ name: `task${i}`, classNames: Array.from({ length: n }, (_, c) => String(c)) }));
-  const decomposition = new DecompositionModel({ model, tasks: specs, rank: o.rank, strategy: 'fused' });
+  // Counted arithmetically (param-count.ts): T experts are never allocated to be counted.
+  const shape = backboneShape(model);
+  const all = decompositionParams(shape, classes, o.rank);
+  const heads = classes.reduce((a, n) => a + n * (shape.numFeatures + 1), 0);
   const plain = createModel(model, { numClasses: classes[0] ?? 2 });
   try {
-    const all = decomposition.namedParameters();
     const count = (ps: [string, Tensor][]) => ps.reduce((s, [, p]) => s + p.numel, 0);
-    const heads = count(all.filter(([n]) => n.startsWith('heads.')));
     const fc = count(plain.namedParameters().filter(([n]) => n.startsWith('fc.')));
     const calls = traceLayers(plain, [3, input, input]);
     const deployMacs = calls.reduce((s, c) => s + c.macs, 0);
@@ -95,15 +95,14 @@ export function complexity(o: { model?: string; tasks: number; rank: number; inp
       .reduce((s, c) => s + (c.kernel === 1 ? o.rank * (c.inChannels + c.outChannels) : c.outChannels * c.inChannels * c.kernel * c.kernel) * c.outPixels, 0);
     return {
       model, tasks: o.tasks, rank: o.rank, input,
-      params_training: count(all) - heads,
-      params_training_with_heads: count(all),
+      params_training: all - heads,
+      params_training_with_heads: all,
       params_deployment: plain.numParameters() - fc,
       params_deployment_with_head: plain.numParameters(),
       flops_training: deployMacs + expertMacs,
       flops_deployment: deployMacs,
     };
   } finally {
-    decomposition.dispose();
     plain.dispose();
   }
 }

@@ -1,0 +1,78 @@
+// The memory a training run needs, estimated before it starts, and the refusal of a run that
+// cannot fit in the machine (os.totalmem or the cgroup limit; LORKD_MEMORY_LIMIT overrides).
+// Parameters are counted arithmetically (src/eval/param-count.ts: a decomposition model with
+// rank 10000 is never built to be measured); activations are one traced image at
+// 32x32, scaled to the input size and batch. Calibrated on this project's machine: a training
+// step of resnet18 / shufflenet_v2_x1_0 (channels_last, batch 32-64, input 64-128) peaked at 3.6-3.9x
+// its convolution outputs above the weights; ESTIMATE uses 4x.
+import { type BackboneShape, backboneShape, decompositionParams } from '../eval/param-count.js';
+import { UserError } from '../tensor/errors.js';
+import { formatBytes, limit, LIMITS } from '../io/limits.js';
+
+const F32 = 4;
+/** Training-step memory per byte of convolution outputs (saved activations, BN/ReLU outputs, gradients). */
+const ACTIVATION_FACTOR = 4;
+/** Weights, gradients and SGD momentum: three float32 copies of every trainable parameter. */
+const TRAINABLE_COPIES = 3;
+/** Node, libtorch and the allocator's cache at rest. */
+const BASELINE = 400 * 2 ** 20;
+
+export interface MemoryEstimate {
+  bytes: number;
+  /** The parts, for the message: name -> bytes. */
+  parts: Record<string, number>;
+}
+
+/** Activation memory of a training step at this batch and input side. */
+function activations(shape: BackboneShape, batch: number, input: number): number {
+  return ACTIVATION_FACTOR * F32 * shape.convOutputs32 * (input / 32) ** 2 * batch;
+}
+
+export interface RunShape {
+  batch: number;
+  input: number;
+  /** Bytes of the loaded images (all splits of all tasks). */
+  dataBytes: number;
+}
+
+/** A foundation run: the model trained with SGD, at the batch and input size. */
+export function estimateFoundation(o: RunShape & { arch: string; classes: number }): MemoryEstimate {
+  const s = backboneShape(o.arch);
+  const params = s.params + (o.classes - 2) * (s.numFeatures + 1);
+  return total({
+    'model and optimiser state': TRAINABLE_COPIES * F32 * params,
+    [`activations at batch ${o.batch} and input ${o.input}`]: activations(s, o.batch, o.input),
+    'images': o.dataBytes,
+  });
+}
+
+/** A decomposition run: backbone + T experts + heads (SGD), the teacher cache, activations. */
+export function estimateDecomposition(o: RunShape & { model: string; classes: number[]; rank: number; trainImages: number; teacher?: { arch: string; classes: number } }): MemoryEstimate {
+  const s = backboneShape(o.model);
+  const parts: Record<string, number> = {
+    [`model with ${o.classes.length} rank-${o.rank} experts and optimiser state`]: TRAINABLE_COPIES * F32 * decompositionParams(s, o.classes, o.rank),
+    // The expert paths add per-sample low-rank intermediates: half as much again.
+    [`activations at batch ${o.batch} and input ${o.input}`]: 1.5 * activations(s, o.batch, o.input),
+    'images': o.dataBytes,
+  };
+  if (o.teacher) {
+    const t = backboneShape(o.teacher.arch);
+    parts['teacher cache'] = 2 * o.trainImages * (t.numFeatures + o.teacher.classes) * F32;
+  }
+  return total(parts);
+}
+
+function total(parts: Record<string, number>): MemoryEstimate {
+  const all = { ...parts, 'runtime': BASELINE };
+  return { bytes: Object.values(all).reduce((a, b) => a + b, 0), parts: all };
+}
+
+/** Refuses a run whose estimate exceeds the machine's memory (LORKD_MEMORY_LIMIT overrides it). */
+export function checkMemory(e: MemoryEstimate, what: string): void {
+  const have = limit('memory');
+  if (e.bytes <= have) return;
+  const biggest = Object.entries(e.parts).sort((a, b) => b[1] - a[1]).slice(0, 2).map(([k, v]) => `${k} ${formatBytes(v)}`).join(', ');
+  throw new UserError(
+    `${what} needs about ${formatBytes(e.bytes)} of memory (${biggest}), more than the ${formatBytes(have)} this machine has; lower --batch, --input or --rank (or set ${LIMITS.memory.env} to override)`,
+  );
+}
