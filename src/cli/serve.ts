@@ -54,6 +54,9 @@ export function registerServe(program: Command): void {
         const tasks = service.departments.list().map((d) => d.task);
         log(`listening on ${srv.url} (mode ${o.mode}, max batch ${o.maxBatch}, max wait ${o.maxWaitMs} ms; ${tasks.length} departments: ${tasks.join(', ')})`);
         if (o.json) console.log(JSON.stringify({ url: srv.url, port: srv.port, mode: o.mode, tasks }));
+        // The service drains on SIGTERM/SIGINT instead of the CLI's default of exiting at once
+        // (src/experiments/signals.ts, installed by run()): replace those handlers.
+        for (const sig of ['SIGTERM', 'SIGINT'] as const) process.removeAllListeners(sig);
         await new Promise<void>((resolve) => {
           const stop = (sig: string) => {
             log(`${sig}: draining ${service.inFlight} requests in flight`);

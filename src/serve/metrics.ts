@@ -102,6 +102,8 @@ export class ServeMetrics {
 
   constructor(maxBatch: number) {
     this.batchSize = new Histogram('lorkd_batch_size', 'Requests per micro-batch (all departments together).', powersOfTwo(maxBatch));
+    this.queueDepth.set({}, 0);
+    this.inFlight.set({}, 0);
   }
 
   text(): string {
