@@ -12,6 +12,7 @@ import { registerApp } from './app.js';
 import { registerTransfer } from './transfer.js';
 import { registerAnalyze } from './analyze.js';
 import { registerReport } from './report.js';
+import { registerLaunch } from './launch.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -27,6 +28,7 @@ registerApp(program);
 registerTransfer(program);
 registerAnalyze(program);
 registerReport(program);
+registerLaunch(program);
 registerParams(program);
 registerBench(program);
 // Option parsers (intOption, ...) throw UserErrors while commander parses: same one-line handling.

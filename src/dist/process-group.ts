@@ -1,0 +1,111 @@
+// One c10d process group per process (native/src/dist.cc: TCPStore + ProcessGroupGloo, or NCCL on
+// a CUDA libtorch). Collectives are synchronous here: they return when the peers have answered,
+// or throw a one-line UserError when a peer died or did not answer within the timeout.
+import { native } from '../tensor/native.js';
+import { Tensor } from '../tensor/tensor.js';
+import { tensor } from '../tensor/creation.js';
+import { UserError, TorchError } from '../tensor/errors.js';
+import type { DistEnv } from './env.js';
+
+/** Whether this build of the addon has c10d (built with gloo's headers). */
+export function distAvailable(): boolean {
+  return typeof native.distAvailable === 'function' && native.distAvailable() === true;
+}
+
+export class ProcessGroup {
+  static #current: ProcessGroup | null = null;
+
+  private constructor(readonly env: DistEnv) {}
+
+  get rank(): number {
+    return this.env.rank;
+  }
+  get worldSize(): number {
+    return this.env.worldSize;
+  }
+
+  /** The process group of this process, if one was initialised. */
+  static current(): ProcessGroup | null {
+    return ProcessGroup.#current;
+  }
+
+  /** Rendezvous with the other ranks (rank 0 hosts the store on MASTER_ADDR:MASTER_PORT). */
+  static init(env: DistEnv): ProcessGroup {
+    if (!distAvailable()) {
+      throw new UserError('this lorkd build has no c10d: install libgloo-dev and rebuild (./bootstrap.sh)');
+    }
+    if (ProcessGroup.#current) return ProcessGroup.#current;
+    const where = `${env.masterAddr}:${env.masterPort}`;
+    try {
+      native.distInit(env.backend, env.rank, env.worldSize, env.masterAddr, env.masterPort, env.timeoutS * 1000);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+      if (/Address already in use|EADDRINUSE|bind/i.test(msg)) throw new UserError(`rank ${env.rank}: port ${env.masterPort} is in use on ${env.masterAddr} (choose another --master-port)`);
+      if (/timed? ?out|Timeout|connect|Connection refused|resolve/i.test(msg)) {
+        throw new UserError(`rank ${env.rank}: could not reach the master ${where} within ${env.timeoutS} s (${msg.slice(0, 160)})`);
+      }
+      throw new UserError(`rank ${env.rank}: rendezvous at ${where} failed: ${msg.slice(0, 200)}`);
+    }
+    ProcessGroup.#current = new ProcessGroup(env);
+    return ProcessGroup.#current;
+  }
+
+  #run<R>(what: string, fn: () => R): R {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof TorchError) && !(e instanceof Error)) throw e;
+      const msg = e.message.split('\n')[0]!.slice(0, 200);
+      throw new UserError(`rank ${this.rank}: ${what} failed: a peer process died or did not answer within ${this.env.timeoutS} s (${msg})`);
+    }
+  }
+
+  /** Sums (or averages) the tensors over all ranks, in place, in one collective. */
+  allReduce(ts: Tensor[], op: 'sum' | 'avg' = 'sum'): void {
+    if (ts.length === 0) return;
+    this.#run('all-reduce', () => native.distAllreduce(ts.map((t) => t.handle), op === 'avg'));
+  }
+
+  /** Sum over ranks that autograd differentiates (its backward sums the gradients over ranks). */
+  allReduceSumGrad(x: Tensor): Tensor {
+    return this.#run('all-reduce', () => Tensor.wrap(native.distAllreduceSumGrad(x.handle)));
+  }
+
+  /** Copies rank `root`'s tensors into every rank's, in place. */
+  broadcast(ts: Tensor[], root = 0): void {
+    if (ts.length === 0) return;
+    this.#run('broadcast', () => native.distBroadcast(ts.map((t) => t.handle), root));
+  }
+
+  /** A JSON value decided on rank `root` (e.g. the EKS strategy), the same on every rank. */
+  broadcastJson<T>(value: T, root = 0): T {
+    const bytes = this.rank === root ? new TextEncoder().encode(JSON.stringify(value ?? null)) : new Uint8Array(0);
+    const len = tensor(new Float64Array([bytes.length]), [1]);
+    let n: number;
+    try {
+      this.broadcast([len], root);
+      n = len.item();
+    } finally {
+      len.dispose();
+    }
+    const buf = new Float64Array(n);
+    if (this.rank === root) buf.set(bytes);
+    const t = tensor(buf, [n]);
+    try {
+      this.broadcast([t], root);
+      const out = Uint8Array.from(t.toArray() as Float64Array);
+      return JSON.parse(new TextDecoder().decode(out)) as T;
+    } finally {
+      t.dispose();
+    }
+  }
+
+  barrier(): void {
+    this.#run('barrier', () => native.distBarrier());
+  }
+
+  destroy(): void {
+    native.distDestroy();
+    if (ProcessGroup.#current === this) ProcessGroup.#current = null;
+  }
+}

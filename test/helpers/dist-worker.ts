@@ -1,0 +1,65 @@
+// One rank of the data-parallel equality test (test/dist.test.ts). Run as
+//   RANK=r WORLD_SIZE=w MASTER_ADDR=127.0.0.1 MASTER_PORT=p node dist-worker.js OUT MODE [STEPS]
+// MODE: plain (conv + linear, no BatchNorm), syncbn (conv + BatchNorm as SyncBatchNorm),
+// after (per-step all-reduce after backward instead of the Reducer), die (rank 1 exits mid-run).
+// Trains a tiny classifier with SGD on a fixed seeded data set, global batch 8, and writes the
+// final weights to OUT (rank 0). WORLD_SIZE unset or 1: the same training in one process.
+import { fileURLToPath } from 'node:url';
+import { Module } from '../../src/nn/module.js';
+import { Conv2d } from '../../src/nn/conv.js';
+import { BatchNorm2d } from '../../src/nn/batchnorm.js';
+import { Linear } from '../../src/nn/linear.js';
+import { SGD } from '../../src/optim/index.js';
+import { type Tensor, tensor, randn, randint, tidy, manualSeed, relu, crossEntropy, adaptiveAvgPool2d } from '../../src/tensor/index.js';
+import { saveSafetensors } from '../../src/io/safetensors.js';
+import { distEnv, ProcessGroup, DistributedDataParallel, shardRange } from '../../src/dist/index.js';
+
+class Tiny extends Module {
+  constructor(readonly bn: boolean) {
+    super();
+    this.registerModule('conv', new Conv2d(3, 6, 3, { padding: 1 }));
+    if (bn) this.registerModule('norm', new BatchNorm2d(6));
+    this.registerModule('fc', new Linear(6, 3));
+  }
+  forward(x: Tensor): Tensor {
+    let h = this.getModule('conv').forward(x);
+    if (this.bn) h = this.getModule('norm').forward(h);
+    return this.getModule('fc').forward(adaptiveAvgPool2d(relu(h), 1).flatten(1));
+  }
+}
+
+export async function main(out: string, mode: string, steps: number): Promise<void> {
+  const env = distEnv();
+  const group = env ? ProcessGroup.init(env) : null;
+  const rank = group?.rank ?? 0;
+  const world = group?.worldSize ?? 1;
+  manualSeed(1); // the data: the same on every rank
+  const X = randn([32, 3, 6, 6]);
+  const Y = randint(0, 3, [32]);
+  manualSeed(100 + rank); // a different init per rank: DDP must broadcast rank 0's
+  const net = new Tiny(mode === 'syncbn');
+  const ddp = group ? new DistributedDataParallel(net, group, { syncBn: mode === 'syncbn', bucketBytes: 256 }) : null;
+  const opt = new SGD(net.parameters(), { lr: 0.1, momentum: 0.9 });
+  net.train();
+  for (let s = 0; s < steps; s++) {
+    if (mode === 'die' && rank === 1 && s === 2) process.exit(3);
+    tidy(() => {
+      opt.zeroGrad();
+      const lo = (s * 8) % 32;
+      const [a, b] = shardRange(8, rank, world);
+      const idx = tensor(Array.from({ length: b - a }, (_, i) => lo + a + i), [b - a], { dtype: 'int64' });
+      const loss = crossEntropy(net.forward(X.indexSelect(0, idx)), Y.indexSelect(0, idx));
+      if (ddp && mode !== 'after') ddp.beforeBackward(loss);
+      loss.backward();
+      if (ddp && mode === 'after') ddp.allReduceGradients();
+      opt.step();
+    });
+  }
+  if (rank === 0) tidy(() => saveSafetensors(out, net.stateDict()));
+  group?.barrier();
+  group?.destroy();
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await main(process.argv[2]!, process.argv[3] ?? 'plain', Number(process.argv[4] ?? 6));
+}
