@@ -1,9 +1,12 @@
-// lorkd predict: run an exported expert on a MedMNIST-format .npz or on PNG/JPEG files.
+// lorkd predict: run an exported expert on MedMNIST-format .npz files, PNG/JPEG/DICOM files and
+// folders of them. A bad file is one line on stderr and the run goes on; a summary ends the
+// output, and the exit status is 1 when any input failed.
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UserError } from '../tensor/errors.js';
 import { SPLITS, type Split } from '../data/dataset.js';
-import { predict } from '../export/predict.js';
+import { type PredictReport, predictInputs } from '../export/predict.js';
 import { accuracy, auc } from '../eval/metrics.js';
+import { createProgress } from '../experiments/progress.js';
 import { emit, intOption, run, table } from './output.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -19,43 +22,85 @@ function parsed<T>(parse: (v: string) => T): (v: string) => T {
   };
 }
 
+interface PredictCliOptions {
+  model: string;
+  input: string[];
+  split: Split;
+  limit?: number;
+  batchSize: number;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+/** Accuracy and AUC over the labelled predictions (absent without labels). */
+function metricsOf(r: PredictReport): { n: number; accuracy: number; auc: number } | undefined {
+  const rows = r.predictions;
+  const classes = rows.length ? Object.keys(rows[0]!.probs) : [];
+  const labelled = rows.filter((p) => p.label !== undefined);
+  if (!labelled.length) return undefined;
+  return {
+    n: labelled.length,
+    accuracy: accuracy(labelled.map((p) => classes.indexOf(p.class)), labelled.map((p) => classes.indexOf(p.label!))),
+    auc: auc(labelled.map((p) => classes.map((c) => p.probs[c]!)), labelled.map((p) => classes.indexOf(p.label!))),
+  };
+}
+
+function human(r: PredictReport, metrics: ReturnType<typeof metricsOf>): string {
+  const rows = r.predictions;
+  const labelled = metrics !== undefined;
+  const name = (p: (typeof rows)[number]) => (p.index !== undefined ? `${p.input}[${p.index}]` : p.input);
+  const header = labelled ? ['input', 'class', 'probability', 'label'] : ['input', 'class', 'probability'];
+  const body = rows.map((p) => {
+    const cells = [name(p), p.class, p.probs[p.class]!.toFixed(4)];
+    if (labelled) cells.push(p.label ?? '');
+    return cells;
+  });
+  const lines = rows.length ? [table(header, body)] : [];
+  if (metrics) {
+    const a = Number.isNaN(metrics.auc) ? 'n/a' : metrics.auc.toFixed(4);
+    lines.push(`accuracy ${metrics.accuracy.toFixed(4)}  AUC ${a}  (${metrics.n} labelled images)`);
+  }
+  if (r.failures.length || r.skipped) lines.push(summary(r));
+  return lines.join('\n');
+}
+
+const summary = (r: PredictReport): string =>
+  `${r.predictions.length} image${r.predictions.length === 1 ? '' : 's'} predicted, ${r.failures.length} input${r.failures.length === 1 ? '' : 's'} failed` +
+  (r.skipped ? `, ${r.skipped} non-image file${r.skipped === 1 ? '' : 's'} skipped` : '');
+
 export function registerPredict(program: Command): void {
   program
     .command('predict')
-    .description('predict classes with an exported expert (.safetensors) on a MedMNIST-format .npz or PNG/JPEG files')
+    .description('predict classes with an exported expert (.safetensors) on MedMNIST-format .npz files, PNG/JPEG/DICOM files and folders of them (bad files are reported and skipped; exit status 1 when any failed)')
     .requiredOption('--model <file>', 'expert file written by lorkd export')
-    .requiredOption('--input <path>', 'a .npz (MedMNIST layout) or a PNG/JPEG file; repeat for more', collect, [])
+    .requiredOption('--input <path>', 'a .npz (MedMNIST layout), an image (PNG, JPEG, DICOM) or a folder of images (recursive; class subfolders named after the classes give labels); repeat for more', collect, [])
     .addOption(new Option('--split <split>', 'split of .npz inputs').choices(SPLITS).default('test'))
     .option('--limit <n>', 'predict at most n images', parsed(intOption('limit')))
     .option('--batch-size <n>', 'images per forward pass', parsed(intOption('batch-size')), 256)
+    .option('--quiet', 'no progress on stderr (bad files are still reported)')
     .option('--json', 'print one JSON object')
-    .action((o: { model: string; input: string[]; split: Split; limit?: number; batchSize: number; json?: boolean }) =>
+    .action((o: PredictCliOptions) =>
       run(() => {
-        const rows = predict(o.model, o.input, { split: o.split, limit: o.limit, batchSize: o.batchSize });
-        const classes = rows.length ? Object.keys(rows[0]!.probs) : [];
-        const labelled = rows.filter((r) => r.label !== undefined);
-        const metrics: { n: number; accuracy: number; auc: number } | undefined = labelled.length
-          ? {
-              n: labelled.length,
-              accuracy: accuracy(labelled.map((r) => classes.indexOf(r.class)), labelled.map((r) => classes.indexOf(r.label!))),
-              auc: auc(labelled.map((r) => classes.map((c) => r.probs[c]!)), labelled.map((r) => classes.indexOf(r.label!))),
-            }
-          : undefined;
-        emit(!!o.json, { model: o.model, predictions: rows, ...(metrics ? { metrics } : {}) }, () => {
-          const name = (r: (typeof rows)[number]) => (r.index !== undefined ? `${r.input}[${r.index}]` : r.input);
-          const header = labelled.length ? ['input', 'class', 'probability', 'label'] : ['input', 'class', 'probability'];
-          const body = rows.map((r) => {
-            const cells = [name(r), r.class, r.probs[r.class]!.toFixed(4)];
-            if (labelled.length) cells.push(r.label ?? '');
-            return cells;
-          });
-          const lines = [table(header, body)];
-          if (metrics) {
-            const a = Number.isNaN(metrics.auc) ? 'n/a' : metrics.auc.toFixed(4);
-            lines.push(`accuracy ${metrics.accuracy.toFixed(4)}  AUC ${a}  (${metrics.n} labelled images)`);
-          }
-          return lines.join('\n');
+        const progress = createProgress({ quiet: !!o.quiet });
+        let started = false;
+        const r = predictInputs(o.model, o.input, {
+          split: o.split, limit: o.limit, batchSize: o.batchSize,
+          onFailure: (f) => process.stderr.write(`lorkd: ${f.error}\n`),
+          onProgress: (done, total) => {
+            if (total < 2 * o.batchSize) return; // a bar only for work of several batches
+            if (!started) progress.start('predict', total);
+            started = true;
+            progress.update(done, {});
+          },
         });
+        if (started) progress.stop();
+        const metrics = metricsOf(r);
+        const counts = { predicted: r.predictions.length, failed: r.failures.length, skipped: r.skipped };
+        emit(!!o.json, { model: o.model, predictions: r.predictions, ...(metrics ? { metrics } : {}), failures: r.failures, summary: counts }, () => human(r, metrics));
+        if (r.failures.length) {
+          if (!o.json) console.error(`lorkd: ${summary(r)}`);
+          process.exitCode = 1;
+        }
       }),
     );
 }
