@@ -15,3 +15,4 @@ export { predict } from './export/predict.js';
 export { trainFoundation, loadFoundation, saveFoundation } from './experiments/foundation.js';
 export { trainDecomposition } from './experiments/decompose.js';
 export { evaluateRun } from './experiments/report.js';
+export * as serve from './serve/index.js';
