@@ -1,10 +1,11 @@
 // predict with an expert file: probabilities sum to 1 and equal a direct forward pass on the same
 // preprocessed tensor (and PyTorch's, from the raw bytes); .npz splits and limits; PNG inputs of
-// any size; batching; the `lorkd predict` command (table, JSON, accuracy, one-line errors).
+// any size; batching; folders with PNG and DICOM files and bad files that are reported and
+// skipped; the `lorkd predict` command (table, JSON, accuracy, one-line errors, exit status).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,8 @@ import { createModel, type ImageClassifier } from '../src/models/index.js';
 import { BatchNorm2d } from '../src/nn/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { type ExpertMeta, saveExpertFile } from '../src/export/expert-file.js';
-import { type Prediction, predict } from '../src/export/predict.js';
+import { type Prediction, predict, predictInputs } from '../src/export/predict.js';
+import { decodeDicom } from '../src/data/dicom.js';
 import { lcg } from './helpers/random.js';
 import { runPython, skipWithoutTorch } from './helpers/python.js';
 import { npy } from './helpers/pipeline.js';
@@ -247,4 +249,59 @@ test('lorkd predict: JSON with accuracy and AUC, a table for people, one-line er
   assert.notEqual(badLimit.status, 0);
   assert.match(badLimit.stderr, /--limit must be an integer >= 1, got "0"/);
   assert.ok(!badLimit.stderr.includes('    at '), 'no stack trace');
+});
+
+test('folders: recursive, PNG + DICOM (with or without .dcm), class subfolders give labels; bad files are reported and skipped', () => {
+  const root = path.join(dir, 'folder');
+  const fix = path.join(repo, 'test', 'fixtures', 'dicom');
+  mkdirSync(path.join(root, 'benign', 'deeper'), { recursive: true });
+  mkdirSync(path.join(root, 'normal'), { recursive: true });
+  const pa = pngFile(path.join(root, 'benign', 'a.png'), 20, 24, 7);
+  copyFileSync(path.join(fix, 'CT_small.dcm'), path.join(root, 'benign', 'deeper', 'ct.dcm'));
+  copyFileSync(path.join(fix, 'MR_small.dcm'), path.join(root, 'normal', 'IM0001')); // no extension: found by its DICM signature
+  copyFileSync(path.join(fix, 'MR_small_jpeg_ls_lossless.dcm'), path.join(root, 'normal', 'jls.dcm'));
+  writeFileSync(path.join(root, 'normal', 'broken.png'), new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]));
+  writeFileSync(path.join(root, 'normal', 'notes.txt'), 'not an image');
+
+  const failures: string[] = [];
+  const r = predictInputs(expertFile, [root], { onFailure: (f) => failures.push(f.error), batchSize: 2 });
+  assert.deepEqual(r.predictions.map((p) => [path.relative(root, p.input), p.label]), [
+    [path.join('benign', 'a.png'), 'benign'],
+    [path.join('benign', 'deeper', 'ct.dcm'), 'benign'],
+    [path.join('normal', 'IM0001'), 'normal'],
+  ]);
+  assert.equal(r.skipped, 1, 'notes.txt');
+  assert.deepEqual(r.failures.map((f) => path.relative(root, f.input)), [path.join('normal', 'broken.png'), path.join('normal', 'jls.dcm')]);
+  assert.deepEqual(failures, r.failures.map((f) => f.error));
+  assert.match(r.failures[1]!.error, /jls\.dcm: unsupported transfer syntax JPEG-LS Lossless Image Compression \(1\.2\.840\.10008\.1\.2\.4\.80\)/);
+  for (const f of r.failures) assert.ok(!f.error.includes('\n'));
+  // Each prediction equals a direct forward on the decoded image (DICOM: windowed or min-max grey, repeated to 3 channels).
+  checkRows(r.predictions.slice(0, 1), directProbs(pa, 1, 24, 20), 'a.png');
+  const ct = decodeDicom(readFileSync(path.join(fix, 'CT_small.dcm')));
+  const mr = decodeDicom(readFileSync(path.join(fix, 'MR_small.dcm')));
+  checkRows(r.predictions.slice(1, 2), directProbs(grey3(ct.data, 1, 128 * 128), 1, 128, 128), 'ct.dcm');
+  checkRows(r.predictions.slice(2, 3), directProbs(grey3(mr.data, 1, 64 * 64), 1, 64, 64), 'IM0001');
+  // predict() (the library call) still stops at the first bad file.
+  assert.throws(() => predict(expertFile, [root]), (e: unknown) => e instanceof UserError && /broken\.png: corrupt or unsupported PNG/.test(e.message));
+
+  // The command: one line per bad file on stderr, the table and a summary, exit status 1.
+  const t = cli(['--model', expertFile, '--input', root, '--input', path.join(dir, 'missing.png')]);
+  assert.equal(t.status, 1, t.stderr);
+  const err = t.stderr.trim().split('\n');
+  assert.equal(err.length, 4, t.stderr);
+  assert.match(err[0]!, /^lorkd: .*broken\.png: corrupt or unsupported PNG/);
+  assert.match(err[1]!, /^lorkd: .*jls\.dcm: unsupported transfer syntax JPEG-LS/);
+  assert.match(err[2]!, /^lorkd: .*missing\.png: cannot read image \(ENOENT\)$/);
+  assert.equal(err[3], 'lorkd: 3 images predicted, 3 inputs failed, 1 non-image file skipped');
+  assert.match(t.stdout, /accuracy \d\.\d{4} {2}AUC (\d\.\d{4}|n\/a) {2}\(3 labelled images\)/);
+  assert.ok(t.stdout.trim().endsWith('3 images predicted, 3 inputs failed, 1 non-image file skipped'));
+  const j = cli(['--model', expertFile, '--input', root, '--json']);
+  assert.equal(j.status, 1);
+  const out = JSON.parse(j.stdout) as { predictions: Prediction[]; failures: { input: string; error: string }[]; summary: Record<string, number> };
+  assert.deepEqual(out.summary, { predicted: 3, failed: 2, skipped: 1 });
+  assert.deepEqual(out.failures, r.failures);
+  // A clean folder exits 0.
+  const clean = cli(['--model', expertFile, '--input', path.join(root, 'benign'), '--json']);
+  assert.equal(clean.status, 0, clean.stderr);
+  assert.equal((JSON.parse(clean.stdout) as { predictions: unknown[] }).predictions.length, 2);
 });
