@@ -1,16 +1,21 @@
 // The browser app in a real browser (Debian chromium driven by playwright-core), served from
 // 127.0.0.1: it loads lorkd-exported .onnx experts of two departments, classifies image files
 // given through its file input (MedMNIST test images as PNG, grey and RGB; a MedNIST JPEG; an
-// odd-sized PNG; a file that is no image), and its table's predictions and probabilities equal
-// `lorkd predict --json`'s (libtorch, from the same expert's safetensors) within 1e-4. The page
+// odd-sized PNG; DICOM fixtures; a DICOM it cannot decode; a file that is no image), and its
+// table's predictions and probabilities equal `lorkd predict --json`'s (libtorch, from the same
+// expert's safetensors; DICOM through lorkd's reader and model in-process) within 1e-4. The page
 // must be cross-origin isolated (wasm threads), request nothing but its own static files, log
 // no console errors, and save the same numbers as CSV. A screenshot goes to test-output/app.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { noGrad, softmax, tidy } from '../src/tensor/index.js';
+import { loadExpertFile } from '../src/export/expert-file.js';
+import { preprocess } from '../src/export/predict.js';
+import { readAnyImage } from '../src/data/dicom.js';
 import { planSite } from '../src/app/site-plan.js';
 import { type RunningServer, serveSite } from '../src/app/server.js';
 import { type AppFixture, makeAppFixture } from './app-fixture.js';
@@ -19,6 +24,10 @@ import { lastJson, lorkdOk, REPO } from './helpers/pipeline.js';
 const CHROMIUM = '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (install Debian's chromium to run the browser app test)`;
 const TOL = 1e-4;
+const DICOM_DIR = path.join(REPO, 'test', 'fixtures', 'dicom');
+/** DICOM files the page reads (16-bit signed with rescale, RLE, deflated, MONOCHROME1) and one it refuses (JPEG-LS). */
+const DICOM = ['CT_small.dcm', 'MR_small_RLE.dcm', 'image_dfl.dcm', 'MR_small_monochrome1.dcm'].map((f) => path.join(DICOM_DIR, f));
+const DICOM_UNSUPPORTED = path.join(DICOM_DIR, 'MR_small_jpeg_ls_lossless.dcm');
 
 interface Row {
   file: string;
@@ -50,6 +59,19 @@ before(async () => {
   for (const e of fx.experts) {
     const out = lastJson<{ predictions: Predicted[] }>(lorkdOk(['predict', '--model', e.safetensors, ...e.images.flatMap((f) => ['--input', f]), '--json']).stdout);
     expected.set(e.meta.task, new Map(out.predictions.map((p) => [path.basename(p.input), p])));
+  }
+  // lorkd predict reads PNG/JPEG; DICOM goes through lorkd's own reader, preprocessing and model here.
+  const breast = fx.experts[0]!;
+  const { model, meta } = loadExpertFile(breast.safetensors);
+  try {
+    for (const f of DICOM) {
+      const im = readAnyImage(f);
+      const p = tidy(() => noGrad(() => softmax(model.forward(preprocess(meta, im.data, 1, im.height, im.width)), 1).toArray() as Float32Array));
+      const best = p.indexOf(Math.max(...p));
+      expected.get(meta.task)!.set(path.basename(f), { input: f, class: meta.classNames[best]!, probs: Object.fromEntries(meta.classNames.map((c, k) => [c, p[k]!])) });
+    }
+  } finally {
+    model.dispose();
   }
   srv = await serveSite(planSite(fx.expertsDir), { port: 0 });
   const { chromium } = await import('playwright-core');
@@ -129,8 +151,11 @@ async function classify(files: string[], total: number): Promise<void> {
   );
 }
 
+/** The largest |page - lorkd| probability difference seen (reported as a diagnostic). */
+let worst = 0;
+
 function checkAgainstPredict(r: Row, task: string, classNames: string[]): void {
-  const want = expected.get(task)!.get(r.file);
+  const want = expected.get(task)!.get(path.basename(r.file));
   assert.ok(want, `no lorkd predict row for ${r.file}`);
   assert.equal(r.error, undefined, `${r.file}: ${r.error}`);
   assert.equal(r.department, task);
@@ -138,11 +163,12 @@ function checkAgainstPredict(r: Row, task: string, classNames: string[]): void {
   assert.equal(r.probs!.length, classNames.length);
   classNames.forEach((c, k) => {
     const d = Math.abs(r.probs![k]! - want.probs[c]!);
+    worst = Math.max(worst, d);
     assert.ok(d <= TOL, `${r.file} p(${c}): page ${r.probs![k]} vs lorkd predict ${want.probs[c]} (|d| = ${d.toExponential(2)})`);
   });
 }
 
-test('the page classifies files through its file input as lorkd predict does (two departments)', { skip, timeout: 120_000 }, async () => {
+test('the page classifies files through its file input as lorkd predict does (two departments)', { skip, timeout: 120_000 }, async (t) => {
   await page.goto(srv.url);
   await page.waitForSelector('#runtime[data-state="ready"]', { timeout: 30_000 });
   assert.equal(await page.evaluate(() => (globalThis as unknown as { crossOriginIsolated: boolean }).crossOriginIsolated), true, 'COOP/COEP make the page cross-origin isolated (wasm threads)');
@@ -150,31 +176,63 @@ test('the page classifies files through its file input as lorkd predict does (tw
   const [breast, retina] = fx.experts as [AppFixture['experts'][0], AppFixture['experts'][0]];
   assert.deepEqual(await page.$$eval('#expert option', (os) => os.map((o) => (o as unknown as { value: string }).value)), ['breastmnist', 'retinamnist']);
 
-  await classify([...breast.images, fx.bad], breast.images.length + 1);
+  const first = [...breast.images, ...DICOM, DICOM_UNSUPPORTED, fx.bad];
+  const good = breast.images.length + DICOM.length;
+  await classify(first, first.length);
   let got = await rows();
-  for (const r of got.slice(0, breast.images.length)) checkAgainstPredict(r, 'breastmnist', breast.meta.classNames);
-  assert.deepEqual(got.map((r) => r.file), [...breast.images, fx.bad].map((f) => path.basename(f)), 'one row per file, in order');
-  const bad = got[got.length - 1]!;
-  assert.match(bad.error ?? '', /not-an-image\.png: not a PNG, JPEG or DICOM file/);
+  for (const r of got.slice(0, good)) checkAgainstPredict(r, 'breastmnist', breast.meta.classNames);
+  assert.deepEqual(got.map((r) => r.file), first.map((f) => path.basename(f)), 'one row per file, in order');
+  assert.match(got[good]!.error ?? '', /MR_small_jpeg_ls_lossless\.dcm: unsupported transfer syntax JPEG-LS Lossless Image Compression \(1\.2\.840\.10008\.1\.2\.4\.80\)/);
+  assert.match(got[good + 1]!.error ?? '', /not-an-image\.png: not a PNG, JPEG or DICOM file/);
   // The check has teeth: the probabilities vary between images and are not saturated.
-  const p0 = got.slice(0, breast.images.length).map((r) => r.probs![0]!);
+  const p0 = got.slice(0, good).map((r) => r.probs![0]!);
   assert.ok(Math.max(...p0) - Math.min(...p0) > 0.02, `probabilities barely vary: ${p0.join(', ')}`);
   assert.ok(p0.every((p) => p > 0.01 && p < 0.99), `saturated probabilities: ${p0.join(', ')}`);
 
   // Another department: later files go to its expert, earlier rows keep theirs.
   await page.selectOption('#expert', 'retinamnist');
-  await classify(retina.images, breast.images.length + 1 + retina.images.length);
+  await classify(retina.images, first.length + retina.images.length);
   got = await rows();
-  for (const r of got.slice(breast.images.length + 1)) checkAgainstPredict(r, 'retinamnist', retina.meta.classNames);
+  for (const r of got.slice(first.length)) checkAgainstPredict(r, 'retinamnist', retina.meta.classNames);
   assert.equal(got[0]!.department, 'breastmnist');
 
-  // The detail view of the first row: its activation map is drawn over the image.
-  await page.click('#results tbody tr:first-child');
-  assert.match((await page.textContent('#detail-meta'))!, /activation map 2×2 of "/);
+  // The detail view of a row (the CT slice): its activation map is drawn over the image.
+  await page.click(`#results tbody tr:nth-child(${breast.images.length + 1})`);
+  assert.equal(await page.textContent('#detail-name'), 'CT_small.dcm');
+  assert.match((await page.textContent('#detail-meta'))!, /^DICOM 128×128 · breastmnist expert · activation map 2×2 of "/);
   assert.doesNotMatch((await page.textContent('#detail-meta'))!, /zero everywhere/);
   const outDir = path.join(REPO, 'test-output');
   mkdirSync(outDir, { recursive: true });
   await page.screenshot({ path: path.join(outDir, 'app.png'), fullPage: true });
+  t.diagnostic(`largest |page - lorkd| probability difference: ${worst.toExponential(2)} over ${got.length - 2} files`);
+});
+
+test('a chosen folder is read recursively (hidden files and other types skipped), in path order', { skip, timeout: 60_000 }, async () => {
+  const before = (await rows()).length;
+  const root = path.join(dir, 'ward-7');
+  const breast = fx.experts[0]!;
+  mkdirSync(path.join(root, 'b-second'), { recursive: true });
+  mkdirSync(path.join(root, 'a-first'), { recursive: true });
+  copyFileSync(breast.images[3]!, path.join(root, 'b-second', path.basename(breast.images[3]!)));
+  copyFileSync(breast.images[0]!, path.join(root, 'a-first', path.basename(breast.images[0]!)));
+  copyFileSync(DICOM[0]!, path.join(root, 'a-first', 'CT_small.dcm'));
+  writeFileSync(path.join(root, 'notes.txt'), 'not an image');
+  copyFileSync(breast.images[1]!, path.join(root, '.hidden.png'));
+  await page.selectOption('#expert', 'breastmnist');
+  await page.setInputFiles('#folder', root);
+  await page.waitForFunction(
+    (n) => {
+      const doc = (globalThis as unknown as { document: PageDocument }).document;
+      return doc.querySelectorAll('#results tbody tr').length === n && doc.body.dataset.busy === '0';
+    },
+    before + 3,
+    { timeout: 30_000 },
+  );
+  const got = (await rows()).slice(before);
+  assert.deepEqual(got.map((r) => r.file), ['ward-7/a-first/CT_small.dcm', 'ward-7/a-first/breastmnist-test-0.png', 'ward-7/b-second/mednist-hand.jpeg']);
+  // Copies of files classified before: the same numbers as lorkd's.
+  for (const r of got) checkAgainstPredict(r, 'breastmnist', breast.meta.classNames);
+  assert.match((await page.textContent('#progress-text'))!, /3 files done/);
 });
 
 test('Save as CSV writes every row with the numbers of the table', { skip, timeout: 60_000 }, async () => {
