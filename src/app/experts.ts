@@ -4,17 +4,11 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
+import type { OnnxPreprocessing } from '../export/onnx/export.js';
 import { readOnnxHeader } from './onnx-metadata.js';
 
-/** How one expert's input is made, from the file's `lorkd_preprocessing` metadata. */
-export interface Preprocessing {
-  input_size: number;
-  resize: 'bilinear';
-  mean: number[];
-  std: number[];
-  channels: number;
-  class_names: string[];
-}
+/** How one expert's input is made: the file's `lorkd_preprocessing` metadata (the exporter's record). */
+export type Preprocessing = OnnxPreprocessing;
 
 /** One department's expert as the page sees it (manifest entry). */
 export interface ManifestExpert extends Preprocessing {
