@@ -11,6 +11,7 @@ import { type Tensor, tidy, noGrad } from '../../tensor/index.js';
 import { UserError } from '../../tensor/errors.js';
 import { EXPERT_FORMAT, parseExpertMetadata, saveExpertFile } from '../../export/expert-file.js';
 import type { DeployedNetwork, MethodContext, TaskBatch } from './method.js';
+import { adoptBackbone, featureParameters } from './backbone.js';
 
 export type MultiTaskSpec = Pick<MethodContext, 'tasks' | 'model' | 'inChannels'>;
 
@@ -23,9 +24,7 @@ export class MultiTaskNet extends Module {
     if (spec.tasks.length === 0) throw new UserError('a multi-task network needs at least one task');
     for (const t of spec.tasks) if (t.classNames.length < 1) throw new UserError(`task "${t.name}" has no classes`);
     this.spec = { model: spec.model, inChannels: spec.inChannels, tasks: spec.tasks.map((t) => ({ ...t, classNames: t.classNames.slice() })) };
-    this.backbone = createModel(spec.model, { numClasses: 1, inChannels: spec.inChannels });
-    // The backbone's children (all but its placeholder fc) become ours, so keys stay torchvision's.
-    for (const [name, child] of this.backbone.namedChildren()) if (name !== 'fc') this.registerModule(name, child);
+    this.backbone = adoptBackbone(this, spec.model, spec.inChannels);
     this.registerModule('heads', new Sequential(...spec.tasks.map((t) => new Linear(this.backbone.numFeatures, t.classNames.length))));
   }
 
@@ -58,7 +57,7 @@ export class MultiTaskNet extends Module {
 
   /** Parameters of the shared backbone (everything but the heads), in a fixed order. */
   sharedParameters(): Tensor[] {
-    return this.backbone.namedParameters().filter(([n]) => !n.startsWith('fc.')).map(([, p]) => p);
+    return featureParameters(this.backbone);
   }
   /** Parameters of task t's head. */
   taskParameters(t: number): Tensor[] {

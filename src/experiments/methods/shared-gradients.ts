@@ -12,6 +12,7 @@ import { type Tensor, tensor, zeros, full, zerosLike, cat, mm, softmax, crossEnt
 import { UserError } from '../../tensor/errors.js';
 import type { DType } from '../../tensor/dtype.js';
 import { symmetricEigen } from './eigen.js';
+import { evalNoGrad } from './common.js';
 import { MultiTaskNet, classifierDeployment } from './multi-task-net.js';
 import type { Method, MethodContext, MethodName, TaskBatch } from './method.js';
 
@@ -231,15 +232,7 @@ export function gradientTransformMethod(
       combined.dispose();
       return tensor(values.reduce((a, b) => a + b, 0));
     },
-    logits(batch) {
-      const was = net.training;
-      net.eval();
-      try {
-        return noGrad(() => net.logits(batch));
-      } finally {
-        net.train(was);
-      }
-    },
+    logits: (batch) => evalNoGrad(net, () => net.logits(batch)),
     params: () => ({ params_training: backboneParams, params_deployment: backboneParams }),
     deploy: (t) => classifierDeployment(net.deploy(t), ctx.model, ctx.tasks[t]!, ctx.inChannels),
     describe: () => ({ method: name, shared_parameters: backboneParams, ...describe }),
