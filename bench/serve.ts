@@ -1,0 +1,301 @@
+// `lorkd serve` under load, on loopback: requests/s, p50/p99 latency, resident memory and the
+// micro-batch sizes reached, for 1, 3 and the most departments in the mix, with
+//   eks    one service, the unfused decomposition model (mixed departments in one EKS pass),
+//   fused  one service, one fused expert per department (batched per department),
+//   auto   one service, choosing eks or fused per batch from its own measurements,
+//   plain  one service process per department, each with its department's fused expert.
+// The load is a closed loop of `concurrency` clients, departments interleaved, PNG bodies from
+// the bundled MedMNIST test splits; each run is bounded in time and in requests, after a warm-up.
+//   node dist/bench/serve.js [--departments 10] [--seconds 6] [--concurrency 32] [--json] ...
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { PNG } from 'pngjs';
+import { manualSeed, noGrad } from '../src/tensor/index.js';
+import { BatchNorm2d } from '../src/nn/index.js';
+import { DecompositionModel, saveDecomposition } from '../src/lorkd/index.js';
+import { exportAllExperts } from '../src/export/export-experts.js';
+import { loadMedMnist } from '../src/data/medmnist.js';
+
+export type BenchMode = 'eks' | 'fused' | 'auto' | 'plain';
+
+export interface ServeBenchOptions {
+  /** Most departments (the largest mix); the mixes are 1, 3 and this. */
+  departments?: number;
+  model?: string;
+  input?: number;
+  rank?: number;
+  modes?: BenchMode[];
+  concurrency?: number;
+  /** Measured seconds per run (after the warm-up). */
+  seconds?: number;
+  warmupSeconds?: number;
+  /** Most measured requests per run. */
+  maxRequests?: number;
+  maxBatch?: number;
+  maxWaitMs?: number;
+  /** libtorch intra-op threads of every service process. */
+  threads?: number;
+  log?: (s: string) => void;
+}
+
+export interface ServeBenchRow {
+  mode: BenchMode;
+  departments: number;
+  processes: number;
+  requests: number;
+  errors: number;
+  req_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  /** Resident memory after the run, all processes of the mode together. */
+  rss_mb: number;
+  /** Peak resident memory (VmHWM), all processes together. */
+  peak_rss_mb: number;
+  mean_batch: number;
+  max_batch: number;
+  /** auto only: share of requests served through EKS. */
+  eks_share?: number;
+}
+
+const BIN = fileURLToPath(new URL('../../bin/lorkd.js', import.meta.url));
+
+/** A decomposition checkpoint with random weights (experts, heads and BatchNorm statistics all non-trivial). */
+function writeCheckpoint(file: string, T: number, model: string, rank: number, input: number): void {
+  manualSeed(T);
+  const tasks = Array.from({ length: T }, (_, i) => ({ name: `dept${i}`, classNames: ['a', 'b', 'c', 'd'].slice(0, 2 + (i % 3)) }));
+  const dm = new DecompositionModel({ model, tasks, rank, strategy: 'fused' });
+  try {
+    noGrad(() => {
+      for (const [, c] of dm.expertConvs()) c.getParameter('expertB').normal_(0, 0.02);
+      for (const m of dm.modules()) if (m instanceof BatchNorm2d) m.getBuffer('running_var').uniform_(0.5, 1.5);
+    });
+    saveDecomposition(file, dm, { input_size: String(input), mean: '[0.5,0.5,0.5]', std: '[0.5,0.5,0.5]' });
+    exportAllExperts(dm, path.join(path.dirname(file), `experts-${T}`), { input, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+  } finally {
+    dm.dispose();
+  }
+}
+
+/** PNG bodies of bundled MedMNIST test images. */
+function pngs(n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const name of ['breastmnist', 'pneumoniamnist', 'retinamnist']) {
+    const s = loadMedMnist(name).splits.test;
+    const hw = s.height * s.width;
+    for (let k = 0; k < Math.ceil(n / 3); k++) {
+      const src = s.images.subarray(k * 3 * hw, (k + 1) * 3 * hw);
+      const data = Buffer.alloc(4 * hw);
+      for (let p = 0; p < hw; p++) {
+        data[4 * p] = src[p]!;
+        data[4 * p + 1] = src[hw + p]!;
+        data[4 * p + 2] = src[2 * hw + p]!;
+        data[4 * p + 3] = 255;
+      }
+      out.push(new Uint8Array(PNG.sync.write({ width: s.width, height: s.height, data } as unknown as PNG)));
+    }
+  }
+  return out;
+}
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+}
+
+async function startServe(args: string[], threads: number): Promise<Served> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--json', '--quiet', ...args], {
+    env: { ...process.env, LORKD_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (c) => reject(new Error(`lorkd serve exited ${c}: ${err.trim()}`)));
+  });
+  return { child, url: (JSON.parse(line) as { url: string }).url };
+}
+
+/** VmRSS and VmHWM of a process, MB. */
+function rss(pid: number): { rss: number; peak: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0) / 1024;
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+const percentile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+interface LoadResult {
+  latencies: number[];
+  errors: number;
+  batches: number[];
+  eks: number;
+  seconds: number;
+}
+
+/** Closed-loop load: `concurrency` clients, request i goes to department i mod k. */
+async function load(urlOf: (dept: number) => string, k: number, bodies: Uint8Array[], o: Required<Pick<ServeBenchOptions, 'concurrency' | 'seconds' | 'warmupSeconds' | 'maxRequests'>>): Promise<LoadResult> {
+  const res: LoadResult = { latencies: [], errors: 0, batches: [], eks: 0, seconds: 0 };
+  let next = 0;
+  const warmEnd = performance.now() + o.warmupSeconds * 1000;
+  const end = warmEnd + o.seconds * 1000;
+  let measuredStart = Infinity;
+  let measuredEnd = 0;
+  const client = async () => {
+    for (;;) {
+      const now = performance.now();
+      if (now >= end || res.latencies.length + res.errors >= o.maxRequests) return;
+      const i = next++;
+      const dept = i % k;
+      const t0 = performance.now();
+      let ok = false;
+      let body: { batch?: number; servedBy?: string } = {};
+      try {
+        const r = await fetch(`${urlOf(dept)}/v1/predict?task=dept${dept}`, { method: 'POST', body: bodies[i % bodies.length]!, headers: { 'content-type': 'image/png' } });
+        body = (await r.json()) as typeof body;
+        ok = r.status === 200;
+      } catch {
+        ok = false;
+      }
+      const t1 = performance.now();
+      if (t0 < warmEnd) continue;
+      measuredStart = Math.min(measuredStart, t0);
+      measuredEnd = Math.max(measuredEnd, t1);
+      if (!ok) {
+        res.errors++;
+        continue;
+      }
+      res.latencies.push(t1 - t0);
+      res.batches.push(body.batch ?? 0);
+      if (body.servedBy === 'eks') res.eks++;
+    }
+  };
+  await Promise.all(Array.from({ length: o.concurrency }, client));
+  res.seconds = (measuredEnd - measuredStart) / 1000;
+  return res;
+}
+
+export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: ServeBenchRow[]; settings: Record<string, unknown> }> {
+  const o = {
+    departments: 10,
+    model: 'shufflenet_v2_x1_0',
+    input: 64,
+    rank: 8,
+    modes: ['eks', 'fused', 'auto', 'plain'] as BenchMode[],
+    concurrency: 32,
+    seconds: 6,
+    warmupSeconds: 2,
+    maxRequests: 5000,
+    maxBatch: 32,
+    maxWaitMs: 5,
+    threads: 1,
+    log: (s: string) => process.stderr.write(`bench serve: ${s}\n`),
+    ...opts,
+  };
+  const mixes = [...new Set([1, Math.min(3, o.departments), o.departments])];
+  const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-bench-serve-'));
+  const rows: ServeBenchRow[] = [];
+  const bodies = pngs(48);
+  const running: ChildProcess[] = [];
+  const common = ['--max-batch', String(o.maxBatch), '--max-wait-ms', String(o.maxWaitMs), '--max-queue', String(Math.max(8 * o.maxBatch, 2 * o.concurrency))];
+  try {
+    for (const k of mixes) {
+      const ckpt = path.join(dir, `dm-${k}.safetensors`);
+      writeCheckpoint(ckpt, k, o.model, o.rank, o.input);
+      for (const mode of o.modes) {
+        let servers: Served[];
+        if (mode === 'plain') {
+          servers = await Promise.all(
+            Array.from({ length: k }, (_, t) => {
+              // --experts reads a folder: each process gets a folder with its department's file only.
+              const one = path.join(dir, `plain-${k}-${t}`);
+              mkdirSync(one, { recursive: true });
+              copyFileSync(path.join(dir, `experts-${k}`, `dept${t}.safetensors`), path.join(one, `dept${t}.safetensors`));
+              return startServe(['--experts', one, '--mode', 'fused', ...common], o.threads);
+            }),
+          );
+        } else {
+          servers = [await startServe(['--decomposition', ckpt, '--mode', mode, ...common], o.threads)];
+        }
+        running.push(...servers.map((s) => s.child));
+        try {
+          o.log(`${k} departments, ${mode}: ${servers.length} process(es), ${o.warmupSeconds} s warm-up + ${o.seconds} s`);
+          const r = await load((d) => servers[mode === 'plain' ? d : 0]!.url, k, bodies, o);
+          const mem = servers.map((s) => rss(s.child.pid!));
+          const lat = r.latencies.slice().sort((a, b) => a - b);
+          const n = r.latencies.length;
+          rows.push({
+            mode,
+            departments: k,
+            processes: servers.length,
+            requests: n,
+            errors: r.errors,
+            req_per_s: n / r.seconds,
+            p50_ms: percentile(lat, 0.5),
+            p99_ms: percentile(lat, 0.99),
+            rss_mb: mem.reduce((a, m) => a + m.rss, 0),
+            peak_rss_mb: mem.reduce((a, m) => a + m.peak, 0),
+            mean_batch: r.batches.reduce((a, b) => a + b, 0) / Math.max(1, n),
+            max_batch: Math.max(0, ...r.batches),
+            ...(mode === 'auto' ? { eks_share: r.eks / Math.max(1, n) } : {}),
+          });
+        } finally {
+          for (const s of servers) s.child.kill('SIGTERM');
+          await Promise.all(servers.map((s) => new Promise((r) => (s.child.exitCode !== null ? r(null) : s.child.once('exit', r)))));
+        }
+      }
+    }
+  } finally {
+    for (const c of running) if (c.exitCode === null) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const { log: _log, ...settings } = o;
+  return { rows, settings: { ...settings, loadavg_1m: loadavg()[0] } };
+}
+
+const f = (v: number | undefined, d = 1): string => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
+
+/** The markdown table of the README. */
+export function serveTable(rows: ServeBenchRow[]): string {
+  const head = '| departments | mode | processes | req/s | p50 ms | p99 ms | RSS MB | peak RSS MB | mean batch | max batch | errors |\n|---|---|---|---|---|---|---|---|---|---|---|';
+  return [
+    head,
+    ...rows.map(
+      (r) =>
+        `| ${r.departments} | ${r.mode}${r.eks_share !== undefined ? ` (${Math.round(100 * r.eks_share)}% eks)` : ''} | ${r.processes} | ${f(r.req_per_s)} | ${f(r.p50_ms)} | ${f(r.p99_ms)} | ${f(r.rss_mb, 0)} | ${f(r.peak_rss_mb, 0)} | ${f(r.mean_batch)} | ${r.max_batch} | ${r.errors} |`,
+    ),
+  ].join('\n');
+}
+
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const num = (k: string) => (argValue(k) !== undefined ? Number(argValue(k)) : undefined);
+  const modes = argValue('modes')?.split(',') as BenchMode[] | undefined;
+  const picked = Object.fromEntries(
+    Object.entries({
+      departments: num('departments'),
+      input: num('input'),
+      rank: num('rank'),
+      concurrency: num('concurrency'),
+      seconds: num('seconds'),
+      warmupSeconds: num('warmup-seconds'),
+      maxRequests: num('max-requests'),
+      maxBatch: num('max-batch'),
+      maxWaitMs: num('max-wait-ms'),
+      threads: num('threads'),
+      model: argValue('model'),
+      modes,
+    }).filter(([, v]) => v !== undefined),
+  ) as ServeBenchOptions;
+  const r = await benchServe(picked);
+  console.log(process.argv.includes('--json') ? JSON.stringify(r) : `${serveTable(r.rows)}\n\nsettings: ${JSON.stringify(r.settings)}`);
+}
