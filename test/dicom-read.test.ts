@@ -3,7 +3,7 @@
 // windowing or min-max), across explicit/implicit little endian, big endian, RLE and deflated
 // transfer syntaxes, 8- and 16-bit, signed, MONOCHROME1 and RGB; JPEG-LS and JPEG 2000 are a
 // one-line "unsupported transfer syntax" error; corrupt and truncated files are one-line errors;
-// readAnyImage dispatches DICOM by signature.
+// readImage dispatches DICOM by signature.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { UserError } from '../src/tensor/errors.js';
-import { decodeAnyImage, decodeDicom, isDicom, readAnyImage, readDicomFrame } from '../src/data/dicom.js';
+import { decodeDicom, isDicom, readDicomFrame } from '../src/data/dicom.js';
+import { decodeImage, readImage } from '../src/data/images.js';
 import { modalityValues, storedValues } from '../src/data/dicom-pixels.js';
 import { PYTHON } from './helpers/python.js';
 import { REPO } from './helpers/pipeline.js';
@@ -139,27 +140,27 @@ test('corrupt input: truncated pixel data, a cut header, garbage named .dcm: one
   ];
   for (const [bytes, re] of cases) {
     assert.throws(
-      () => decodeAnyImage(bytes, 'x.dcm'),
+      () => decodeImage(bytes, 'x.dcm'),
       (e: Error) => e instanceof UserError && re.test(e.message) && e.message.startsWith('x.dcm: ') && !e.message.includes('\n'),
     );
   }
 });
 
-test('readAnyImage: DICOM by its signature (any name) as 3 equal grey channels; PNG still read as PNG', () => {
+test('readImage: DICOM by its signature (any name) as 3 equal grey channels; PNG still read as PNG', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-dicom-'));
   try {
     const mr = fixture('MR_small.dcm');
     assert.ok(isDicom(mr));
     const misnamed = path.join(dir, 'scan.img');
     writeFileSync(misnamed, mr);
-    const img = readAnyImage(misnamed);
+    const img = readImage(misnamed);
     const d = decodeDicom(mr);
     assert.deepEqual([img.height, img.width, img.grey], [64, 64, true]);
     for (let c = 0; c < 3; c++) assert.deepEqual(img.data.subarray(c * 4096, (c + 1) * 4096), d.data);
     const png = path.join(dir, 'a.png');
     writeFileSync(png, PNG.sync.write({ width: 2, height: 1, data: Buffer.from([10, 20, 30, 255, 40, 50, 60, 255]) } as PNG));
-    assert.deepEqual(Array.from(readAnyImage(png).data), [10, 40, 20, 50, 30, 60]);
-    assert.throws(() => readAnyImage(path.join(dir, 'missing.dcm')), /missing\.dcm: cannot read image \(ENOENT\)/);
+    assert.deepEqual(Array.from(readImage(png).data), [10, 40, 20, 50, 30, 60]);
+    assert.throws(() => readImage(path.join(dir, 'missing.dcm')), /missing\.dcm: cannot read image \(ENOENT\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

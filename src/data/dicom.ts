@@ -4,12 +4,12 @@
 // endian, explicit big endian, deflated (dicom-parser inflates it with node:zlib) and RLE
 // Lossless. JPEG-family syntaxes (JPEG-LS, JPEG 2000, ...) are one-line "unsupported transfer
 // syntax" errors: their codecs are not installed. Multi-frame files give their first frame.
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
+// images.ts's decodeImage/readImage hand DICOM bytes (by signature or a .dcm name) to decodeDicom.
 import dicomParser from 'dicom-parser';
 import { UserError } from '../tensor/errors.js';
 import { type DicomPixelInfo, type DisplayImage, DicomPixelError, checkPixelInfo, decodeRleFrame, displayImage, frameBytes } from './dicom-pixels.js';
-import { type Image, decodeImage } from './images.js';
+import { type Image, decodeImage, readImage } from './images.js';
+import { checkLimit } from '../io/limits.js';
 
 /** Transfer syntaxes whose pixel data lorkd reads. */
 export const SUPPORTED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
@@ -134,10 +134,13 @@ export function readDicomFrame(bytes: Uint8Array, name = '<dicom>'): DicomFrame 
     throw new UserError(`${name}: unsupported transfer syntax ${UNSUPPORTED[ts] ?? 'unknown'} (${ts}); lorkd reads ${Object.values(SUPPORTED_TRANSFER_SYNTAXES).join(', ')}`);
   }
   try {
-    const { bytes: frame, info } = firstFrame(ds, ts, pixelInfo(ds, ts !== BIG_ENDIAN));
+    const described = pixelInfo(ds, ts !== BIG_ENDIAN);
+    checkLimit('imagePixels', described.rows * described.columns, `${name}: a ${described.columns}x${described.rows} DICOM image (${described.rows * described.columns} pixels)`);
+    const { bytes: frame, info } = firstFrame(ds, ts, described);
     checkPixelInfo(info);
     return { info, bytes: frame, transferSyntax: ts };
   } catch (e) {
+    if (e instanceof UserError) throw e;
     if (e instanceof DicomPixelError) throw new UserError(`${name}: ${e.message}`);
     throw new UserError(`${name}: corrupt DICOM pixel data (${messageOf(e)})`);
   }
@@ -176,19 +179,12 @@ export function dicomToImage(d: DisplayImage): Image {
 /** File extensions read as DICOM (case-insensitive), beside any file with the DICM signature. */
 export const DICOM_EXTENSIONS: readonly string[] = ['.dcm', '.dicom'];
 
-/** PNG, JPEG or DICOM bytes (DICOM by its signature or, with a .dcm name, as a bare data set) -> Image. */
+/** PNG, JPEG or DICOM bytes -> Image: images.ts's decodeImage, which hands DICOM here. */
 export function decodeAnyImage(bytes: Uint8Array, name = '<image>'): Image {
-  if (isDicom(bytes) || DICOM_EXTENSIONS.includes(path.extname(name).toLowerCase())) return dicomToImage(decodeDicom(bytes, name));
   return decodeImage(bytes, name);
 }
 
-/** Reads a PNG, JPEG or DICOM file (see decodeAnyImage). */
+/** Reads a PNG, JPEG or DICOM file: images.ts's readImage. */
 export function readAnyImage(file: string): Image {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new UserError(`${file}: cannot read image (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return decodeAnyImage(bytes, file);
+  return readImage(file);
 }

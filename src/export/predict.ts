@@ -8,8 +8,8 @@ import { type Tensor, cat, noGrad, softmax, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { type Split, SPLITS } from '../data/dataset.js';
 import { loadMedMnist } from '../data/medmnist.js';
-import { IMAGE_EXTENSIONS, type Image } from '../data/images.js';
-import { DICOM_EXTENSIONS, isDicom, readAnyImage } from '../data/dicom.js';
+import { IMAGE_EXTENSIONS, type Image, readImage } from '../data/images.js';
+import { isDicom } from '../data/dicom.js';
 import { imagesToTensor, type Triple } from '../data/transforms.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import { type ExpertMeta, loadExpertFile } from './expert-file.js';
@@ -67,7 +67,6 @@ export function preprocess(meta: ExpertMeta, images: Uint8Array, n: number, heig
 }
 
 const isNpz = (f: string): boolean => path.extname(f).toLowerCase() === '.npz';
-const KNOWN_EXTENSIONS = new Set([...IMAGE_EXTENSIONS, ...DICOM_EXTENSIONS]);
 
 /** Softmax probabilities of a preprocessed batch, one row per image. */
 function probsOf(model: ImageClassifier, x: () => Tensor): Float32Array[] {
@@ -101,7 +100,7 @@ function probsOfImages(model: ImageClassifier, meta: ExpertMeta, imgs: Image[]):
  */
 export function predictImageFiles(model: ImageClassifier, meta: ExpertMeta, files: string[], batchSize = 256): Float32Array[] {
   const out: Float32Array[] = [];
-  for (let b = 0; b < files.length; b += batchSize) out.push(...probsOfImages(model, meta, files.slice(b, b + batchSize).map(readAnyImage)));
+  for (let b = 0; b < files.length; b += batchSize) out.push(...probsOfImages(model, meta, files.slice(b, b + batchSize).map(readImage)));
   return out;
 }
 
@@ -152,7 +151,7 @@ function walkFolder(dir: string, classNames: string[], report: PredictReport): F
       }
       if (st.isDirectory()) walk(p);
       else if (st.isFile()) {
-        if (KNOWN_EXTENSIONS.has(path.extname(n).toLowerCase()) || hasDicomSignature(p)) files.push(p);
+        if (IMAGE_EXTENSIONS.includes(path.extname(n).toLowerCase()) || hasDicomSignature(p)) files.push(p);
         else report.skipped++;
       }
     }
@@ -262,7 +261,7 @@ export function predictInputs(file: string, inputs: string[], opts: PredictInput
         continue;
       }
       try {
-        pending.push({ item: it, img: readAnyImage(it.file) });
+        pending.push({ item: it, img: readImage(it.file) });
       } catch (e) {
         fail(it.file, e);
       }
