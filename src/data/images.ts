@@ -8,6 +8,7 @@ import { tensor, interpolate, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { limit, checkLimit } from '../io/limits.js';
 import { checkPng } from './png-header.js';
+import { DICOM_EXTENSIONS, decodeDicom, dicomToImage, isDicom } from './dicom.js';
 import { type ImageSplit, type Split, SPLITS, type TaskData } from './dataset.js';
 
 /** One decoded image: uint8 CHW with 3 channels (R, G, B). */
@@ -21,7 +22,7 @@ export interface Image {
 }
 
 /** File extensions read as images (case-insensitive). */
-export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg'];
+export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.dcm', '.dicom'];
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const isPng = (b: Uint8Array): boolean => b.length >= 8 && PNG_MAGIC.every((v, i) => b[i] === v);
@@ -117,6 +118,8 @@ function endsWithEoi(b: Uint8Array): boolean {
  * pixel is decoded).
  */
 export function decodeImage(bytes: Uint8Array, name = '<image>'): Image {
+  // DICOM (src/data/dicom.ts): by its signature, or a .dcm name (a bare data set without one).
+  if (isDicom(bytes) || DICOM_EXTENSIONS.includes(path.extname(name).toLowerCase())) return dicomToImage(decodeDicom(bytes, name));
   if (isPng(bytes)) return decodePng(bytes, name);
   if (isJpeg(bytes)) return decodeJpeg(bytes, name);
   throw new UserError(`${name}: not a PNG or JPEG image (unsupported format)`);
