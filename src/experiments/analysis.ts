@@ -19,10 +19,21 @@ export interface NetworkGroup {
 
 const NETWORK_FORMATS = new Set(['expert', 'foundation']);
 
+/** A file's lorkd_format, or null when it is not a readable safetensors file (skipped by discovery). */
+function formatOrNull(f: string): string | null {
+  try {
+    return fileFormat(f).format ?? null;
+  } catch (e) {
+    if (e instanceof UserError) return null;
+    throw e;
+  }
+}
+
 /**
  * The network groups of a comparison folder: every expert or foundation safetensors file under
  * `dir` (up to 4 levels deep), grouped by the folder that holds it (label = that folder relative
- * to dir, '.' for dir itself), groups and files sorted by name.
+ * to dir, '.' for dir itself), groups and files sorted by name. Training checkpoints and files
+ * that are not lorkd networks are skipped.
  */
 export function discoverGroups(dir: string): NetworkGroup[] {
   let st;
@@ -41,7 +52,7 @@ export function discoverGroups(dir: string): NetworkGroup[] {
       if (s.isDirectory()) {
         if (depth < 4) walk(f, depth + 1);
       } else if (name.endsWith('.safetensors') && !name.endsWith('.ckpt.safetensors') && !name.endsWith('.best.safetensors')) {
-        if (!NETWORK_FORMATS.has(fileFormat(f).format ?? '')) continue;
+        if (!NETWORK_FORMATS.has(formatOrNull(f) ?? '')) continue;
         const label = path.relative(dir, d) || '.';
         groups.set(label, [...(groups.get(label) ?? []), f]);
       }
