@@ -300,8 +300,4 @@ test('folders: recursive, PNG + DICOM (with or without .dcm), class subfolders g
   const out = JSON.parse(j.stdout) as { predictions: Prediction[]; failures: { input: string; error: string }[]; summary: Record<string, number> };
   assert.deepEqual(out.summary, { predicted: 3, failed: 2, skipped: 1 });
   assert.deepEqual(out.failures, r.failures);
-  // A clean folder exits 0.
-  const clean = cli(['--model', expertFile, '--input', path.join(root, 'benign'), '--json']);
-  assert.equal(clean.status, 0, clean.stderr);
-  assert.equal((JSON.parse(clean.stdout) as { predictions: unknown[] }).predictions.length, 2);
 });
