@@ -11,11 +11,12 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { inflateRawSync } from 'node:zlib';
+import { crc32, deflateSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { manualSeed, UserError } from '../src/tensor/index.js';
 import { createModel } from '../src/models/index.js';
 import type { ExpertMeta } from '../src/export/expert-file.js';
 import { preprocess } from '../src/export/predict.js';
+import { decodeImage } from '../src/data/images.js';
 import { decodeModel, encodeModel, expertToOnnx, onnxMetadata } from '../src/export/onnx/index.js';
 import { readOnnxHeader } from '../src/app/onnx-metadata.js';
 import { scanExperts } from '../src/app/experts.js';
@@ -40,6 +41,9 @@ interface CsvModule {
 interface CamModule {
   normaliseCam(cam: ArrayLike<number>): Float32Array & { max: number };
   heatColour(t: number): [number, number, number];
+}
+interface PngModule {
+  decodePng(bytes: Uint8Array, name: string, inflate: (b: Uint8Array) => Uint8Array): { width: number; height: number; data: Uint8Array; grey: boolean };
 }
 interface DicomModule {
   decodeDicom(bytes: Uint8Array, name: string, deps: unknown): { width: number; height: number; data: Uint8Array; grey: boolean };
@@ -122,6 +126,96 @@ test('softmax, argmax, CSV quoting and CAM normalisation of the page', async () 
   assert.equal(normaliseCam([-3, -1]).max, 0);
   assert.deepEqual(heatColour(0), [0, 0, 128]);
   assert.deepEqual(heatColour(1), [128, 0, 0]);
+});
+
+/** A PNG written here (not by pngjs): rows of raw samples, any colour type and depth, optionally Adam7, with extra chunks. */
+function writePng(w: number, h: number, colorType: number, depth: number, sample: (x: number, y: number, c: number) => number, o: { interlace?: boolean; chunks?: [string, Uint8Array][] } = {}): Uint8Array {
+  const ch = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colorType]!;
+  const passes = o.interlace ? [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] : [[0, 0, 1, 1]];
+  const raw: number[] = [];
+  let filter = 0;
+  for (const [x0, y0, dx, dy] of passes as [number, number, number, number][]) {
+    const xs: number[] = [];
+    for (let x = x0; x < w; x += dx) xs.push(x);
+    if (xs.length === 0) continue;
+    for (let y = y0; y < h; y += dy) {
+      // Bits of the row, then the bytes; filters cycle 0..4 (encoded properly below).
+      const bits: number[] = [];
+      for (const x of xs) for (let c = 0; c < ch; c++) {
+        const v = sample(x, y, c);
+        for (let b = depth - 1; b >= 0; b--) bits.push((v >> b) & 1);
+      }
+      while (bits.length % 8) bits.push(0);
+      const row = Array.from({ length: bits.length / 8 }, (_, i) => bits.slice(8 * i, 8 * i + 8).reduce((a, b) => 2 * a + b, 0));
+      raw.push(filter % 2 === 0 ? 0 : 1); // None or Sub
+      const bpp = Math.max(1, (ch * depth) >> 3);
+      raw.push(...(filter % 2 === 0 ? row : row.map((v, i) => (v - (i >= bpp ? row[i - bpp]! : 0)) & 0xff)));
+      filter++;
+    }
+  }
+  const chunk = (type: string, data: Uint8Array): Buffer => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'latin1');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([depth, colorType, 0, 0, o.interlace ? 1 : 0], 8);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    ...(o.chunks ?? []).map(([t, d]) => chunk(t, d)),
+    chunk('IDAT', deflateSync(Buffer.from(raw))),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
+}
+
+test("the page's PNG decoder gives lorkd's (pngjs's) pixels: every colour type and depth, Adam7, palettes, tRNS, alpha", async () => {
+  const { decodePng } = await siteModule<PngModule>('png.js');
+  const r = lcg(11);
+  const rnd = (max: number) => Math.floor(r() * (max + 1));
+  const be16 = (...v: number[]) => Uint8Array.from(v.flatMap((x) => [x >> 8, x & 0xff]));
+  const cases: [string, Uint8Array][] = [];
+  for (const [ct, depths] of [[0, [1, 2, 4, 8, 16]], [2, [8, 16]], [3, [1, 2, 4, 8]], [4, [8, 16]], [6, [8, 16]]] as [number, number[]][]) {
+    for (const depth of depths) {
+      for (const interlace of [false, true]) {
+        const max = ct === 3 ? Math.min(2 ** depth, 5) - 1 : 2 ** depth - 1;
+        // Sample values fixed per pixel so the tRNS colour below really occurs.
+        const vals = new Map<string, number>();
+        const sample = (x: number, y: number, c: number) => {
+          const k = `${x},${y},${c}`;
+          if (!vals.has(k)) vals.set(k, (x + y) % 7 === 0 ? 1 : rnd(max));
+          return vals.get(k)!;
+        };
+        const chunks: [string, Uint8Array][] = [];
+        if (ct === 3) chunks.push(['PLTE', Uint8Array.from({ length: 15 }, () => rnd(255))], ['tRNS', Uint8Array.from([0, 128])]);
+        if (ct === 0) chunks.push(['tRNS', be16(1)]);
+        if (ct === 2) chunks.push(['tRNS', be16(1, 1, 1)]);
+        chunks.push(['gAMA', be16(0, 45455)]);
+        cases.push([`ct${ct}-d${depth}${interlace ? '-adam7' : ''}`, writePng(13, 11, ct, depth, sample, { interlace, chunks })]);
+      }
+    }
+  }
+  for (const [name, png] of cases) {
+    const want = decodeImage(png, name);
+    const got = decodePng(new Uint8Array(png), name, (b) => new Uint8Array(inflateSync(b)));
+    assert.deepEqual([got.width, got.height, got.grey], [want.width, want.height, want.grey], name);
+    assert.ok(Buffer.from(got.data).equals(Buffer.from(want.data)), `${name}: pixels differ from lorkd's`);
+  }
+  // The fixture's PNGs (written by pngjs) too, and corrupt files are one-line errors.
+  for (const f of [...fx.experts.flatMap((e) => e.images.filter((i) => i.endsWith('.png')))]) {
+    const b = readFileSync(f);
+    assert.ok(Buffer.from(decodePng(new Uint8Array(b), f, (x) => new Uint8Array(inflateSync(x))).data).equals(Buffer.from(decodeImage(b, f).data)), f);
+  }
+  const good = cases[0]![1];
+  const flipped = Uint8Array.from(good);
+  flipped[40] = flipped[40]! ^ 0xff;
+  assert.throws(() => decodePng(flipped, 'x.png', (b) => new Uint8Array(inflateSync(b))), /^Error: x\.png: corrupt or unsupported PNG \(bad CRC in chunk /);
+  assert.throws(() => decodePng(good.subarray(0, 60), 'y.png', (b) => new Uint8Array(inflateSync(b))), /^Error: y\.png: corrupt or unsupported PNG/);
 });
 
 const DICOM_DIR = path.join(REPO, 'test', 'fixtures', 'dicom');

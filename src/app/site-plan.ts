@@ -19,7 +19,7 @@ export interface SitePlan {
 }
 
 /** The page's own files in src/app/site/. */
-const PAGE_FILES = ['index.html', 'style.css', 'app.js', 'preprocess.js', 'decode.js', 'cam.js', 'csv.js', 'dicom.js'];
+const PAGE_FILES = ['index.html', 'style.css', 'app.js', 'preprocess.js', 'decode.js', 'cam.js', 'csv.js', 'dicom.js', 'png.js'];
 
 const require = createRequire(import.meta.url);
 
@@ -54,7 +54,7 @@ const VENDORED: { pkg: string; files: [string, string][] }[] = [
   // The JPEG decoder lorkd itself uses (the same pixels as `lorkd predict`); sets window['jpeg-js'].
   { pkg: 'jpeg-js', files: [['jpeg-decoder.js', 'lib/decoder.js']] },
   { pkg: 'dicom-parser', files: [['dicomParser.min.js', 'dist/dicomParser.min.js']] },
-  // Raw inflate for deflated DICOM (dicom-parser's browser build has no inflater); sets self.fflate.
+  // Inflate for PNG and deflated DICOM (dicom-parser's browser build has no inflater); sets self.fflate.
   { pkg: 'fflate', files: [['fflate.min.js', 'umd/index.js']] },
 ];
 

@@ -1,9 +1,12 @@
 // Image files -> { width, height, data, grey, kind }: uint8 CHW RGB, the same layout and pixels
 // as lorkd's Node decoders (src/data/images.ts). The format is read from the bytes, not the name:
-// PNG (the browser's decoder, colour management off), JPEG (jpeg-js, the decoder lorkd uses, so
-// its pixels equal `lorkd predict`'s), DICOM (dicom.js: dicom-parser and lorkd's DICOM pixel module).
+// PNG (png.js, pngjs's rules), JPEG (jpeg-js, the decoder lorkd uses), DICOM (dicom.js:
+// dicom-parser and lorkd's DICOM pixel module): the pixels equal `lorkd predict`'s. The browser's
+// own decoders are not used: they premultiply alpha, round 16-bit samples differently and may
+// apply colour profiles.
 
 import { decodeDicom, isDicom } from './dicom.js';
+import { decodePng } from './png.js';
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const isPng = (b) => b.length >= 8 && PNG_MAGIC.every((v, i) => b[i] === v);
@@ -25,20 +28,9 @@ function isGrey(data, hw) {
   return true;
 }
 
-async function decodePng(bytes, name) {
-  let bmp;
-  try {
-    bmp = await createImageBitmap(new Blob([bytes], { type: 'image/png' }), { premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
-  } catch (e) {
-    throw new Error(`${name}: corrupt or unsupported PNG`);
-  }
-  const { width, height } = bmp;
-  const c = new OffscreenCanvas(width, height);
-  const g = c.getContext('2d', { willReadFrequently: true });
-  g.drawImage(bmp, 0, 0);
-  bmp.close();
-  const data = planar(g.getImageData(0, 0, width, height).data, width * height, 4);
-  return { width, height, data, grey: isGrey(data, width * height), kind: 'PNG' };
+function readPng(bytes, name) {
+  if (!globalThis.fflate) throw new Error('the PNG inflater did not load');
+  return { ...decodePng(bytes, name, (b) => globalThis.fflate.unzlibSync(b)), kind: 'PNG' };
 }
 
 function decodeJpeg(bytes, name) {
@@ -69,7 +61,7 @@ async function readDicom(bytes, name) {
  * prefixes error messages; anything else is an Error with one line saying why.
  */
 export async function decodeImage(bytes, name) {
-  if (isPng(bytes)) return decodePng(bytes, name);
+  if (isPng(bytes)) return readPng(bytes, name);
   if (isJpeg(bytes)) return decodeJpeg(bytes, name);
   // DICOM by its signature or, with a .dcm name, as a bare data set (as lorkd reads them).
   if (isDicom(bytes) || /\.(dcm|dicom)$/i.test(name)) return readDicom(bytes, name);
