@@ -117,7 +117,7 @@ test('a short transfer: results per seed, mean, params and ratio; resume reads f
   assert.deepEqual(again.runs, r.runs, 'finished seeds are read back, not retrained');
   await assert.rejects(runTransfer(src, spec, out, { progress: quiet }), isOneLine(/already holds/));
   await assert.rejects(runTransfer(src, { ...spec, lr: 1e-2 }, out, { progress: quiet, resume: true }), isOneLine(/other settings/));
-  assert.equal(memory().liveTensors, before, 'no tensors leaked');
+  assert.ok(memory().liveTensors <= before, `no tensors leaked (${memory().liveTensors} live, ${before} before)`);
 });
 
 test('lorkd transfer: --json result from scratch, one-line errors for bad input', () => {
