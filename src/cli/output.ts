@@ -3,6 +3,7 @@
 import { UserError, TorchError } from '../tensor/errors.js';
 import { LIMITS, limit, type LimitName } from '../io/limits.js';
 import { installSignalHandlers } from '../experiments/signals.js';
+import { lockRunDirs } from '../experiments/run-dir.js';
 
 /** Formats rows as an aligned text table. */
 export function table(header: string[], rows: (string | number)[][]): string {
@@ -29,10 +30,12 @@ export function userMessage(e: unknown): string | null {
 
 /**
  * Runs a command body: user mistakes print one line and exit 2, nothing else is swallowed.
- * SIGINT/SIGTERM print where the last checkpoint is and exit 130/143 (src/experiments/signals.ts).
+ * SIGINT/SIGTERM print where the last checkpoint is and exit 130/143 (src/experiments/signals.ts);
+ * the run directories the command opens are locked until it exits (src/experiments/run-dir.ts).
  */
 export async function run(body: () => Promise<void> | void): Promise<void> {
   installSignalHandlers();
+  lockRunDirs();
   try {
     await body();
   } catch (e) {

@@ -6,7 +6,7 @@
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
-import { causeOf, fileError, removeStaleTemps, writeFileAtomic } from '../io/atomic.js';
+import { causeOf, fileError, pidAlive, removeStaleTemps, writeFileAtomic } from '../io/atomic.js';
 import { noteRunDir } from './signals.js';
 
 /** The lock file's name inside a run directory. */
@@ -32,11 +32,7 @@ function procStart(pid: number): number | null {
 }
 
 function alive(lock: LockInfo): boolean {
-  try {
-    process.kill(lock.pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
-  }
+  if (!pidAlive(lock.pid)) return false;
   const now = procStart(lock.pid);
   return lock.procStart === null || now === null || now === lock.procStart;
 }
@@ -52,6 +48,17 @@ function readLock(file: string): LockInfo | null {
 
 const held = new Set<string>();
 let exitHook = false;
+let locking = false;
+
+/**
+ * Makes this process lock the run directories it opens, until it exits (the CLI does, for every
+ * command). A library caller that trains in-process can call it too; without it, RunDir.open
+ * takes no lock, so a long-lived process (a test runner, a server) never holds folders it has
+ * finished with.
+ */
+export function lockRunDirs(): void {
+  locking = true;
+}
 
 function releaseAll(): void {
   for (const root of held) {
@@ -140,7 +147,7 @@ export class RunDir {
       if (!statSync(root).isDirectory()) throw new UserError(`run directory ${root} is a file, not a folder; choose another --out`);
       const found = existingOutputs(root, readdirSync(root), [o.marker, ...(o.outputs ?? [])]);
       if (found.length && !o.resume) {
-        throw new UserError(`run directory ${root} already holds ${found.join(', ')}; pass --resume to continue that run or choose another --out`);
+        throw new UserError(`run directory ${root} already holds a run (${found.join(', ')}); pass --resume to continue it or choose another --out`);
       }
     } else {
       try {
@@ -149,7 +156,7 @@ export class RunDir {
         throw new UserError(`cannot create run directory ${root}: ${causeOf(e)}`);
       }
     }
-    acquire(root);
+    if (locking) acquire(root);
     noteRunDir(root);
     try {
       const probe = path.join(root, `.write-probe-${process.pid}`);

@@ -107,10 +107,19 @@ function syncFolder(dir: string): void {
   }
 }
 
+/** Whether process `pid` exists (EPERM: it exists, owned by someone else). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
- * Removes the temporary files that other processes (killed runs) left in `dir` and, one level
- * down, in its subfolders. The caller must hold the folder (a run-directory lock). Returns the
- * removed paths.
+ * Removes the temporary files that dead processes (killed runs) left in `dir` and, one level
+ * down, in its subfolders. Returns the removed paths.
  */
 export function removeStaleTemps(dir: string): string[] {
   const removed: string[] = [];
@@ -128,7 +137,7 @@ export function removeStaleTemps(dir: string): string[] {
         continue;
       }
       const pid = tempFilePid(e.name);
-      if (pid === null || pid === process.pid) continue;
+      if (pid === null || pid === process.pid || pidAlive(pid)) continue;
       try {
         unlinkSync(p);
         removed.push(p);
