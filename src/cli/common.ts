@@ -6,7 +6,7 @@ import { intOption, numberOption } from './output.js';
 
 export function dataOptions(c: Command, defaults: { input: number; batch: number }): Command {
   return c
-    .option('--tasks <list>', 'comma list of bundled MedMNIST names or MedMNIST-format .npz paths', DEFAULT_TASKS.join(','))
+    .option('--tasks <list>', 'comma list of bundled MedMNIST names, MedMNIST-format .npz paths or ImageFolder roots (task = folder name)', DEFAULT_TASKS.join(','))
     .option('--input <size>', 'input side (bilinear resize)', intOption('input', 8), defaults.input)
     .option('--batch <n>', 'batch size', intOption('batch'), defaults.batch)
     .option('--seed <n>', 'seed (data order, flips, initialisation)', intOption('seed', 0), 0)
