@@ -13,6 +13,7 @@ import { loadTask, loadTasks } from '../src/data/medmnist.js';
 import { fewShot, splitStratified, resizeTask } from '../src/data/image-folder.js';
 import type { ImageSplit } from '../src/data/dataset.js';
 import { interval, parseTransferSpec, TRANSFER_DEFAULTS } from '../src/experiments/transfer.js';
+import { loadSuite } from '../src/experiments/data-options.js';
 import { writeTaskNpz } from './helpers/pipeline.js';
 import { lcg } from './helpers/random.js';
 
@@ -104,6 +105,11 @@ test('--tasks mixes image folders (grey PNG, RGB JPEG, any size) with MedMNIST n
   const s = folder!.splits.train;
   const hw = s.height * s.width;
   assert.deepEqual([s.images[0], s.images[hw], s.images[2 * hw]], [50, 50, 50]);
+  // The training commands' suite takes the same list (foundation/decompose/compare --tasks).
+  const suite = loadSuite({ tasks: [root, npz] });
+  assert.deepEqual(suite.tasks.map((t) => [t.name, t.numClasses]), [['mixed', 2], ['tiny', 3]]);
+  assert.equal(suite.split('train').height, 40);
+  assert.equal(suite.split('train').n, 4 + 6);
   assert.throws(() => loadTask(path.join(dir, 'nope')), (e: unknown) => e instanceof UserError);
 });
 
