@@ -201,6 +201,20 @@ test('the page classifies files through its file input as lorkd predict does (tw
   assert.equal(await page.textContent('#detail-name'), 'CT_small.dcm');
   assert.match((await page.textContent('#detail-meta'))!, /^DICOM 128×128 · breastmnist expert · activation map 2×2 of "/);
   assert.doesNotMatch((await page.textContent('#detail-meta'))!, /zero everywhere/);
+  await page.waitForSelector('#view[data-shown="CT_small.dcm"]', { timeout: 10_000 });
+  // The map really is drawn: the canvas changes with its opacity.
+  const canvasAt = (opacity: string) =>
+    page.evaluate(async (o) => {
+      const doc = (globalThis as unknown as { document: { getElementById(id: string): { value: string; dispatchEvent(e: unknown): void; toDataURL(): string } } }).document;
+      const slider = doc.getElementById('opacity');
+      slider.value = o;
+      slider.dispatchEvent(new (globalThis as unknown as { Event: new (t: string) => unknown }).Event('input'));
+      return doc.getElementById('view').toDataURL();
+    }, opacity);
+  const plain = await canvasAt('0');
+  assert.notEqual(await canvasAt('50'), plain, 'the activation map changes the picture');
+  assert.equal(await canvasAt('0'), plain);
+  await canvasAt('50');
   const outDir = path.join(REPO, 'test-output');
   mkdirSync(outDir, { recursive: true });
   await page.screenshot({ path: path.join(outDir, 'app.png'), fullPage: true });

@@ -19,13 +19,19 @@ const state = {
   manifest: null,
   /** expert id -> Promise<InferenceSession> */
   sessions: new Map(),
-  /** One entry per file: { n, name, expert, display, probs, best, cam, error } */
+  /**
+   * One entry per file: { n, name, file, expert, probs, best, cam, kind, size, ms, error }. Only
+   * the File handle is kept, not its pixels: the detail view decodes it again when shown, so a
+   * large folder does not hold every image in memory.
+   */
   results: [],
   queue: [],
   running: false,
   done: 0,
   total: 0,
   selected: -1,
+  /** The detail view's decoded image: { r, canvas }. */
+  view: null,
 };
 
 function setBusy(busy) {
@@ -80,7 +86,8 @@ function showExpertInfo() {
 /** Runs one file through the current expert; returns its result entry. */
 async function classify(file, expert) {
   const name = file.webkitRelativePath || file.relPath || file.name;
-  const r = { n: state.results.length + 1, name, expert };
+  const r = { n: state.results.length + 1, name, file, expert };
+  const t0 = performance.now();
   try {
     const bytes = new Uint8Array(await file.arrayBuffer());
     const image = await decodeImage(bytes, name);
@@ -96,8 +103,9 @@ async function classify(file, expert) {
     r.cam = { norm: normaliseCam(out.cam.data), h, w };
     r.kind = image.kind;
     r.size = `${image.width}×${image.height}`;
-    r.display = displayCanvas(image);
+    r.thumb = displayCanvas(image, 80);
     for (const t of Object.values(out)) t.dispose?.();
+    r.ms = performance.now() - t0;
   } catch (e) {
     r.error = String(e && e.message ? e.message : e).split('\n')[0];
   }
@@ -114,7 +122,8 @@ function addRow(r) {
     tr.dataset.error = r.error;
     tr.append(el('td', { textContent: String(r.n) }), el('td'), el('td', { className: 'file', textContent: r.name }), el('td', { textContent: r.expert.task }), el('td', { colSpan: 3, textContent: r.error }));
   } else {
-    drawOverlay(thumb, r.display, r.cam, 0.45);
+    drawOverlay(thumb, r.thumb, r.cam, 0.45);
+    delete r.thumb;
     tr.dataset.class = r.expert.class_names[r.best];
     tr.dataset.probs = JSON.stringify(r.probs);
     const all = r.expert.class_names.map((c, k) => `${c} ${r.probs[k].toFixed(3)}`).join(' · ');
@@ -167,19 +176,33 @@ function select(i) {
       ),
     ),
   );
-  redraw();
+  showImage(r).catch((e) => ($('detail-meta').textContent = String(e.message ?? e)));
 }
 
 function redraw() {
   const r = state.results[state.selected];
-  if (r && !r.error) drawOverlay($('view'), r.display, r.cam, Number($('opacity').value) / 100);
+  if (!(r && !r.error && state.view?.r === r)) return;
+  drawOverlay($('view'), state.view.canvas, r.cam, Number($('opacity').value) / 100);
+  $('view').dataset.shown = r.name;
+}
+
+/** Decodes the selected file again for the detail view (the table keeps no pixels). */
+async function showImage(r) {
+  if (state.view?.r !== r) {
+    const image = await decodeImage(new Uint8Array(await r.file.arrayBuffer()), r.name);
+    if (state.results[state.selected] !== r) return;
+    state.view = { r, canvas: displayCanvas(image, 768) };
+  }
+  redraw();
 }
 
 function updateProgress() {
   const busy = state.done < state.total;
   $('progress').hidden = state.total === 0;
   $('progress-bar').style.width = state.total ? `${(100 * state.done) / state.total}%` : '0';
-  $('progress-text').textContent = busy ? `${state.done} / ${state.total} files` : `${state.total} files done`;
+  const timed = state.results.filter((r) => r.ms !== undefined).slice(-20);
+  const per = timed.length ? ` · ${(timed.reduce((a, r) => a + r.ms, 0) / timed.length).toFixed(0)} ms per file` : '';
+  $('progress-text').textContent = busy ? `${state.done} / ${state.total} files${per}` : `${state.total} files done${per}`;
   const ok = state.results.filter((r) => !r.error).length;
   const bad = state.results.length - ok;
   $('summary').textContent = state.results.length ? `${ok} classified${bad ? `, ${bad} could not be read` : ''}` : '';
@@ -275,6 +298,7 @@ function wireInputs() {
   $('clear').addEventListener('click', () => {
     state.results = [];
     state.selected = -1;
+    state.view = null;
     state.done = state.total = state.queue.length = 0;
     $('results').tBodies[0].replaceChildren();
     $('empty').hidden = false;
