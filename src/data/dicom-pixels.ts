@@ -223,3 +223,173 @@ export function displayImage(bytes: Uint8Array, info: DicomPixelInfo): DisplayIm
   for (let p = 0; p < hw; p++) data[p] = invert ? 255 - round8(voi[p]!) : round8(voi[p]!);
   return { rows: info.rows, columns: info.columns, channels: 1, data };
 }
+
+/** A display image as 3 planes (CHW): grey repeated into R, G and B, RGB as it is. */
+export function rgbPlanes(d: DisplayImage): Uint8Array {
+  const hw = d.rows * d.columns;
+  const data = new Uint8Array(3 * hw);
+  if (d.channels === 1) for (let c = 0; c < 3; c++) data.set(d.data, c * hw);
+  else data.set(d.data);
+  return data;
+}
+
+// ---------------------------------------------------------------- reading a file (parser passed in)
+// The parser (dicom-parser's module) is an argument, so this file still imports nothing and the
+// browser uses the same reading rules as Node (src/data/dicom.ts passes the npm package).
+
+/** Transfer syntaxes whose pixel data lorkd reads. */
+export const SUPPORTED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
+  '1.2.840.10008.1.2': 'Implicit VR Little Endian',
+  '1.2.840.10008.1.2.1': 'Explicit VR Little Endian',
+  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',
+  '1.2.840.10008.1.2.2': 'Explicit VR Big Endian',
+  '1.2.840.10008.1.2.5': 'RLE Lossless',
+};
+
+/** Compressed transfer syntaxes lorkd names but cannot decode (no codecs are installed). */
+export const UNSUPPORTED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
+  '1.2.840.10008.1.2.4.50': 'JPEG Baseline (Process 1)',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended (Process 2 & 4)',
+  '1.2.840.10008.1.2.4.57': 'JPEG Lossless, Non-Hierarchical (Process 14)',
+  '1.2.840.10008.1.2.4.70': 'JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14 [Selection Value 1])',
+  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless Image Compression',
+  '1.2.840.10008.1.2.4.81': 'JPEG-LS Lossy (Near-Lossless) Image Compression',
+  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Image Compression (Lossless Only)',
+  '1.2.840.10008.1.2.4.91': 'JPEG 2000 Image Compression',
+  '1.2.840.10008.1.2.4.201': 'High-Throughput JPEG 2000 Image Compression (Lossless Only)',
+  '1.2.840.10008.1.2.4.202': 'High-Throughput JPEG 2000 with RPCL Options Image Compression (Lossless Only)',
+  '1.2.840.10008.1.2.4.203': 'High-Throughput JPEG 2000 Image Compression',
+  '1.2.840.10008.1.2.4.100': 'MPEG2 Main Profile / Main Level',
+  '1.2.840.10008.1.2.4.102': 'MPEG-4 AVC/H.264 High Profile / Level 4.1',
+};
+
+const IMPLICIT_LE = '1.2.840.10008.1.2';
+const RLE = '1.2.840.10008.1.2.5';
+const BIG_ENDIAN = '1.2.840.10008.1.2.2';
+
+/** True when `bytes` has the DICOM Part 10 signature: "DICM" after the 128-byte preamble. */
+export function isDicom(bytes: Uint8Array): boolean {
+  return bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
+}
+
+/** The part of a dicom-parser DataSet used here. */
+export interface DataSetLike {
+  byteArray: Uint8Array;
+  elements: Record<string, { length: number; dataOffset: number; encapsulatedPixelData?: boolean; fragments?: unknown[] } | undefined>;
+  uint16(tag: string): number | undefined;
+  string(tag: string): string | undefined;
+  floatString(tag: string): number | undefined;
+  intString(tag: string): number | undefined;
+}
+
+/** The part of the dicom-parser module used here. */
+export interface DicomParserLike {
+  parseDicom(bytes: Uint8Array, options?: { TransferSyntaxUID?: string; inflater?: (bytes: Uint8Array, position: number) => Uint8Array }): DataSetLike;
+  readEncapsulatedPixelDataFromFragments(ds: DataSetLike, element: NonNullable<DataSetLike['elements'][string]>, start: number, count: number): Uint8Array;
+}
+
+export interface ReadDicomOptions {
+  /** Raw-deflate decompression (bytes -> bytes) for deflated files; Node's dicom-parser uses node:zlib without it. */
+  inflateRaw?: (bytes: Uint8Array) => Uint8Array;
+  /** Called with the image size before any pixel is decoded (to enforce a limit by throwing). */
+  checkSize?: (rows: number, columns: number) => void;
+}
+
+/** The first frame of a DICOM file, native (RLE decoded), with its pixel description. */
+export interface DicomFrame {
+  info: DicomPixelInfo;
+  /** Native pixel bytes of frame 0 (as `info` describes them). */
+  bytes: Uint8Array;
+  transferSyntax: string;
+}
+
+const messageOf = (e: unknown): string =>
+  (e instanceof Error ? e.message : typeof e === 'string' ? e : String((e as { exception?: string })?.exception ?? e)).split('\n')[0]!;
+
+function pixelInfo(ds: DataSetLike, littleEndian: boolean): DicomPixelInfo {
+  const us = (tag: string, what: string): number => ds.uint16(tag) ?? fail(`the file has no ${what} (${tag.slice(1, 5)},${tag.slice(5)})`);
+  const bitsAllocated = us('x00280100', 'Bits Allocated');
+  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
+  const center = ds.floatString('x00281050');
+  const width = ds.floatString('x00281051');
+  const fn = ds.string('x00281056');
+  return {
+    rows: us('x00280010', 'Rows'),
+    columns: us('x00280011', 'Columns'),
+    samplesPerPixel: ds.uint16('x00280002') ?? 1,
+    photometric: (ds.string('x00280004') ?? 'MONOCHROME2').trim().toUpperCase(),
+    bitsAllocated,
+    bitsStored,
+    highBit: ds.uint16('x00280102') ?? bitsStored - 1,
+    pixelRepresentation: ds.uint16('x00280103') ?? 0,
+    planarConfiguration: ds.uint16('x00280006') ?? 0,
+    littleEndian,
+    numberOfFrames: ds.intString('x00280008') ?? 1,
+    rescaleSlope: ds.floatString('x00281053') ?? 1,
+    rescaleIntercept: ds.floatString('x00281052') ?? 0,
+    ...(center !== undefined && width !== undefined ? { windowCenter: center, windowWidth: width } : {}),
+    ...(fn ? { voiLutFunction: fn.trim() } : {}),
+  };
+}
+
+/** The first frame's native pixel bytes (RLE decoded: the info then describes little-endian, by-pixel data). */
+function firstFrame(parser: DicomParserLike, ds: DataSetLike, ts: string, info: DicomPixelInfo): { bytes: Uint8Array; info: DicomPixelInfo } {
+  const el = ds.elements.x7fe00010 ?? fail('the file has no Pixel Data (7FE0,0010)');
+  if (ts === RLE) {
+    if (!el.encapsulatedPixelData) fail('RLE Lossless pixel data is not encapsulated');
+    // RLE puts each frame in one fragment (PS3.5 A.4.2).
+    if (!el.fragments?.length) fail('RLE Lossless pixel data has no fragments');
+    const frame = parser.readEncapsulatedPixelDataFromFragments(ds, el, 0, 1);
+    return { bytes: decodeRleFrame(frame, info), info: { ...info, littleEndian: true, planarConfiguration: 0 } };
+  }
+  if (el.encapsulatedPixelData) fail('native transfer syntax with encapsulated pixel data');
+  const need = frameBytes(info);
+  if (el.dataOffset + need > ds.byteArray.length || el.length < need) {
+    fail(`pixel data is truncated (${Math.min(el.length, ds.byteArray.length - el.dataOffset)} of ${need} bytes of the first frame)`);
+  }
+  return { bytes: ds.byteArray.subarray(el.dataOffset, el.dataOffset + need), info };
+}
+
+/**
+ * Parses DICOM bytes with `parser` (dicom-parser) and returns the first frame's native pixel
+ * bytes and description. Every problem is a one-line DicomPixelError: not DICOM, truncated, no
+ * pixel data, an unsupported transfer syntax (named, with its UID) or pixel format. Files
+ * without the Part 10 header are read as a bare implicit VR little endian data set.
+ */
+export function readDicomFrameWith(parser: DicomParserLike, bytes: Uint8Array, o: ReadDicomOptions = {}): DicomFrame {
+  let ds: DataSetLike;
+  try {
+    const inflateRaw = o.inflateRaw;
+    const inflater = inflateRaw
+      ? (b: Uint8Array, position: number): Uint8Array => {
+          const inflated = inflateRaw(b.subarray(position));
+          const full = new Uint8Array(position + inflated.length);
+          full.set(b.subarray(0, position), 0);
+          full.set(inflated, position);
+          return full;
+        }
+      : undefined;
+    ds = parser.parseDicom(bytes, isDicom(bytes) ? (inflater ? { inflater } : undefined) : { TransferSyntaxUID: IMPLICIT_LE });
+  } catch (e) {
+    const msg = messageOf(e).replace(/^dicomParser[.:][A-Za-z]+: /, '');
+    return fail(/buffer overrun/.test(msg) ? 'truncated or corrupt DICOM file (the data ends inside an element)' : `not a readable DICOM file (${msg})`);
+  }
+  const ts = (ds.string('x00020010') ?? IMPLICIT_LE).replace(/\0/g, '').trim();
+  if (!(ts in SUPPORTED_TRANSFER_SYNTAXES)) {
+    fail(`unsupported transfer syntax ${UNSUPPORTED_TRANSFER_SYNTAXES[ts] ?? 'unknown'} (${ts}); lorkd reads ${Object.values(SUPPORTED_TRANSFER_SYNTAXES).join(', ')}`);
+  }
+  const guard = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      return e instanceof DicomPixelError ? fail(e.message) : fail(`corrupt DICOM pixel data (${messageOf(e)})`);
+    }
+  };
+  const described = guard(() => pixelInfo(ds, ts !== BIG_ENDIAN));
+  o.checkSize?.(described.rows, described.columns);
+  return guard(() => {
+    const { bytes: frame, info } = firstFrame(parser, ds, ts, described);
+    checkPixelInfo(info);
+    return { info, bytes: frame, transferSyntax: ts };
+  });
+}
