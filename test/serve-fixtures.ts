@@ -65,7 +65,7 @@ export interface TestImage {
   bytes: Uint8Array;
   /** The same image as a file (for the reference predictions). */
   file: string;
-  type: 'image/png' | 'image/jpeg';
+  type: string;
 }
 
 /** RGBA bytes of a CHW uint8 image. */

@@ -4,11 +4,15 @@
 // micro-batches, and the read-only routes describe the service.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { memory, setNumThreads } from '../src/tensor/index.js';
 import { Service, startServer, decompositionDepartments, expertDirDepartments, type RunningServer, type ServeMode } from '../src/serve/index.js';
+import { decodeDicom, dicomToImage } from '../src/data/dicom.js';
+import { loadExpertFile } from '../src/export/expert-file.js';
+import { predictProbs } from '../src/export/predict.js';
+import { REPO } from './helpers/pipeline.js';
 import { TASKS, INPUT, MEAN, writeDecomposition, writeExperts, writeImages, references, maxDiff, post, type TestImage } from './serve-fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-serve-predict-'));
@@ -129,6 +133,24 @@ describe('serve: answers equal the fused experts under a mixed concurrent load',
       assert.match(text, /^lorkd_requests_total\{task="retina",status="200"\} 1$/m);
       assert.match(text, /^lorkd_request_duration_seconds_count 1$/m);
       assert.match(text, /^lorkd_queue_depth 0$/m);
+    });
+  });
+
+  test('a DICOM upload equals the fused expert on the decoded frame', async () => {
+    const file = path.join(REPO, 'test', 'fixtures', 'dicom', 'MR_small.dcm');
+    const bytes = new Uint8Array(readFileSync(file));
+    const img = dicomToImage(decodeDicom(bytes, file));
+    const { model, meta } = loadExpertFile(path.join(expertDir, 'pneumonia.safetensors'));
+    let want: Float32Array;
+    try {
+      want = predictProbs(model, meta, img.data, 1, img.height, img.width)[0]!;
+    } finally {
+      model.dispose();
+    }
+    await withServer('eks', async (s) => {
+      const r = await post(s.url, { task: 'pneumonia', bytes, type: 'application/dicom' });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.ok(maxDiff(r.body.probs, Object.fromEntries(meta.classNames.map((c, k) => [c, want[k]!]))) <= 1e-4);
     });
   });
 

@@ -1,6 +1,7 @@
 // lorkd serve: one HTTP service for every department (docs/SERVE.md).
 import { type Command, Option } from 'commander';
 import { UserError } from '../tensor/errors.js';
+import { emptyCache } from '../tensor/index.js';
 import { MODES, type ServeMode, decompositionDepartments, expertDirDepartments } from '../serve/load.js';
 import { Service } from '../serve/service.js';
 import { checkBinding, startServer } from '../serve/server.js';
@@ -50,6 +51,7 @@ export function registerServe(program: Command): void {
         const defaults = o.input !== undefined ? { input: o.input } : {};
         const specs = o.decomposition ? decompositionDepartments(o.decomposition, o.mode, defaults) : expertDirDepartments(o.experts!);
         const service = new Service({ mode: o.mode, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue ?? 8 * o.maxBatch, defaults }, specs);
+        emptyCache(); // load-time temporaries (a checkpoint fused into experts and dropped) go back to the system
         const srv = await startServer(service, { host: o.host, port: o.port, token, maxBodyBytes: o.maxBodyBytes });
         const tasks = service.departments.list().map((d) => d.task);
         log(`listening on ${srv.url} (mode ${o.mode}, max batch ${o.maxBatch}, max wait ${o.maxWaitMs} ms; ${tasks.length} departments: ${tasks.join(', ')})`);

@@ -2,11 +2,12 @@
 // or an expert file (one task; a folder of them for --experts). What is kept depends on the mode:
 // `eks` keeps the unfused decomposition model only, `fused` one fused expert per department only,
 // `auto` both (it chooses per batch).
-import { closeSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DECOMPOSITION_FORMAT, readDecomposition } from '../lorkd/checkpoint.js';
 import { expertModel } from '../lorkd/deploy.js';
 import { loadExpertFile } from '../export/expert-file.js';
+import { fileFormat } from '../experiments/network-file.js';
 import { UserError } from '../tensor/errors.js';
 import { SharedDecomposition, disposeSpec, type DepartmentSpec, type Preprocessing } from './departments.js';
 
@@ -83,35 +84,6 @@ export function decompositionDepartments(file: string, mode: ServeMode, d: Prepr
   }
 }
 
-/**
- * The `lorkd_format` of a safetensors file, from its header alone (8-byte little-endian length,
- * then JSON whose `__metadata__` holds the strings), so nothing is loaded twice.
- */
-function lorkdFormat(file: string): string | undefined {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw new UserError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    const head = Buffer.alloc(8);
-    const n = head.length === readSync(fd, head, 0, 8, 0) ? Number(head.readBigUInt64LE(0)) : -1;
-    if (!(n > 1 && n <= 100 * 1024 * 1024)) throw new UserError(`${file}: not a safetensors file`);
-    const json = Buffer.alloc(n);
-    if (readSync(fd, json, 0, n, 8) !== n) throw new UserError(`${file}: truncated safetensors header`);
-    let header: { __metadata__?: Record<string, string> };
-    try {
-      header = JSON.parse(json.toString('utf8')) as typeof header;
-    } catch {
-      throw new UserError(`${file}: not a safetensors file (bad header)`);
-    }
-    return header.__metadata__?.lorkd_format;
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** One department from an expert file (served by its own plain model in every mode). */
 export function expertDepartment(file: string, name?: string): DepartmentSpec {
   const { model, meta } = loadExpertFile(file);
@@ -154,7 +126,7 @@ export function expertDirDepartments(dir: string): DepartmentSpec[] {
  * decomposition checkpoint (hot add/replace).
  */
 export function departmentFromFile(file: string, name: string, mode: ServeMode, task?: string, d: PreprocessingDefaults = {}): DepartmentSpec {
-  if (lorkdFormat(file) === DECOMPOSITION_FORMAT) return decompositionDepartments(file, mode, d, new Map([[task ?? name, name]]))[0]!;
+  if (fileFormat(file).format === DECOMPOSITION_FORMAT) return decompositionDepartments(file, mode, d, new Map([[task ?? name, name]]))[0]!;
   if (task !== undefined) throw new UserError(`${file}: an expert file holds one task; "task" is only for decomposition checkpoints`);
   return expertDepartment(file, name);
 }

@@ -99,6 +99,7 @@ export class ServeMetrics {
   readonly forwardSeconds = new Counter('lorkd_forward_seconds_total', 'Time spent in forward passes, by path.');
   readonly queueDepth = new Counter('lorkd_queue_depth', 'Requests waiting for a forward pass.', 'gauge');
   readonly inFlight = new Counter('lorkd_in_flight', 'Prediction requests being handled.', 'gauge');
+  readonly modelBytes = new Counter('lorkd_model_bytes', 'Bytes of the parameters and buffers of the models serving the departments (a shared model counted once).', 'gauge');
 
   constructor(maxBatch: number) {
     this.batchSize = new Histogram('lorkd_batch_size', 'Requests per micro-batch (all departments together).', powersOfTwo(maxBatch));
@@ -107,6 +108,6 @@ export class ServeMetrics {
   }
 
   text(): string {
-    return [this.requests, this.latency, this.batchSize, this.forwards, this.forwardSeconds, this.queueDepth, this.inFlight].map((m) => m.text()).join('\n') + '\n';
+    return [this.requests, this.latency, this.batchSize, this.forwards, this.forwardSeconds, this.queueDepth, this.inFlight, this.modelBytes].map((m) => m.text()).join('\n') + '\n';
   }
 }

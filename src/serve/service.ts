@@ -3,7 +3,8 @@
 // it finishes on that version even if the department is replaced or removed meanwhile.
 import { performance } from 'node:perf_hooks';
 import { imagesToTensor, type Triple } from '../data/transforms.js';
-import { keep } from '../tensor/index.js';
+import { DTYPE_BYTES, keep, tidy } from '../tensor/index.js';
+import type { Module } from '../nn/module.js';
 import { UserError } from '../tensor/errors.js';
 import { Batcher, type BatcherOptions } from './batcher.js';
 import { decodeUpload } from './decode.js';
@@ -77,7 +78,20 @@ export class Service {
       disposeSpec(spec);
       throw new UserError(`${spec.source}: ${spec.preprocessing.channels}-channel models are not supported; lorkd serves 3-channel experts`);
     }
-    return this.departments.put(spec);
+    const r = this.departments.put(spec);
+    this.#countModelBytes();
+    return r;
+  }
+
+  /** The lorkd_model_bytes gauge: state-dict bytes of every model the current departments hold. */
+  #countModelBytes(): void {
+    const models = new Set<Module>();
+    for (const d of this.departments.list()) {
+      if (d.eks) models.add(d.eks.shared.model);
+      if (d.plain) models.add(d.plain);
+    }
+    const bytes = tidy(() => [...models].reduce((a, m) => a + [...m.stateDict().values()].reduce((b, t) => b + t.numel * DTYPE_BYTES[t.dtype], 0), 0));
+    this.metrics.modelBytes.set({}, bytes);
   }
 
   /**
@@ -169,6 +183,7 @@ export class Service {
   /** Hot remove; requests already running on it finish. */
   remove(name: string): { task: string; version: number } | null {
     const v = this.departments.remove(name);
+    this.#countModelBytes();
     return v ? { task: name, version: v.version } : null;
   }
 
