@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
 import { loadTasks } from '../data/medmnist.js';
+import type { TaskData } from '../data/dataset.js';
 import { DEFAULT_TASKS } from '../experiments/data-options.js';
 import { discoverGroups, groupCka, groupMig, probeSet, type NetworkGroup } from '../experiments/analysis.js';
 import { gradcamFigure } from '../experiments/gradcam.js';
@@ -42,6 +43,28 @@ function writeJson(dir: string, name: string, value: unknown): string {
   const f = path.join(dir, name);
   writeFileSync(f, JSON.stringify(value, null, 2) + '\n');
   return f;
+}
+
+/** Runs one analysis over every group of the inputs (with progress) and writes `<analysis>.json`. */
+function perGroup<R>(
+  analysis: 'mig' | 'cka',
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  o: any,
+  fn: (g: NetworkGroup, probe: TaskData[]) => R,
+  extra: Record<string, unknown> = {},
+): { results: R[]; value: Record<string, unknown>; file: string } {
+  const { groups, tasks, outDir } = inputsOf(o);
+  const probe = probeSet(loadTasks(tasks), o.perTask);
+  const p = progressOf(o);
+  p.start(`[${analysis}] groups`, groups.length);
+  const results = groups.map((g, i) => {
+    const r = fn(g, probe);
+    p.update(i + 1, {});
+    return r;
+  });
+  p.stop();
+  const value = { analysis, tasks: probe.map((t) => t.name), per_task: o.perTask, ...extra, groups: results };
+  return { results, value, file: writeJson(outDir, `${analysis}.json`, value) };
 }
 
 const groupOptions = (c: Command): Command =>
@@ -83,18 +106,7 @@ export function registerAnalyze(program: Command): void {
     .option('--bins <n>', 'histogram bins per latent', intOption('bins', 2), 20)
     .action((o) =>
       run(() => {
-        const { groups, tasks, outDir } = inputsOf(o);
-        const probe = probeSet(loadTasks(tasks), o.perTask);
-        const p = progressOf(o);
-        p.start('[mig] groups', groups.length);
-        const results = groups.map((g, i) => {
-          const r = groupMig(g, probe, o.bins);
-          p.update(i + 1, {});
-          return r;
-        });
-        p.stop();
-        const value = { analysis: 'mig', tasks: probe.map((t) => t.name), per_task: o.perTask, bins: o.bins, groups: results };
-        const file = writeJson(outDir, 'mig.json', value);
+        const { results, value, file } = perGroup('mig', o, (g, probe) => groupMig(g, probe, o.bins), { bins: o.bins });
         emit(!!o.json, { ...value, file }, () =>
           table(['group', 'MIG', 'task gap', 'class gap', 'skipped'], results.map((r) => [r.label, fmt(r.mig), fmt(r.factors[0]!.gap), fmt(r.factors[1]!.gap), r.skipped.join(' ') || '-'])) + `\n${file}`,
         );
@@ -105,18 +117,7 @@ export function registerAnalyze(program: Command): void {
     .description("linear CKA between each group's per-task networks on the same probe images; writes cka.json")
     .action((o) =>
       run(() => {
-        const { groups, tasks, outDir } = inputsOf(o);
-        const probe = probeSet(loadTasks(tasks), o.perTask);
-        const p = progressOf(o);
-        p.start('[cka] groups', groups.length);
-        const results = groups.map((g, i) => {
-          const r = groupCka(g, probe);
-          p.update(i + 1, {});
-          return r;
-        });
-        p.stop();
-        const value = { analysis: 'cka', tasks: probe.map((t) => t.name), per_task: o.perTask, groups: results };
-        const file = writeJson(outDir, 'cka.json', value);
+        const { results, value, file } = perGroup('cka', o, groupCka);
         emit(!!o.json, { ...value, file }, () =>
           results.map((r) => `${r.label} (${r.n} images)\n` + table(['', ...r.networks.map((n) => n.name)], r.matrix.map((row, i) => [r.networks[i]!.name, ...row.map(fmt)]))).join('\n\n') + `\n${file}`,
         );
