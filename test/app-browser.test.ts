@@ -249,6 +249,41 @@ test('a chosen folder is read recursively (hidden files and other types skipped)
   assert.match((await page.textContent('#progress-text'))!, /3 files done/);
 });
 
+/** What the drop test uses of the page's window (this project compiles without the DOM types). */
+interface DropWindow {
+  DataTransfer: new () => { items: { add(f: unknown): void } };
+  File: new (parts: unknown[], name: string, o: { type: string }) => unknown;
+  DragEvent: new (type: string, init: { dataTransfer: unknown; bubbles: boolean; cancelable: boolean }) => unknown;
+  document: { getElementById(id: string): { dispatchEvent(e: unknown): boolean } };
+  atob(s: string): string;
+}
+
+test('files dropped on the drop zone are classified', { skip, timeout: 60_000 }, async () => {
+  const before = (await rows()).length;
+  const f = fx.experts[0]!.images[1]!;
+  await page.evaluate(
+    ({ b64, name }) => {
+      const w = globalThis as unknown as DropWindow;
+      const bytes = Uint8Array.from(w.atob(b64), (c) => c.charCodeAt(0));
+      const dt = new w.DataTransfer();
+      dt.items.add(new w.File([bytes], name, { type: 'image/png' }));
+      w.document.getElementById('drop').dispatchEvent(new w.DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    },
+    { b64: readFileSync(f).toString('base64'), name: path.basename(f) },
+  );
+  await page.waitForFunction(
+    (n) => {
+      const doc = (globalThis as unknown as { document: PageDocument }).document;
+      return doc.querySelectorAll('#results tbody tr').length === n && doc.body.dataset.busy === '0';
+    },
+    before + 1,
+    { timeout: 30_000 },
+  );
+  const r = (await rows())[before]!;
+  assert.equal(r.file, path.basename(f));
+  checkAgainstPredict(r, 'breastmnist', fx.experts[0]!.meta.classNames);
+});
+
 test('Save as CSV writes every row with the numbers of the table', { skip, timeout: 60_000 }, async () => {
   const table = await rows();
   assert.ok(table.length > 0, 'the first test filled the table');

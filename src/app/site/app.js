@@ -269,6 +269,12 @@ function wireInputs() {
     drop.classList.add('over');
   });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      $('files').click();
+    }
+  });
   drop.addEventListener('drop', async (e) => {
     e.preventDefault();
     drop.classList.remove('over');
@@ -344,7 +350,8 @@ async function main() {
   const sel = $('expert');
   for (const e of state.manifest.experts) sel.append(el('option', { value: e.id, textContent: `${e.task} (${e.class_names.length} classes)` }));
   showExpertInfo();
-  await session(currentExpert());
+  // A model that fails to load is reported beside the department (showExpertInfo); the others stay usable.
+  await session(currentExpert()).catch(() => undefined);
   const iso = globalThis.crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated: one thread';
   $('runtime').textContent = `onnxruntime-web ${ort.env.versions?.web ?? ''} · wasm · ${threads} thread${threads > 1 ? 's' : ''} (${iso})`;
   $('runtime').dataset.state = 'ready';
