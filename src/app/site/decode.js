@@ -5,11 +5,12 @@
 // own decoders are not used: they premultiply alpha, round 16-bit samples differently and may
 // apply colour profiles.
 
-import { decodeDicom, isDicom } from './dicom.js';
+import { decodeDicom } from './dicom.js';
 import { decodePng } from './png.js';
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const isPng = (b) => b.length >= 8 && PNG_MAGIC.every((v, i) => b[i] === v);
+const isDicom = (b) => b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
 const isJpeg = (b) => b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 
 /** Interleaved pixels (`step` bytes each, R G B first) -> CHW planes; alpha is dropped. */
