@@ -260,7 +260,11 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
       for (const k of mixes) {
         for (const mode of o.modes) {
           o.log(`run ${rep + 1}/${o.repeats}: ${k} departments, ${mode}, ${o.warmupSeconds} s warm-up + ${o.seconds} s`);
-          runs.push(await runOnce(mode, k));
+          try {
+            runs.push(await runOnce(mode, k));
+          } catch (e) {
+            o.log(`run failed, left out: ${(e as Error).message.split('\n')[0]}`);
+          }
         }
       }
     }
@@ -272,9 +276,9 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
   const rows = mixes.flatMap((k) =>
     o.modes.map((mode) => {
       const mine = runs.filter((r) => r.departments === k && r.mode === mode).sort((a, b) => a.req_per_s - b.req_per_s);
-      return { ...mine[Math.floor((mine.length - 1) / 2)]!, runs: mine.map((r) => Math.round(r.req_per_s * 10) / 10) };
+      return mine.length ? [{ ...mine[Math.floor((mine.length - 1) / 2)]!, runs: mine.map((r) => Math.round(r.req_per_s * 10) / 10) }] : [];
     }),
-  );
+  ).flat();
   const { log: _log, ...settings } = o;
   return { rows, settings: { ...settings, loadavg_1m: loadavg()[0] } };
 }

@@ -94,6 +94,14 @@ describe('serve: bad requests get 4xx and one line of JSON', () => {
       assertError(await bad('breast', 'hello', 'text/plain'), 415, /content type "text\/plain"/);
       assertError(await bad('breast', 'a=b', 'application/x-www-form-urlencoded'), 415);
       assertError(await bad('breast', new Uint8Array(8192), 'image/png'), 413, /4096/);
+      // A chunked body (no Content-Length) past the limit is cut off too.
+      const chunks = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < 4; i++) c.enqueue(new Uint8Array(2000));
+          c.close();
+        },
+      });
+      assertError(await raw(s.url, '/v1/predict?task=breast', { method: 'POST', body: chunks, headers: { 'content-type': 'image/png' }, duplex: 'half' } as RequestInit), 413);
       const form = new FormData();
       form.append('note', 'no file here');
       assertError(await raw(s.url, '/v1/predict?task=breast', { method: 'POST', body: form }), 400, /no file/);

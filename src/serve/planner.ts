@@ -43,14 +43,15 @@ const bucket = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 export function passes(jobs: Job[], eks: (j: Job) => boolean): Pass[] {
   const shared = new Map<SharedDecomposition, Job[]>();
   const plain = new Map<ImageClassifier, Job[]>();
+  const add = <K>(m: Map<K, Job[]>, k: K, j: Job) => (m.get(k) ?? m.set(k, []).get(k)!).push(j);
   for (const j of jobs) {
     const v = j.version;
-    if (v.eks && (eks(j) || !v.plain)) shared.set(v.eks.shared, [...(shared.get(v.eks.shared) ?? []), j]);
-    else plain.set(v.plain!, [...(plain.get(v.plain!) ?? []), j]);
+    if (v.eks && (eks(j) || !v.plain)) add(shared, v.eks.shared, j);
+    else add(plain, v.plain!, j);
   }
   return [
-    // EKS rows sorted by task index (stable), as forwardRouted takes them.
-    ...[...shared].map(([s, js]) => ({ path: 'eks' as const, shared: s, jobs: js.map((j, i) => [j, i] as const).sort((a, b) => a[0].version.eks!.index - b[0].version.eks!.index || a[1] - b[1]).map(([j]) => j) })),
+    // EKS rows sorted by task index (Array.prototype.sort is stable), as forwardRouted takes them.
+    ...[...shared].map(([s, js]) => ({ path: 'eks' as const, shared: s, jobs: js.sort((a, b) => a.version.eks!.index - b.version.eks!.index) })),
     ...[...plain].map(([model, js]) => ({ path: 'plain' as const, model, jobs: js })),
   ];
 }

@@ -115,7 +115,14 @@ export class Service {
       v.acquire();
       version = v;
       this.#checkQueue();
-      const { bytes, name } = await read();
+      let body: { bytes: Uint8Array; name: string };
+      try {
+        body = await read();
+      } catch (e) {
+        // A body the client broke off (or the framework could not read) is the request's fault.
+        throw e instanceof HttpError ? e : new HttpError(400, `cannot read the request body (${(e as Error)?.message ?? String(e)})`);
+      }
+      const { bytes, name } = body;
       const img = decodeUpload(bytes, name);
       const p = v.preprocessing;
       const input = keep(imagesToTensor(img.data, 1, img.height, img.width, { size: p.inputSize, mean: p.mean as unknown as Triple, std: p.std as unknown as Triple }));
