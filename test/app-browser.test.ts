@@ -138,9 +138,8 @@ async function rows(): Promise<Row[]> {
   );
 }
 
-/** Gives files to the page's file input and waits until the table has `total` rows and the page is idle. */
-async function classify(files: string[], total: number): Promise<void> {
-  await page.setInputFiles('#files', files);
+/** Waits until the table has `total` rows and the page is idle. */
+async function waitForRows(total: number): Promise<void> {
   await page.waitForFunction(
     (n) => {
       const doc = (globalThis as unknown as { document: PageDocument }).document;
@@ -149,6 +148,12 @@ async function classify(files: string[], total: number): Promise<void> {
     total,
     { timeout: 30_000 },
   );
+}
+
+/** Gives files to the page's file input and waits until the table has `total` rows and the page is idle. */
+async function classify(files: string[], total: number): Promise<void> {
+  await page.setInputFiles('#files', files);
+  await waitForRows(total);
 }
 
 /** The largest |page - lorkd| probability difference seen (reported as a diagnostic). */
@@ -234,14 +239,7 @@ test('a chosen folder is read recursively (hidden files and other types skipped)
   copyFileSync(breast.images[1]!, path.join(root, '.hidden.png'));
   await page.selectOption('#expert', 'breastmnist');
   await page.setInputFiles('#folder', root);
-  await page.waitForFunction(
-    (n) => {
-      const doc = (globalThis as unknown as { document: PageDocument }).document;
-      return doc.querySelectorAll('#results tbody tr').length === n && doc.body.dataset.busy === '0';
-    },
-    before + 3,
-    { timeout: 30_000 },
-  );
+  await waitForRows(before + 3);
   const got = (await rows()).slice(before);
   assert.deepEqual(got.map((r) => r.file), ['ward-7/a-first/CT_small.dcm', 'ward-7/a-first/breastmnist-test-0.png', 'ward-7/b-second/mednist-hand.jpeg']);
   // Copies of files classified before: the same numbers as lorkd's.
@@ -271,14 +269,7 @@ test('files dropped on the drop zone are classified', { skip, timeout: 60_000 },
     },
     { b64: readFileSync(f).toString('base64'), name: path.basename(f) },
   );
-  await page.waitForFunction(
-    (n) => {
-      const doc = (globalThis as unknown as { document: PageDocument }).document;
-      return doc.querySelectorAll('#results tbody tr').length === n && doc.body.dataset.busy === '0';
-    },
-    before + 1,
-    { timeout: 30_000 },
-  );
+  await waitForRows(before + 1);
   const r = (await rows())[before]!;
   assert.equal(r.file, path.basename(f));
   checkAgainstPredict(r, 'breastmnist', fx.experts[0]!.meta.classNames);
