@@ -3,7 +3,8 @@
 // output equals ReLU(sum_k w_ck A_k) computed directly from lorkd's own feature map, and equals
 // Grad-CAM from lorkd's autograd up to 1 / (h w); batch is dynamic; the metadata carries the
 // preprocessing record; the schema is the vendored onnx.proto's; `lorkd export --format onnx`
-// from an expert file and from a run; one-line CLI errors; the optional python3-onnx checker.
+// from an expert file and from a run; one-line CLI errors; the optional python3-onnx checker;
+// predict with the .onnx file equals predict with the .safetensors expert.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -12,12 +13,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import * as ort from 'onnxruntime-node';
-import { type Tensor, keep, manualSeed, noGrad, randnLike, setNumThreads, tensor, tidy } from '../src/tensor/index.js';
+import { type Tensor, keep, manualSeed, noGrad, randnLike, setNumThreads, tensor, tidy, UserError } from '../src/tensor/index.js';
 import { createModel, type ImageClassifier } from '../src/models/index.js';
 import { BatchNorm2d } from '../src/nn/index.js';
 import { loadMedMnist } from '../src/data/medmnist.js';
 import { type ExpertMeta, saveExpertFile } from '../src/export/expert-file.js';
-import { preprocess } from '../src/export/predict.js';
+import { predictInputs, predictInputsOnnx, preprocess } from '../src/export/predict.js';
 import { decodeModel, expertToOnnx, ONNX_OPSET } from '../src/export/onnx/index.js';
 import { featureModules } from '../src/export/onnx/emit.js';
 import { ONNX_SCHEMA } from '../src/export/onnx/schema.js';
@@ -316,4 +317,33 @@ test('python3-onnx checker accepts the file (full check, with shape inference)',
   const r = spawnSync(PYTHON, ['-c', 'import onnx,sys; m=onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); print(m.opset_import[0].version, len(m.graph.node))', file], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^13 \d+/);
+});
+
+test('predict with the .onnx file (onnxruntime-node) gives the probabilities of predict with the .safetensors expert', async () => {
+  const b = shuffle.breast!;
+  const expert = path.join(dir, 'breast-predict.safetensors');
+  const onnx = path.join(dir, 'breast-predict.onnx');
+  saveExpertFile(expert, b.model, b.meta);
+  writeFileSync(onnx, b.bytes);
+  const folder = path.join(dir, 'images');
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(path.join(folder, 'mr.dcm'), readFileSync(path.join(REPO, 'test', 'fixtures', 'dicom', 'MR_small.dcm')));
+  writeFileSync(path.join(folder, 'bad.dcm'), new Uint8Array(10));
+  const inputs = [bundled('breastmnist'), folder];
+  const opts = { limit: 40, batchSize: 16 };
+  const want = predictInputs(expert, inputs, opts);
+  const got = await predictInputsOnnx(onnx, inputs, opts);
+  assert.equal(got.predictions.length, 40);
+  assert.deepEqual(got.predictions.map((p) => [p.input, p.index, p.class, p.label]), want.predictions.map((p) => [p.input, p.index, p.class, p.label]));
+  let worst = 0;
+  got.predictions.forEach((p, i) => b.meta.classNames.forEach((c) => (worst = Math.max(worst, Math.abs(p.probs[c]! - want.predictions[i]!.probs[c]!)))));
+  assert.ok(worst < 1e-5, `probabilities differ by ${worst}`);
+  // The limit (40) is reached inside the npz: the folder is not read.
+  assert.deepEqual(got.failures, []);
+  const all = await predictInputsOnnx(onnx, [folder], {});
+  assert.deepEqual(all.predictions.map((p) => path.basename(p.input)), ['mr.dcm']);
+  assert.deepEqual(all.failures.map((f) => path.basename(f.input)), ['bad.dcm']);
+  await assert.rejects(predictInputsOnnx(path.join(dir, 'none.onnx'), [folder]), /none\.onnx: ONNX file not found/);
+  writeFileSync(path.join(dir, 'plain.onnx'), new Uint8Array([8, 7]));
+  await assert.rejects(predictInputsOnnx(path.join(dir, 'plain.onnx'), [folder]), (e: Error) => e instanceof UserError && /plain\.onnx: not a lorkd ONNX expert/.test(e.message));
 });

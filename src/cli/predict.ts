@@ -4,7 +4,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UserError } from '../tensor/errors.js';
 import { SPLITS, type Split } from '../data/dataset.js';
-import { type PredictReport, predictInputs } from '../export/predict.js';
+import { type PredictInputsOptions, type PredictReport, predictInputs, predictInputsOnnx } from '../export/predict.js';
 import { accuracy, auc } from '../eval/metrics.js';
 import { createProgress } from '../experiments/progress.js';
 import { emit, intOption, run, table } from './output.js';
@@ -71,8 +71,8 @@ const summary = (r: PredictReport): string =>
 export function registerPredict(program: Command): void {
   program
     .command('predict')
-    .description('predict classes with an exported expert (.safetensors) on MedMNIST-format .npz files, PNG/JPEG/DICOM files and folders of them (bad files are reported and skipped; exit status 1 when any failed)')
-    .requiredOption('--model <file>', 'expert file written by lorkd export')
+    .description('predict classes with an exported expert (.safetensors or .onnx) on MedMNIST-format .npz files, PNG/JPEG/DICOM files and folders of them (bad files are reported and skipped; exit status 1 when any failed)')
+    .requiredOption('--model <file>', 'expert file written by lorkd export: .safetensors (run by lorkd) or .onnx (run by onnxruntime-node)')
     .requiredOption('--input <path>', 'a .npz (MedMNIST layout), an image (PNG, JPEG, DICOM) or a folder of images (recursive; class subfolders named after the classes give labels); repeat for more', collect, [])
     .addOption(new Option('--split <split>', 'split of .npz inputs').choices(SPLITS).default('test'))
     .option('--limit <n>', 'predict at most n images', parsed(intOption('limit')))
@@ -80,10 +80,10 @@ export function registerPredict(program: Command): void {
     .option('--quiet', 'no progress on stderr (bad files are still reported)')
     .option('--json', 'print one JSON object')
     .action((o: PredictCliOptions) =>
-      run(() => {
+      run(async () => {
         const progress = createProgress({ quiet: !!o.quiet });
         let started = false;
-        const r = predictInputs(o.model, o.input, {
+        const options: PredictInputsOptions = {
           split: o.split, limit: o.limit, batchSize: o.batchSize,
           onFailure: (f) => process.stderr.write(`lorkd: ${f.error}\n`),
           onProgress: (done, total) => {
@@ -92,7 +92,8 @@ export function registerPredict(program: Command): void {
             started = true;
             progress.update(done, {});
           },
-        });
+        };
+        const r = o.model.toLowerCase().endsWith('.onnx') ? await predictInputsOnnx(o.model, o.input, options) : predictInputs(o.model, o.input, options);
         if (started) progress.stop();
         const metrics = metricsOf(r);
         const counts = { predicted: r.predictions.length, failed: r.failures.length, skipped: r.skipped };

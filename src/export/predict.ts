@@ -13,6 +13,7 @@ import { isDicom } from '../data/dicom.js';
 import { imagesToTensor, type Triple } from '../data/transforms.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import { type ExpertMeta, loadExpertFile } from './expert-file.js';
+import { loadOnnxExpert, softmaxRows } from './onnx/runtime.js';
 
 /** The prediction for one image. */
 export interface Prediction {
@@ -86,21 +87,6 @@ export function predictProbs(model: ImageClassifier, meta: ExpertMeta, images: U
     const m = Math.min(batchSize, n - b);
     out.push(...probsOf(model, () => preprocess(meta, images.subarray(b * per, (b + m) * per), m, height, width)));
   }
-  return out;
-}
-
-/** Class probabilities of decoded images of any sizes: each is preprocessed on its own, then they run as one batch. */
-function probsOfImages(model: ImageClassifier, meta: ExpertMeta, imgs: Image[]): Float32Array[] {
-  return probsOf(model, () => cat(imgs.map((im) => preprocess(meta, im.data, 1, im.height, im.width)), 0));
-}
-
-/**
- * Class probabilities of image files (PNG, JPEG, DICOM) of any sizes, in batches of `batchSize`.
- * The first unreadable file throws its UserError.
- */
-export function predictImageFiles(model: ImageClassifier, meta: ExpertMeta, files: string[], batchSize = 256): Float32Array[] {
-  const out: Float32Array[] = [];
-  for (let b = 0; b < files.length; b += batchSize) out.push(...probsOfImages(model, meta, files.slice(b, b + batchSize).map(readImage)));
   return out;
 }
 
@@ -190,6 +176,108 @@ function checkOptions(opts: PredictOptions): { split: Split; limit: number; batc
   return { split, limit, batchSize };
 }
 
+/** One batch of preprocessed images (owned by the consumer: dispose it) and where each row came from. */
+interface Batch {
+  x: Tensor;
+  rows: { input: string; index?: number; label?: number }[];
+}
+
+/** Collects failures (each reported through onFailure as it is met) and builds prediction rows. */
+class Run {
+  readonly report: PredictReport = { predictions: [], failures: [], skipped: 0 };
+  constructor(
+    readonly meta: ExpertMeta,
+    readonly opts: PredictInputsOptions,
+  ) {}
+
+  fail(input: string, e: unknown): void {
+    if (!(e instanceof UserError)) throw e;
+    const f = { input, error: e.message.split('\n')[0]! };
+    this.report.failures.push(f);
+    this.opts.onFailure?.(f);
+  }
+
+  /** Appends the predictions of a batch from its probabilities (row-major, one row per image). */
+  add(batch: Batch, probs: ArrayLike<number>): void {
+    const names = this.meta.classNames;
+    const k = names.length;
+    batch.rows.forEach((r, i) => {
+      let best = 0;
+      for (let j = 1; j < k; j++) if (probs[i * k + j]! > probs[i * k + best]!) best = j;
+      this.report.predictions.push({
+        input: r.input,
+        ...(r.index !== undefined ? { index: r.index } : {}),
+        class: names[best]!,
+        probs: Object.fromEntries(names.map((c, j) => [c, probs[i * k + j]!])),
+        ...(r.label !== undefined ? { label: names[r.label]! } : {}),
+      });
+    });
+  }
+}
+
+/**
+ * The preprocessed batches of `inputs` in input order, at most `limit` images: .npz splits in
+ * slices of batchSize, image files (folders expanded) gathered batchSize at a time. A bad input is
+ * reported to `run` and skipped. The consumer must take each batch's predictions (run.add) before
+ * asking for the next one, so that the limit counts them.
+ */
+function* batches(run: Run, inputs: string[], o: { split: Split; limit: number; batchSize: number }): Generator<Batch> {
+  const { meta, report } = run;
+  const names = meta.classNames;
+  type Item = { npz: string } | FileItem;
+  const items: Item[] = [];
+  for (const input of inputs) {
+    if (isNpz(input) && !isFolder(input)) items.push({ npz: input });
+    else if (isFolder(input)) {
+      const found = walkFolder(input, names, report);
+      if (found.length === 0) run.fail(input, new UserError(`${input}: no PNG, JPEG or DICOM files in this folder`));
+      items.push(...found);
+    } else items.push({ file: input });
+  }
+  const total = Math.min(o.limit, items.reduce((n, it) => n + ('npz' in it ? 0 : 1), 0));
+  let pending: { item: FileItem; img: Image }[] = [];
+  const room = (): number => o.limit - report.predictions.length - pending.length;
+  function* flush(): Generator<Batch> {
+    if (!pending.length) return;
+    const imgs = pending;
+    pending = [];
+    const x = tidy(() => cat(imgs.map(({ img }) => preprocess(meta, img.data, 1, img.height, img.width)), 0));
+    yield { x, rows: imgs.map(({ item }) => ({ input: item.file, ...(item.label !== undefined ? { label: item.label } : {}) })) };
+    run.opts.onProgress?.(report.predictions.length, total);
+  }
+  for (const it of items) {
+    if (room() <= 0) break;
+    if ('npz' in it) {
+      yield* flush();
+      let s;
+      try {
+        s = loadMedMnist(it.npz).splits[o.split];
+        const n = Math.min(s.n, room());
+        const bad = s.labels.subarray(0, n).findIndex((l) => l >= names.length);
+        if (bad >= 0) throw new UserError(`${it.npz}: ${o.split} label ${s.labels[bad]} (sample ${bad}) is out of range for expert "${meta.task}" with ${names.length} classes`);
+      } catch (e) {
+        run.fail(it.npz, e);
+        continue;
+      }
+      const n = Math.min(s.n, room());
+      const per = 3 * s.height * s.width;
+      for (let b = 0; b < n; b += o.batchSize) {
+        const m = Math.min(o.batchSize, n - b);
+        const x = preprocess(meta, s.images.subarray(b * per, (b + m) * per), m, s.height, s.width);
+        yield { x, rows: Array.from({ length: m }, (_, k) => ({ input: it.npz, index: b + k, label: s.labels[b + k]! })) };
+      }
+      continue;
+    }
+    try {
+      pending.push({ item: it, img: readImage(it.file) });
+    } catch (e) {
+      run.fail(it.file, e);
+    }
+    if (pending.length >= o.batchSize) yield* flush();
+  }
+  yield* flush();
+}
+
 /**
  * Runs the expert in `file` on `inputs`: MedMNIST-format .npz files (the `split` of each; its
  * labels are reported as `label`), image files (PNG, JPEG or DICOM, any size; resized to the
@@ -198,79 +286,44 @@ function checkOptions(opts: PredictOptions): { split: Split; limit: number; batc
  * the others are predicted all the same. A bad expert file or bad options throw a UserError.
  */
 export function predictInputs(file: string, inputs: string[], opts: PredictInputsOptions = {}): PredictReport {
-  const { split, limit, batchSize } = checkOptions(opts);
+  const o = checkOptions(opts);
   if (inputs.length === 0) throw new UserError('no inputs given');
   const { model, meta } = loadExpertFile(file);
-  const report: PredictReport = { predictions: [], failures: [], skipped: 0 };
-  const names = meta.classNames;
-  const fail = (input: string, e: unknown): void => {
-    if (!(e instanceof UserError)) throw e;
-    const f = { input, error: e.message.split('\n')[0]! };
-    report.failures.push(f);
-    opts.onFailure?.(f);
-  };
-  const row = (input: string, p: Float32Array, index?: number, label?: number): Prediction => {
-    let best = 0;
-    for (let k = 1; k < p.length; k++) if (p[k]! > p[best]!) best = k;
-    return {
-      input,
-      ...(index !== undefined ? { index } : {}),
-      class: names[best]!,
-      probs: Object.fromEntries(names.map((c, k) => [c, p[k]!])),
-      ...(label !== undefined ? { label: names[label]! } : {}),
-    };
-  };
   try {
-    // Expand folders first, so progress knows the total.
-    type Item = { npz: string } | FileItem;
-    const items: Item[] = [];
-    for (const input of inputs) {
-      if (isNpz(input) && !isFolder(input)) items.push({ npz: input });
-      else if (isFolder(input)) {
-        const found = walkFolder(input, names, report);
-        if (found.length === 0) fail(input, new UserError(`${input}: no PNG, JPEG or DICOM files in this folder`));
-        items.push(...found);
-      } else items.push({ file: input });
-    }
-    const total = Math.min(limit, items.reduce((n, it) => n + ('npz' in it ? 0 : 1), 0));
-    let done = 0;
-    let pending: { item: FileItem; img: Image }[] = [];
-    const flush = (): void => {
-      if (!pending.length) return;
-      const probs = probsOfImages(model, meta, pending.map((p) => p.img));
-      probs.forEach((p, k) => report.predictions.push(row(pending[k]!.item.file, p, undefined, pending[k]!.item.label)));
-      done += pending.length;
-      pending = [];
-      opts.onProgress?.(done, total);
-    };
-    const room = (): number => limit - report.predictions.length - pending.length;
-    for (const it of items) {
-      if (room() <= 0) break;
-      if ('npz' in it) {
-        flush();
-        try {
-          const s = loadMedMnist(it.npz).splits[split];
-          const n = Math.min(s.n, room());
-          const bad = s.labels.subarray(0, n).findIndex((l) => l >= names.length);
-          if (bad >= 0) throw new UserError(`${it.npz}: ${split} label ${s.labels[bad]} (sample ${bad}) is out of range for expert "${meta.task}" with ${names.length} classes`);
-          const probs = predictProbs(model, meta, s.images.subarray(0, n * 3 * s.height * s.width), n, s.height, s.width, batchSize);
-          probs.forEach((p, k) => report.predictions.push(row(it.npz, p, k, s.labels[k]!)));
-        } catch (e) {
-          fail(it.npz, e);
-        }
-        continue;
-      }
+    const run = new Run(meta, opts);
+    for (const b of batches(run, inputs, o)) {
       try {
-        pending.push({ item: it, img: readImage(it.file) });
-      } catch (e) {
-        fail(it.file, e);
+        run.add(b, tidy(() => noGrad(() => softmax(model.forward(b.x), 1).toArray() as Float32Array)));
+      } finally {
+        b.x.dispose();
       }
-      if (pending.length >= batchSize) flush();
     }
-    flush();
-    return report;
+    return run.report;
   } finally {
     model.dispose();
+  }
+}
+
+/**
+ * predictInputs with an ONNX file written by `lorkd export --format onnx`, run by
+ * onnxruntime-node (preprocessing from its metadata_props, softmax of its `logits`).
+ */
+export async function predictInputsOnnx(file: string, inputs: string[], opts: PredictInputsOptions = {}): Promise<PredictReport> {
+  const o = checkOptions(opts);
+  if (inputs.length === 0) throw new UserError('no inputs given');
+  const expert = await loadOnnxExpert(file);
+  try {
+    const run = new Run(expert.meta, opts);
+    for (const b of batches(run, inputs, o)) {
+      try {
+        run.add(b, softmaxRows(await expert.logits(b.x), expert.meta.classNames.length));
+      } finally {
+        b.x.dispose();
+      }
+    }
+    return run.report;
+  } finally {
+    await expert.release();
   }
 }
 
