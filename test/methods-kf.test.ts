@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type Tensor, tensor, tidy, noGrad, manualSeed, randn, keep, UserError } from '../src/tensor/index.js';
+import { type Tensor, tensor, tidy, noGrad, manualSeed, randn, keep, memory, UserError } from '../src/tensor/index.js';
 import { SGD } from '../src/optim/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { loadExpertFile } from '../src/export/expert-file.js';
@@ -104,13 +104,16 @@ test('KF trains (finite, decreasing loss) and deploys CKN + TSN_t with the train
     m.module.eval();
     const opt = new SGD(m.module.parameters(), { lr: 0.2 });
     const losses: number[] = [];
+    const live: number[] = [];
     for (let s = 0; s < 5; s++) {
       tidy(() => {
         m.module.zeroGrad();
         losses.push(m.backward(batch).item());
         opt.step();
       });
+      live.push(memory().liveTensors);
     }
+    assert.ok(live.every((n) => n === live[0]), `live tensors grow over steps: ${live}`);
     opt.dispose();
     m.module.train();
     assert.ok(losses.every(Number.isFinite), `losses ${losses}`);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type Tensor, tensor, tidy, noGrad, manualSeed, cat } from '../src/tensor/index.js';
+import { type Tensor, tensor, tidy, noGrad, manualSeed, cat, memory } from '../src/tensor/index.js';
 import { SGD } from '../src/optim/index.js';
 import { loadExpertFile } from '../src/export/expert-file.js';
 import { symmetricEigen } from '../src/experiments/methods/eigen.js';
@@ -182,6 +182,7 @@ function trainSteps(m: Method, steps: number, counts = [3, 4, 2]): number[] {
   const batch = taskBatch(counts);
   const opt = new SGD(m.module.parameters(), { lr: 0.2 });
   const losses: number[] = [];
+  const live: number[] = [];
   try {
     for (let s = 0; s < steps; s++) {
       tidy(() => {
@@ -189,7 +190,9 @@ function trainSteps(m: Method, steps: number, counts = [3, 4, 2]): number[] {
         losses.push(m.backward(batch).item());
         opt.step();
       });
+      live.push(memory().liveTensors);
     }
+    assert.ok(live.every((n) => n === live[0]), `live tensors grow over steps: ${live}`);
   } finally {
     opt.dispose();
     batch.dispose();
