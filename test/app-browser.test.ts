@@ -9,6 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -22,7 +23,19 @@ import { type AppFixture, makeAppFixture } from './app-fixture.js';
 import { lastJson, lorkdOk, REPO } from './helpers/pipeline.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (install Debian's chromium to run the browser app test)`;
+const hasPlaywright = ((): boolean => {
+  try {
+    createRequire(import.meta.url).resolve('playwright-core');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const skip = !existsSync(CHROMIUM)
+  ? `${CHROMIUM} is missing (install Debian's chromium to run the browser app test)`
+  : !hasPlaywright
+    ? 'the npm package playwright-core is not installed (npm ci installs it)'
+    : false;
 const TOL = 1e-4;
 const DICOM_DIR = path.join(REPO, 'test', 'fixtures', 'dicom');
 /** DICOM files the page reads (16-bit signed with rescale, RLE, deflated, MONOCHROME1) and one it refuses (JPEG-LS). */

@@ -216,6 +216,12 @@ test("the page's PNG decoder gives lorkd's (pngjs's) pixels: every colour type a
   flipped[40] = flipped[40]! ^ 0xff;
   assert.throws(() => decodePng(flipped, 'x.png', (b) => new Uint8Array(inflateSync(b))), /^Error: x\.png: corrupt or unsupported PNG \(bad CRC in chunk /);
   assert.throws(() => decodePng(good.subarray(0, 60), 'y.png', (b) => new Uint8Array(inflateSync(b))), /^Error: y\.png: corrupt or unsupported PNG/);
+  // A header claiming 10000 x 10000 pixels is refused before anything is inflated.
+  const huge = Buffer.from(good);
+  huge.writeUInt32BE(10_000, 16);
+  huge.writeUInt32BE(10_000, 20);
+  huge.writeUInt32BE(crc32(huge.subarray(12, 29)), 29);
+  assert.throws(() => decodePng(new Uint8Array(huge), 'big.png', () => assert.fail('inflated')), /^Error: big\.png: corrupt or unsupported PNG \(a 10000x10000 image is larger than the app decodes/);
 });
 
 const DICOM_DIR = path.join(REPO, 'test', 'fixtures', 'dicom');

@@ -4,6 +4,9 @@
 // alpha dropped with the colour kept (a canvas would premultiply it away), no gamma or colour
 // profile applied. Plain ES module with no imports: `inflate` (zlib stream -> bytes) is passed in.
 
+/** Largest image (pixels) the page decodes: lorkd's default LORKD_MAX_IMAGE_PIXELS. */
+export const MAX_PIXELS = 8192 * 8192;
+
 const ADAM7 = [
   // [x0, y0, dx, dy]
   [0, 0, 8, 8],
@@ -105,6 +108,7 @@ export function decodePng(bytes, name, inflate) {
   if (!ihdr) fail('no IHDR chunk');
   const { width, height, depth, colorType: ct, interlace } = ihdr;
   if (!(width > 0 && height > 0)) fail(`image size ${width}x${height}`);
+  if (width * height > MAX_PIXELS) fail(`a ${width}x${height} image is larger than the app decodes (${MAX_PIXELS} pixels)`);
   if (!(ct in CHANNELS) || !DEPTHS[ct].includes(depth)) fail(`colour type ${ct} with bit depth ${depth}`);
   if (ihdr.compression !== 0 || ihdr.filter !== 0 || interlace > 1) fail('unknown compression, filter or interlace method');
   if (ct === 3 && !palette) fail('palette image without a PLTE chunk');
