@@ -309,6 +309,11 @@ test('Save as CSV writes every row with the numbers of the table', { skip, timeo
     classes.forEach((col, k) => assert.equal(Number(f[col]), r.probs![k]));
     assert.equal(Number(f[4]), Math.max(...r.probs!));
   });
+  // Clear empties the table and disables saving.
+  await page.click('#clear');
+  assert.equal((await rows()).length, 0);
+  assert.equal(await page.isDisabled('#csv'), true);
+  assert.equal(await page.isVisible('#empty'), true);
 });
 
 test('the page made no request except for its own static files, and logged no errors', { skip }, () => {

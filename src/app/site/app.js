@@ -32,6 +32,8 @@ const state = {
   selected: -1,
   /** The detail view's decoded image: { r, canvas }. */
   view: null,
+  /** Bumped by Clear, so a file still running then is dropped. */
+  gen: 0,
 };
 
 function setBusy(busy) {
@@ -215,7 +217,10 @@ async function drain() {
   try {
     while (state.queue.length) {
       const { file, expert } = state.queue.shift();
+      const gen = state.gen;
       const r = await classify(file, expert);
+      if (gen !== state.gen) continue; // cleared while this file ran
+      r.n = state.results.length + 1;
       state.results.push(r);
       addRow(r);
       if (state.selected < 0 && !r.error) select(r.n - 1);
@@ -305,6 +310,7 @@ function wireInputs() {
     state.results = [];
     state.selected = -1;
     state.view = null;
+    state.gen++;
     state.done = state.total = state.queue.length = 0;
     $('results').tBodies[0].replaceChildren();
     $('empty').hidden = false;
