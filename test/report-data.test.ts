@@ -80,7 +80,19 @@ test('compare: Table 3 has the lorkd ranks in order; paired readings follow the 
   const header = t4[0]!;
   const dep = row(t4, 'Params (M) deployment');
   assert.equal(dep[header.indexOf('KF')], (j.methods.kf.params_deployment / 1e6).toFixed(2));
-  assert.equal(row(t4, 'FLOPs (G) training')[1], '–', 'compare.json has no FLOPs: a dash, not a number');
+  // compare.json has no FLOPs: counted at its input (64, in M) for the backbone methods, a dash for the foundation and KF.
+  const ft = row(t4, 'FLOPs (M) training');
+  const fd = row(t4, 'FLOPs (M) deployment');
+  const col = (name: string) => header.indexOf(name);
+  assert.equal(ft[col('Foundation')], '–');
+  assert.equal(fd[col('KF')], '–');
+  const n = (r: string[], name: string) => Number(r[col(name)]);
+  assert.ok(n(ft, 'LoRKD (r=16)') > n(ft, 'LoRKD') && n(ft, 'LoRKD') > n(ft, 'LoRKD (r=4)') && n(ft, 'LoRKD (r=4)') > n(fd, 'LoRKD'), 'training FLOPs grow with the rank');
+  for (const m of ['STL', 'MTL', 'LoRKD (r=4)', 'LoRKD (r=16)']) assert.equal(n(fd, m), n(fd, 'LoRKD'), `${m} deploys the plain backbone`);
+  assert.equal(n(ft, 'STL'), n(fd, 'STL'));
+  // The paper's Table 4: 0.15 G for the backbone at 224x224; FLOPs scale with the pixels.
+  const expected = 150 * (64 / 224) ** 2;
+  assert.ok(Math.abs(n(fd, 'LoRKD') - expected) < 0.1 * expected, `shufflenet_v2_x1_0 at 64x64: about ${expected.toFixed(1)} M, got ${n(fd, 'LoRKD')}`);
 });
 
 test('compare: transfer (Table 2) and MIG equal their files; MIG pools seeds with a t interval', async () => {

@@ -19,3 +19,28 @@ export function countRunFlops(o: { foundationModel: string; foundationInput: num
     f.dispose();
   }
 }
+
+/** Methods whose every network is the plain backbone (one per task or shared): per image, training and deployment cost the same. */
+const PLAIN = new Set(['stl', 'mtl', 'stl-kd', 'mtl-kd', 'moco-mtl', 'aligned-mtl']);
+
+/**
+ * FLOPs of a comparison's methods at its input: LoRKD at each rank (the experts' low-rank paths in
+ * training, the fused backbone deployed) and the plain-backbone baselines. The foundation and KF
+ * are left out (null): their networks are not the backbone.
+ */
+export function countMethodFlops(methods: { key: string; method: string; rank: number | null }[], o: { model: string; tasks: number; input: number }): Map<string, [number, number]> {
+  const out = new Map<string, [number, number]>();
+  const byRank = new Map<number, [number, number]>();
+  const at = (rank: number) => {
+    if (!byRank.has(rank)) {
+      const c = complexity({ model: o.model, tasks: o.tasks, rank, input: o.input });
+      byRank.set(rank, [c.flops_training, c.flops_deployment]);
+    }
+    return byRank.get(rank)!;
+  };
+  for (const m of methods) {
+    if (m.method === 'lorkd') out.set(m.key, at(m.rank ?? 8));
+    else if (PLAIN.has(m.method)) out.set(m.key, [at(1)[1], at(1)[1]]);
+  }
+  return out;
+}

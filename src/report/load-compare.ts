@@ -9,6 +9,7 @@ import { Fields, readJson, budgetText, type JsonObject } from './input.js';
 import { emptyStudy, type CurvePoint, type MethodRow, type Study } from './study.js';
 import { checkpointCurves, historyCurves } from './load-run.js';
 import { parseTransfer } from './load-analysis.js';
+import { countMethodFlops } from './flops.js';
 
 /** A key naming LoRKD at one rank when the entry has no rank field: lorkd-r4. */
 const RANK_KEY = /^lorkd-r(\d+)$/;
@@ -47,7 +48,7 @@ function runCurves(root: string, key: string, runs: string[]): CurvePoint[] {
   });
 }
 
-export function loadCompare(dir: string): Study {
+export function loadCompare(dir: string, o: { flops?: boolean } = {}): Study {
   const root = path.resolve(dir);
   const file = path.join(root, 'compare.json');
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new UserError(`--compare ${dir}: no such directory`);
@@ -61,12 +62,14 @@ export function loadCompare(dir: string): Study {
   study.interval = study.seeds.length > 1 ? 'seeds' : 'none';
   const methods = f.obj(r.methods, 'methods');
   if (!Object.keys(methods).length) f.fail('methods', 'a non-empty object', methods);
+  const kinds: { key: string; method: string; rank: number | null }[] = [];
   for (const [key, v] of Object.entries(methods)) {
     const where = `methods.${key}`;
     const o = f.obj(v, where);
     const m = methodEntry(f, key, o, where, study.tasks);
     study.methods.push(m);
     const rank = f.optNum(o.rank, `${where}.rank`) ?? (RANK_KEY.test(key) ? Number(RANK_KEY.exec(key)![1]) : null);
+    kinds.push({ key, method: typeof o.method === 'string' ? o.method : key.replace(/-r\d+$/, ''), rank });
     if (rank !== null && (o.method ?? 'lorkd') === 'lorkd') study.ranks.push({ rank, params_training: m.params_training, per_task: m.per_task, mean_accuracy: m.mean_accuracy });
     const vs = o.vs_lorkd ?? o.paired_vs_lorkd;
     if (vs !== undefined && vs !== null) study.paired.push({ method: key, diff: f.stat(vs, `${where}.vs_lorkd`) });
@@ -79,7 +82,15 @@ export function loadCompare(dir: string): Study {
     for (const d of readdirSync(path.join(root, 'runs')).sort()) study.curves.push(...runCurves(root, d, [path.join('runs', d)]));
   }
   study.facts.push(['comparison', file], ['seeds', study.seeds.join(', ')], ['methods', Object.keys(methods).join(', ')]);
-  if (r.budget !== undefined && r.budget !== null) study.facts.push(['budget', budgetText(f.obj(r.budget, 'budget'))]);
+  const budget = r.budget === undefined || r.budget === null ? null : f.obj(r.budget, 'budget');
+  if (budget) study.facts.push(['budget', budgetText(budget)]);
+  const input = budget ? f.optNum(budget.input, 'budget.input') : null;
+  if (o.flops !== false && input !== null && study.methods.every((m) => m.flops_training === null)) {
+    const model = budget && typeof budget.model === 'string' ? budget.model : 'shufflenet_v2_x1_0';
+    const counted = countMethodFlops(kinds, { model, tasks: study.tasks.length, input });
+    for (const m of study.methods) [m.flops_training, m.flops_deployment] = counted.get(m.name) ?? [null, null];
+    study.flopsNote = `FLOPs counted here by tracing ${model} at ${input}x${input} (the comparison's input); the foundation's and KF's networks are not counted (–).`;
+  }
   const wall = f.optNum(r.wall_seconds, 'wall_seconds');
   if (wall !== null) study.facts.push(['wall time', `${(wall / 60).toFixed(1)} min`]);
   return study;

@@ -116,6 +116,7 @@ export function loadRun(dir: string, o: RunLoadOptions = {}): Study {
     const classes = countClasses(root);
     if (classes) flops = countRunFlops({ foundationModel: fModel, foundationInput: fInput, foundationClasses: classes, model: cfg.model, tasks: tasks.length, rank: cfg.rank, input });
   }
+  if (flops) study.flopsNote = `FLOPs counted by tracing the networks once: the foundation at ${fInput}x${fInput}, the experts at ${input}x${input}.`;
   const fFlops: [number | null, number | null] = [flops?.foundation ?? null, flops?.foundation ?? null];
   study.methods = [
     methodRow('foundation', taskScores(f, fo.unified, 'foundation.unified', tasks), [fParams, fParams], fFlops),

@@ -21,7 +21,7 @@ export interface ReportOptions {
   transfer?: string;
   analysis?: string;
   title?: string;
-  /** Count FLOPs of a single run's networks (native tracing); default true. */
+  /** Count FLOPs the source lacks by tracing the networks (native); default true. */
   flops?: boolean;
   progress: Progress;
 }
@@ -36,7 +36,7 @@ export interface ReportResult {
 
 export function loadStudy(o: ReportOptions): Study {
   if (!!o.run === !!o.compare) throw new UserError('report needs exactly one of --run DIR or --compare DIR');
-  const study = o.run ? loadRun(o.run, { flops: o.flops }) : loadCompare(o.compare!);
+  const study = o.run ? loadRun(o.run, { flops: o.flops }) : loadCompare(o.compare!, { flops: o.flops });
   addAnalysis(study, { transfer: o.transfer, analysis: o.analysis });
   if (o.title) study.title = o.title;
   return study;
@@ -82,7 +82,7 @@ export function sectionsOf(study: Study, figs: Record<string, string>): Section[
     },
     {
       id: 'table4', title: 'Table 4: costs of training and deployment',
-      body: study.methods.length ? wrap(table4(study)) + (hasFlops ? '' : `<p class="note">The source has no FLOPs: ${cmd('lorkd params --tasks T --rank r --input S --json')} counts them.</p>`) : null,
+      body: study.methods.length ? wrap(table4(study)) + `<p class="note">${hasFlops ? esc(study.flopsNote ?? '') : `The source has no FLOPs: ${cmd('lorkd params --tasks T --rank r --input S --json')} counts them.`}</p>` : null,
       missing: `${cmd('lorkd params --tasks T --rank r --json')} counts LoRKD's; a run or a comparison gives every method's.`,
     },
     {

@@ -93,10 +93,12 @@ export interface Study {
   cka: CkaMatrix[];
   /** Free-form key facts (budget, wall time, files) shown under the title. */
   facts: [string, string][];
+  /** How Table 4's FLOPs were obtained (shown under it), or null when the source gave them. */
+  flopsNote: string | null;
   /** Inputs that were looked for and not found, or skipped, with the reason (shown in the report). */
   notes: string[];
 }
 
 export function emptyStudy(kind: Study['kind'], source: string, title: string): Study {
-  return { title, kind, source, tasks: [], seeds: [], interval: 'none', methods: [], transfer: [], ranks: [], curves: [], paired: [], gradcam: null, mig: [], cka: [], facts: [], notes: [] };
+  return { title, kind, source, tasks: [], seeds: [], interval: 'none', methods: [], transfer: [], ranks: [], curves: [], paired: [], gradcam: null, mig: [], cka: [], facts: [], flopsNote: null, notes: [] };
 }

@@ -75,13 +75,16 @@ export function table3(study: Study): string {
 /** Table 4 as in the paper: one column per method, the four costs as rows. */
 export function table4(study: Study, ms: MethodRow[] = study.methods.filter((m) => !m.name.includes('(task classes)'))): string {
   const row = (label: string, get: (m: MethodRow) => number | null, f: (n: number | null) => string): Cell[] => [label, ...ms.map((m) => f(get(m)))];
+  // Small inputs give FLOPs far below 1 G: then in M, so that they still read.
+  const small = Math.max(0, ...ms.flatMap((m) => [m.flops_training ?? 0, m.flops_deployment ?? 0])) < 1e8;
+  const [unit, fl] = small ? ['M', (n: number | null) => (n === null ? '–' : (n / 1e6).toFixed(2))] as const : ['G', giga] as const;
   const rows = [
     row('Params (M) training', (m) => m.params_training, millions),
-    row('FLOPs (G) training', (m) => m.flops_training, giga),
+    row(`FLOPs (${unit}) training`, (m) => m.flops_training, fl),
     row('Params (M) deployment', (m) => m.params_deployment, millions),
-    row('FLOPs (G) deployment', (m) => m.flops_deployment, giga),
+    row(`FLOPs (${unit}) deployment`, (m) => m.flops_deployment, fl),
   ];
-  return htmlTable('table4', ['Cost', ...ms.map((m) => methodLabel(m.name))], rows, 'Parameters (millions, without classification heads where the source counts the paper\'s way) and FLOPs (multiply-accumulates per image, in G) of training and of one deployed network.');
+  return htmlTable('table4', ['Cost', ...ms.map((m) => methodLabel(m.name))], rows, 'Parameters (millions, without classification heads where the source counts the paper\'s way) and FLOPs (multiply-accumulates per image) of training and of one deployed network.');
 }
 
 export function pairedTable(study: Study): string {
