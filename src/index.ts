@@ -21,3 +21,5 @@ export { mig } from './eval/mig.js';
 export { linearCka, ckaMatrix } from './eval/cka.js';
 export { cam, gradCam } from './eval/cam.js';
 export * as serve from './serve/index.js';
+export * as app from './app/index.js';
+export * as report from './report/index.js';
