@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import * as ort from 'onnxruntime-node';
-import { type Tensor, keep, manualSeed, noGrad, randnLike, setNumThreads, tensor, tidy, UserError } from '../src/tensor/index.js';
+import { type Tensor, cat, einsum, keep, manualSeed, noGrad, randnLike, setNumThreads, tensor, tidy, UserError } from '../src/tensor/index.js';
+import { KfExpert, saveKfExpert } from '../src/experiments/methods/kf-expert.js';
 import { createModel, type ImageClassifier } from '../src/models/index.js';
 import { BatchNorm2d } from '../src/nn/index.js';
 import { loadMedMnist } from '../src/data/medmnist.js';
@@ -346,4 +347,50 @@ test('predict with the .onnx file (onnxruntime-node) gives the probabilities of 
   await assert.rejects(predictInputsOnnx(path.join(dir, 'none.onnx'), [folder]), /none\.onnx: ONNX file not found/);
   writeFileSync(path.join(dir, 'plain.onnx'), new Uint8Array([8, 7]));
   await assert.rejects(predictInputsOnnx(path.join(dir, 'plain.onnx'), [folder]), (e: Error) => e instanceof UserError && /plain\.onnx: not a lorkd ONNX expert/.test(e.message));
+});
+
+test('a method run\'s deployed/ (KF pair: CKN x1.0 + TSN x0.5, one classifier; a plain expert): lorkd export --run --all --format onnx matches lorkd, CAM over both maps', async () => {
+  manualSeed(6);
+  const size = 64;
+  const kf = new KfExpert('shufflenet_v2_x1_0', 'shufflenet_v2_x0_5', 3, 3);
+  const meta = { ...metaFor('kf', 'retinamnist', 3, size), cknModel: 'shufflenet_v2_x1_0', tsnModel: 'shufflenet_v2_x0_5' };
+  try {
+    for (const m of kf.modules()) if (m instanceof BatchNorm2d) m.momentum = 1;
+    const x = tidy(() => keep(testSplit('retinamnist', meta, 32).x));
+    try {
+      noGrad(() => tidy(() => kf.train().forward(x)));
+      kf.eval();
+      // A method run's layout: deployed/<task>.safetensors (a KF pair and a plain expert here).
+      const run = path.join(dir, 'kf-run');
+      mkdirSync(path.join(run, 'deployed'), { recursive: true });
+      saveKfExpert(path.join(run, 'deployed', 'retina.safetensors'), kf, meta);
+      saveExpertFile(path.join(run, 'deployed', 'breast.safetensors'), shuffle.breast!.model, shuffle.breast!.meta);
+      const files = lastJson<{ files: string[] }>(lorkdOk(['export', '--run', run, '--all', '--format', 'onnx', '--out', path.join(run, 'onnx'), '--json']).stdout).files;
+      assert.deepEqual(files.map((f) => path.basename(f)), ['breast.onnx', 'retina.onnx']);
+      assert.deepEqual(readFileSync(files[0]!), Buffer.from(shuffle.breast!.bytes));
+      const out = files[1]!;
+      const { logits, want, cam } = tidy(() => {
+        const a1 = noGrad(() => featureModules(kf.ckn.backbone).reduce((y, [, m]) => m.forward(y), x));
+        const a2 = noGrad(() => featureModules(kf.tsn.backbone).reduce((y, [, m]) => m.forward(y), x));
+        const a = cat([a1, a2], 1);
+        const l = noGrad(() => kf.forward(x));
+        // CAM of the argmax class over the concatenated maps, by einsum on lorkd tensors.
+        const cls = l.max(1).indices;
+        const w = kf.fc.weight.indexSelect(0, cls);
+        const c = noGrad(() => einsum('nk,nkhw->nhw', w, a).relu());
+        return { logits: l.toArray() as Float32Array, want: cls.toNumbers(), cam: c.toArray() as Float32Array };
+      });
+      const got = await runOnnx(readFileSync(out), x);
+      assert.ok(maxAbsDiff(got.logits, logits) < 1e-4, 'KF logits differ');
+      assert.deepEqual(argmaxRows(got.logits, 3), want);
+      assert.deepEqual(got.camDims, [32, 2, 2]);
+      assert.ok(maxAbsDiff(got.cam, cam) < 1e-4 * Math.max(1, ...cam), 'KF cam differs');
+      const md = Object.fromEntries((decodeModel(readFileSync(out)) as { metadata_props: { key: string; value: string }[] }).metadata_props.map((p) => [p.key, p.value]));
+      assert.equal(md.lorkd_model, 'kf:shufflenet_v2_x1_0+shufflenet_v2_x0_5');
+    } finally {
+      x.dispose();
+    }
+  } finally {
+    kf.dispose();
+  }
 });

@@ -1,12 +1,14 @@
 // lorkd export: fused experts as safetensors files a torchvision user can load directly, or as
 // ONNX files (logits + class activation map; src/export/onnx/export.ts has the contract).
 import { type Command, Option } from 'commander';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readDecomposition } from '../lorkd/checkpoint.js';
 import { exportExpert, exportAllExperts } from '../export/export-experts.js';
-import { expertFileToOnnx } from '../export/onnx/export.js';
+import { expertFileToOnnx, networkToOnnx, writeOnnx } from '../export/onnx/export.js';
+import { loadSafetensors } from '../io/safetensors.js';
+import { KF_EXPERT_FORMAT, loadKfExpert } from '../experiments/methods/kf-expert.js';
 import { UserError } from '../tensor/errors.js';
 import { emit, run } from './output.js';
 
@@ -40,7 +42,28 @@ function exportSafetensors(file: string, o: ExportCliOptions, out: string): stri
   }
 }
 
-const onnxName = (f: string): string => f.replace(/\.safetensors$/, '.onnx');
+const onnxName = (f: string): string => f.replace(/\.safetensors$/, '') + '.onnx';
+
+/**
+ * A deployed network's file (lorkd export's expert file, or a KF expert: CKN + TSN_t and their
+ * classifier, written by the method runs) as an ONNX file.
+ */
+function deployedFileToOnnx(file: string, out: string): string {
+  if (!existsSync(file)) throw new UserError(`${file}: expert file not found`);
+  const format = loadSafetensors(file, { allowNonFinite: true }).metadata.lorkd_format;
+  if (format !== KF_EXPERT_FORMAT) return expertFileToOnnx(file, out);
+  const kf = loadKfExpert(file);
+  try {
+    const { meta } = kf;
+    const bytes = networkToOnnx(
+      { branches: [['ckn', kf.model.ckn.backbone], ['tsn', kf.model.tsn.backbone]], fc: kf.model.fc },
+      { ...meta, model: `kf:${meta.cknModel}+${meta.tsnModel}`, classNames: meta.classNames },
+    );
+    return writeOnnx(out, bytes);
+  } finally {
+    kf.model.dispose();
+  }
+}
 
 /** ONNX files of the decomposition in `file`: the expert files are written to a temporary folder, then converted. */
 function exportOnnx(file: string, o: ExportCliOptions): string[] {
@@ -53,6 +76,15 @@ function exportOnnx(file: string, o: ExportCliOptions): string[] {
   }
 }
 
+/** ONNX files of a method run's deployed networks (`<run>/deployed/<task>.safetensors`, any method). */
+function exportDeployedOnnx(dir: string, o: ExportCliOptions): string[] {
+  const names = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
+  if (o.all) return names.map((f) => deployedFileToOnnx(path.join(dir, f), path.join(o.out, onnxName(f))));
+  const f = `${o.task}.safetensors`;
+  if (!names.includes(f)) throw new UserError(`${dir}: no deployed network for task "${o.task}" (have: ${names.map((n) => n.replace(/\.safetensors$/, '')).join(', ') || 'none'})`);
+  return [deployedFileToOnnx(path.join(dir, f), o.out)];
+}
+
 export function registerExport(program: Command): void {
   program
     .command('export')
@@ -60,9 +92,9 @@ export function registerExport(program: Command): void {
       'write the fused expert of one task (or all) as safetensors (torchvision names, head fc.weight/fc.bias, preprocessing in the metadata) ' +
         'or as ONNX (input "input" [N,C,S,S] preprocessed; outputs "logits" and "cam", the class activation map of the predicted class)',
     )
-    .option('--run <dir>', 'run directory holding decomposition.safetensors')
+    .option('--run <dir>', 'run directory holding decomposition.safetensors (or, with --format onnx, a method run\'s deployed/<task>.safetensors)')
     .option('--decomposition <file>', 'decomposition model file')
-    .option('--model <file>', 'an expert file written by lorkd export (.safetensors) to convert (with --format onnx)')
+    .option('--model <file>', 'an expert file (lorkd export\'s, or a method run\'s deployed network, KF included) to convert (with --format onnx)')
     .option('--task <name>', 'task to export')
     .option('--all', 'export every task: --out is a folder, one <task>.safetensors (or .onnx) each')
     .addOption(new Option('--format <format>', 'file format').choices(FORMATS).default('safetensors'))
@@ -74,12 +106,14 @@ export function registerExport(program: Command): void {
         if (o.model) {
           if (o.run || o.decomposition || o.task || o.all) throw new UserError('export --model converts one expert file: do not combine it with --run, --decomposition, --task or --all');
           if (o.format !== 'onnx') throw new UserError('export --model needs --format onnx (the file already is a safetensors expert)');
-          files = [expertFileToOnnx(o.model, o.out)];
+          files = [deployedFileToOnnx(o.model, o.out)];
         } else {
+          if (!o.all && !o.task) throw new UserError('export needs --task NAME or --all');
+          const deployed = o.run && path.join(o.run, 'deployed');
           const file = o.decomposition ?? (o.run && path.join(o.run, 'decomposition.safetensors'));
           if (!file) throw new UserError('export needs --run DIR, --decomposition FILE or --model EXPERT.safetensors');
-          if (!o.all && !o.task) throw new UserError('export needs --task NAME or --all');
-          files = o.format === 'onnx' ? exportOnnx(file, o) : exportSafetensors(file, o, o.out);
+          if (o.format === 'onnx' && !o.decomposition && !existsSync(file) && deployed && existsSync(deployed)) files = exportDeployedOnnx(deployed, o);
+          else files = o.format === 'onnx' ? exportOnnx(file, o) : exportSafetensors(file, o, o.out);
         }
         emit(!!o.json, { format: o.format, files }, () => files.map((f) => `wrote ${f}`).join('\n'));
       }),

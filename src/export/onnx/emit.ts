@@ -158,15 +158,15 @@ export function emitModule(g: GraphBuilder, m: Module, x: Value, name: string): 
 }
 
 /** Children that compute the last conv block's feature map, in order, for each architecture family. */
-export function featureModules(model: ImageClassifier): [string, Module][] {
+export function featureModules(model: ImageClassifier, prefix = ''): [string, Module][] {
   let names: string[];
   if (model instanceof ShuffleNetV2) names = ['conv1', 'maxpool', 'stage2', 'stage3', 'stage4', 'conv5'];
   else if (model instanceof ResNet) names = ['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4'];
   else throw new UserError(`ONNX export: ${model.constructor.name} is not supported (ShuffleNetV2 and ResNet are)`);
-  return names.map((k) => [k, model.getModule(k)]);
+  return names.map((k) => [prefix ? `${prefix}.${k}` : k, model.getModule(k)]);
 }
 
-/** The feature map [K, h, w] of the last conv block of `model` (a ShuffleNetV2 or a ResNet) on `x`. */
-export function emitFeatureMap(g: GraphBuilder, model: ImageClassifier, x: Value): Value {
-  return chain(g, featureModules(model), x);
+/** The feature map [K, h, w] of the last conv block of `model` (a ShuffleNetV2 or a ResNet) on `x`; node names start with `prefix`. */
+export function emitFeatureMap(g: GraphBuilder, model: ImageClassifier, x: Value, prefix = ''): Value {
+  return chain(g, featureModules(model, prefix), x);
 }

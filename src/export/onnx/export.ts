@@ -10,11 +10,13 @@
 //                     Grad-CAM up to the positive factor 1 / (h w))
 //   metadata_props  lorkd_preprocessing  JSON {"input_size", "resize", "mean", "std", "channels", "class_names"}
 //                   lorkd_task, lorkd_model, lorkd_version
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { fileError, writeFileAtomic } from '../../io/atomic.js';
 import path from 'node:path';
 import { tidy } from '../../tensor/scope.js';
 import { UserError } from '../../tensor/errors.js';
 import type { ImageClassifier } from '../../models/classifier.js';
+import type { Linear } from '../../nn/linear.js';
 import { type ExpertMeta, loadExpertFile, lorkdVersion } from '../expert-file.js';
 import { GraphBuilder, type Value } from './graph.js';
 import { emitFeatureMap } from './emit.js';
@@ -53,11 +55,22 @@ export function onnxMetadata(meta: ExpertMeta): Record<string, string> {
   };
 }
 
-/** Logits = Gemm(GAP(A)) and cam = ReLU(sum_k W[argmax, k] A_k) on the feature map A. */
-function emitHead(g: GraphBuilder, model: ImageClassifier, a: Value): { logits: string; cam: string } {
-  const fc = model.fc;
+/**
+ * A network as ONNX sees it: one or more feature branches (ShuffleNetV2 / ResNet backbones, each
+ * up to its last conv block) whose maps are concatenated along channels, then global average
+ * pooling and one linear head. A plain expert is one branch with its own `fc`; KF's deployed pair
+ * is CKN + TSN_t with the classifier over their concatenated features.
+ */
+export interface OnnxNetwork {
+  /** [name prefix, backbone] per branch ("" for a single network). */
+  branches: [string, ImageClassifier][];
+  fc: Linear;
+}
+
+/** logits = Gemm(GAP(A)) and cam = ReLU(sum_k W[argmax, k] A_k) on the (concatenated) feature map A. */
+function emitHead(g: GraphBuilder, fc: Linear, a: Value): { logits: string; cam: string } {
   const k = a.shape[0]!;
-  if (k !== fc.inFeatures) throw new UserError(`ONNX export: the head takes ${fc.inFeatures} features, the last block gives ${k}`);
+  if (k !== fc.inFeatures) throw new UserError(`ONNX export: the head takes ${fc.inFeatures} features, the last blocks give ${k}`);
   const weight = g.float('fc.weight', Float32Array.from(fc.weight.toArray() as ArrayLike<number>), [fc.outFeatures, k]);
   const bias = g.float('fc.bias', fc.bias ? Float32Array.from(fc.bias.toArray() as ArrayLike<number>) : new Float32Array(fc.outFeatures), [fc.outFeatures]);
   const pooled = g.op('Flatten', [g.op('GlobalAveragePool', [a.name], 'avgpool')], 'avgpool', { axis: 1 });
@@ -68,19 +81,24 @@ function emitHead(g: GraphBuilder, model: ImageClassifier, a: Value): { logits: 
   return { logits, cam: g.op('Relu', [sum], 'cam') };
 }
 
-/**
- * The ONNX bytes of `model` (a ShuffleNetV2 or ResNet from src/models, its weights as they are
- * now, used in eval mode) with the preprocessing and names of `meta`.
- */
-export function expertToOnnx(model: ImageClassifier, meta: ExpertMeta): Uint8Array {
-  if (model.numClasses !== meta.classNames.length) {
-    throw new UserError(`ONNX export: the model's head has ${model.numClasses} outputs but ${meta.classNames.length} class names are given`);
+/** The ONNX bytes of a network (see OnnxNetwork), its weights as they are now, in eval mode. */
+export function networkToOnnx(net: OnnxNetwork, meta: ExpertMeta): Uint8Array {
+  if (net.fc.outFeatures !== meta.classNames.length) {
+    throw new UserError(`ONNX export: the model's head has ${net.fc.outFeatures} outputs but ${meta.classNames.length} class names are given`);
   }
+  if (net.branches.length === 0) throw new UserError('ONNX export: the network has no feature branch');
   return tidy(() => {
     const g = new GraphBuilder();
     const input: Value = { name: g.fresh('input'), shape: [meta.channels, meta.inputSize, meta.inputSize] };
-    const a = emitFeatureMap(g, model, input);
-    const { logits, cam } = emitHead(g, model, a);
+    const maps = net.branches.map(([prefix, model]) => emitFeatureMap(g, model, input, prefix));
+    let a = maps[0]!;
+    if (maps.length > 1) {
+      const hw = a.shape.slice(1).join('x');
+      const other = maps.find((m) => m.shape.slice(1).join('x') !== hw);
+      if (other) throw new UserError(`ONNX export: the branches' feature maps differ in size (${hw} and ${other.shape.slice(1).join('x')})`);
+      a = { name: g.op('Concat', maps.map((m) => m.name), 'features', { axis: 1 }), shape: [maps.reduce((n, m) => n + m.shape[0]!, 0), ...a.shape.slice(1)] };
+    }
+    const { logits, cam } = emitHead(g, net.fc, a);
     g.rename(logits, 'logits');
     g.rename(cam, 'cam');
     const graph = g.graph(`lorkd_${meta.task}`, [input], [
@@ -99,22 +117,28 @@ export function expertToOnnx(model: ImageClassifier, meta: ExpertMeta): Uint8Arr
   });
 }
 
-/** Writes bytes to `file` atomically (a temporary file renamed into place), creating its folder. */
-function writeAtomic(file: string, bytes: Uint8Array): void {
+/**
+ * The ONNX bytes of `model` (a ShuffleNetV2 or ResNet from src/models, its weights as they are
+ * now, used in eval mode) with the preprocessing and names of `meta`.
+ */
+export function expertToOnnx(model: ImageClassifier, meta: ExpertMeta): Uint8Array {
+  return networkToOnnx({ branches: [['', model]], fc: model.fc }, meta);
+}
+
+/** Writes ONNX bytes to `file` atomically (src/io/atomic.ts), creating its folder; returns the file name. */
+export function writeOnnx(file: string, bytes: Uint8Array): string {
   try {
     mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, file);
   } catch (e) {
-    throw new UserError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw fileError(path.dirname(file), e, 'create the folder of');
   }
+  writeFileAtomic(file, bytes);
+  return file;
 }
 
 /** Writes `model` as an ONNX file; returns the file name. */
 export function saveOnnx(file: string, model: ImageClassifier, meta: ExpertMeta): string {
-  writeAtomic(file, expertToOnnx(model, meta));
-  return file;
+  return writeOnnx(file, expertToOnnx(model, meta));
 }
 
 /** Converts an expert file (lorkd export's safetensors) to an ONNX file; returns the file name. */
