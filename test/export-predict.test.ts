@@ -264,7 +264,9 @@ test('folders: recursive, PNG + DICOM (with or without .dcm), class subfolders g
   writeFileSync(path.join(root, 'normal', 'notes.txt'), 'not an image');
 
   const failures: string[] = [];
+  const live = memory().liveTensors;
   const r = predictInputs(expertFile, [root], { onFailure: (f) => failures.push(f.error), batchSize: 2 });
+  assert.equal(memory().liveTensors, live, 'no tensors left alive');
   assert.deepEqual(r.predictions.map((p) => [path.relative(root, p.input), p.label]), [
     [path.join('benign', 'a.png'), 'benign'],
     [path.join('benign', 'deeper', 'ct.dcm'), 'benign'],
