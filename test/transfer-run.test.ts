@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { UserError, manualSeed, memory, tidy } from '../src/tensor/index.js';
 import { createModel } from '../src/models/registry.js';
+import type { Module } from '../src/nn/module.js';
+import { KfExpert, saveKfExpert } from '../src/experiments/methods/kf-expert.js';
 import { saveExpertFile } from '../src/export/expert-file.js';
 import { saveFoundation } from '../src/experiments/foundation.js';
 import { DecompositionModel } from '../src/lorkd/decomposition.js';
@@ -23,7 +25,7 @@ const quiet = createProgress({ quiet: true });
 const ARCH = 'shufflenet_v2_x0_5';
 const isOneLine = (re: RegExp) => (e: unknown) => e instanceof UserError && re.test(e.message) && !e.message.includes('\n');
 
-const weightsEqual = (a: ReturnType<typeof createModel>, b: ReturnType<typeof createModel>, key: string): boolean =>
+const weightsEqual = (a: Module, b: Module, key: string): boolean =>
   tidy(() => a.stateDict().get(key)!.eq(b.stateDict().get(key)!).all().item() === 1);
 
 // Fixtures: an expert (4 classes, input 32, mean 0.4), its foundation, a decomposition checkpoint.
@@ -54,7 +56,7 @@ test('an expert file: its backbone, a new seeded head, its preprocessing; the fo
   const b = src.build(6, 0);
   const c = src.build(6, 1);
   try {
-    assert.equal(a.numClasses, 6);
+    assert.equal(a.fc.outFeatures, 6);
     assert.ok(weightsEqual(a, expert, 'conv1.0.weight') && weightsEqual(a, expert, 'stage3.2.branch2.0.weight'), 'backbone is the expert');
     assert.ok(weightsEqual(a, b, 'fc.weight'), 'same seed, same head');
     assert.ok(!weightsEqual(a, c, 'fc.weight'), 'another seed, another head');
@@ -89,6 +91,27 @@ test("a decomposition checkpoint needs --backbone and gives its shared W0 (the p
   } finally {
     net.dispose();
     dm.dispose();
+  }
+});
+
+test("KF's deployed pair (CKN + TSN_t): both networks kept, a new head over their concatenated features", () => {
+  manualSeed(5);
+  const kf = new KfExpert(ARCH, ARCH, 2, 3);
+  const file = path.join(dir, 'kf.safetensors');
+  saveKfExpert(file, kf, { cknModel: ARCH, tsnModel: ARCH, task: 'p', classNames: ['0', '1'], inputSize: 36, resize: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], channels: 3 });
+  const src = resolveSource({ from: file });
+  assert.equal(src.kind, 'kf-expert');
+  assert.equal(src.inputSize, 36);
+  const net = src.build(5, 0);
+  try {
+    assert.equal(net.fc.outFeatures, 5);
+    assert.equal(net.fc.inFeatures, kf.fc.inFeatures);
+    const keys = tidy(() => [...kf.stateDict().keys()]);
+    assert.ok(weightsEqual(net, kf, keys.find((k) => k.startsWith('ckn.'))!), 'CKN weights kept');
+    assert.ok(weightsEqual(net, kf, keys.find((k) => k.startsWith('tsn.') && k.endsWith('weight'))!), 'TSN weights kept');
+  } finally {
+    net.dispose();
+    kf.dispose();
   }
 });
 

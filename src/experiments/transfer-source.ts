@@ -5,15 +5,17 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadSafetensors } from '../io/safetensors.js';
 import { createModel } from '../models/registry.js';
-import type { ImageClassifier } from '../models/classifier.js';
+import { ImageClassifier } from '../models/classifier.js';
+import { Linear } from '../nn/linear.js';
 import type { Triple } from '../data/index.js';
 import { manualSeed, type Tensor } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { DECOMPOSITION_FORMAT } from '../lorkd/checkpoint.js';
 import { FOUNDATION_FILE, loadFoundation } from './foundation.js';
 import { asTriple, fileFormat, readNetworkFile } from './network-file.js';
+import { KF_EXPERT_FORMAT, loadKfExpert, type KfExpert } from './methods/kf-expert.js';
 
-export type SourceKind = 'expert' | 'foundation' | 'backbone' | 'scratch';
+export type SourceKind = 'expert' | 'kf-expert' | 'foundation' | 'backbone' | 'scratch';
 
 /** Where a transfer starts: its weights (rebuilt fresh for every seed) and its preprocessing record. */
 export interface TransferSource {
@@ -30,7 +32,7 @@ export interface TransferSource {
   /** Where foundationParams came from (a file), or null. */
   foundationFile: string | null;
   /** A new network with the source's weights and a freshly initialised head of numClasses (seeded). */
-  build(numClasses: number, seed: number): ImageClassifier;
+  build(numClasses: number, seed: number): TransferNet;
 }
 
 export interface SourceOptions {
@@ -55,10 +57,19 @@ const parseJson = (s: string | undefined, file: string, key: string): unknown =>
   }
 };
 
+/** A network transfer can fine-tune: a plain classifier, or KF's deployed CKN + TSN pair. */
+export type TransferNet = ImageClassifier | KfExpert;
+
 /** A new head of numClasses, seeded: the seed decides the downstream head's initialisation. */
-function withNewHead(model: ImageClassifier, numClasses: number, seed: number): ImageClassifier {
+function withNewHead<M extends TransferNet>(model: M, numClasses: number, seed: number): M {
   manualSeed(seed);
-  model.resetClassifier(numClasses);
+  if (model instanceof ImageClassifier) {
+    model.resetClassifier(numClasses);
+  } else {
+    const old = model.fc;
+    model.registerModule('fc', new Linear(old.inFeatures, numClasses));
+    old.dispose();
+  }
   return model;
 }
 
@@ -92,6 +103,16 @@ function sourceFromFile(o: SourceOptions): Omit<TransferSource, 'foundationParam
       build: (k, seed) => withNewHead(readNetworkFile(file).model, k, seed),
     };
   }
+  if (format === KF_EXPERT_FORMAT) {
+    const { model, meta } = loadKfExpert(file);
+    model.dispose();
+    if (meta.channels !== 3) throw new UserError(`${file}: transfer supports 3-channel networks, this one takes ${meta.channels}`);
+    return {
+      kind: 'kf-expert', file, model: `${meta.cknModel}+${meta.tsnModel}`, inputSize: meta.inputSize, mean: asTriple(meta.mean, file, 'mean'), std: asTriple(meta.std, file, 'std'),
+      near: foundationNear(file),
+      build: (k, seed) => withNewHead(loadKfExpert(file).model, k, seed),
+    };
+  }
   if (format === DECOMPOSITION_FORMAT) {
     if (!o.backbone) throw new UserError(`${file} is a decomposition checkpoint: pass --backbone to transfer its shared W0 backbone (or export an expert first)`);
     const config = parseJson(metadata.config, file, 'config') as { model?: unknown };
@@ -105,7 +126,7 @@ function sourceFromFile(o: SourceOptions): Omit<TransferSource, 'foundationParam
     };
   }
   throw new UserError(
-    `${file}: not a network lorkd can transfer (lorkd_format ${format === undefined ? 'missing' : `"${format}"`}; expected expert, foundation, or decomposition with --backbone)`,
+    `${file}: not a network lorkd can transfer (lorkd_format ${format === undefined ? 'missing' : `"${format}"`}; expected expert, kf-expert, foundation, or decomposition with --backbone)`,
   );
 }
 

@@ -15,6 +15,7 @@ import { train } from './trainer.js';
 import { evalExpert } from './evaluate.js';
 import type { Progress } from './progress.js';
 import { resolveSource, type SourceOptions, type TransferSource } from './transfer-source.js';
+import type { ImageClassifier } from '../models/classifier.js';
 
 /** What is fine-tuned on what: everything but the starting point. */
 export interface TransferSpec {
@@ -135,7 +136,8 @@ async function transferSeed(src: TransferSource, data: TaskData, spec: TransferS
     });
     opt.dispose();
     const test = new DataLoader(suite, { split: 'test', batchSize: 256, shuffle: false, ...tf });
-    const res = evalExpert(model, 0, suite, test, cl);
+    // evalExpert only runs eval() and forward(): a KF pair evaluates like a plain classifier.
+    const res = evalExpert(model as ImageClassifier, 0, suite, test, cl);
     const out = {
       run: {
         seed, accuracy: res.accuracy, auc: res.auc, n_test: res.n, n_train: task.splits.train.n, epochs: spec.epochs,
