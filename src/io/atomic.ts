@@ -29,10 +29,10 @@ export function causeOf(e: unknown): string {
   return code ?? (e as Error)?.message ?? String(e);
 }
 
-/** A one-line UserError for a failed file operation: "cannot write FILE: no space left on device (ENOSPC)". */
+/** A one-line UserError for a failed file operation: "FILE: cannot write: no space left on device (ENOSPC)". */
 export function fileError(file: string, e: unknown, verb = 'write'): UserError {
   if (e instanceof UserError) return e;
-  return new UserError(`cannot ${verb} ${file}: ${causeOf(e)}`);
+  return new UserError(`${file}: cannot ${verb}: ${causeOf(e)}`);
 }
 
 /** Temporary files: `.<name>.<pid>.<hex>.tmp` beside their target. */
@@ -61,7 +61,7 @@ export function writeFileAtomic(file: string, data: FileData): void {
   } catch {
     // does not exist yet
   }
-  if (isDir) throw new UserError(`cannot write ${file}: it is a folder (EISDIR)`);
+  if (isDir) throw new UserError(`${file}: cannot write: it is a folder (EISDIR)`);
   const chunks = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
   const tmp = tempName(file);
   let fd: number | null = null;
