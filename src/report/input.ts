@@ -13,14 +13,18 @@ export interface Stat {
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
 
-/** Reads and parses a JSON file, or fails with one line naming it. */
-export function readJson(file: string): Json {
-  let text: string;
+/** A file's bytes, or one line naming it. */
+export function readBytes(file: string): Buffer {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file);
   } catch (e) {
     throw new UserError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+}
+
+/** Reads and parses a JSON file, or fails with one line naming it. */
+export function readJson(file: string): Json {
+  const text = readBytes(file).toString('utf8');
   try {
     return JSON.parse(text) as Json;
   } catch (e) {

@@ -2,11 +2,11 @@
 // one per folder of a transfer study, or a table inside compare.json), mig.json and cka.json
 // (`lorkd analyze mig|cka`: one entry per network group), and gradcam/gradcam.json with its PNG
 // strips (`lorkd analyze gradcam`).
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
 import { interval } from '../experiments/transfer.js';
-import { Fields, readJson, type Json, type JsonObject } from './input.js';
+import { Fields, readBytes, readJson, type Json, type JsonObject } from './input.js';
 import type { CkaMatrix, GradcamGrid, MigRow, Study, TransferRow } from './study.js';
 
 const first = (o: JsonObject, keys: string[]): Json | undefined => keys.map((k) => o[k]).find((v) => v !== undefined && v !== null);
@@ -131,12 +131,7 @@ const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const MAX_IMAGES = 48;
 
 function pngUri(file: string): string {
-  let b: Buffer;
-  try {
-    b = readFileSync(file);
-  } catch (e) {
-    throw new UserError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const b = readBytes(file);
   if (b.length < 8 || !b.subarray(0, 8).equals(PNG)) throw new UserError(`${file} is not a PNG file`);
   return `data:image/png;base64,${b.toString('base64')}`;
 }
@@ -189,15 +184,15 @@ export function addAnalysis(study: Study, o: AnalysisSources): void {
     study.transfer = loadTransfer(transfer);
     study.facts.push(['transfer', path.resolve(transfer)]);
   }
-  const mig = findIn(dirs, 'mig.json', false);
-  if (mig) {
-    study.mig = parseMig(mig);
-    study.facts.push(['MIG', mig]);
-  }
-  const cka = findIn(dirs, 'cka.json', false);
-  if (cka) {
-    study.cka = parseCka(cka);
-    study.facts.push(['CKA', cka]);
+  const files: [string, string, (f: string) => void][] = [
+    ['MIG', 'mig.json', (f) => (study.mig = parseMig(f))],
+    ['CKA', 'cka.json', (f) => (study.cka = parseCka(f))],
+  ];
+  for (const [label, name, load] of files) {
+    const file = findIn(dirs, name, false);
+    if (!file) continue;
+    load(file);
+    study.facts.push([label, file]);
   }
   const gradcam = findIn(dirs, 'gradcam', true);
   if (gradcam) {
