@@ -65,6 +65,13 @@ describe('serve planner', () => {
     assert.equal(pl.estimate(passes(mixed(), () => false)), 6 * 1);
   });
 
+  test('auto: a batch of one department runs on its fused expert', () => {
+    const pl = new Planner('auto');
+    const ps = pl.plan([0, 1, 2].map((i) => job(both[1]!, i)));
+    assert.deepEqual(ps.map((p) => [p.path, rowsOf(p).join()]), [['plain', '0,1,2']]);
+    assert.equal(pl.choices.fused, 1);
+  });
+
   test('cost keys: EKS by departments present and batch-size bucket; plain by architecture and bucket', () => {
     const e = passes(mixed(), () => true)[0]!;
     assert.equal(costKey(e), 'eks:1:k3:b8');

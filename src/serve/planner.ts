@@ -6,7 +6,8 @@
 // running estimate of milliseconds per row for each kind of pass (EKS by batch-size bucket and
 // number of departments present; plain by architecture and batch-size bucket), tries a way it
 // has no estimate for yet, then takes the cheaper estimate, and re-tries the other way every
-// EXPLORE_EVERY batches of the same shape so the choice follows the load.
+// EXPLORE_EVERY batches of the same shape so the choice follows the load. A batch of a single
+// department runs on its fused expert without measuring (the same function, fewer FLOPs).
 import type { ImageClassifier } from '../models/classifier.js';
 import type { Tensor } from '../tensor/index.js';
 import type { DepartmentVersion, SharedDecomposition } from './departments.js';
@@ -99,6 +100,13 @@ export class Planner {
     const eks = passes(jobs, () => true);
     const fused = passes(jobs, () => false);
     if (!eks.some((p) => p.path === 'eks')) return fused; // nothing could run through EKS
+    // One department only: its fused expert computes the same function with fewer FLOPs (no
+    // low-rank paths), so there is nothing to measure.
+    const both = jobs.filter((j) => j.version.eks && j.version.plain);
+    if (both.every((j) => j.version === both[0]!.version)) {
+      this.choices.fused++;
+      return fused;
+    }
     const te = this.estimate(eks);
     const tf = this.estimate(fused);
     let useEks: boolean;
