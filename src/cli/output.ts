@@ -77,7 +77,7 @@ export const OPTION_RANGES: Record<string, Range> = {
   'batch-size': { min: 1, limit: 'batch' },
   classes: { min: 2, max: 100_000 },
   limit: { min: 1 },
-  lr: { min: 0, minExclusive: true, max: 1e3 },
+  lr: { min: 0, minExclusive: true },
   momentum: { min: 0, max: 1, maxExclusive: true },
   wd: { min: 0, max: 1e3 },
   alpha: { min: 0, minExclusive: true, max: 1e6 },
