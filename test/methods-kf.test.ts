@@ -12,7 +12,7 @@ import { loadSafetensors } from '../src/io/safetensors.js';
 import { loadExpertFile } from '../src/export/expert-file.js';
 import { createKf, infoMax, infoMin, kfParams, KF_TSN_MODEL } from '../src/experiments/methods/kf.js';
 import { loadKfExpert } from '../src/experiments/methods/kf-expert.js';
-import type { Method, MethodContext } from '../src/experiments/methods/method.js';
+import type { MethodContext } from '../src/experiments/methods/method.js';
 import { assertClose } from './helpers/assert.js';
 import { taskBatch, tinyContext } from './helpers/methods-batch.js';
 
@@ -62,13 +62,14 @@ test('parameter counts: Table 4 at 11 tasks (5.01 M trained, 1.60 M deployed)', 
 });
 
 /** A tiny KF: CKN and TSNs both ShuffleNetV2 x0.5, a random teacher cache of 32 rows. */
-function tinyKf(): { m: Method; dispose: () => void } {
+function tinyKf(): { m: ReturnType<typeof createKf>; teacherLogits: Tensor; dispose: () => void } {
   const features = keep(randn([32, 8]));
   const logits = keep(randn([32, 7]));
   const ctx: MethodContext = tinyContext({ kd: { mode: 'feature', alpha: 10, beta: 1, features, logits } });
   const m = createKf(ctx);
   return {
     m,
+    teacherLogits: logits,
     dispose: () => {
       m.dispose();
       features.dispose();
@@ -152,6 +153,50 @@ test('KF trains (finite, decreasing loss) and deploys CKN + TSN_t with the train
       noGrad(() => assert.throws(() => m.deploy(3), /out of range/));
     });
   } finally {
+    batch.dispose();
+    dispose();
+  }
+});
+
+test('KF loss: label-smoothed CE and logit KD by direct computation; the total weights the five terms', () => {
+  manualSeed(2);
+  const { m, teacherLogits, dispose } = tinyKf();
+  const batch = taskBatch([3, 4, 2]);
+  try {
+    m.module.eval(); // deterministic: the same terms in lossTerms and backward
+    tidy(() => {
+      const t = noGrad(() => m.lossTerms(batch));
+      const teacher = teacherLogits.toNumbers();
+      const labels = Array.from(batch.info.local);
+      const logSoftmax = (z: number[]): number[] => {
+        const mx = Math.max(...z);
+        const lse = mx + Math.log(z.reduce((s, v) => s + Math.exp(v - mx), 0));
+        return z.map((v) => v - lse);
+      };
+      let ce = 0;
+      let kd = 0;
+      batch.routing.counts.forEach((c, k) => {
+        const task = tinyContext().tasks[k]!;
+        const n = task.classNames.length;
+        const z = t.logits[k]!.toNumbers();
+        for (let i = 0; i < c; i++) {
+          const row = batch.routing.offsets[k]! + i;
+          const zi = z.slice(i * n, (i + 1) * n);
+          const lp = logSoftmax(zi);
+          ce += 0.9 * -lp[labels[row]!]! + (0.1 * lp.reduce((s, v) => s - v, 0)) / n;
+          const lq = logSoftmax(zi.map((v) => v / 10));
+          const lt = logSoftmax(teacher.slice(row * 7 + task.classOffset, row * 7 + task.classOffset + n).map((v) => v / 10));
+          kd += lt.reduce((s, v, j) => s + Math.exp(v) * (v - lq[j]!), 0);
+        }
+      });
+      const B = batch.size;
+      assertClose(t.ce, [ce / B], { atol: 1e-6, rtol: 1e-5 }, 'label-smoothed CE');
+      assertClose(t.kd, [(kd / B) * 0.1 * 100], { atol: 1e-6, rtol: 1e-4 }, 'logit KD x 0.1 T^2');
+      const want = t.ce.item() + t.ceTsn.item() + t.infoMax!.item() + 1e-3 * t.infoMin!.item() + t.kd.item();
+      assertClose([m.backward(batch).item()], [want], { atol: 1e-5, rtol: 1e-5 }, 'total loss');
+    });
+  } finally {
+    m.module.train();
     batch.dispose();
     dispose();
   }

@@ -107,7 +107,17 @@ interface KfForward {
   tsnLogits: (Tensor | null)[];
 }
 
-export function createKf(ctx: MethodContext, o: { tsnModel?: string } = {}): Method {
+/** KF's loss terms of a batch, unweighted (the method adds them with KF_LOSS's weights), and the combined logits. */
+export interface KfTerms {
+  ce: Tensor;
+  ceTsn: Tensor;
+  infoMax: Tensor | null;
+  infoMin: Tensor | null;
+  kd: Tensor;
+  logits: (Tensor | null)[];
+}
+
+export function createKf(ctx: MethodContext, o: { tsnModel?: string } = {}): Method & { lossTerms(batch: TaskBatch): KfTerms } {
   const kd: KdContext = requireKd('kf', ctx);
   const tsnModel = o.tsnModel ?? KF_TSN_MODEL;
   const T = ctx.tasks.length;
@@ -148,8 +158,7 @@ export function createKf(ctx: MethodContext, o: { tsnModel?: string } = {}): Met
       .sum()
       .div(b.size);
 
-  /** The loss terms of a batch (unweighted), for the total and for tests. */
-  const terms = (b: TaskBatch) => {
+  const terms = (b: TaskBatch): KfTerms => {
     if (b.teacherRows === null) throw new UserError('kf distils from the foundation: the batch has no teacher-cache rows');
     const out = forward(b);
     const ce = smoothedCe(out.logits, b);
@@ -158,11 +167,12 @@ export function createKf(ctx: MethodContext, o: { tsnModel?: string } = {}): Met
     const mins = out.tsn.flatMap((f) => (f && f.size(0) >= 2 ? [infoMin(f).reshape([1])] : []));
     const imin = mins.length ? cat(mins, 0).mean() : null;
     const kdl = kdTerm(logitKd, { features: out.ckn, logits: out.logits }, b, ctx.tasks, null);
-    return { ce, ceTsn, infoMax: im, infoMin: imin, kd: kdl };
+    return { ce, ceTsn, infoMax: im, infoMin: imin, kd: kdl, logits: out.logits };
   };
 
   return {
     name: 'kf',
+    lossTerms: terms,
     module,
     backward(batch) {
       const loss = tidy(() => {
