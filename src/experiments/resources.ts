@@ -7,6 +7,7 @@
 // its convolution outputs above the weights; ESTIMATE uses 4x.
 import { type BackboneShape, backboneShape, decompositionParams } from '../eval/param-count.js';
 import { UserError } from '../tensor/errors.js';
+import { SPLITS, type TaskSuite } from '../data/index.js';
 import { formatBytes, limit, LIMITS } from '../io/limits.js';
 
 const F32 = 4;
@@ -60,6 +61,11 @@ export function estimateDecomposition(o: RunShape & { model: string; classes: nu
     parts['teacher cache'] = 2 * o.trainImages * (t.numFeatures + o.teacher.classes) * F32;
   }
   return total(parts);
+}
+
+/** Bytes of a suite's loaded images (every split of every task). */
+export function suiteBytes(suite: TaskSuite): number {
+  return suite.tasks.reduce((a, t) => a + SPLITS.reduce((b, s) => b + t.data.splits[s].images.length, 0), 0);
 }
 
 function total(parts: Record<string, number>): MemoryEstimate {
