@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { benchTrain } from '../../bench/train.js';
 import { benchEks } from '../../bench/eks.js';
 import { benchOps } from '../../bench/ops.js';
+import { benchDecompose } from '../../bench/decompose.js';
 import { STRATEGIES, type Strategy } from '../lorkd/strategies.js';
 import { UserError } from '../tensor/errors.js';
 import { emit, intOption, run, table } from './output.js';
@@ -53,6 +54,25 @@ export function registerBench(program: Command): void {
             ['plain', f1(r.plain_ms), '1.00'],
             ...(strategies ?? [...STRATEGIES]).map((s) => [s, f1(r[`${s}_ms`] as number), f1(r[`${s}_over_plain`] as number)]),
             [`auto (${r.auto_choice})`, f1(r.auto_ms as number), f1(r.auto_over_plain)],
+          ]),
+        );
+      }),
+    );
+  bench
+    .command('decompose')
+    .description('decomposition training img/s on shuffled mixed-task batches of the bundled data: lorkd vs PyTorch eager (best strategy and format) and vs MTL')
+    .option('--batch <n>', 'batch size', intOption('batch'), 128)
+    .option('--input <size>', 'input size', intOption('input', 8), 64)
+    .option('--steps <n>', 'batches per timed pass', intOption('steps'), 4)
+    .option('--threads <n>', 'intra-op threads (both engines)', intOption('threads'), 2)
+    .option('--no-torch', 'skip the PyTorch side')
+    .option('--json', 'print one JSON object')
+    .action((o) =>
+      run(() => {
+        const r = benchDecompose({ batch: o.batch, input: o.input, steps: o.steps, threads: o.threads, noTorch: o.torch === false });
+        emit(!!o.json, r, () =>
+          table(['batch', 'input', 'lorkd img/s', 'pytorch img/s (best)', 'ratio', 'mtl img/s', 'lorkd step / mtl step'], [
+            [r.batch, r.input, `${f1(r.lorkd_img_per_s)} (${r.lorkd_strategy})`, r.pytorch_img_per_s === null ? '-' : `${f1(r.pytorch_img_per_s)} (${r.pytorch_best})`, f1(r.ratio), f1(r.mtl_img_per_s), f1(r.lorkd_over_mtl)],
           ]),
         );
       }),

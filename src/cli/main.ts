@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerParams } from './params.js';
 import { registerBench } from './bench.js';
+import { registerCompare } from './compare.js';
 import { run } from './output.js';
 import { registerPipeline } from './pipeline.js';
 import { registerExport } from './export.js';
@@ -29,6 +30,7 @@ registerTransfer(program);
 registerAnalyze(program);
 registerReport(program);
 registerLaunch(program);
+registerCompare(program);
 registerParams(program);
 registerBench(program);
 // Option parsers (intOption, ...) throw UserErrors while commander parses: same one-line handling.

@@ -6,6 +6,7 @@ import type { ImageClassifier } from '../models/classifier.js';
 import type { DecompositionModel } from '../lorkd/decomposition.js';
 import { type Tensor, tidy, noGrad, softmax } from '../tensor/index.js';
 import { accuracy, auc } from '../eval/metrics.js';
+import type { Method } from './methods/method.js';
 
 export interface TaskResult {
   task: string;
@@ -63,58 +64,33 @@ export function summarise(suite: TaskSuite, s: Scores): TaskResult[] {
  */
 export function evalFoundation(model: ImageClassifier, suite: TaskSuite, loader: DataLoader, channelsLast = true): { unified: TaskResult[]; restricted: TaskResult[] } {
   model.eval();
-  const T = suite.numTasks;
-  const uni = emptyScores(T);
-  const res = emptyScores(T);
-  forEachBatch(loader, (b) => {
-    const p = rows(softmax(model.forward(prepare(b, channelsLast)), 1));
-    for (let i = 0; i < b.size; i++) {
-      const t = b.info.taskIds[i]!;
-      const task = suite.tasks[t]!;
-      const own = p[i]!.slice(task.classOffset, task.classOffset + task.numClasses);
-      const z = own.reduce((a, v) => a + v, 0) || 1;
-      const g = argmax(p[i]!);
-      const label = b.info.local[i]!;
-      uni.pred[t]!.push(g >= task.classOffset && g < task.classOffset + task.numClasses ? g - task.classOffset : -1);
-      res.pred[t]!.push(argmax(own));
-      const probs = own.map((v) => v / z);
-      uni.probs[t]!.push(probs);
-      res.probs[t]!.push(probs);
-      uni.labels[t]!.push(label);
-      res.labels[t]!.push(label);
-    }
+  const r = scoreLogits(suite, loader, true, (b) => {
+    const l = model.forward(prepare(b, channelsLast));
+    return b.routing.counts.map((c, t) => (c ? b.routing.slice(l, t) : null));
   });
-  return { unified: summarise(suite, uni), restricted: summarise(suite, res) };
+  return { unified: r.perTask, restricted: r.restricted! };
 }
 
 /** The decomposition model (each sample through its own expert and head) on a split. */
 export function evalDecomposition(dm: DecompositionModel, suite: TaskSuite, loader: DataLoader, channelsLast = true): TaskResult[] {
   dm.eval();
-  const s = emptyScores(suite.numTasks);
-  forEachBatch(loader, (b) => {
-    const out = dm.forwardRouted(prepare(b, channelsLast), b.routing);
-    out.logits.forEach((l, t) => {
-      if (!l) return;
-      const off = b.routing.offsets[t]!;
-      rows(softmax(l, 1)).forEach((r, j) => {
-        s.pred[t]!.push(argmax(r));
-        s.probs[t]!.push(r);
-        s.labels[t]!.push(b.info.local[off + j]!);
-      });
-    });
-  });
-  return summarise(suite, s);
+  return scoreLogits(suite, loader, false, (b) => dm.forwardRouted(prepare(b, channelsLast), b.routing).logits).perTask;
 }
 
 /** One deployed expert (a plain model with task t's head) on task t's samples of a split. */
 export function evalExpert(model: ImageClassifier, taskId: number, suite: TaskSuite, loader: DataLoader, channelsLast = true): TaskResult {
   model.eval();
+  return scoreTask((x) => model.forward(x), taskId, suite, loader, channelsLast);
+}
+
+/** A network of task t (logits over its classes) on task t's rows of a split. */
+function scoreTask(forward: (x: Tensor) => Tensor, taskId: number, suite: TaskSuite, loader: DataLoader, channelsLast: boolean): TaskResult {
   const s = emptyScores(suite.numTasks);
   forEachBatch(loader, (b) => {
     // The batch is sorted by task: task t's rows are one slice (no gather, memory format kept).
     if (taskId >= b.routing.numTasks || !b.routing.counts[taskId]) return;
     const off = b.routing.offsets[taskId]!;
-    rows(softmax(model.forward(b.routing.slice(prepare(b, channelsLast), taskId)), 1)).forEach((r, j) => {
+    rows(softmax(forward(b.routing.slice(prepare(b, channelsLast), taskId)), 1)).forEach((r, j) => {
       s.pred[taskId]!.push(argmax(r));
       s.probs[taskId]!.push(r);
       s.labels[taskId]!.push(b.info.local[off + j]!);
@@ -124,3 +100,63 @@ export function evalExpert(model: ImageClassifier, taskId: number, suite: TaskSu
 }
 
 export const meanOf = (rs: TaskResult[], key: 'accuracy' | 'auc'): number => rs.reduce((a, r) => a + r[key], 0) / Math.max(rs.length, 1);
+
+/** A method's results on a split: per task (the paper's way) and, for a unified head, restricted to the task's classes. */
+export interface MethodEval {
+  perTask: TaskResult[];
+  /** Only for a unified head: argmax over the task's own classes (what its deployed networks compute). */
+  restricted: TaskResult[] | null;
+}
+
+/**
+ * The one evaluation path of every method: its logits of each task's rows (eval mode, no grad).
+ * For a unified head (the foundation), accuracy is the paper's (argmax over all classes, correct
+ * only if it is the row's own class) and AUC is from the task's columns of the softmax, renormalised.
+ */
+export function evalMethod(method: Method, suite: TaskSuite, loader: DataLoader): MethodEval {
+  return scoreLogits(suite, loader, !!method.unifiedHead, (b) => method.logits(b));
+}
+
+/** Scores per-task logits of task-sorted batches (unified: over all classes; see evalMethod). */
+function scoreLogits(suite: TaskSuite, loader: DataLoader, unified: boolean, logitsOf: (b: SortedBatch) => (Tensor | null)[]): MethodEval {
+  const T = suite.numTasks;
+  const uni = emptyScores(T);
+  const res = emptyScores(T);
+  forEachBatch(loader, (b) => {
+    logitsOf(b).forEach((l, t) => {
+      if (!l) return;
+      const task = suite.tasks[t]!;
+      const off = b.routing.offsets[t]!;
+      // A unified head: the task's columns, softmaxed on their own (= the full softmax renormalised,
+      // without its float32 underflow when another task's class dominates).
+      const own = unified ? l.narrow(1, task.classOffset, task.numClasses) : l;
+      const all = unified ? rows(l) : null;
+      rows(softmax(own, 1)).forEach((probs, j) => {
+        const label = b.info.local[off + j]!;
+        const mine = argmax(probs);
+        const g = all ? argmax(all[j]!) : mine + task.classOffset;
+        uni.pred[t]!.push(g - task.classOffset === mine ? mine : -1);
+        res.pred[t]!.push(mine);
+        for (const s of [uni, res]) {
+          s.probs[t]!.push(probs);
+          s.labels[t]!.push(label);
+        }
+      });
+    });
+  });
+  return { perTask: summarise(suite, uni), restricted: unified ? summarise(suite, res) : null };
+}
+
+/** Each task's deployed network (method.deploy(t)) on that task's rows of a split. */
+export function evalDeployed(method: Method, suite: TaskSuite, loader: DataLoader, channelsLast = true): TaskResult[] {
+  return suite.tasks.map((_, t) => {
+    const net = method.deploy(t);
+    try {
+      if (channelsLast) net.module.toChannelsLast();
+      net.module.eval();
+      return scoreTask((x) => net.forward(x), t, suite, loader, channelsLast);
+    } finally {
+      net.dispose();
+    }
+  });
+}

@@ -33,8 +33,13 @@ export interface TrainerOptions {
   loader: DataLoader;
   epochs: number;
   resume: boolean;
-  /** Loss of one batch (called inside a tidy scope with the model in train mode). */
-  loss(batch: SortedBatch): Tensor;
+  /** Loss of one batch (called inside a tidy scope with the model in train mode); the trainer runs backward. */
+  loss?(batch: SortedBatch): Tensor;
+  /**
+   * Instead of `loss`: computes the loss AND its gradients (a Method's backward, which may run one
+   * backward per task and rewrite the shared gradients), returning the scalar loss.
+   */
+  backward?(batch: SortedBatch): Tensor;
   /** Validation metric, higher is better (model in eval mode, no grad). */
   validate?: () => number;
   /** Stop when validation has not improved for this many epochs (default: never). */
@@ -70,6 +75,7 @@ export function nonFiniteParameter(model: Module): string | null {
 export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export async function train(o: TrainerOptions): Promise<TrainResult> {
+  if (!o.loss === !o.backward) throw new Error('train(): give exactly one of loss and backward');
   const ckpt = `${o.name}.ckpt.safetensors`;
   const best = `${o.name}.best.safetensors`;
   let extra: Extra = { history: [], bestEpoch: -1, bestVal: null, stoppedEarly: false };
@@ -92,13 +98,13 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       try {
         const l = tidy(() => {
           o.optimizer.zeroGrad();
-          const loss = o.loss(batch);
+          const loss = o.backward ? o.backward(batch) : o.loss!(batch);
           const v = loss.item();
           if (!Number.isFinite(v)) {
             const last = epoch > 0 ? `the checkpoint of epoch ${epoch} is kept in ${o.run.file(ckpt)}` : 'no checkpoint was written yet';
             throw new UserError(`[${o.name}] loss became ${v} at epoch ${epoch + 1}, step ${step + 1}; stopping (${last})`);
           }
-          loss.backward();
+          if (!o.backward) loss.backward();
           o.optimizer.step();
           return v;
         });

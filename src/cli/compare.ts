@@ -1,0 +1,69 @@
+// lorkd compare: every method of Table 1 on the same suite and budget over seeds (see
+// src/experiments/compare.ts); resumable, finished runs are read back. With the transfer module
+// present, --transfer SPEC fine-tunes each method's deployed network on a downstream set too.
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { runCompare, compareTable, parseMethods, type CompareResult } from '../experiments/compare.js';
+import { UserError } from '../tensor/errors.js';
+import { dataOptions, trainOptions, toData, progressOf } from './common.js';
+import { intOption, numberOption, run, table } from './output.js';
+import type { KdMode } from '../experiments/run-method.js';
+
+function intList(name: string, v: string): number[] {
+  const out = v.split(',').map((s) => s.trim());
+  if (!out.length || out.some((s) => !/^[0-9]+$/.test(s))) throw new UserError(`--${name} must be a comma list of non-negative integers, got "${v}"`);
+  return out.map(Number);
+}
+
+export function kdOf(v: string): KdMode {
+  if (v !== 'feature' && v !== 'logits' && v !== 'none') throw new UserError(`--kd must be feature, logits or none, got "${v}"`);
+  return v;
+}
+
+const TRANSFER_MODULE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../experiments/transfer.js');
+
+export function registerCompare(program: Command): void {
+  const c = trainOptions(dataOptions(program.command('compare'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })
+    .description('train and evaluate every method (Table 1) over seeds: accuracy with 95% t intervals, paired differences vs LoRKD')
+    .option('--methods <list>', 'all | comma list of methods', 'all')
+    .option('--seeds <list>', 'comma list of seeds', '0,1,2')
+    .option('--ranks <list>', "LoRKD's ranks (Table 3)", '8')
+    .option('--model <name>', 'backbone of every method but the foundation', 'shufflenet_v2_x1_0')
+    .option('--foundation-arch <name>', "the foundation's architecture", 'resnet18')
+    .option('--kd <mode>', 'transfer loss of LoRKD and the KD baselines: feature | logits | none (LoRKD CE only)', 'feature')
+    .option('--alpha <t>', 'KD temperature', numberOption('alpha'), 10)
+    .option('--beta <w>', 'KD weight', numberOption('beta'), 1)
+    .requiredOption('--out <dir>', 'compare directory (re-running continues where it stopped)');
+  if (existsSync(TRANSFER_MODULE)) {
+    c.option('--transfer <spec>', 'also fine-tune each method\'s deployed network of --transfer-task on DATA[:key=value]... (see lorkd transfer)');
+    c.option('--transfer-task <name>', 'which task\'s deployed network is transferred (default: the first task)');
+  }
+  c.action((o) =>
+    run(async () => {
+      const data = toData(o);
+      const r = await runCompare({
+        ...data, methods: parseMethods(String(o.methods)), seeds: intList('seeds', String(o.seeds)), ranks: intList('ranks', String(o.ranks)),
+        model: o.model, foundationArch: o.foundationArch, kd: kdOf(o.kd), alpha: o.alpha, beta: o.beta,
+        epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, progress: progressOf(o),
+      });
+      const transfer = o.transfer ? await transferOf(r, String(o.transfer), o.transferTask, o.out, progressOf(o)) : null;
+      if (!o.json) {
+        const t = compareTable(r);
+        console.log(table(t.header, t.rows));
+        console.log(`\naccuracy: mean over seeds ${r.seeds.join(',')} [95% t interval]; vs LoRKD: paired per-seed difference of the average. ${r.wall_seconds.toFixed(0)} s; ${path.join(o.out, 'compare.json')}`);
+      } else console.log(JSON.stringify(transfer ? { ...r, transfer } : r));
+    }),
+  );
+}
+
+/** Fine-tunes each compared method's deployed network (its first seed's run) with the transfer module's study. */
+async function transferOf(r: CompareResult, spec: string, task: string | undefined, out: string, progress: ReturnType<typeof progressOf>): Promise<unknown> {
+  const t = task ?? r.tasks[0]!;
+  if (!r.tasks.includes(t)) throw new UserError(`--transfer-task "${t}" is not one of ${r.tasks.join(', ')}`);
+  const mod = (await import(TRANSFER_MODULE)) as typeof import('../experiments/transfer.js');
+  const sources = Object.entries(r.methods).map(([key, m]) => ({ label: key, from: path.join(m.runs[0]!, 'deployed', `${t}.safetensors`) }));
+  return mod.transferStudy(mod.parseTransferSpec(spec, r.seeds), sources, { out: path.join(out, 'transfer'), progress, resume: true });
+}
+
