@@ -270,6 +270,9 @@ test('lorkd export --model X.safetensors --format onnx, and --run DIR --all --fo
   try {
     const onnxFiles = lastJson<{ files: string[] }>(lorkdOk(['export', '--run', runDir, '--all', '--format', 'onnx', '--out', path.join(dir, 'onnx'), '--json']).stdout).files;
     assert.deepEqual(onnxFiles.map((f) => path.basename(f)), ['a.onnx', 'b.onnx']);
+    const single = path.join(dir, 'single', 'b.onnx');
+    lorkdOk(['export', '--decomposition', path.join(runDir, 'decomposition.safetensors'), '--task', 'b', '--format', 'onnx', '--out', single]);
+    assert.deepEqual(readFileSync(single), readFileSync(onnxFiles[1]!), '--task b writes the bytes of --all\'s b.onnx');
     const meta = { ...metaFor('shufflenet_v2_x1_0', 't', 2), mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
     const x = tidy(() => keep(testSplit('breastmnist', meta, 20).x));
     try {
