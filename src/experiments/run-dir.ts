@@ -91,7 +91,7 @@ function acquire(root: string): void {
       }
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new UserError(`cannot lock run directory ${root}: ${causeOf(e)}`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new UserError(`run directory ${root} is not writable: ${causeOf(e)}`);
       const other = readLock(file);
       if (other && other.pid === process.pid) break;
       if (other && alive(other)) {
