@@ -5,7 +5,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -262,6 +262,7 @@ test('folders: recursive, PNG + DICOM (with or without .dcm), class subfolders g
   copyFileSync(path.join(fix, 'MR_small_jpeg_ls_lossless.dcm'), path.join(root, 'normal', 'jls.dcm'));
   writeFileSync(path.join(root, 'normal', 'broken.png'), new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]));
   writeFileSync(path.join(root, 'normal', 'notes.txt'), 'not an image');
+  symlinkSync(root, path.join(root, 'normal', 'loop')); // a link back up the tree is walked once
 
   const failures: string[] = [];
   const live = memory().liveTensors;

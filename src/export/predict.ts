@@ -2,7 +2,7 @@
 // softmax class probabilities. Inputs are MedMNIST-format .npz files (one split), image files
 // (PNG, JPEG, DICOM) and folders of them (walked recursively; class subfolders named after the
 // expert's classes give labels). predictInputs keeps going past a bad file and reports it.
-import { readdirSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { type Tensor, cat, noGrad, softmax, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
@@ -118,7 +118,17 @@ interface FileItem {
  */
 function walkFolder(dir: string, classNames: string[], report: PredictReport): FileItem[] {
   const files: string[] = [];
+  const seen = new Set<string>();
   const walk = (d: string): void => {
+    // A folder reached twice (a symbolic link back up the tree) is read once.
+    let real: string;
+    try {
+      real = realpathSync(d);
+    } catch {
+      real = d;
+    }
+    if (seen.has(real)) return;
+    seen.add(real);
     let names: string[];
     try {
       names = readdirSync(d).sort();
