@@ -12,6 +12,18 @@ export function distAvailable(): boolean {
   return typeof native.distAvailable === 'function' && native.distAvailable() === true;
 }
 
+/**
+ * A failed collective as one line: gloo reports a dead peer as "Connection closed by peer" (at
+ * once) and a hung one as a timeout (after LORKD_DIST_TIMEOUT). Errors that are not about the
+ * process group pass through unchanged.
+ */
+export function collectiveError(e: unknown, rank: number, timeoutS: number): unknown {
+  if (!(e instanceof Error) || e instanceof UserError) return e;
+  const msg = e.message.split('\n')[0]!;
+  if (!/gloo|Connection closed|Connection reset|timed out|Timed out|NCCL|c10d/i.test(msg)) return e;
+  return new UserError(`rank ${rank}: a peer process died or did not answer within ${timeoutS} s (${msg.replace(/^.*?\]\s*/, '').slice(0, 160)})`);
+}
+
 export class ProcessGroup {
   static #current: ProcessGroup | null = null;
 
@@ -54,8 +66,8 @@ export class ProcessGroup {
     try {
       return fn();
     } catch (e) {
-      if (!(e instanceof TorchError) && !(e instanceof Error)) throw e;
-      const msg = e.message.split('\n')[0]!.slice(0, 200);
+      if (!(e instanceof TorchError)) throw e;
+      const msg = e.message.split('\n')[0]!.replace(/^.*?\]\s*/, '').slice(0, 160);
       throw new UserError(`rank ${this.rank}: ${what} failed: a peer process died or did not answer within ${this.env.timeoutS} s (${msg})`);
     }
   }

@@ -1,7 +1,8 @@
 // One rank of the data-parallel equality test (test/dist.test.ts). Run as
 //   RANK=r WORLD_SIZE=w MASTER_ADDR=127.0.0.1 MASTER_PORT=p node dist-worker.js OUT MODE [STEPS]
 // MODE: plain (conv + linear, no BatchNorm), syncbn (conv + BatchNorm as SyncBatchNorm),
-// after (per-step all-reduce after backward instead of the Reducer), die (rank 1 exits mid-run).
+// after (per-step all-reduce after backward instead of the Reducer), bn (BatchNorm with per-rank
+// statistics), die (rank 1 exits mid-run).
 // Trains a tiny classifier with SGD on a fixed seeded data set, global batch 8, and writes the
 // final weights to OUT (rank 0). WORLD_SIZE unset or 1: the same training in one process.
 import { fileURLToPath } from 'node:url';
@@ -12,7 +13,8 @@ import { Linear } from '../../src/nn/linear.js';
 import { SGD } from '../../src/optim/index.js';
 import { type Tensor, tensor, randn, randint, tidy, manualSeed, relu, crossEntropy, adaptiveAvgPool2d } from '../../src/tensor/index.js';
 import { saveSafetensors } from '../../src/io/safetensors.js';
-import { distEnv, ProcessGroup, DistributedDataParallel, shardRange } from '../../src/dist/index.js';
+import { distEnv, ProcessGroup, DistributedDataParallel, shardRange, collectiveError } from '../../src/dist/index.js';
+import { userMessage } from '../../src/cli/output.js';
 
 class Tiny extends Module {
   constructor(readonly bn: boolean) {
@@ -33,11 +35,13 @@ export async function main(out: string, mode: string, steps: number): Promise<vo
   const group = env ? ProcessGroup.init(env) : null;
   const rank = group?.rank ?? 0;
   const world = group?.worldSize ?? 1;
+  // LORKD_DEVICE=cuda: one GPU per rank (LOCAL_RANK), for the NCCL check (bench/dist-gpu-check.sh).
+  const device = process.env.LORKD_DEVICE === 'cuda' ? `cuda:${env?.localRank ?? 0}` : 'cpu';
   manualSeed(1); // the data: the same on every rank
-  const X = randn([32, 3, 6, 6]);
-  const Y = randint(0, 3, [32]);
+  const X = randn([32, 3, 6, 6]).to(device as 'cpu');
+  const Y = randint(0, 3, [32]).to(device as 'cpu');
   manualSeed(100 + rank); // a different init per rank: DDP must broadcast rank 0's
-  const net = new Tiny(mode === 'syncbn');
+  const net = new Tiny(mode === 'syncbn' || mode === 'bn').to(device);
   const ddp = group ? new DistributedDataParallel(net, group, { syncBn: mode === 'syncbn', bucketBytes: 256 }) : null;
   const opt = new SGD(net.parameters(), { lr: 0.1, momentum: 0.9 });
   net.train();
@@ -47,7 +51,7 @@ export async function main(out: string, mode: string, steps: number): Promise<vo
       opt.zeroGrad();
       const lo = (s * 8) % 32;
       const [a, b] = shardRange(8, rank, world);
-      const idx = tensor(Array.from({ length: b - a }, (_, i) => lo + a + i), [b - a], { dtype: 'int64' });
+      const idx = tensor(Array.from({ length: b - a }, (_, i) => lo + a + i), [b - a], { dtype: 'int64' }).to(device as 'cpu');
       const loss = crossEntropy(net.forward(X.indexSelect(0, idx)), Y.indexSelect(0, idx));
       if (ddp && mode !== 'after') ddp.beforeBackward(loss);
       loss.backward();
@@ -55,11 +59,20 @@ export async function main(out: string, mode: string, steps: number): Promise<vo
       opt.step();
     });
   }
-  if (rank === 0) tidy(() => saveSafetensors(out, net.stateDict()));
+  if (rank === 0) tidy(() => saveSafetensors(out, new Map([...net.stateDict()].map(([k, t]) => [k, t.to('cpu')]))));
   group?.barrier();
   group?.destroy();
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  await main(process.argv[2]!, process.argv[3] ?? 'plain', Number(process.argv[4] ?? 6));
+  try {
+    await main(process.argv[2]!, process.argv[3] ?? 'plain', Number(process.argv[4] ?? 6));
+  } catch (e) {
+    const env = distEnv();
+    const err = env ? collectiveError(e, env.rank, env.timeoutS) : e;
+    const line = userMessage(err);
+    if (line === null) throw err;
+    console.error(`lorkd: ${line}`);
+    process.exit(2);
+  }
 }
