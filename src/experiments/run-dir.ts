@@ -109,6 +109,20 @@ function acquire(root: string): void {
   }
 }
 
+/**
+ * The real cause of a failed recursive mkdir: Node reports ENOENT for a read-only parent, so when
+ * the parent exists the plain mkdir is retried for its error (EROFS, EACCES, ...).
+ */
+function mkdirCause(root: string, e: unknown): unknown {
+  if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync(path.dirname(root))) return e;
+  try {
+    mkdirSync(root);
+    return e;
+  } catch (again) {
+    return again;
+  }
+}
+
 /** Names (or `prefix*` patterns) of `outputs` that exist in `root`. */
 function existingOutputs(root: string, entries: string[], outputs: readonly string[]): string[] {
   return entries.filter((e) => outputs.some((o) => (o.endsWith('*') ? e.startsWith(o.slice(0, -1)) : e === o))).sort();
@@ -153,7 +167,7 @@ export class RunDir {
       try {
         mkdirSync(root, { recursive: true });
       } catch (e) {
-        throw new UserError(`cannot create run directory ${root}: ${causeOf(e)}`);
+        throw new UserError(`cannot create run directory ${root}: ${causeOf(mkdirCause(root, e))}`);
       }
     }
     if (locking) acquire(root);
