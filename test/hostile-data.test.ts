@@ -179,3 +179,21 @@ test('the memory estimate grows with rank, batch and input; a run over the machi
     delete process.env.LORKD_MEMORY_LIMIT;
   }
 });
+
+test('foundation metadata that is not JSON, and eval against other tasks: one line each', () => {
+  const bad = patched(path.join(RUN, 'foundation.safetensors'), path.join(dir, 'badmeta.safetensors'), { metadata: { tasks: '[{"name": "a", ' } });
+  expectOneLine(
+    lorkdMeasured(['eval', '--foundation', bad, '--decomposition', path.join(RUN, 'decomposition.safetensors'), '--tasks', `${A},${B}`, ...TINY]),
+    /badmeta\.safetensors: bad lorkd metadata "tasks" \(not JSON: /,
+  );
+  expectOneLine(lorkdMeasured(['eval', '--run', RUN, '--tasks', A, ...TINY]), /foundation\.safetensors was trained on tasks a:2,b:3, not a:2 \(--tasks must list the model's tasks/);
+  assert.equal(existsSync(path.join(RUN, 'eval-test.json')), false, 'nothing written');
+});
+
+test('a run that cannot fit in memory is refused before anything is built or written', () => {
+  const out = path.join(dir, 'too-big');
+  const r = lorkdMeasured(['decompose', '--tasks', `${A},${B}`, ...TINY, '--model', 'shufflenet_v2_x0_5', '--rank', '1024', '--kd', 'none', '--foundation', 'unused', '--out', out], { LORKD_MEMORY_LIMIT: '1G' });
+  expectOneLine(r, /this decomposition run needs about [\d.]+ GiB of memory \(model with 2 rank-1024 experts and optimiser state [\d.]+ GiB.*\), more than the 1\.00 GiB this machine has/);
+  assert.ok(r.maxRssMiB < 600 || !Number.isFinite(r.maxRssMiB), `peak RSS ${r.maxRssMiB} MiB`);
+  assert.equal(existsSync(out), false);
+});

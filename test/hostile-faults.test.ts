@@ -96,6 +96,15 @@ test('a resumed run removes the temporary files killed runs left in its run dire
   assert.equal(existsSync(path.join(RUN, LOCK_FILE)), false, 'the lock is released at exit');
 });
 
+test('a folder holding a file the command would write is an existing run: nothing is overwritten without --resume', () => {
+  const out = path.join(dir, 'copied');
+  mkdirSync(out);
+  copyFileSync(path.join(RUN, 'foundation.safetensors'), path.join(out, 'foundation.safetensors'));
+  const before = snapshot(out);
+  expectOneLine(lorkdMeasured(foundation(out)), /run directory .*copied already holds a run \(foundation\.safetensors\); pass --resume/);
+  assert.deepEqual(snapshot(out), before);
+});
+
 /** Waits until `cond` holds (polling), failing after `ms`. */
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const t0 = Date.now();
