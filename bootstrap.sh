@@ -46,7 +46,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 stamp="native/build/.lorkd-stamp"
-want="$(cat native/binding.gyp native/torch-config.cjs native/src/* | sha256sum | cut -c1-16)-${LIBTORCH:-debian}"
+want="$(cat native/binding.gyp native/torch-config.cjs native/src/* $(find native/shim -type f | sort) | sha256sum | cut -c1-16)-${LIBTORCH:-debian}"
 if [ ! -f native/build/Release/lorkd_native.node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "building the native addon (about a minute)"
   nodedir=()

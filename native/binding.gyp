@@ -8,14 +8,16 @@
         "src/ops_math.cc",
         "src/ops_nn.cc",
         "src/eks.cc",
-        "src/allocator.cc"
+        "src/allocator.cc",
+        "src/dist.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(node torch-config.cjs include)"
+        "<!@(node torch-config.cjs include)",
+        "shim"
       ],
       "libraries": ["<!@(node torch-config.cjs libs)"],
-      "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
+      "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8", "<!@(node torch-config.cjs defines)"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"]
     }

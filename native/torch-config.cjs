@@ -4,6 +4,18 @@ const path = require('node:path');
 const fs = require('node:fs');
 const root = process.env.LIBTORCH;
 const what = process.argv[2];
+// c10d: Gloo needs gloo's headers (Debian: libgloo-dev; libtorch distributions ship them);
+// NCCL needs a CUDA libtorch and nccl.h (CUDA toolkit / NCCL headers).
+if (what === 'defines') {
+  const inc = root ? [path.join(root, 'include'), '/usr/include'] : ['/usr/include'];
+  const has = (f) => inc.some((d) => fs.existsSync(path.join(d, f)));
+  const out = [];
+  if (has('gloo/config.h')) out.push('USE_C10D_GLOO');
+  const cudaInc = [process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, 'include'), '/usr/local/cuda/include'].filter(Boolean);
+  if (root && fs.existsSync(path.join(root, 'lib', 'libtorch_cuda.so')) && [...inc, ...cudaInc].some((d) => fs.existsSync(path.join(d, 'nccl.h')))) out.push('USE_C10D_NCCL', 'USE_C10D_GLOO');
+  console.log([...new Set(out)].join(' '));
+  process.exit(0);
+}
 if (root) {
   if (!fs.existsSync(path.join(root, 'include', 'torch'))) {
     console.error(`LIBTORCH=${root} has no include/torch: not a libtorch distribution`);
