@@ -22,7 +22,10 @@ if (root) {
     process.exit(1);
   }
   if (what === 'include') {
-    console.log([path.join(root, 'include'), path.join(root, 'include/torch/csrc/api/include')].join(' '));
+    // A CUDA libtorch: the CUDA toolkit's headers (cuda_runtime.h, nccl.h) for ProcessGroupNCCL.
+    const cuda = [process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, 'include'), '/usr/local/cuda/include'].filter((d) => d && fs.existsSync(d));
+    const withCuda = fs.existsSync(path.join(root, 'lib', 'libtorch_cuda.so')) ? cuda.slice(0, 1) : [];
+    console.log([path.join(root, 'include'), path.join(root, 'include/torch/csrc/api/include'), ...withCuda].join(' '));
   } else {
     const lib = path.join(root, 'lib');
     const cuda = fs.existsSync(path.join(lib, 'libtorch_cuda.so')) ? ' -Wl,--no-as-needed -ltorch_cuda -Wl,--as-needed' : '';
