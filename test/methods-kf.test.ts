@@ -6,15 +6,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type Tensor, tensor, tidy, noGrad, manualSeed, randn, keep, memory, UserError } from '../src/tensor/index.js';
-import { SGD } from '../src/optim/index.js';
+import { type Tensor, tensor, tidy, noGrad, manualSeed, randn, keep, UserError } from '../src/tensor/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { loadExpertFile } from '../src/export/expert-file.js';
 import { createKf, infoMax, infoMin, kfParams, KF_TSN_MODEL } from '../src/experiments/methods/kf.js';
 import { loadKfExpert } from '../src/experiments/methods/kf-expert.js';
 import type { MethodContext } from '../src/experiments/methods/method.js';
 import { assertClose } from './helpers/assert.js';
-import { taskBatch, tinyContext } from './helpers/methods-batch.js';
+import { taskBatch, tinyContext, sgdSteps, assertDecreasing } from './helpers/methods-batch.js';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -103,22 +102,9 @@ test('KF trains (finite, decreasing loss) and deploys CKN + TSN_t with the train
     m.module.zeroGrad();
     // Then SGD with BN on running statistics (see methods-moco-aligned.test.ts for why).
     m.module.eval();
-    const opt = new SGD(m.module.parameters(), { lr: 0.2 });
-    const losses: number[] = [];
-    const live: number[] = [];
-    for (let s = 0; s < 5; s++) {
-      tidy(() => {
-        m.module.zeroGrad();
-        losses.push(m.backward(batch).item());
-        opt.step();
-      });
-      live.push(memory().liveTensors);
-    }
-    assert.ok(live.every((n) => n === live[0]), `live tensors grow over steps: ${live}`);
-    opt.dispose();
+    const losses = sgdSteps(m, batch, 5);
     m.module.train();
-    assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
-    for (let i = 1; i < losses.length; i++) assert.ok(losses[i]! < losses[i - 1]!, `loss did not decrease: ${losses.map((l) => l.toFixed(5))}`);
+    assertDecreasing(losses);
 
     tidy(() => {
       const logits = m.logits(batch);

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type Tensor, tensor, tidy, noGrad, manualSeed, cat, memory } from '../src/tensor/index.js';
-import { SGD } from '../src/optim/index.js';
+import { type Tensor, tensor, tidy, noGrad, manualSeed, cat } from '../src/tensor/index.js';
 import { loadExpertFile } from '../src/export/expert-file.js';
 import { symmetricEigen } from '../src/experiments/methods/eigen.js';
 import {
@@ -22,7 +21,7 @@ import { assertClose } from './helpers/assert.js';
 import { randArray } from './helpers/random.js';
 import { runPython, PYTHON } from './helpers/python.js';
 import { spawnSync } from 'node:child_process';
-import { taskBatch, tinyContext } from './helpers/methods-batch.js';
+import { taskBatch, tinyContext, sgdSteps, assertDecreasing } from './helpers/methods-batch.js';
 
 type Mat = number[][];
 const matT = (a: Mat): Mat => a[0]!.map((_, j) => a.map((r) => r[j]!));
@@ -180,24 +179,11 @@ const flatGrads = (params: Tensor[]): Tensor => noGrad(() => cat(params.map((p) 
 
 function trainSteps(m: Method, steps: number, counts = [3, 4, 2]): number[] {
   const batch = taskBatch(counts);
-  const opt = new SGD(m.module.parameters(), { lr: 0.2 });
-  const losses: number[] = [];
-  const live: number[] = [];
   try {
-    for (let s = 0; s < steps; s++) {
-      tidy(() => {
-        m.module.zeroGrad();
-        losses.push(m.backward(batch).item());
-        opt.step();
-      });
-      live.push(memory().liveTensors);
-    }
-    assert.ok(live.every((n) => n === live[0]), `live tensors grow over steps: ${live}`);
+    return sgdSteps(m, batch, steps);
   } finally {
-    opt.dispose();
     batch.dispose();
   }
-  return losses;
 }
 
 for (const [name, create] of [['moco-mtl', createMocoMtl], ['aligned-mtl', createAlignedMtl]] as const) {
@@ -218,8 +204,7 @@ for (const [name, create] of [['moco-mtl', createMocoMtl], ['aligned-mtl', creat
       m.module.eval();
       const losses = trainSteps(m, 5);
       m.module.train();
-      assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
-      for (let i = 1; i < losses.length; i++) assert.ok(losses[i]! < losses[i - 1]!, `loss did not decrease: ${losses.map((l) => l.toFixed(5))}`);
+      assertDecreasing(losses);
       assert.equal(m.params().params_training, 341792, 'x0.5 backbone without fc');
       assert.equal(m.params().params_deployment, m.params().params_training);
       const batch = taskBatch([2, 3, 2]);

@@ -1,7 +1,9 @@
 // Task batches for the method tests: rows sorted by task (as the loader's collate makes them).
-import { type Tensor, randn, tensor, keep, tidy } from '../../src/tensor/index.js';
+import assert from 'node:assert/strict';
+import { type Tensor, randn, tensor, keep, tidy, memory } from '../../src/tensor/index.js';
+import { SGD } from '../../src/optim/index.js';
 import { Routing } from '../../src/lorkd/routing.js';
-import type { MethodContext, TaskBatch } from '../../src/experiments/methods/method.js';
+import type { Method, MethodContext, TaskBatch } from '../../src/experiments/methods/method.js';
 
 export const TINY_TASKS: MethodContext['tasks'] = [
   { name: 'breast', classNames: ['benign', 'malignant'], classOffset: 0 },
@@ -42,4 +44,34 @@ export function taskBatch(counts: number[], size = 16, tasks = TINY_TASKS): Task
       routing.dispose();
     },
   };
+}
+
+/**
+ * `steps` plain SGD steps (lr 0.2) of method m on a fixed batch; returns the losses. Asserts that
+ * the live tensors stay flat from step to step (nothing leaks).
+ */
+export function sgdSteps(m: Method, batch: TaskBatch, steps: number): number[] {
+  const opt = new SGD(m.module.parameters(), { lr: 0.2 });
+  const losses: number[] = [];
+  const live: number[] = [];
+  try {
+    for (let s = 0; s < steps; s++) {
+      tidy(() => {
+        m.module.zeroGrad();
+        losses.push(m.backward(batch).item());
+        opt.step();
+      });
+      live.push(memory().liveTensors);
+    }
+  } finally {
+    opt.dispose();
+  }
+  assert.ok(live.every((n) => n === live[0]), `live tensors grow over steps: ${live}`);
+  return losses;
+}
+
+/** Asserts finite losses, each below the one before. */
+export function assertDecreasing(losses: number[]): void {
+  assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
+  for (let i = 1; i < losses.length; i++) assert.ok(losses[i]! < losses[i - 1]!, `loss did not decrease: ${losses.map((l) => l.toFixed(5))}`);
 }
