@@ -13,6 +13,7 @@ import { loadTasks } from '../src/data/medmnist.js';
 import { discoverGroups, groupCka, groupMig, probeSet } from '../src/experiments/analysis.js';
 import { gradcamFigure } from '../src/experiments/gradcam.js';
 import { createProgress } from '../src/experiments/progress.js';
+import { KfExpert, saveKfExpert } from '../src/experiments/methods/kf-expert.js';
 import { writeTaskNpz, lorkd } from './helpers/pipeline.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-analysis-'));
@@ -38,11 +39,19 @@ expert(path.join(cmp, 'a', 'seed-0', 'beta.safetensors'), 'beta', 3, 11);
 expert(path.join(cmp, 'b', 'seed-0', 'alpha.safetensors'), 'alpha', 2, 12);
 expert(path.join(cmp, 'b', 'seed-0', 'beta.safetensors'), 'beta', 3, 12); // same seed: same backbone
 writeFileSync(path.join(cmp, 'a', 'seed-0', 'notes.safetensors'), 'not a network');
+// Method "c": KF's deployed pair (CKN + TSN) for task alpha.
+{
+  manualSeed(13);
+  const kf = new KfExpert(ARCH, ARCH, 2, 3);
+  mkdirSync(path.join(cmp, 'c', 'seed-0'), { recursive: true });
+  saveKfExpert(path.join(cmp, 'c', 'seed-0', 'alpha.safetensors'), kf, { cknModel: ARCH, tsnModel: ARCH, task: 'alpha', classNames: ['c0', 'c1'], inputSize: 32, resize: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], channels: 3 });
+  kf.dispose();
+}
 writeFileSync(path.join(cmp, 'compare.json'), JSON.stringify({ tasks: [taskA, taskB] }));
 
 test('comparison folders: expert files grouped by folder, other files ignored', () => {
   const g = discoverGroups(cmp);
-  assert.deepEqual(g.map((x) => x.label), [path.join('a', 'seed-0'), path.join('b', 'seed-0')]);
+  assert.deepEqual(g.map((x) => x.label), [path.join('a', 'seed-0'), path.join('b', 'seed-0'), path.join('c', 'seed-0')]);
   assert.deepEqual(g[0]!.files.map((f) => path.basename(f)), ['alpha.safetensors', 'beta.safetensors']);
   assert.throws(() => discoverGroups(path.join(dir, 'none')), (e: unknown) => e instanceof UserError && !e.message.includes('\n'));
 });
@@ -65,6 +74,10 @@ test('CKA between a group\'s networks: 1 for identical backbones, below 1 for di
   assert.ok(Math.abs(m.factors[0]!.entropy - Math.log(2)) < 1e-12, 'two balanced tasks');
   assert.ok(m.mig! >= 0 && m.mig! <= 1, `MIG ${m.mig}`);
   assert.equal(m.n, 16);
+  // KF's pair: its features are the CKN's and the TSN's, concatenated.
+  const kf = groupMig(discoverGroups(cmp)[2]!, probe);
+  assert.equal(kf.latents, 2 * 1024);
+  assert.ok(kf.mig! >= 0 && kf.mig! <= 1);
   assert.equal(memory().liveTensors, before, 'no tensors leaked');
 });
 
@@ -96,8 +109,8 @@ test('lorkd analyze cka/mig --compare: JSON files and --json output; one-line er
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { groups: { matrix: number[][] }[]; file: string; tasks: string[] };
   assert.deepEqual(j.tasks, ['alpha', 'beta'], 'tasks from compare.json');
-  assert.equal(j.groups.length, 2);
-  assert.deepEqual(JSON.parse(readFileSync(path.join(cmp, 'cka.json'), 'utf8')).groups.length, 2);
+  assert.equal(j.groups.length, 3);
+  assert.deepEqual(JSON.parse(readFileSync(path.join(cmp, 'cka.json'), 'utf8')).groups.length, 3);
   const m = lorkd(['analyze', 'mig', '--models', path.join(cmp, 'a', 'seed-0', 'alpha.safetensors'), '--data', taskA, '--per-task', '6', '--out', path.join(dir, 'mig'), '--quiet', '--json']);
   assert.equal(m.status, 0, m.stderr);
   const mj = JSON.parse(readFileSync(path.join(dir, 'mig', 'mig.json'), 'utf8')) as { groups: { factors: { factor: string; gap: number | null }[] }[] };

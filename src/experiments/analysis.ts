@@ -17,7 +17,7 @@ export interface NetworkGroup {
   files: string[];
 }
 
-const NETWORK_FORMATS = new Set(['expert', 'foundation']);
+const NETWORK_FORMATS = new Set(['expert', 'kf-expert', 'foundation']);
 
 /** A file's lorkd_format, or null when it is not a readable safetensors file (skipped by discovery). */
 function formatOrNull(f: string): string | null {
@@ -30,7 +30,7 @@ function formatOrNull(f: string): string | null {
 }
 
 /**
- * The network groups of a comparison folder: every expert or foundation safetensors file under
+ * The network groups of a comparison folder: every expert, KF pair or foundation safetensors file under
  * `dir` (up to 4 levels deep), grouped by the folder that holds it (label = that folder relative
  * to dir, '.' for dir itself), groups and files sorted by name. Training checkpoints and files
  * that are not lorkd networks are skipped.
@@ -84,7 +84,7 @@ export function featuresOf(net: NetworkFile, task: TaskData, batch = 128): Tenso
       for (let b = 0; b < s.n; b += batch) {
         const m = Math.min(batch, s.n - b);
         const x = imagesToTensor(s.images.subarray(b * per, (b + m) * per), m, s.height, s.width, { size: net.inputSize, mean: net.mean, std: net.std });
-        parts.push(net.model.forwardFeatures(x));
+        parts.push(net.features(x));
       }
       return cat(parts, 0);
     }),

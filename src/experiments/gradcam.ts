@@ -7,6 +7,7 @@ import { UserError } from '../tensor/errors.js';
 import { imagesToTensor } from '../data/index.js';
 import { IMAGE_EXTENSIONS, readImage, resizeImage } from '../data/images.js';
 import { cam, gradCam, normaliseMaps, overlay, panelsPng } from '../eval/cam.js';
+import { ImageClassifier } from '../models/classifier.js';
 import { readNetworkFile, type NetworkFile } from './network-file.js';
 import type { Progress } from './progress.js';
 
@@ -61,13 +62,15 @@ export function imageFiles(inputs: readonly string[], limit: number): string[] {
 }
 
 function panelOf(net: NetworkFile, img: ReturnType<typeof readImage>, size: number): { rgba: Uint8Array; panel: GradcamPanel } {
+  const model = net.model;
+  if (!(model instanceof ImageClassifier)) throw new UserError(`${net.file}: class activation maps need one backbone; KF's CKN + TSN pair is not supported`);
   return tidy(() => {
     const x = imagesToTensor(img.data, 1, img.height, img.width, { size: net.inputSize, mean: net.mean, std: net.std });
-    const probs = noGrad(() => softmax(net.model.forward(x), 1).toArray() as Float32Array);
+    const probs = noGrad(() => softmax(model.forward(x), 1).toArray() as Float32Array);
     let c = 0;
     for (let k = 1; k < probs.length; k++) if (probs[k]! > probs[c]!) c = k;
-    const g = normaliseMaps(gradCam(net.model, x, [c]), size, size)[0]!;
-    const m = normaliseMaps(cam(net.model, x, [c]), size, size)[0]!;
+    const g = normaliseMaps(gradCam(model, x, [c]), size, size)[0]!;
+    const m = normaliseMaps(cam(model, x, [c]), size, size)[0]!;
     let diff = 0;
     for (let p = 0; p < g.length; p++) diff = Math.max(diff, Math.abs(g[p]! - m[p]!));
     const shown = resizeImage(img, size, size);

@@ -1,17 +1,21 @@
-// A deployed network file of any kind lorkd writes (an exported expert, the foundation), read
-// into one shape: the model and its preprocessing record.
+// A deployed network file of any kind lorkd writes (an exported expert, KF's CKN + TSN pair, the
+// foundation), read into one shape: the model, its pooled features and its preprocessing record.
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import type { ImageClassifier } from '../models/classifier.js';
+import { ImageClassifier } from '../models/classifier.js';
+import { type Tensor, cat, tidy } from '../tensor/index.js';
+import { KF_EXPERT_FORMAT, loadKfExpert, type KfExpert } from './methods/kf-expert.js';
 import type { Triple } from '../data/index.js';
 import { UserError } from '../tensor/errors.js';
 import { loadExpertFile } from '../export/expert-file.js';
 import { loadFoundation } from './foundation.js';
 
 export interface NetworkFile {
-  kind: 'expert' | 'foundation';
+  kind: 'expert' | 'kf-expert' | 'foundation';
   file: string;
-  /** The model, in eval mode (the caller disposes it). */
-  model: ImageClassifier;
+  /** The model, in eval mode (the caller disposes it): a plain classifier, or KF's pair. */
+  model: ImageClassifier | KfExpert;
+  /** The pooled features the head reads (KF: the CKN's and the TSN's, concatenated). */
+  features(x: Tensor): Tensor;
   /** Registry name of the architecture. */
   arch: string;
   /** The expert's task (null for the foundation, which covers every task of its suite). */
@@ -69,7 +73,7 @@ export function readNetworkFile(file: string): NetworkFile {
       throw new UserError(`${file}: only 3-channel networks are supported, this one takes ${meta.channels}`);
     }
     return {
-      kind: 'expert', file, model, arch: meta.model, task: meta.task, classNames: meta.classNames.slice(), inputSize: meta.inputSize,
+      kind: 'expert', file, model, features: (x) => model.forwardFeatures(x), arch: meta.model, task: meta.task, classNames: meta.classNames.slice(), inputSize: meta.inputSize,
       mean: asTriple(meta.mean, file, 'mean'), std: asTriple(meta.std, file, 'std'), source: { ...meta.source },
     };
   }
@@ -77,9 +81,21 @@ export function readNetworkFile(file: string): NetworkFile {
     const { model, meta } = loadFoundation(file);
     model.eval();
     return {
-      kind: 'foundation', file, model, arch: meta.model, task: null, classNames: meta.tasks.flatMap((t) => t.classNames.map((c) => `${t.name}/${c}`)),
+      kind: 'foundation', file, model, features: (x) => model.forwardFeatures(x), arch: meta.model, task: null, classNames: meta.tasks.flatMap((t) => t.classNames.map((c) => `${t.name}/${c}`)),
       inputSize: meta.input, mean: asTriple(meta.mean, file, 'mean'), std: asTriple(meta.std, file, 'std'), source: {},
     };
   }
-  throw new UserError(`${file}: not a lorkd network file (lorkd_format ${format === undefined ? 'missing' : `"${format}"`}; expected expert or foundation)`);
+  if (format === KF_EXPERT_FORMAT) {
+    const { model, meta } = loadKfExpert(file);
+    if (meta.channels !== 3) {
+      model.dispose();
+      throw new UserError(`${file}: only 3-channel networks are supported, this one takes ${meta.channels}`);
+    }
+    return {
+      kind: 'kf-expert', file, model, features: (x) => tidy(() => cat([model.ckn.forward(x), model.tsn.forward(x)], 1)),
+      arch: `${meta.cknModel}+${meta.tsnModel}`, task: meta.task, classNames: meta.classNames.slice(), inputSize: meta.inputSize,
+      mean: asTriple(meta.mean, file, 'mean'), std: asTriple(meta.std, file, 'std'), source: {},
+    };
+  }
+  throw new UserError(`${file}: not a lorkd network file (lorkd_format ${format === undefined ? 'missing' : `"${format}"`}; expected expert, kf-expert or foundation)`);
 }

@@ -13,7 +13,7 @@ import { UserError } from '../tensor/errors.js';
 import { DECOMPOSITION_FORMAT } from '../lorkd/checkpoint.js';
 import { FOUNDATION_FILE, loadFoundation } from './foundation.js';
 import { asTriple, fileFormat, readNetworkFile } from './network-file.js';
-import { KF_EXPERT_FORMAT, loadKfExpert, type KfExpert } from './methods/kf-expert.js';
+import { KF_EXPERT_FORMAT, type KfExpert } from './methods/kf-expert.js';
 
 export type SourceKind = 'expert' | 'kf-expert' | 'foundation' | 'backbone' | 'scratch';
 
@@ -93,24 +93,14 @@ function sourceFromFile(o: SourceOptions): Omit<TransferSource, 'foundationParam
   const file = o.from;
   if (!existsSync(file)) throw new UserError(`${file}: --from file not found (pass a network file, a decomposition checkpoint with --backbone, or scratch)`);
   const { format, metadata } = fileFormat(file);
-  if (format === 'expert' || format === 'foundation') {
+  if (format === 'expert' || format === 'foundation' || format === KF_EXPERT_FORMAT) {
     const n = readNetworkFile(file);
     const own = n.kind === 'foundation' ? n.model.numParameters() : undefined;
     n.model.dispose();
     return {
       kind: n.kind, file, model: n.arch, inputSize: n.inputSize, mean: n.mean, std: n.std,
-      near: n.kind === 'expert' ? foundationNear(file, n.source.run) : null, ...(own !== undefined ? { own } : {}),
+      near: n.kind === 'foundation' ? null : foundationNear(file, n.source.run), ...(own !== undefined ? { own } : {}),
       build: (k, seed) => withNewHead(readNetworkFile(file).model, k, seed),
-    };
-  }
-  if (format === KF_EXPERT_FORMAT) {
-    const { model, meta } = loadKfExpert(file);
-    model.dispose();
-    if (meta.channels !== 3) throw new UserError(`${file}: transfer supports 3-channel networks, this one takes ${meta.channels}`);
-    return {
-      kind: 'kf-expert', file, model: `${meta.cknModel}+${meta.tsnModel}`, inputSize: meta.inputSize, mean: asTriple(meta.mean, file, 'mean'), std: asTriple(meta.std, file, 'std'),
-      near: foundationNear(file),
-      build: (k, seed) => withNewHead(loadKfExpert(file).model, k, seed),
     };
   }
   if (format === DECOMPOSITION_FORMAT) {
