@@ -167,6 +167,16 @@ test('run: Table 1 equals results.json; binomial intervals are Wilson\'s; curves
   assert.match(html, /<section id="table3" class="no-data">[\s\S]*?--ranks/);
 });
 
+test('--transfer FILE: one lorkd transfer result beside a run', () => {
+  const file = path.join(COMPARE, 'transfer', 'lorkd-expert', 'transfer.json');
+  const tj = readJ(file);
+  const s = loadStudy({ run: RUN, transfer: file, flops: false, progress: quiet });
+  assert.equal(s.transfer.length, 1);
+  const t = s.transfer[0]!;
+  assert.deepEqual([t.method, t.downstream, t.shots, t.accuracy.mean, t.accuracy.ci95, t.accuracy.runs, t.compression], ['expert: breastmnist', 'mednist', 5, tj.accuracy.mean, tj.accuracy.ci95, tj.accuracy.values, tj.compression_ratio]);
+  assert.throws(() => loadStudy({ run: RUN, transfer: path.join(RUN, 'nope.json'), flops: false, progress: quiet }), /--transfer .*nope\.json: no such file/);
+});
+
 test('malformed inputs: one line naming the file (API and CLI)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-report-'));
   try {

@@ -124,7 +124,7 @@ export function rankChart(study: Study): Chart | null {
   return {
     id: 'rank-curve',
     title: 'Rank ablation',
-    caption: `LoRKD's mean accuracy against the expert rank; ${intervalWords(study)}.`,
+    caption: `LoRKD's mean accuracy against the expert rank; ${intervalWords(study).replace('error bars', 'band')}.`,
     spec: {
       data: { values },
       width: 420,
