@@ -9,7 +9,7 @@ import { runCompare, compareTable, parseMethods, type CompareResult } from '../e
 import { UserError } from '../tensor/errors.js';
 import { dataOptions, trainOptions, toData, progressOf } from './common.js';
 import { intOption, numberOption, run, table } from './output.js';
-import type { KdMode } from '../experiments/run-method.js';
+import { kdOf, strategyOf } from './pipeline.js';
 
 function intList(name: string, v: string): number[] {
   const out = v.split(',').map((s) => s.trim());
@@ -17,10 +17,6 @@ function intList(name: string, v: string): number[] {
   return out.map(Number);
 }
 
-export function kdOf(v: string): KdMode {
-  if (v !== 'feature' && v !== 'logits' && v !== 'none') throw new UserError(`--kd must be feature, logits or none, got "${v}"`);
-  return v;
-}
 
 const TRANSFER_MODULE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../experiments/transfer.js');
 
@@ -35,6 +31,7 @@ export function registerCompare(program: Command): void {
     .option('--kd <mode>', 'transfer loss of LoRKD and the KD baselines: feature | logits | none (LoRKD CE only)', 'feature')
     .option('--alpha <t>', 'KD temperature', numberOption('alpha'), 10)
     .option('--beta <w>', 'KD weight', numberOption('beta'), 1)
+    .option('--strategy <s>', 'EKS strategy of LoRKD: auto | fused | routed | gathered | loop | aggregated', 'auto')
     .requiredOption('--out <dir>', 'compare directory (re-running continues where it stopped)');
   if (existsSync(TRANSFER_MODULE)) {
     c.option('--transfer <spec>', 'also fine-tune each method\'s deployed network of --transfer-task on DATA[:key=value]... (see lorkd transfer)');
@@ -45,7 +42,7 @@ export function registerCompare(program: Command): void {
       const data = toData(o);
       const r = await runCompare({
         ...data, methods: parseMethods(String(o.methods)), seeds: intList('seeds', String(o.seeds)), ranks: intList('ranks', String(o.ranks)),
-        model: o.model, foundationArch: o.foundationArch, kd: kdOf(o.kd), alpha: o.alpha, beta: o.beta,
+        model: o.model, foundationArch: o.foundationArch, kd: kdOf(o.kd), alpha: o.alpha, beta: o.beta, strategy: strategyOf(o.strategy),
         epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, progress: progressOf(o),
       });
       const transfer = o.transfer ? await transferOf(r, String(o.transfer), o.transferTask, o.out, progressOf(o)) : null;

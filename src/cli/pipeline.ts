@@ -13,11 +13,11 @@ import { UserError } from '../tensor/errors.js';
 import { dataOptions, trainOptions, toData, progressOf } from './common.js';
 import { emit, intOption, numberOption, run, table } from './output.js';
 
-function kdOf(v: string): KdMode {
+export function kdOf(v: string): KdMode {
   if (v !== 'feature' && v !== 'logits' && v !== 'none') throw new UserError(`--kd must be feature, logits or none, got "${v}"`);
   return v;
 }
-function strategyOf(v: string): StrategyOption {
+export function strategyOf(v: string): StrategyOption {
   if (v !== 'auto' && !(STRATEGIES as readonly string[]).includes(v)) throw new UserError(`--strategy must be auto or one of ${STRATEGIES.join(', ')}, got "${v}"`);
   return v as StrategyOption;
 }
@@ -42,7 +42,7 @@ export function registerPipeline(program: Command): void {
 
   trainOptions(dataOptions(program.command('decompose'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })
     .description('decompose a foundation model into per-task low-rank experts (LoRKD)')
-    .requiredOption('--foundation <file>', 'foundation model (lorkd foundation output)')
+    .option('--foundation <file>', 'foundation model (lorkd foundation output); not needed with --kd none')
     .option('--model <name>', 'backbone of the decomposition model', 'shufflenet_v2_x1_0')
     .option('--rank <r>', 'expert rank', intOption('rank'), 8)
     .option('--lora-alpha <a>', 'expert scaling numerator (delta = BA * a / r); default r', numberOption('lora-alpha'))

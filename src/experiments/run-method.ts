@@ -20,8 +20,13 @@ import { teacherOutputs } from './teacher-cache.js';
 import { standardise } from './decompose.js';
 import { createMethod, methodName, KD_METHODS, type Method, type MethodContext, type MethodName } from './methods/index.js';
 import type { Progress } from './progress.js';
+import { contextTasks } from './methods/context.js';
 
-export type KdMode = 'feature' | 'logits' | 'none';
+export { contextTasks };
+
+import type { KdMode } from './decompose.js';
+
+export type { KdMode };
 
 export interface MethodRunOptions extends DataOptions {
   method: string;
@@ -80,11 +85,6 @@ const CHECKPOINT = 'method.ckpt.safetensors';
 export function usesTeacher(name: MethodName, o: Pick<MethodRunOptions, 'kd' | 'beta'>): boolean {
   if (KD_METHODS.includes(name)) return true;
   return name === 'lorkd' && o.kd !== 'none' && o.beta !== 0;
-}
-
-/** The suite's tasks as a method sees them. */
-export function contextTasks(suite: TaskSuite): MethodContext['tasks'] {
-  return suite.tasks.map((t) => ({ name: t.name, classNames: t.classNames.slice(), classOffset: t.classOffset }));
 }
 
 /** The teacher's cached outputs for the KD context (features standardised for feature KD). */

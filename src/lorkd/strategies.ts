@@ -1,6 +1,6 @@
 // The EKS execution strategies. All compute the same function: row b of task t is convolved
 // with W0 + delta_t, delta_t = reshape(B_t A_t, [Cout, Cin, k, k]) * scale. They differ only in
-// how (and how fast); see DESIGN.md. Inputs are sorted by task (see Routing).
+// how (and how fast); see docs/ARCHITECTURE.md. Inputs are sorted by task (see Routing).
 import { type Tensor, Tensor as TensorClass, conv2d, cat, mm, bmm } from '../tensor/index.js';
 import { N } from '../tensor/ops-native.js';
 import type { Routing } from './routing.js';

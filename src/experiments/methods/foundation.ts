@@ -1,4 +1,4 @@
-// The foundation (METHOD.md; paper 4.1): one network over the union of the tasks with ONE unified
+// The foundation (docs/ARCHITECTURE.md "Methods"; paper 4.1): one network over the union of the tasks with ONE unified
 // head over all classes, trained with CE on the global labels. Its logits are unified (every
 // class of every task), so it is evaluated the paper's way (argmax over all classes) and also
 // restricted to the task's classes. Deployed for task t: the network with the rows of the unified

@@ -9,6 +9,7 @@ import { createMtl, createMtlKd } from './mtl.js';
 import { createLorkd } from './lorkd.js';
 import { createMocoMtl } from './moco-mtl.js';
 import { createAlignedMtl } from './aligned-mtl.js';
+import { createKf } from './kf.js';
 
 export type MethodFactory = (ctx: MethodContext) => Method;
 
@@ -20,6 +21,7 @@ const FACTORIES: Partial<Record<MethodName, MethodFactory>> = {
   'mtl-kd': createMtlKd,
   'moco-mtl': (ctx) => createMocoMtl(ctx),
   'aligned-mtl': createAlignedMtl,
+  kf: (ctx) => createKf(ctx),
   lorkd: createLorkd,
 };
 

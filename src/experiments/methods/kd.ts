@@ -1,4 +1,4 @@
-// The transfer loss shared by every KD method (LoRKD, STL-KD, MTL-KD; METHOD.md 3.3), on a
+// The transfer loss shared by every KD method (LoRKD, STL-KD, MTL-KD; paper 3.3; docs/ARCHITECTURE.md "Methods"), on a
 // task-sorted batch: beta * alpha^2 * KL(teacher || student) at temperature alpha, averaged over
 // the batch. feature: teacher pooled features (standardised) through a trainable projection
 // against the student's pooled features; logits: the teacher's unified logits restricted to each

@@ -1,4 +1,4 @@
-// MTL and MTL-KD (METHOD.md "Baselines"): one shared backbone with a head per task, trained on
+// MTL and MTL-KD (docs/ARCHITECTURE.md "Methods"): one shared backbone with a head per task, trained on
 // mixed batches with the sum of the per-task CE (1/B, as LoRKD), plus LoRKD's transfer loss for
 // MTL-KD. One deployed network per task: the backbone with that task's head.
 import { Linear } from '../../nn/linear.js';

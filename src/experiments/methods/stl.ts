@@ -1,4 +1,4 @@
-// STL and STL-KD (METHOD.md "Baselines"): one backbone + head per task, each trained only on its
+// STL and STL-KD (docs/ARCHITECTURE.md "Methods"): one backbone + head per task, each trained only on its
 // own task's rows of the mixed batches (so over an epoch each sees exactly its task's data), plus
 // LoRKD's transfer loss for STL-KD (one projection per network). Params: T backbones to train,
 // one to deploy. A task with a single row in a batch is left out of that step: BatchNorm cannot
