@@ -153,7 +153,7 @@ export function taskLosses(logits: (Tensor | null)[], batch: TaskBatch): { tasks
   const losses: Tensor[] = [];
   logits.forEach((l, t) => {
     if (!l) return;
-    const labels = batch.local.narrow(0, batch.routing.offsets[t]!, batch.routing.counts[t]!);
+    const labels = batch.routing.slice(batch.local, t);
     tasks.push(t);
     losses.push(crossEntropy(l, labels, { reduction: 'sum' }).div(batch.size));
   });
@@ -180,7 +180,9 @@ export function perTaskGradients(shared: readonly Tensor[], losses: readonly Ten
       ),
     );
   });
-  return tidy(() => (rows.length === 1 ? rows[0]!.unsqueeze(0) : cat(rows.map((r) => r.unsqueeze(0)), 0)));
+  const G = tidy(() => cat(rows.map((r) => r.unsqueeze(0)), 0));
+  rows.forEach((r) => r.dispose()); // G holds a copy: free the rows now (T x D floats each step)
+  return G;
 }
 
 /** Writes the flat gradient `flat` (D) into the `.grad` of `shared` (in their order). */
@@ -205,7 +207,7 @@ export type GradientTransform = (G: Tensor, losses: number[], present: number[])
 
 /**
  * A Method over a MultiTaskNet whose shared gradient is `transform` of the per-task gradients.
- * `extra` (e.g. MoCo's state) is registered as a child of the network, so it is checkpointed.
+ * `build` may register state on the network (MoCo's), so that checkpoints carry it.
  */
 export function gradientTransformMethod(
   name: MethodName,
