@@ -16,7 +16,7 @@ interface ServeCliOptions {
   maxWaitMs: number;
   maxQueue?: number;
   maxBodyBytes: number;
-  mode: ServeMode;
+  mode?: ServeMode;
   token?: string;
   input?: number;
   json?: boolean;
@@ -35,7 +35,7 @@ export function registerServe(program: Command): void {
     .option('--max-wait-ms <ms>', 'how long the oldest request waits for others to join its batch', numberOption('max-wait-ms'), 5)
     .option('--max-queue <n>', 'most requests waiting; past it the answer is 503 with Retry-After (default 8 x max-batch)', intOption('max-queue'))
     .option('--max-body-bytes <n>', 'largest request body', intOption('max-body-bytes'), 16 * 1024 * 1024)
-    .addOption(new Option('--mode <mode>', 'eks: one EKS pass over mixed departments; fused: one fused expert per department; auto: the faster, measured on the live load').choices(MODES).default('auto'))
+    .addOption(new Option('--mode <mode>', 'eks: one EKS pass over mixed departments (default with --decomposition); fused: one fused expert per department (default with --experts); auto: keeps both and picks per batch from measurement').choices(MODES))
     .option('--token <token>', 'bearer token every route but /healthz requires (or set LORKD_SERVE_TOKEN)')
     .option('--input <size>', 'input side for checkpoints that do not record it', intOption('input', 8))
     .option('--quiet', 'no log lines on stderr')
@@ -44,18 +44,19 @@ export function registerServe(program: Command): void {
       run(async () => {
         if (!!o.decomposition === !!o.experts) throw new UserError('give exactly one of --decomposition FILE or --experts DIR');
         if (!(o.maxWaitMs >= 0)) throw new UserError(`--max-wait-ms must be >= 0, got ${o.maxWaitMs}`);
-        if (o.experts && o.mode === 'eks') throw new UserError('--mode eks needs --decomposition (expert files are already fused); use --mode fused');
+        const mode: ServeMode = o.mode ?? (o.experts ? 'fused' : 'eks');
+        if (o.experts && mode === 'eks') throw new UserError('--mode eks needs --decomposition (expert files are already fused); use --mode fused');
         const token = o.token ?? process.env.LORKD_SERVE_TOKEN;
         checkBinding(o.host, token);
         const log = (s: string) => o.quiet || process.stderr.write(`lorkd serve: ${s}\n`);
         const defaults = o.input !== undefined ? { input: o.input } : {};
-        const specs = o.decomposition ? decompositionDepartments(o.decomposition, o.mode, defaults) : expertDirDepartments(o.experts!);
-        const service = new Service({ mode: o.mode, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue ?? 8 * o.maxBatch, defaults }, specs);
+        const specs = o.decomposition ? decompositionDepartments(o.decomposition, mode, defaults) : expertDirDepartments(o.experts!);
+        const service = new Service({ mode, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue ?? 8 * o.maxBatch, defaults }, specs);
         emptyCache(); // load-time temporaries (a checkpoint fused into experts and dropped) go back to the system
         const srv = await startServer(service, { host: o.host, port: o.port, token, maxBodyBytes: o.maxBodyBytes });
         const tasks = service.departments.list().map((d) => d.task);
-        log(`listening on ${srv.url} (mode ${o.mode}, max batch ${o.maxBatch}, max wait ${o.maxWaitMs} ms; ${tasks.length} departments: ${tasks.join(', ')})`);
-        if (o.json) console.log(JSON.stringify({ url: srv.url, port: srv.port, mode: o.mode, tasks }));
+        log(`listening on ${srv.url} (mode ${mode}, max batch ${o.maxBatch}, max wait ${o.maxWaitMs} ms; ${tasks.length} departments: ${tasks.join(', ')})`);
+        if (o.json) console.log(JSON.stringify({ url: srv.url, port: srv.port, mode, tasks }));
         // The service drains on SIGTERM/SIGINT instead of the CLI's default of exiting at once
         // (src/experiments/signals.ts, installed by run()): replace those handlers.
         for (const sig of ['SIGTERM', 'SIGINT'] as const) process.removeAllListeners(sig);
