@@ -147,8 +147,8 @@ test('run: Table 1 equals results.json; binomial intervals are Wilson\'s; curves
   };
   check('Foundation', j.foundation.unified);
   check('Foundation (task classes)', j.foundation.restricted);
-  check('LoRKD (r=8)', j.lorkd.per_task);
-  assert.equal(row(cells, 'LoRKD (r=8)')[1], (j.lorkd.params_training / 1e6).toFixed(2));
+  check('LoRKD', j.lorkd.per_task);
+  assert.equal(row(cells, 'LoRKD')[1], (j.lorkd.params_training / 1e6).toFixed(2));
   // Wilson's bounds are the two roots p of (phat - p)^2 = z^2 p (1 - p) / n.
   for (const [ph, n] of [[0.7243589743589743, 156], [0.05, 40], [1, 20]] as const) {
     const [lo, hi] = wilson95(ph, n);

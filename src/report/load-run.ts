@@ -121,7 +121,7 @@ export function loadRun(dir: string, o: RunLoadOptions = {}): Study {
   study.methods = [
     methodRow('foundation', taskScores(f, fo.unified, 'foundation.unified', tasks), [fParams, fParams], fFlops),
     methodRow('foundation (task classes)', taskScores(f, fo.restricted, 'foundation.restricted', tasks), [fParams, fParams], fFlops),
-    methodRow(cfg ? `lorkd (r=${cfg.rank})` : 'lorkd', taskScores(f, lo.per_task, 'lorkd.per_task', tasks), [f.num(lo.params_training, 'lorkd.params_training'), f.num(lo.params_expert, 'lorkd.params_expert')], [flops?.lorkd_training ?? null, flops?.lorkd_deployment ?? null]),
+    methodRow('lorkd', taskScores(f, lo.per_task, 'lorkd.per_task', tasks), [f.num(lo.params_training, 'lorkd.params_training'), f.num(lo.params_expert, 'lorkd.params_expert')], [flops?.lorkd_training ?? null, flops?.lorkd_deployment ?? null]),
   ];
   study.facts.push(['results', file], ['split', f.str(r.split, 'split')], ['foundation', `${fModel} at ${fInput}x${fInput}`], ['experts', `${cfg?.model ?? 'shufflenet_v2_x1_0'}${cfg ? `, rank ${cfg.rank}` : ''}, at ${input}x${input}`]);
   if (r.budget !== undefined) {
