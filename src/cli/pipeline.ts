@@ -10,6 +10,7 @@ import { evaluateRun, resultsTable, RESULTS_HEADER, type RunResults } from '../e
 import { RunDir } from '../experiments/run-dir.js';
 import { runDemo } from '../experiments/demo.js';
 import { UserError } from '../tensor/errors.js';
+import { checkRecordedTasks } from '../io/metadata.js';
 import { dataOptions, trainOptions, toData, progressOf } from './common.js';
 import { emit, intOption, numberOption, run, table } from './output.js';
 
@@ -78,6 +79,8 @@ export function registerPipeline(program: Command): void {
         const { model, meta } = loadFoundation(f);
         const dm = loadDecomposition(d, { strategy: 'fused' });
         const suite = loadSuite(data);
+        checkRecordedTasks(meta.tasks, suite.tasks, f);
+        checkRecordedTasks(dm.config.tasks, suite.tasks, d);
         if (data.channelsLast) {
           model.toChannelsLast();
           dm.toChannelsLast();

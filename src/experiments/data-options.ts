@@ -23,7 +23,7 @@ export function loadSuite(o: Pick<DataOptions, 'tasks'>): TaskSuite {
 
 /** Training loader: the paper's plain shuffle over the concatenated tasks, random flips. */
 export function trainLoader(suite: TaskSuite, o: DataOptions): DataLoader {
-  return new DataLoader(suite, { split: 'train', batchSize: o.batch, seed: o.seed, flip: true, size: o.input, mean: o.mean, std: o.std, channelsLast: o.channelsLast ?? true });
+  return new DataLoader(suite, { split: 'train', batchSize: o.batch, seed: o.seed, flip: true, mergeSingleton: true, size: o.input, mean: o.mean, std: o.std, channelsLast: o.channelsLast ?? true });
 }
 
 /** Evaluation loader: in order, no flips. */

@@ -15,6 +15,7 @@ import type { TaskSuite, Triple } from '../data/index.js';
 import { preprocessingMetadata, preprocessingOf } from '../data/preprocessing.js';
 import { type DataOptions, loadSuite, trainLoader, evalLoader } from './data-options.js';
 import { RunDir } from './run-dir.js';
+import { checkMemory, estimateDecomposition, suiteBytes } from './resources.js';
 import { train, type TrainResult } from './trainer.js';
 import { evalDecomposition, meanOf } from './evaluate.js';
 import { loadFoundation, type FoundationMeta } from './foundation.js';
@@ -83,6 +84,10 @@ export interface DecomposeRun {
 /** `lorkd decompose`: the LoRKD method (methods/lorkd.ts) trained by the one trainer, saved as a decomposition file. */
 export async function trainDecomposition(o: DecomposeOptions): Promise<DecomposeRun> {
   const suite = loadSuite(o);
+  checkMemory(
+    estimateDecomposition({ model: o.model, classes: suite.tasks.map((t) => t.numClasses), rank: o.rank, batch: o.batch, input: o.input, dataBytes: suiteBytes(suite), trainImages: suite.split('train').n }),
+    'this decomposition run',
+  );
   // The inputs are checked before the run directory is created.
   let teacher: ImageClassifier | null = null;
   let meta: FoundationMeta | null = null;
@@ -95,7 +100,7 @@ export async function trainDecomposition(o: DecomposeOptions): Promise<Decompose
   }
   let run: RunDir;
   try {
-    run = RunDir.open(o.out, { resume: o.resume, marker: CHECKPOINT });
+    run = RunDir.open(o.out, { resume: o.resume, marker: CHECKPOINT, outputs: ['decompose.best.safetensors', DECOMPOSITION_FILE, 'teacher-cache-*'] });
   } catch (e) {
     teacher?.dispose();
     throw e;
