@@ -167,6 +167,21 @@ test('run: Table 1 equals results.json; binomial intervals are Wilson\'s; curves
   assert.match(html, /<section id="table3" class="no-data">[\s\S]*?--ranks/);
 });
 
+test('run: one compare run folder (result.json of lorkd compare): its method, Wilson intervals, history', async () => {
+  const dir = path.join(FIX, 'method-run');
+  const j = readJ(path.join(dir, 'result.json'));
+  const study = loadRun(dir);
+  const cells = tableCells((await buildReport(study, quiet)).html, 'table1');
+  const r = row(cells, 'STL');
+  j.per_task.forEach((t: any, i: number) => {
+    const [lo, hi] = wilson95(t.accuracy, t.n);
+    assert.equal(r[2 + i], `${p1(t.accuracy)} ${p1(lo)}–${p1(hi)}`, t.task);
+  });
+  assert.equal(r[1], (j.params_training / 1e6).toFixed(2));
+  assert.deepEqual(study.curves.map((c) => [c.epoch, c.loss, c.val]), j.history.map((h: any) => [h.epoch + 1, h.loss, h.val]));
+  assert.equal(study.methods[0]!.flops_training, study.methods[0]!.flops_deployment, 'STL trains and deploys the plain backbone');
+});
+
 test('--transfer FILE: one lorkd transfer result beside a run', () => {
   const file = path.join(COMPARE, 'transfer', 'lorkd-expert', 'transfer.json');
   const tj = readJ(file);

@@ -7,9 +7,11 @@ import { UserError } from '../tensor/errors.js';
 import { Fields, readJson, safetensorsMetadata, budgetText, type Json, type JsonObject, type Stat } from './input.js';
 import { emptyStudy, type CurvePoint, type MethodRow, type Study, type TaskScore } from './study.js';
 import { wilson95, meanOf } from './stats.js';
-import { countRunFlops, type RunFlops } from './flops.js';
+import { countMethodFlops, countRunFlops, type RunFlops } from './flops.js';
 
 const RESULT_FILES = ['results.json', 'eval-test.json', 'eval-val.json'];
+/** One (method, seed) run of `lorkd compare` (run-method.ts's MethodResult). */
+const METHOD_RESULT = 'result.json';
 
 const single = (x: number, n: number | null): Stat => ({ mean: x, ci95: n ? wilson95(x, n) : null, runs: [x] });
 
@@ -91,8 +93,12 @@ export function loadRun(dir: string, o: RunLoadOptions = {}): Study {
   const study = emptyStudy('run', root, `LoRKD run: ${path.basename(root)}`);
   study.curves = checkpointCurves(root);
   const resultsName = RESULT_FILES.find((n) => existsSync(path.join(root, n)));
+  if (!resultsName && existsSync(path.join(root, METHOD_RESULT))) {
+    methodRun(study, path.join(root, METHOD_RESULT), o);
+    return study;
+  }
   if (!resultsName) {
-    if (!study.curves.length) throw new UserError(`${root} holds no results.json, eval-test.json or training checkpoint (run \`lorkd demo --out ${dir}\` or \`lorkd eval --run ${dir}\`)`);
+    if (!study.curves.length) throw new UserError(`${root} holds no results.json, eval-test.json, result.json or training checkpoint (run \`lorkd demo --out ${dir}\` or \`lorkd eval --run ${dir}\`)`);
     study.notes.push(`no results.json or eval-test.json in ${root}: \`lorkd eval --run ${dir}\` writes the accuracy tables`);
     return study;
   }
@@ -143,4 +149,24 @@ function countClasses(root: string): number | null {
   } catch {
     throw new UserError(`${file}: metadata "tasks" is not JSON`);
   }
+}
+
+/** A compare run folder: the method's rows (and its restricted head's), its history, FLOPs at its input. */
+function methodRun(study: Study, file: string, o: RunLoadOptions): void {
+  const f = new Fields(file);
+  const r = f.obj(readJson(file), 'the file');
+  const tasks = f.strings(r.tasks, 'tasks');
+  const method = f.str(r.method, 'method');
+  const input = f.num(r.input, 'input');
+  const describe = r.describe && typeof r.describe === 'object' && !Array.isArray(r.describe) ? r.describe : {};
+  const rank = typeof describe.rank === 'number' ? describe.rank : null;
+  const flops = o.flops === false ? undefined : countMethodFlops([{ key: method, method, rank }], { model: 'shufflenet_v2_x1_0', tasks: tasks.length, input }).get(method);
+  const params: [number, number] = [f.num(r.params_training, 'params_training'), f.num(r.params_deployment, 'params_deployment')];
+  study.tasks = tasks;
+  study.interval = 'binomial';
+  study.methods.push(methodRow(method, taskScores(f, r.per_task, 'per_task', tasks), params, flops ?? [null, null]));
+  if (r.restricted) study.methods.push(methodRow(`${method} (task classes)`, taskScores(f, r.restricted, 'restricted', tasks), params, flops ?? [null, null]));
+  if (r.history !== undefined) study.curves = historyCurves(f, r.history, method);
+  if (flops) study.flopsNote = `FLOPs counted by tracing shufflenet_v2_x1_0 at ${input}x${input}.`;
+  study.facts.push(['results', file], ['method', method], ['seed', String(r.seed ?? '–')], ['input', `${input}x${input}`], ['epochs', String(r.epochs ?? '–')]);
 }
