@@ -7,8 +7,11 @@ import { crossEntropy, manualSeed, tidy, type Tensor } from '../tensor/index.js'
 import { UserError } from '../tensor/errors.js';
 import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
 import type { TaskSuite } from '../data/index.js';
+import { parsePreprocessing, preprocessingMetadata, preprocessingOf } from '../data/preprocessing.js';
 import { type DataOptions, loadSuite, trainLoader, evalLoader } from './data-options.js';
 import { RunDir } from './run-dir.js';
+import { checkMemory, estimateFoundation, suiteBytes } from './resources.js';
+import { metaString, metaTasks } from '../io/metadata.js';
 import { train, type TrainResult } from './trainer.js';
 import { evalFoundation, meanOf } from './evaluate.js';
 import type { Progress } from './progress.js';
@@ -71,9 +74,7 @@ export function saveFoundation(file: string, model: ImageClassifier, meta: Found
       lorkd_format: 'foundation',
       model: meta.model,
       tasks: JSON.stringify(meta.tasks),
-      input_size: String(meta.input),
-      mean: JSON.stringify(meta.mean),
-      std: JSON.stringify(meta.std),
+      ...preprocessingMetadata(preprocessingOf({ input: meta.input, mean: meta.mean, std: meta.std })),
     }),
   );
 }
@@ -82,13 +83,8 @@ export function loadFoundation(file: string): { model: ImageClassifier; meta: Fo
   const { tensors, metadata } = loadSafetensors(file);
   try {
     if (metadata.lorkd_format !== 'foundation') throw new UserError(`${file} is not a lorkd foundation model (no lorkd_format=foundation metadata)`);
-    const meta: FoundationMeta = {
-      model: metadata.model!,
-      tasks: JSON.parse(metadata.tasks!),
-      input: Number(metadata.input_size),
-      mean: JSON.parse(metadata.mean!),
-      std: JSON.parse(metadata.std!),
-    };
+    const pre = parsePreprocessing(metadata, file, { legacyDefaults: true });
+    const meta: FoundationMeta = { model: metaString(metadata, 'model', file), tasks: metaTasks(metadata, 'tasks', file), input: pre.inputSize, mean: pre.mean, std: pre.std };
     const classes = meta.tasks.reduce((a, t) => a + t.classNames.length, 0);
     const model = createModel(meta.model, { numClasses: classes });
     try {
@@ -111,7 +107,8 @@ export interface FoundationRun {
 
 export async function trainFoundation(o: FoundationOptions): Promise<FoundationRun> {
   const suite = loadSuite(o);
-  const run = RunDir.open(o.out, { resume: o.resume, marker: 'foundation.ckpt.safetensors' });
+  checkMemory(estimateFoundation({ arch: o.arch, classes: suite.totalClasses, batch: o.batch, input: o.input, dataBytes: suiteBytes(suite) }), 'this foundation run');
+  const run = RunDir.open(o.out, { resume: o.resume, marker: 'foundation.ckpt.safetensors', outputs: ['foundation.best.safetensors', FOUNDATION_FILE] });
   manualSeed(o.seed);
   const model = createModel(o.arch, { numClasses: suite.totalClasses });
   if (o.init) loadInit(model, o.init, o.progress);

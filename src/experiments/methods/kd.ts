@@ -56,3 +56,20 @@ export function methodLoss(
   const ce = taskCrossEntropy(out.logits, batch.local, batch.routing);
   return kd && kd.beta !== 0 ? ce.add(kdTerm(kd, out, batch, tasks, project)) : ce;
 }
+
+/**
+ * The backward of a single-network method: the loss (CE, plus KD through `projection` when a
+ * teacher is given) of forward(batch), backpropagated; returns the loss.
+ */
+export function singleNetworkBackward(
+  kd: KdContext | null,
+  tasks: MethodContext['tasks'],
+  forward: (b: TaskBatch) => { features: Tensor; logits: (Tensor | null)[] },
+  projection: { forward(t: Tensor): Tensor } | null,
+): (batch: TaskBatch) => Tensor {
+  return (batch) => {
+    const loss = methodLoss(kd, forward(batch), batch, tasks, projection ? (t) => projection.forward(t) : null);
+    loss.backward();
+    return loss;
+  };
+}

@@ -9,7 +9,7 @@ import { expertModel } from '../../lorkd/deploy.js';
 import type { Method, MethodContext, TaskBatch } from './method.js';
 import { classifierDeployment } from './multi-task-net.js';
 import { Bundle, evalNoGrad, backboneParams } from './common.js';
-import { methodLoss } from './kd.js';
+import { singleNetworkBackward } from './kd.js';
 
 export interface LorkdMethod extends Method {
   readonly dm: DecompositionModel;
@@ -31,11 +31,7 @@ export function createLorkd(ctx: MethodContext): LorkdMethod {
     dm,
     projection,
     module,
-    backward(batch) {
-      const loss = methodLoss(kd, forward(batch), batch, ctx.tasks, projection ? (t) => projection.forward(t) : null);
-      loss.backward();
-      return loss;
-    },
+    backward: singleNetworkBackward(kd, ctx.tasks, forward, projection),
     logits: (batch) => evalNoGrad(dm, () => forward(batch).logits),
     params: () => ({ params_training: dm.numParameters() - heads, params_deployment: backboneParams(ctx.model, ctx.inChannels) }),
     deploy: (t) => classifierDeployment(expertModel(dm, t).eval(), ctx.model, ctx.tasks[t]!, ctx.inChannels),

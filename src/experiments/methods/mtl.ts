@@ -5,7 +5,7 @@ import { Linear } from '../../nn/linear.js';
 import type { Method, MethodContext } from './method.js';
 import { MultiTaskNet, classifierDeployment } from './multi-task-net.js';
 import { Bundle, evalNoGrad, requireKd } from './common.js';
-import { methodLoss } from './kd.js';
+import { singleNetworkBackward } from './kd.js';
 
 export function createMtl(ctx: MethodContext, o: { kd: boolean } = { kd: false }): Method {
   const name = o.kd ? 'mtl-kd' : 'mtl';
@@ -22,11 +22,7 @@ export function createMtl(ctx: MethodContext, o: { kd: boolean } = { kd: false }
   return {
     name,
     module,
-    backward(batch) {
-      const loss = methodLoss(kd, forward(batch), batch, ctx.tasks, projection ? (t) => projection.forward(t) : null);
-      loss.backward();
-      return loss;
-    },
+    backward: singleNetworkBackward(kd, ctx.tasks, forward, projection),
     logits: (batch) => evalNoGrad(net, () => forward(batch).logits),
     params: () => ({ params_training: shared, params_deployment: shared }),
     deploy: (t) => classifierDeployment(net.deploy(t), ctx.model, ctx.tasks[t]!, ctx.inChannels),
