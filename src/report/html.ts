@@ -79,7 +79,7 @@ footer { margin-top: 48px; color: var(--muted); font-size: 12px; border-top: 1px
 @media print { nav.toc { display: none; } section { break-inside: avoid; } }
 `;
 
-export function pageHtml(o: { title: string; sub: string; facts: [string, string][]; sections: Section[]; footer: string }): string {
+export function pageHtml(o: { title: string; sub: string; notes: string; facts: [string, string][]; sections: Section[]; footer: string }): string {
   const toc = o.sections.map((s) => `<a href="#${s.id}" class="${s.body ? '' : 'empty'}">${esc(s.title)}</a>`).join(' ');
   const facts = o.facts.length ? `<dl class="facts">${o.facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>` : '';
   return `<!doctype html>
@@ -89,7 +89,7 @@ export function pageHtml(o: { title: string; sub: string; facts: [string, string
 <title>${esc(o.title)}</title>
 <style>${CSS}</style></head>
 <body><main>
-<header><h1>${esc(o.title)}</h1><p class="sub">${o.sub}</p>${facts}<nav class="toc">${toc}</nav></header>
+<header><h1>${esc(o.title)}</h1><p class="sub">${o.sub}</p>${o.notes}${facts}<nav class="toc">${toc}</nav></header>
 ${o.sections.map(sectionHtml).join('\n')}
 <footer>${o.footer}</footer>
 </main></body></html>

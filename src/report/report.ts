@@ -122,7 +122,8 @@ export async function buildReport(study: Study, progress: Progress): Promise<{ h
   const kind = study.kind === 'compare' ? `comparison of ${study.methods.length} methods over seeds ${study.seeds.join(', ')}` : 'a single run (one seed)';
   const html = pageHtml({
     title: study.title,
-    sub: `${esc(kind)} on ${esc(study.tasks.join(', ') || 'no tasks')}${notes}`,
+    sub: `${esc(kind)} on ${esc(study.tasks.join(', ') || 'no tasks')}`,
+    notes,
     facts: study.facts,
     sections,
     footer: `Written by <code>lorkd report</code> on ${esc(new Date().toISOString().slice(0, 16).replace('T', ' '))} UTC from ${esc(study.source)}. Self-contained: no scripts, no network.`,
