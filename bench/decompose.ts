@@ -12,6 +12,7 @@ import { contextTasks } from '../src/experiments/run-method.js';
 import { createMethod } from '../src/experiments/methods/index.js';
 import type { MethodContext } from '../src/experiments/methods/method.js';
 import { runPython } from './pytorch.js';
+import type { StrategyOption } from '../src/lorkd/strategies.js';
 
 export interface DecomposeBenchOptions {
   batch?: number;
@@ -20,6 +21,8 @@ export interface DecomposeBenchOptions {
   repeats?: number;
   rank?: number;
   threads?: number;
+  /** LoRKD's EKS strategy (default auto, as lorkd decompose). */
+  strategy?: StrategyOption;
   noTorch?: boolean;
 }
 
@@ -81,7 +84,7 @@ export function benchDecompose(o: DecomposeBenchOptions = {}): DecomposeBenchRes
     else b.dispose();
   }
   try {
-    const ctx: MethodContext = { tasks: contextTasks(suite), model: 'shufflenet_v2_x1_0', inChannels: 3, channelsLast: true, kd: null, rank: o.rank ?? 8, strategy: 'auto' };
+    const ctx: MethodContext = { tasks: contextTasks(suite), model: 'shufflenet_v2_x1_0', inChannels: 3, channelsLast: true, kd: null, rank: o.rank ?? 8, strategy: o.strategy ?? 'auto' };
     const lorkd = throughput('lorkd', ctx, batches, repeats);
     const mtl = throughput('mtl', ctx, batches, repeats);
     const py = o.noTorch

@@ -7,6 +7,7 @@ import { benchDecompose } from '../../bench/decompose.js';
 import { STRATEGIES, type Strategy } from '../lorkd/strategies.js';
 import { UserError } from '../tensor/errors.js';
 import { emit, intOption, run, table } from './output.js';
+import { strategyOf } from './pipeline.js';
 
 const f1 = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v.toFixed(v < 10 ? 2 : 1));
 
@@ -65,11 +66,12 @@ export function registerBench(program: Command): void {
     .option('--input <size>', 'input size', intOption('input', 8), 64)
     .option('--steps <n>', 'batches per timed pass', intOption('steps'), 4)
     .option('--threads <n>', 'intra-op threads (both engines)', intOption('threads'), 2)
+    .option('--strategy <s>', 'LoRKD EKS strategy (auto as lorkd decompose)', 'auto')
     .option('--no-torch', 'skip the PyTorch side')
     .option('--json', 'print one JSON object')
     .action((o) =>
       run(() => {
-        const r = benchDecompose({ batch: o.batch, input: o.input, steps: o.steps, threads: o.threads, noTorch: o.torch === false });
+        const r = benchDecompose({ batch: o.batch, input: o.input, steps: o.steps, threads: o.threads, strategy: strategyOf(o.strategy), noTorch: o.torch === false });
         emit(!!o.json, r, () =>
           table(['batch', 'input', 'lorkd img/s', 'pytorch img/s (best)', 'ratio', 'mtl img/s', 'lorkd step / mtl step'], [
             [r.batch, r.input, `${f1(r.lorkd_img_per_s)} (${r.lorkd_strategy})`, r.pytorch_img_per_s === null ? '-' : `${f1(r.pytorch_img_per_s)} (${r.pytorch_best})`, f1(r.ratio), f1(r.mtl_img_per_s), f1(r.lorkd_over_mtl)],
