@@ -106,8 +106,10 @@ export function registerPipeline(program: Command): void {
       run(async () => {
         const r = await runDemo({ out: o.out, epochs: o.epochs, foundationEpochs: o.foundationEpochs, input: o.input, foundationInput: o.foundationInput, seed: o.seed, progress: progressOf(o) });
         if (!o.json) console.log(table(RESULTS_HEADER, resultsTable(r.results)));
-        if (!o.json) console.log(`\nresults: ${r.resultsFile}\nexperts: ${r.experts.join(', ')}`);
-        else console.log(JSON.stringify({ lorkd_mean_accuracy: r.results.lorkd.mean_accuracy, foundation_mean_accuracy: r.results.foundation.mean_accuracy, foundation_mean_accuracy_restricted: r.results.foundation.mean_accuracy_restricted, per_task: perTask(r.results), experts: r.experts, results_file: r.resultsFile, run_dir: r.runDir, seconds: r.seconds }));
+        // The demo ends with its HTML report (the report layer sits above experiments: called here).
+        const report = await (await import('../report/index.js')).writeReport({ run: r.runDir, progress: progressOf(o) });
+        if (!o.json) console.log(`\nresults: ${r.resultsFile}\nexperts: ${r.experts.join(', ')}\nreport: ${report.file}`);
+        else console.log(JSON.stringify({ lorkd_mean_accuracy: r.results.lorkd.mean_accuracy, foundation_mean_accuracy: r.results.foundation.mean_accuracy, foundation_mean_accuracy_restricted: r.results.foundation.mean_accuracy_restricted, per_task: perTask(r.results), experts: r.experts, results_file: r.resultsFile, report_file: report.file, run_dir: r.runDir, seconds: r.seconds }));
       }),
     );
 }
