@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,10 +23,11 @@ interface Exit {
   stderr: string;
   ms: number;
 }
-function run(args: string[], env: Record<string, string>): Promise<Exit> {
+function run(args: string[], env: Record<string, string>, o: { detached?: boolean; onSpawn?: (pid: number) => void } = {}): Promise<Exit> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, args, { env: { ...process.env, LORKD_NUM_THREADS: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(process.execPath, args, { env: { ...process.env, LORKD_NUM_THREADS: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'], detached: o.detached });
+    o.onSpawn?.(c.pid!);
     let stderr = '';
     c.stderr.on('data', (d) => (stderr += d));
     c.on('exit', (code) => resolve({ code, stderr, ms: Date.now() - t0 }));
@@ -74,6 +75,24 @@ for (const mode of ['plain', 'after', 'syncbn']) {
     }
   });
 }
+
+test('2 processes with SyncBatchNorm train the decomposition model (task-sorted shards, float64) to the weights of 1 process', { skip, timeout: 120_000 }, async () => {
+  // Two steps: BatchNorm over 4-row shards amplifies float64 rounding step by step (1e-13 after
+  // one step, 2e-11 after two, 1e-7 after four, measured), so the comparison stops at two.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lorkd-dist-'));
+  try {
+    const one = await run([worker, path.join(dir, 'one.safetensors'), 'dm', '2'], {});
+    assert.equal(one.code, 0, one.stderr);
+    const port = String(await freePort());
+    const env = (r: number) => ({ RANK: String(r), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, LORKD_DIST_TIMEOUT: '30' });
+    const two = await Promise.all([0, 1].map((r) => run([worker, path.join(dir, 'two.safetensors'), 'dm', '2'], env(r))));
+    for (const r of two) assert.equal(r.code, 0, r.stderr);
+    const d = maxDiff(path.join(dir, 'one.safetensors'), path.join(dir, 'two.safetensors'));
+    assert.ok(d < 1e-8, `max weight difference ${d}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('without SyncBatchNorm, per-rank BatchNorm statistics give other weights (the test above can fail)', { skip, timeout: 120_000 }, async () => {
   // The syncbn worker with SyncBatchNorm turned off: BatchNorm over each rank's half batch.
@@ -123,4 +142,26 @@ test('an unreachable master is a one-line error after the timeout', { skip, time
   const lines = r.stderr.split('\n').filter((l) => l.startsWith('lorkd:'));
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0]!, /rank 1: could not reach the master 127\.0\.0\.1:\d+ within 3 s/);
+});
+
+test('lorkd launch: a 2-process decompose killed with SIGKILL resumes to the weights of an uninterrupted one', { skip, timeout: 300_000 }, async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lorkd-dist-'));
+  const args = (out: string, port: number, extra: string[] = []) => [bin, 'launch', '--nproc', '2', '--master-port', String(port), 'decompose', '--tasks', 'breastmnist', '--kd', 'none', '--epochs', '3', '--input', '24', '--batch', '64', '--strategy', 'fused', '--quiet', '--out', out, ...extra];
+  try {
+    const full = await run(args(path.join(dir, 'full'), await freePort()), {});
+    assert.equal(full.code, 0, full.stderr);
+    // Kill the whole launch (launcher and both ranks) once the first epoch's checkpoint exists.
+    let pid = 0;
+    const ckpt = path.join(dir, 'cut', 'decompose.ckpt.safetensors');
+    const killed = run(args(path.join(dir, 'cut'), await freePort()), {}, { detached: true, onSpawn: (p) => (pid = p) });
+    while (!existsSync(ckpt)) await new Promise((r) => setTimeout(r, 100));
+    process.kill(-pid, 'SIGKILL');
+    await killed;
+    const resumed = await run(args(path.join(dir, 'cut'), await freePort(), ['--resume']), {});
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const d = maxDiff(path.join(dir, 'full', 'decomposition.safetensors'), path.join(dir, 'cut', 'decomposition.safetensors'));
+    assert.equal(d, 0, `resumed weights differ by ${d}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -14,6 +14,7 @@ import { registerTransfer } from './transfer.js';
 import { registerAnalyze } from './analyze.js';
 import { registerReport } from './report.js';
 import { registerLaunch } from './launch.js';
+import { setupDistributed } from './distributed.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -34,4 +35,5 @@ registerCompare(program);
 registerParams(program);
 registerBench(program);
 // Option parsers (intOption, ...) throw UserErrors while commander parses: same one-line handling.
-await run(() => program.parseAsync(process.argv).then(() => undefined));
+// A rank of a data-parallel run joins its process group first (src/cli/distributed.ts).
+await run(() => program.parseAsync(setupDistributed(process.argv)).then(() => undefined));

@@ -17,6 +17,7 @@
 // synchronous loop inside an outer tidy() they belong to that scope and are freed with it; a
 // per-step tidy inside the loop body does not own the batch (dispose it explicitly).
 import { UserError } from '../tensor/errors.js';
+import { type Shard, shardRange } from './shard.js';
 import type { Split } from './dataset.js';
 import { gatherImages } from './gather.js';
 import { GatherChannel } from './gather-pool.js';
@@ -31,6 +32,12 @@ export interface LoaderOptions extends SamplerOptions, TransformOptions {
   flip?: boolean;
   /** Batches the worker gathers ahead in epochAsync (default 2). */
   prefetch?: number;
+  /**
+   * Data parallelism: this rank's share of every global batch (src/data/shard.ts). Flips are drawn
+   * for the global batch first, so the ranks together see what one process would. A last global
+   * batch too small to give every rank two rows (BatchNorm needs two) is dropped.
+   */
+  shard?: Shard;
 }
 
 /** What one batch of an epoch is made of (deterministic given seed and epoch). */
@@ -62,11 +69,16 @@ export class DataLoader {
   plan(epoch: number): BatchPlan[] {
     const batches = this.sampler.epoch(epoch);
     const rng = this.opts.flip ? Rng.from(this.sampler.seed, 'flip', epoch) : null;
-    return batches.map((indices) => {
+    const shard = this.opts.shard;
+    const plans = batches.map((indices) => {
       const flips = new Uint8Array(indices.length);
       if (rng) for (let b = 0; b < flips.length; b++) flips[b] = rng.nextU32() >>> 31;
-      return sortByTaskStable(this.split, indices, flips);
+      if (!shard || shard.world === 1) return sortByTaskStable(this.split, indices, flips);
+      if (indices.length < 2 * shard.world) return null;
+      const [lo, hi] = shardRange(indices.length, shard.rank, shard.world);
+      return sortByTaskStable(this.split, indices.subarray(lo, hi), flips.subarray(lo, hi));
     });
+    return plans.filter((p): p is BatchPlan => p !== null);
   }
 
   /** The batches of an epoch, built on the calling thread (see the file comment). */

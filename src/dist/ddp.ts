@@ -28,12 +28,14 @@ export class DistributedDataParallel {
   readonly buckets: number;
   readonly #reducer: number;
   readonly bucketBytes: number;
+  readonly syncBn: boolean;
 
   constructor(
     readonly module: Module,
     readonly group: ProcessGroup,
     o: DdpOptions = {},
   ) {
+    this.syncBn = !!o.syncBn;
     if (o.syncBn) convertSyncBatchNorm(module, group);
     this.bucketBytes = o.bucketBytes ?? 25 * 1024 * 1024;
     this.params = module.parameters().filter((p) => p.requiresGrad);
@@ -48,6 +50,15 @@ export class DistributedDataParallel {
   /** Bytes all-reduced per step (every trainable parameter's gradient, float32). */
   get bytesPerStep(): number {
     return this.params.reduce((a, p) => a + p.numel * 4, 0);
+  }
+
+  /**
+   * Rank 0's buffers (BatchNorm running statistics) into every rank, as DDP does before each
+   * forward (broadcast_buffers): validation and checkpoints then agree across ranks. With
+   * SyncBatchNorm the statistics already agree and nothing is sent.
+   */
+  syncBuffers(): void {
+    if (!this.syncBn) this.group.broadcast(this.module.buffers(), 0);
   }
 
   /** Call with the loss just before its backward(): the Reducer then averages the gradients as they are produced. */

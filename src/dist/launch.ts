@@ -15,6 +15,8 @@ export interface LaunchOptions {
   masterPort: number;
   /** Seconds a collective waits for a peer before failing (LORKD_DIST_TIMEOUT). */
   timeoutS: number;
+  /** SyncBatchNorm in every rank (LORKD_SYNC_BN=1). */
+  syncBn?: boolean;
   /** The command line of each process (e.g. [node, bin/lorkd.js, decompose, ...]). */
   argv: string[];
   log: (line: string) => void;
@@ -70,6 +72,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
       ...process.env,
       RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(local), LOCAL_WORLD_SIZE: String(o.nproc),
       MASTER_ADDR: o.masterAddr, MASTER_PORT: String(o.masterPort), LORKD_DIST_TIMEOUT: String(o.timeoutS), LORKD_NUM_THREADS: threads,
+      ...(o.syncBn ? { LORKD_SYNC_BN: '1' } : {}),
     };
     const child = spawn(o.argv[0]!, o.argv.slice(1), { env, stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'] });
     children.push(child);

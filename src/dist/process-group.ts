@@ -3,9 +3,17 @@
 // or throw a one-line UserError when a peer died or did not answer within the timeout.
 import { native } from '../tensor/native.js';
 import { Tensor } from '../tensor/tensor.js';
-import { tensor } from '../tensor/creation.js';
+import { tensor, noGrad } from '../tensor/creation.js';
+import { cat } from '../tensor/functional.js';
+import { tidy } from '../tensor/scope.js';
 import { UserError, TorchError } from '../tensor/errors.js';
 import type { DistEnv } from './env.js';
+
+/** This process's shard of every global training batch, or undefined when it runs alone. */
+export function currentShard(): { rank: number; world: number } | undefined {
+  const g = ProcessGroup.current();
+  return g ? { rank: g.rank, world: g.worldSize } : undefined;
+}
 
 /** Whether this build of the addon has c10d (built with gloo's headers). */
 export function distAvailable(): boolean {
@@ -83,10 +91,27 @@ export class ProcessGroup {
     return this.#run('all-reduce', () => Tensor.wrap(native.distAllreduceSumGrad(x.handle)));
   }
 
-  /** Copies rank `root`'s tensors into every rank's, in place. */
+  /** Copies rank `root`'s tensors into every rank's, in place: one collective per dtype. */
   broadcast(ts: Tensor[], root = 0): void {
-    if (ts.length === 0) return;
-    this.#run('broadcast', () => native.distBroadcast(ts.map((t) => t.handle), root));
+    const byType = new Map<string, Tensor[]>();
+    for (const t of ts) byType.set(t.dtype, [...(byType.get(t.dtype) ?? []), t]);
+    for (const group of byType.values()) {
+      if (group.length === 1) {
+        this.#run('broadcast', () => native.distBroadcast([group[0]!.handle], root));
+        continue;
+      }
+      noGrad(() =>
+        tidy(() => {
+          const flat = cat(group.map((t) => t.detach().reshape([-1])), 0);
+          this.#run('broadcast', () => native.distBroadcast([flat.handle], root));
+          let o = 0;
+          for (const t of group) {
+            t.copy_(flat.narrow(0, o, t.numel).reshape(t.shape));
+            o += t.numel;
+          }
+        }),
+      );
+    }
   }
 
   /** A JSON value decided on rank `root` (e.g. the EKS strategy), the same on every rank. */

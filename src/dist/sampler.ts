@@ -3,17 +3,9 @@
 // train on exactly the global batch one process would (the global batch size is the --batch the
 // user gives; with --nproc N each rank's share is batch / N rows).
 import { UserError } from '../tensor/errors.js';
+import { shardRange } from '../data/shard.js';
 
-/** Rank `rank`'s rows [lo, hi) of a global batch of `size` rows over `world` ranks (as even as possible). */
-export function shardRange(size: number, rank: number, world: number): [number, number] {
-  if (!(Number.isInteger(world) && world >= 1 && Number.isInteger(rank) && rank >= 0 && rank < world)) {
-    throw new UserError(`shard: rank ${rank} of world ${world}`);
-  }
-  const base = Math.floor(size / world);
-  const extra = size % world;
-  const lo = rank * base + Math.min(rank, extra);
-  return [lo, lo + base + (rank < extra ? 1 : 0)];
-}
+export { shardRange };
 
 /** This rank's share of a global batch's indices. */
 export function shardBatch(indices: Int32Array, rank: number, world: number): Int32Array {

@@ -1,4 +1,5 @@
 // Data options shared by the training and evaluation commands.
+import { currentShard } from '../dist/index.js';
 import { DataLoader, TaskSuite, type Split, type Triple } from '../data/index.js';
 import { loadTasks } from '../data/medmnist.js';
 
@@ -23,7 +24,7 @@ export function loadSuite(o: Pick<DataOptions, 'tasks'>): TaskSuite {
 
 /** Training loader: the paper's plain shuffle over the concatenated tasks, random flips. */
 export function trainLoader(suite: TaskSuite, o: DataOptions): DataLoader {
-  return new DataLoader(suite, { split: 'train', batchSize: o.batch, seed: o.seed, flip: true, mergeSingleton: true, size: o.input, mean: o.mean, std: o.std, channelsLast: o.channelsLast ?? true });
+  return new DataLoader(suite, { split: 'train', batchSize: o.batch, seed: o.seed, flip: true, mergeSingleton: true, shard: currentShard(), size: o.input, mean: o.mean, std: o.std, channelsLast: o.channelsLast ?? true });
 }
 
 /** Evaluation loader: in order, no flips. */

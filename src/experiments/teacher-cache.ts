@@ -4,13 +4,16 @@
 // keyed by a hash of the teacher weights, the training images and the teacher's transform (the
 // foundation model's own input size and normalisation, which may differ from the student's).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { ImageClassifier } from '../models/classifier.js';
 import { type DataLoader, type TransformOptions, makeBatch } from '../data/index.js';
 import { type Tensor, cat, keep, noGrad, tidy } from '../tensor/index.js';
 import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
 import type { RunDir } from './run-dir.js';
 import type { Progress } from './progress.js';
+import { UserError } from '../tensor/errors.js';
+import { ProcessGroup } from '../dist/index.js';
 
 export interface TeacherCache {
   /** (2N, F): row i is view 0 of train sample i, row N + i its flipped view. */
@@ -30,10 +33,32 @@ export function cacheKey(teacherFile: string, loader: DataLoader, transform: Tra
   return h.digest('hex').slice(0, 16);
 }
 
+/**
+ * Data parallelism: rank 0 computes the teacher outputs into the run directory; the other ranks
+ * (whose own run directory is private, src/cli/distributed.ts) wait for that file, written
+ * atomically, and copy it, so the teacher runs once per run, not once per rank.
+ */
+function shareFromRank0(name: string, run: RunDir, progress: Progress): void {
+  const shared = process.env.LORKD_DIST_SHARED_OUT;
+  const group = ProcessGroup.current();
+  if (!shared || !group || group.rank === 0) return;
+  const from = path.join(shared, name);
+  const limitMs = Math.max(3600, group.env.timeoutS * 30) * 1000;
+  const t0 = Date.now();
+  if (!existsSync(from)) progress.log(`[decompose] rank ${group.rank}: waiting for rank 0's teacher outputs (${name})`);
+  const sleep = new Int32Array(new SharedArrayBuffer(4));
+  while (!existsSync(from)) {
+    if (Date.now() - t0 > limitMs) throw new UserError(`rank ${group.rank}: rank 0 did not write ${from} within ${Math.round(limitMs / 1000)} s`);
+    Atomics.wait(sleep, 0, 0, 500);
+  }
+  copyFileSync(from, run.file(name));
+}
+
 /** Returns the cached teacher outputs, computing them (progress shown) when not cached yet. */
 export function teacherOutputs(teacher: ImageClassifier, teacherFile: string, loader: DataLoader, transform: TransformOptions, run: RunDir, progress: Progress, channelsLast = true): TeacherCache {
   const key = cacheKey(teacherFile, loader, transform);
   const name = `teacher-cache-${key}.safetensors`;
+  if (!run.has(name)) shareFromRank0(name, run, progress);
   if (run.has(name)) {
     const { tensors } = loadSafetensors(run.file(name));
     progress.log(`[decompose] teacher outputs from cache ${name}`);

@@ -11,6 +11,8 @@ import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
 import type { RunDir } from './run-dir.js';
 import { saveTrainState, loadTrainState } from './train-state.js';
 import type { Progress } from './progress.js';
+import type { BackwardHooks } from './methods/method.js';
+import { ProcessGroup, DistributedDataParallel, collectiveError } from '../dist/index.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -39,7 +41,7 @@ export interface TrainerOptions {
    * Instead of `loss`: computes the loss AND its gradients (a Method's backward, which may run one
    * backward per task and rewrite the shared gradients), returning the scalar loss.
    */
-  backward?(batch: SortedBatch): Tensor;
+  backward?(batch: SortedBatch, hooks?: BackwardHooks): Tensor;
   /** Validation metric, higher is better (model in eval mode, no grad). */
   validate?: () => number;
   /** Stop when validation has not improved for this many epochs (default: never). */
@@ -86,6 +88,13 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     start = s.epoch + 1;
     o.progress.log(`[${o.name}] resuming after epoch ${s.epoch + 1}/${o.epochs}`);
   }
+  // Data parallelism (lorkd launch, docs/DISTRIBUTED.md): every rank starts from rank 0's state,
+  // gradients are averaged by c10d (DDP's Reducer while backward runs, or one bucketed
+  // all-reduce after a method's several backward passes), BatchNorm buffers follow rank 0.
+  const group = ProcessGroup.current();
+  const ddp = group ? new DistributedDataParallel(o.model, group, { syncBn: process.env.LORKD_SYNC_BN === '1' }) : null;
+  // Images per second of the whole run: every rank trains its share of each global batch.
+  const world = group?.worldSize ?? 1;
   let epochsRun = 0;
   for (let epoch = start; epoch < o.epochs && !extra.stoppedEarly; epoch++) {
     o.model.train();
@@ -98,25 +107,34 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       try {
         const l = tidy(() => {
           o.optimizer.zeroGrad();
-          const loss = o.backward ? o.backward(batch) : o.loss!(batch);
+          ddp?.syncBuffers();
+          let reduced = false;
+          const hooks: BackwardHooks | undefined = ddp ? { beforeBackward: (loss) => (ddp.beforeBackward(loss), (reduced = true)) } : undefined;
+          const loss = o.backward ? o.backward(batch, hooks) : o.loss!(batch);
           const v = loss.item();
           if (!Number.isFinite(v)) {
             const last = epoch > 0 ? `the checkpoint of epoch ${epoch} is kept in ${o.run.file(ckpt)}` : 'no checkpoint was written yet';
             throw new UserError(`[${o.name}] loss became ${v} at epoch ${epoch + 1}, step ${step + 1}; stopping (${last})`);
           }
-          if (!o.backward) loss.backward();
+          if (!o.backward) {
+            hooks?.beforeBackward?.(loss);
+            loss.backward();
+          }
+          if (ddp && !reduced) ddp.allReduceGradients();
           o.optimizer.step();
           return v;
         });
         sum += l * batch.size;
         seen += batch.size;
+      } catch (e) {
+        throw group ? collectiveError(e, group.rank, group.env.timeoutS) : e;
       } finally {
         batch.dispose();
       }
       step++;
       await yieldToEventLoop();
       const el = (performance.now() - t0) / 1000;
-      o.progress.update(step, { loss: sum / seen, 'img/s': seen / el });
+      o.progress.update(step, { loss: sum / seen, 'img/s': (seen * world) / el });
     }
     const seconds = (performance.now() - t0) / 1000;
     // The loss guard sees a blow-up only at the next step: check the weights the epoch ends with,
@@ -148,12 +166,12 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         extra.stoppedEarly = true;
       }
     }
-    extra.history.push({ epoch, loss: sum / Math.max(seen, 1), val, lr, seconds, img_per_s: seen / seconds });
+    extra.history.push({ epoch, loss: sum / Math.max(seen, 1), val, lr, seconds, img_per_s: (seen * world) / seconds });
     saveTrainState(o.run.file(ckpt), o.model, o.optimizer, o.scheduler, { epoch, extra: extra as unknown as Record<string, unknown> });
     o.progress.stop(
       `[${o.name}] epoch ${epoch + 1}/${o.epochs} loss ${(sum / Math.max(seen, 1)).toFixed(4)}` +
         (val !== null ? ` val ${val.toFixed(4)}${extra.bestEpoch === epoch ? ' (best)' : ''}` : '') +
-        ` ${(seen / seconds).toFixed(0)} img/s ${seconds.toFixed(1)}s` +
+        ` ${((seen * world) / seconds).toFixed(0)} img/s ${seconds.toFixed(1)}s` +
         (extra.stoppedEarly ? ` (no improvement for ${o.patience} epochs: stopping)` : ''),
     );
     epochsRun++;

@@ -24,8 +24,9 @@ export function createFoundation(ctx: MethodContext): FoundationMethod {
     model,
     module: model,
     unifiedHead: true,
-    backward(batch) {
+    backward(batch, hooks) {
       const loss = crossEntropy(model.forward(batch.images), batch.global);
+      hooks?.beforeBackward?.(loss);
       loss.backward();
       return loss;
     },

@@ -174,7 +174,7 @@ export function createKf(ctx: MethodContext, o: { tsnModel?: string } = {}): Met
     name: 'kf',
     lossTerms: terms,
     module,
-    backward(batch) {
+    backward(batch, hooks) {
       const loss = tidy(() => {
         const t = terms(batch);
         let l = t.ce.add(t.ceTsn).add(t.kd);
@@ -182,6 +182,7 @@ export function createKf(ctx: MethodContext, o: { tsnModel?: string } = {}): Met
         if (t.infoMin) l = l.add(t.infoMin.mul(KF_LOSS.infoMin));
         return l;
       });
+      hooks?.beforeBackward?.(loss);
       loss.backward();
       return loss;
     },

@@ -10,6 +10,8 @@ import type { Method, MethodContext, TaskBatch } from './method.js';
 import { classifierDeployment } from './multi-task-net.js';
 import { Bundle, evalNoGrad, backboneParams } from './common.js';
 import { singleNetworkBackward } from './kd.js';
+import type { Strategy } from '../../lorkd/strategies.js';
+import { ProcessGroup } from '../../dist/index.js';
 
 export interface LorkdMethod extends Method {
   readonly dm: DecompositionModel;
@@ -25,7 +27,18 @@ export function createLorkd(ctx: MethodContext): LorkdMethod {
   const projection = kd?.mode === 'feature' && kd.beta !== 0 ? new Linear(kd.features.size(1), dm.numFeatures) : null;
   const module = new Bundle({ dm, projection });
   const heads = dm.namedParameters().filter(([n]) => n.startsWith('heads.')).reduce((s, [, p]) => s + p.numel, 0);
-  const forward = (b: TaskBatch) => dm.forwardRouted(b.images, b.routing);
+  // Data parallelism: the auto strategy is measured once, on the first training batch, and rank
+  // 0's choice is broadcast; every rank then runs it for the whole run (a value, not state on the model).
+  let distributed: Strategy | null = null;
+  const forward = (b: TaskBatch) => {
+    const group = ProcessGroup.current();
+    if (group && dm.config.strategy === 'auto' && dm.training) {
+      // Every rank measures (in lockstep: with SyncBatchNorm the measured passes all-reduce), rank 0's choice wins.
+      distributed ??= group.broadcastJson<Strategy>(dm.chooseStrategy(b.images, b.routing, true));
+      return dm.forwardRouted(b.images, b.routing, distributed);
+    }
+    return dm.forwardRouted(b.images, b.routing);
+  };
   return {
     name: 'lorkd',
     dm,
@@ -37,7 +50,7 @@ export function createLorkd(ctx: MethodContext): LorkdMethod {
     deploy: (t) => classifierDeployment(expertModel(dm, t).eval(), ctx.model, ctx.tasks[t]!, ctx.inChannels),
     describe: () => ({
       method: 'lorkd', rank: dm.config.rank, kd: kd && kd.beta !== 0 ? kd.mode : 'none', ...(kd ? { alpha: kd.alpha, beta: kd.beta } : {}),
-      strategy: dm.config.strategy === 'auto' ? dm.auto.measurements.map((m) => `${m.key}=${m.best}`).join(' ') || 'auto' : dm.config.strategy,
+      strategy: distributed ? `${distributed} (rank 0, broadcast)` : dm.config.strategy === 'auto' ? dm.auto.measurements.map((m) => `${m.key}=${m.best}`).join(' ') || 'auto' : dm.config.strategy,
     }),
     dispose: () => module.dispose(),
   };

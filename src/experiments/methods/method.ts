@@ -30,6 +30,15 @@ export interface DeployedNetwork {
   dispose(): void;
 }
 
+/**
+ * Called by a method around its backward pass. Data parallelism (src/dist/ddp.ts) hands the loss
+ * to c10d's Reducer here, so gradients are all-reduced while backward runs; a method that runs
+ * several backward passes (MoCo-MTL, Aligned-MTL) does not call it and the trainer all-reduces after.
+ */
+export interface BackwardHooks {
+  beforeBackward?(loss: Tensor): void;
+}
+
 export interface Method {
   readonly name: MethodName;
   /** logits(batch)[t] are over the suite's unified label space (the foundation's one head), not task t's classes. */
@@ -41,7 +50,7 @@ export interface Method {
    * task, e.g. MoCo-MTL and Aligned-MTL, which then rewrite the shared parameters' gradients) and
    * returns the scalar loss. The trainer zeroes gradients before and steps the optimiser after.
    */
-  backward(batch: TaskBatch): Tensor;
+  backward(batch: TaskBatch, hooks?: BackwardHooks): Tensor;
   /** Logits of each task's rows (null where the task has no rows), in eval mode, no grad. */
   logits(batch: TaskBatch): (Tensor | null)[];
   /** Parameter counts the paper's way. */

@@ -36,7 +36,7 @@ export function createStl(ctx: MethodContext, o: { kd: boolean } = { kd: false }
   return {
     name,
     module,
-    backward(batch) {
+    backward(batch, hooks) {
       const use = (t: number) => batch.routing.counts[t]! > 1;
       if (!batch.routing.counts.some((_, t) => use(t))) throw new UserError(`${name}: no task has two rows in this batch (BatchNorm cannot train on one sample)`);
       // The rows that take part, as their own task batch (labels and teacher rows sliced alike).
@@ -49,6 +49,7 @@ export function createStl(ctx: MethodContext, o: { kd: boolean } = { kd: false }
         ? (teacher: Tensor) => cat(sub.routing.present().map((t) => projections[t]!.forward(sub.routing.slice(teacher, t))), 0)
         : null;
       const loss = methodLoss(kd, forward(batch, use), sub, ctx.tasks, project);
+      hooks?.beforeBackward?.(loss);
       loss.backward();
       if (sub !== batch) sub.routing.dispose();
       return loss;

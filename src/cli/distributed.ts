@@ -1,0 +1,41 @@
+// A training command started by `lorkd launch` (or a scheduler with torchrun's environment): the
+// process group is joined before the command runs, and ranks other than 0 get a private scratch
+// folder as --out (rank 0 alone writes the run directory the user sees: checkpoints, models,
+// results). With --resume the scratch folder starts as a copy of the run directory, so every
+// rank resumes from the same checkpoint. docs/DISTRIBUTED.md.
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { distEnv, ProcessGroup } from '../dist/index.js';
+import { UserError } from '../tensor/errors.js';
+
+/** The commands that train, and so run data-parallel. */
+export const DISTRIBUTED_COMMANDS = new Set(['foundation', 'decompose', 'compare', 'transfer']);
+
+/** Joins the process group when this process is one rank of several; returns the argv to parse. */
+export function setupDistributed(argv: string[]): string[] {
+  const env = distEnv();
+  if (!env) return argv;
+  const command = argv[2] ?? '';
+  if (!DISTRIBUTED_COMMANDS.has(command)) return argv;
+  if (argv.includes('--help') || argv.includes('-h')) return argv;
+  ProcessGroup.init(env);
+  if (env.rank === 0) return argv;
+  const i = argv.findIndex((a) => a === '--out' || a.startsWith('--out='));
+  if (i < 0) throw new UserError(`${command} needs --out when run data-parallel`);
+  const real = argv[i]!.startsWith('--out=') ? argv[i]!.slice(6) : argv[i + 1];
+  if (!real) throw new UserError('--out needs a folder');
+  const scratch = mkdtempSync(path.join(os.tmpdir(), `lorkd-rank${env.rank}-`));
+  process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
+  const mine = path.join(scratch, 'out');
+  if (argv.includes('--resume') && existsSync(real)) {
+    // Everything but locks and temporary files: checkpoints, teacher cache, finished runs.
+    cpSync(real, mine, { recursive: true, filter: (src) => !/\.lock$|\.tmp|\.lorkd-tmp/.test(path.basename(src)) });
+  }
+  process.env.LORKD_DIST_SHARED_OUT = path.resolve(real);
+  const out = argv.slice();
+  if (argv[i]!.startsWith('--out=')) out[i] = `--out=${mine}`;
+  else out[i + 1] = mine;
+  if (!out.includes('--quiet')) out.push('--quiet');
+  return out;
+}
