@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Tensor, randn, tidy, noGrad, manualSeed, memory, UserError } from '../src/tensor/index.js';
-import { BatchNorm2d } from '../src/nn/index.js';
 import type { Module } from '../src/nn/module.js';
 import { createModel } from '../src/models/index.js';
 import { saveSafetensors } from '../src/io/safetensors.js';
+import { randomizeDecomposition } from './helpers/random-decomposition.js';
 import {
   DecompositionModel,
   DeployedExpert,
@@ -33,17 +33,7 @@ const SIZE = 32;
 function build(seed = 1): DecompositionModel {
   manualSeed(seed);
   const dm = new DecompositionModel({ model: MODEL, tasks: TASKS, rank: 4, loraAlpha: 16, strategy: 'fused' });
-  noGrad(() => {
-    for (const [, c] of dm.expertConvs()) c.getParameter('expertB').normal_(0, 0.05);
-    for (const m of dm.modules()) {
-      if (!(m instanceof BatchNorm2d)) continue;
-      m.getBuffer('running_mean').normal_(0, 0.1);
-      m.getBuffer('running_var').uniform_(0.5, 1.5);
-      m.getParameter('weight').uniform_(0.5, 1.5);
-      m.getParameter('bias').uniform_(-0.2, 0.2);
-    }
-  });
-  return dm;
+  return randomizeDecomposition(dm);
 }
 
 /** dtype, shape and a hash of the bytes of every state-dict entry: equal snapshots mean bit-identical state. */

@@ -6,12 +6,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
-import { manualSeed, noGrad } from '../src/tensor/index.js';
-import { BatchNorm2d } from '../src/nn/index.js';
+import { manualSeed } from '../src/tensor/index.js';
 import { DecompositionModel, saveDecomposition, readDecomposition, type TaskSpec } from '../src/lorkd/index.js';
 import { exportAllExperts } from '../src/export/export-experts.js';
 import { predict } from '../src/export/predict.js';
 import { loadMedMnist } from '../src/data/medmnist.js';
+import { randomizeDecomposition } from './helpers/random-decomposition.js';
 
 export const MODEL = 'shufflenet_v2_x0_5';
 export const INPUT = 32;
@@ -29,17 +29,7 @@ export function writeDecomposition(file: string, seed: number, tasks: TaskSpec[]
   manualSeed(seed);
   const dm = new DecompositionModel({ model: MODEL, tasks, rank: 4, loraAlpha: 8, strategy: 'fused' });
   try {
-    noGrad(() => {
-      for (const [, c] of dm.expertConvs()) c.getParameter('expertB').normal_(0, 0.05);
-      for (const m of dm.modules()) {
-        if (!(m instanceof BatchNorm2d)) continue;
-        m.getBuffer('running_mean').normal_(0, 0.1);
-        m.getBuffer('running_var').uniform_(0.5, 1.5);
-        m.getParameter('weight').uniform_(0.5, 1.5);
-        m.getParameter('bias').uniform_(-0.2, 0.2);
-      }
-      for (let t = 0; t < tasks.length; t++) dm.head(t).weight.normal_(0, 0.5);
-    });
+    randomizeDecomposition(dm, { headStd: 0.5 });
     saveDecomposition(file, dm, { input_size: String(INPUT), mean: JSON.stringify(MEAN), std: JSON.stringify(STD) });
     return file;
   } finally {

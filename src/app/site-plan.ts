@@ -2,7 +2,8 @@
 // own sources (src/app/site/), the few runtime files it needs from node_modules (onnxruntime-web's
 // wasm build, jpeg-js's decoder, dicom-parser, lorkd's DICOM pixel module), the experts and their
 // manifest. `lorkd app --build` writes the plan to a folder; `lorkd app --experts` serves it as is.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
@@ -122,7 +123,6 @@ export function writeSite(plan: SitePlan, outDir: string): void {
   for (const [rel, f] of plan.files) {
     const dst = path.join(outDir, ...rel.split('/'));
     mkdirSync(path.dirname(dst), { recursive: true });
-    if ('data' in f) writeFileSync(dst, f.data);
-    else copyFileSync(f.source, dst);
+    writeFileAtomic(dst, 'data' in f ? f.data : readFileSync(f.source));
   }
 }

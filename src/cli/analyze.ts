@@ -1,6 +1,7 @@
 // lorkd analyze gradcam|mig|cka: class activation maps, disentanglement and representation similarity.
+import { writeFileAtomic } from '../io/atomic.js';
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
 import { loadTasks } from '../data/medmnist.js';
@@ -41,7 +42,7 @@ function inputsOf(o: AnalyzeInput): { groups: NetworkGroup[]; tasks: string[]; o
 function writeJson(dir: string, name: string, value: unknown): string {
   mkdirSync(dir, { recursive: true });
   const f = path.join(dir, name);
-  writeFileSync(f, JSON.stringify(value, null, 2) + '\n');
+  writeFileAtomic(f, JSON.stringify(value, null, 2) + '\n');
   return f;
 }
 

@@ -1,6 +1,7 @@
 // Figure 3: class activation maps of several networks (e.g. the foundation and an expert) over
 // the same images, side by side, one PNG per image: the image, then one overlay per network.
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { noGrad, softmax, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
@@ -101,12 +102,12 @@ export function gradcamFigure(o: GradcamOptions): GradcamReport {
       while (used.has(name)) name += '_';
       used.add(name);
       const png = path.join(o.out, `${name}.png`);
-      writeFileSync(png, panelsPng([overlay(resizeImage(img, size, size).data, null, size, size), ...parts.map((p) => p.rgba)], size, size));
+      writeFileAtomic(png, panelsPng([overlay(resizeImage(img, size, size).data, null, size, size), ...parts.map((p) => p.rgba)], size, size));
       report.images.push({ input: f, png, panels: parts.map((p) => p.panel) });
       o.progress.update(i + 1, {});
     });
     o.progress.stop(`[gradcam] ${files.length} images x ${nets.length} networks -> ${o.out}`);
-    writeFileSync(path.join(o.out, 'gradcam.json'), JSON.stringify(report, null, 2) + '\n');
+    writeFileAtomic(path.join(o.out, 'gradcam.json'), JSON.stringify(report, null, 2) + '\n');
     return report;
   } finally {
     for (const n of nets) n.model.dispose();

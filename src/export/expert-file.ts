@@ -16,7 +16,8 @@
 //   source_<key>  optional provenance (e.g. source_decomposition, source_rank)
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { tidy } from '../tensor/index.js';
+import { type Tensor, tidy } from '../tensor/index.js';
+import type { Module } from '../nn/module.js';
 import { UserError } from '../tensor/errors.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { createModel } from '../models/registry.js';
@@ -155,6 +156,27 @@ export interface Expert {
   meta: ExpertMeta;
 }
 
+
+/**
+ * Builds the network a model file's metadata describes and loads the file's tensors into it
+ * strictly; either failure is one line naming the file (`what` says what the metadata claimed).
+ */
+export function buildAndLoad<M extends Module>(file: string, build: () => M, tensors: Map<string, Tensor>, what: string): M {
+  let model: M;
+  try {
+    model = build();
+  } catch (e) {
+    throw e instanceof UserError ? new UserError(`${file}: ${e.message}`) : e;
+  }
+  try {
+    model.loadStateDict(tensors, { strict: true });
+  } catch (e) {
+    model.dispose();
+    throw e instanceof UserError ? new UserError(`${file}: inconsistent with its metadata (${what}): ${e.message}`) : e;
+  }
+  return model;
+}
+
 /**
  * Loads an expert file: checks the metadata, builds `meta.model` with createModel and loads the
  * tensors strictly (every key present, none extra, same shapes). The model is returned in eval
@@ -166,18 +188,7 @@ export function loadExpertFile(file: string): Expert {
   return tidy(() => {
     const { tensors, metadata } = loadSafetensors(file);
     const meta = parseExpertMetadata(metadata, file);
-    let model: ImageClassifier;
-    try {
-      model = createModel(meta.model, { numClasses: meta.classNames.length, inChannels: meta.channels });
-    } catch (e) {
-      throw e instanceof UserError ? new UserError(`${file}: ${e.message}`) : e;
-    }
-    try {
-      model.loadStateDict(tensors, { strict: true });
-    } catch (e) {
-      model.dispose();
-      throw e instanceof UserError ? new UserError(`${file}: inconsistent with its metadata (model ${meta.model}, ${meta.classNames.length} classes): ${e.message}`) : e;
-    }
+    const model = buildAndLoad(file, () => createModel(meta.model, { numClasses: meta.classNames.length, inChannels: meta.channels }), tensors, `model ${meta.model}, ${meta.classNames.length} classes`);
     model.eval();
     return { model, meta };
   });

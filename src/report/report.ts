@@ -1,7 +1,7 @@
 // `lorkd report`: one self-contained HTML file of a run or a comparison (Tables 1-4, the charts as
 // inline SVG, the Grad-CAM grid as data: URIs). Each section appears when its data exists, and
 // otherwise says which command produces it.
-import { writeFileSync, renameSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
 import type { Progress } from '../experiments/progress.js';
@@ -136,12 +136,6 @@ export async function writeReport(o: ReportOptions): Promise<ReportResult> {
   const study = loadStudy(o);
   const { html, sections, charts } = await buildReport(study, o.progress);
   const file = path.resolve(o.out ?? path.join(study.source, 'report.html'));
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, html);
-    renameSync(tmp, file);
-  } catch (e) {
-    throw new UserError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  writeFileAtomic(file, html);
   return { file, bytes: Buffer.byteLength(html), sections: Object.fromEntries(sections.map((s) => [s.id, s.body !== null])), charts };
 }

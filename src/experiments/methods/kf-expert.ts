@@ -12,7 +12,7 @@ import { type Tensor, cat, tidy, noGrad } from '../../tensor/index.js';
 import { UserError } from '../../tensor/errors.js';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
 import { parsePreprocessing, preprocessingMetadata, type Preprocessing } from '../../data/preprocessing.js';
-import { lorkdVersion } from '../../export/expert-file.js';
+import { buildAndLoad, lorkdVersion } from '../../export/expert-file.js';
 import { FeatureNet } from './backbone.js';
 
 export const KF_EXPERT_FORMAT = 'kf-expert';
@@ -98,18 +98,7 @@ export function loadKfExpert(file: string): LoadedKfExpert {
   return tidy(() => {
     const { tensors, metadata } = loadSafetensors(file);
     const meta = parseKfExpertMetadata(metadata, file);
-    let model: KfExpert;
-    try {
-      model = new KfExpert(meta.cknModel, meta.tsnModel, meta.classNames.length, meta.channels);
-    } catch (e) {
-      throw e instanceof UserError ? new UserError(`${file}: ${e.message}`) : e;
-    }
-    try {
-      model.loadStateDict(tensors, { strict: true });
-    } catch (e) {
-      model.dispose();
-      throw e instanceof UserError ? new UserError(`${file}: inconsistent with its metadata (${meta.cknModel} + ${meta.tsnModel}, ${meta.classNames.length} classes): ${e.message}`) : e;
-    }
+    const model = buildAndLoad(file, () => new KfExpert(meta.cknModel, meta.tsnModel, meta.classNames.length, meta.channels), tensors, `${meta.cknModel} + ${meta.tsnModel}, ${meta.classNames.length} classes`);
     model.eval();
     return { model, meta, forward: (images: Tensor) => noGrad(() => model.forward(images)) };
   });
