@@ -60,7 +60,10 @@ async function transferOf(r: CompareResult, spec: string, task: string | undefin
   const t = task ?? r.tasks[0]!;
   if (!r.tasks.includes(t)) throw new UserError(`--transfer-task "${t}" is not one of ${r.tasks.join(', ')}`);
   const mod = (await import(TRANSFER_MODULE)) as typeof import('../experiments/transfer.js');
-  const sources = Object.entries(r.methods).map(([key, m]) => ({ label: key, from: path.join(m.runs[0]!, 'deployed', `${t}.safetensors`) }));
+  // The compression ratio is against the comparison's own foundation (its first seed's run), when it was compared.
+  const f = r.methods.foundation ? path.join(r.methods.foundation.runs[0]!, 'foundation.safetensors') : null;
+  const foundation = f && existsSync(f) ? f : undefined;
+  const sources = Object.entries(r.methods).map(([key, m]) => ({ label: key, from: path.join(m.runs[0]!, 'deployed', `${t}.safetensors`), foundation }));
   return mod.transferStudy(mod.parseTransferSpec(spec, r.seeds), sources, { out: path.join(out, 'transfer'), progress, resume: true });
 }
 
