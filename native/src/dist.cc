@@ -10,6 +10,7 @@
 //   distBarrier()
 //   distReducer(params, bucketCapBytes, findUnused) -> id  DDP's Reducer over these parameters
 //   distPrepareBackward(id, outputs)                        before each backward (DDP's forward)
+//   distReducerFree(id)                                     when the training run ends
 //   distDestroy()
 #include "common.h"
 
@@ -190,6 +191,12 @@ DEF("distPrepareBackward", {
   size_t id = static_cast<size_t>(I(0));
   if (id >= dist().reducers.size() || !dist().reducers[id]) throw std::runtime_error("unknown reducer");
   dist().reducers[id]->prepare_for_backward(TL(1));
+  return ENV.Undefined();
+})
+
+DEF("distReducerFree", {
+  size_t id = static_cast<size_t>(I(0));
+  if (id < dist().reducers.size()) dist().reducers[id].reset();
   return ENV.Undefined();
 })
 

@@ -56,6 +56,10 @@ export class DataLoader {
     this.opts = { ...opts };
     this.split = suite.split(opts.split);
     this.sampler = new BatchSampler(this.split.taskSizes, opts);
+    const sh = opts.shard;
+    if (sh && sh.world > 1 && opts.batchSize < 2 * sh.world) {
+      throw new UserError(`--batch ${opts.batchSize} is too small for ${sh.world} processes: each needs at least 2 rows of every batch (use --batch ${2 * sh.world} or more)`);
+    }
     const p = opts.prefetch ?? 2;
     if (!(Number.isInteger(p) && p >= 1)) throw new UserError(`prefetch must be a positive integer, got ${p}`);
   }

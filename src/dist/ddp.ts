@@ -47,11 +47,6 @@ export class DistributedDataParallel {
     this.buckets = r.buckets;
   }
 
-  /** Bytes all-reduced per step (every trainable parameter's gradient, float32). */
-  get bytesPerStep(): number {
-    return this.params.reduce((a, p) => a + p.numel * 4, 0);
-  }
-
   /**
    * Rank 0's buffers (BatchNorm running statistics) into every rank, as DDP does before each
    * forward (broadcast_buffers): validation and checkpoints then agree across ranks. With
@@ -64,6 +59,11 @@ export class DistributedDataParallel {
   /** Call with the loss just before its backward(): the Reducer then averages the gradients as they are produced. */
   beforeBackward(outputs: Tensor | Tensor[]): void {
     native.distPrepareBackward(this.#reducer, (Array.isArray(outputs) ? outputs : [outputs]).map((t) => t.handle));
+  }
+
+  /** Frees the native Reducer (its autograd hooks and its references to the parameters). */
+  dispose(): void {
+    native.distReducerFree(this.#reducer);
   }
 
   /** Averages every parameter's gradient over the ranks now (bucketed; a missing gradient counts as zero). */

@@ -3,4 +3,4 @@ export { distEnv, type DistEnv } from './env.js';
 export { ProcessGroup, distAvailable, collectiveError, currentShard } from './process-group.js';
 export { DistributedDataParallel, type DdpOptions } from './ddp.js';
 export { SyncBatchNorm2d, convertSyncBatchNorm } from './sync-batchnorm.js';
-export { shardRange, shardBatch, checkGlobalBatch } from './sampler.js';
+export { shardRange, type Shard } from '../data/shard.js';

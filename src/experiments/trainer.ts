@@ -185,5 +185,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       for (const t of tensors.values()) t.dispose();
     }
   }
+  // The Reducer's hooks and parameter references end with the run (compare trains many in one process).
+  ddp?.dispose();
   return { history: extra.history, bestEpoch: extra.bestEpoch, bestVal: extra.bestVal, stoppedEarly: extra.stoppedEarly, epochsRun };
 }
