@@ -18,10 +18,10 @@ function lorkd(args: string[]) {
 
 interface Transfer {
   label: string;
-  result: { source: { file: string }; data: { classes: string[]; test: number }; shots: number; runs: { seed: number; accuracy: number; n_train: number; n_test: number }[] };
+  result: { source: { kind: string; file: string | null }; data: { classes: string[]; test: number }; shots: number; runs: { seed: number; accuracy: number; n_train: number; n_test: number }[] };
 }
 
-test('compare --transfer fine-tunes each method\'s deployed network and resumes', { timeout: 240_000 }, () => {
+test('compare --transfer fine-tunes each method\'s deployed network, the dagger and the Baseline, and resumes', { timeout: 240_000 }, () => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'lorkd-ct-'));
   try {
     const args = ['compare', '--methods', 'mtl,lorkd', '--seeds', '0', '--tasks', 'breastmnist,pneumoniamnist', '--epochs', '1', '--input', '28', '--kd', 'none',
@@ -29,9 +29,16 @@ test('compare --transfer fine-tunes each method\'s deployed network and resumes'
     const r = lorkd(args);
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { transfer: Transfer[] };
-    assert.deepEqual(j.transfer.map((t) => t.label).sort(), ['lorkd', 'mtl']);
+    // Each method's network, then LoRKD's shared backbone (the dagger) and the Baseline from scratch (Table 2's rows).
+    assert.deepEqual(j.transfer.map((t) => t.label), ['mtl', 'lorkd', 'lorkd-dagger', 'baseline']);
+    const from: Record<string, [string, string | null]> = {
+      mtl: ['expert', path.join(out, 'runs', 'mtl-s0', 'deployed', 'pneumoniamnist.safetensors')],
+      lorkd: ['expert', path.join(out, 'runs', 'lorkd-s0', 'deployed', 'pneumoniamnist.safetensors')],
+      'lorkd-dagger': ['backbone', path.join(out, 'runs', 'lorkd-s0', 'decomposition.safetensors')],
+      baseline: ['scratch', null],
+    };
     for (const t of j.transfer) {
-      assert.equal(t.result.source.file, path.join(out, 'runs', `${t.label}-s0`, 'deployed', 'pneumoniamnist.safetensors'));
+      assert.deepEqual([t.result.source.kind, t.result.source.file], from[t.label], t.label);
       assert.equal(t.result.data.classes.length, 6);
       const run = t.result.runs[0]!;
       assert.equal(run.n_train, 5 * 6);

@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { runCompare, compareTable, parseMethods, type CompareResult } from '../experiments/compare.js';
 import { UserError } from '../tensor/errors.js';
+import { DECOMPOSITION_FILE } from '../experiments/decompose.js';
+import type { StudySource } from '../experiments/transfer.js';
 import { dataOptions, trainOptions, toData, progressOf } from './common.js';
 import { intOption, numberOption, run, table } from './output.js';
 import { kdOf, strategyOf } from './pipeline.js';
@@ -55,7 +57,10 @@ export function registerCompare(program: Command): void {
   );
 }
 
-/** Fine-tunes each compared method's deployed network (its first seed's run) with the transfer module's study. */
+/**
+ * Fine-tunes each compared method's deployed network (its first seed's run), LoRKD's shared backbone
+ * (when its run kept the decomposition) and the Baseline from scratch with the transfer module's study.
+ */
 async function transferOf(r: CompareResult, spec: string, task: string | undefined, out: string, progress: ReturnType<typeof progressOf>): Promise<unknown> {
   const t = task ?? r.tasks[0]!;
   if (!r.tasks.includes(t)) throw new UserError(`--transfer-task "${t}" is not one of ${r.tasks.join(', ')}`);
@@ -63,7 +68,11 @@ async function transferOf(r: CompareResult, spec: string, task: string | undefin
   // The compression ratio is against the comparison's own foundation (its first seed's run), when it was compared.
   const f = r.methods.foundation ? path.join(r.methods.foundation.runs[0]!, 'foundation.safetensors') : null;
   const foundation = f && existsSync(f) ? f : undefined;
-  const sources = Object.entries(r.methods).map(([key, m]) => ({ label: key, from: path.join(m.runs[0]!, 'deployed', `${t}.safetensors`), foundation }));
+  const sources: StudySource[] = Object.entries(r.methods).map(([key, m]) => ({ label: key, from: path.join(m.runs[0]!, 'deployed', `${t}.safetensors`), foundation }));
+  // Table 2's other rows: LoRKD's shared backbone (the paper's dagger) and the Baseline, the same network from scratch.
+  const dm = r.methods.lorkd && path.join(r.methods.lorkd.runs[0]!, DECOMPOSITION_FILE);
+  if (dm && existsSync(dm)) sources.push({ label: 'lorkd-dagger', from: dm, backbone: true, foundation });
+  sources.push({ label: 'baseline', from: 'scratch', model: String(r.budget.model), input: Number(r.budget.input), foundation });
   return mod.transferStudy(mod.parseTransferSpec(spec, r.seeds), sources, { out: path.join(out, 'transfer'), progress, resume: true });
 }
 

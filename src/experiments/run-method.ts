@@ -17,7 +17,8 @@ import { train, type EpochRecord } from './trainer.js';
 import { evalMethod, evalDeployed, meanOf, type TaskResult } from './evaluate.js';
 import { loadFoundation, saveFoundation, suiteMeta, FOUNDATION_FILE } from './foundation.js';
 import { teacherOutputs } from './teacher-cache.js';
-import { standardise } from './decompose.js';
+import { standardise, DECOMPOSITION_FILE } from './decompose.js';
+import { saveDecomposition } from '../lorkd/checkpoint.js';
 import { createMethod, methodName, KD_METHODS, type Method, type MethodContext, type MethodName } from './methods/index.js';
 import type { Progress } from './progress.js';
 import { contextTasks } from './methods/context.js';
@@ -150,6 +151,8 @@ export async function runMethod(o: MethodRunOptions): Promise<MethodResult> {
         net.dispose();
       }
     });
+    // LoRKD also keeps its decomposition (shared W0 backbone + experts): the paper's dagger transfers from it.
+    if (m.decomposition) saveDecomposition(run.file(DECOMPOSITION_FILE), m.decomposition, { ...pre, kd: o.kd, source_method: name, source_seed: String(o.seed) });
     if (name === 'foundation') {
       saveFoundation(run.file(FOUNDATION_FILE), m.module as ImageClassifier, { model: ctx.model, tasks: suiteMeta(suite), input: o.input, mean: [...(o.mean ?? [0.5, 0.5, 0.5])], std: [...(o.std ?? [0.5, 0.5, 0.5])] });
     }

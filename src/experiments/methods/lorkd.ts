@@ -42,6 +42,7 @@ export function createLorkd(ctx: MethodContext): LorkdMethod {
   return {
     name: 'lorkd',
     dm,
+    decomposition: dm,
     projection,
     module,
     backward: singleNetworkBackward(kd, ctx.tasks, forward, projection),

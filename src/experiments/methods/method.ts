@@ -2,6 +2,7 @@
 // object of this shape. One trainer, one evaluation path and one results schema serve them all.
 import type { Module } from '../../nn/module.js';
 import type { Tensor } from '../../tensor/index.js';
+import type { DecompositionModel } from '../../lorkd/decomposition.js';
 
 export type MethodName = 'foundation' | 'stl' | 'mtl' | 'stl-kd' | 'mtl-kd' | 'moco-mtl' | 'aligned-mtl' | 'kf' | 'lorkd';
 export const METHOD_NAMES: readonly MethodName[] = ['foundation', 'stl', 'mtl', 'stl-kd', 'mtl-kd', 'moco-mtl', 'aligned-mtl', 'kf', 'lorkd'];
@@ -59,6 +60,8 @@ export interface Method {
   deploy(task: number): DeployedNetwork;
   /** Recorded in checkpoints and results (e.g. the EKS strategy chosen, the KF TSN width). */
   describe(): Record<string, string | number>;
+  /** LoRKD: the trained decomposition, kept as a checkpoint beside the deployed networks (its shared backbone is the paper's dagger). */
+  readonly decomposition?: DecompositionModel;
   dispose(): void;
 }
 
