@@ -192,6 +192,37 @@ test('--transfer FILE: one lorkd transfer result beside a run', () => {
   assert.throws(() => loadStudy({ run: RUN, transfer: path.join(RUN, 'nope.json'), flops: false, progress: quiet }), /--transfer .*nope\.json: no such file/);
 });
 
+test('compare with several --transfer specs: OUT/transfer/<spec>/<label>/ gives one Table 2 column per spec', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-report-'));
+  try {
+    const cmp = path.join(dir, 'cmp');
+    cpSync(COMPARE, cmp, { recursive: true });
+    rmSync(path.join(cmp, 'transfer'), { recursive: true });
+    const src = (label: string) => readJ(path.join(COMPARE, 'transfer', label, 'transfer.json'));
+    const put = (spec: string, label: string, shots: number, scale: number) => {
+      const tj = src('lorkd-expert');
+      tj.shots = shots;
+      tj.accuracy.mean *= scale;
+      mkdirSync(path.join(cmp, 'transfer', spec, label), { recursive: true });
+      writeFileSync(path.join(cmp, 'transfer', spec, label, 'transfer.json'), JSON.stringify(tj));
+      return tj;
+    };
+    const a = put('mednist-k5-e20', 'lorkd', 5, 1);
+    const b = put('mednist-k20-e20', 'lorkd', 20, 1.1);
+    const c = put('mednist-k20-e20', 'baseline', 20, 0.5);
+    const t2 = tableCells(await htmlOf({ compare: cmp, flops: false, progress: quiet }), 'table2');
+    const header = t2[0]!;
+    const col = (name: string) => header.indexOf(name);
+    assert.ok(col('mednist (5-shot)') > 0 && col('mednist (20-shot)') > 0, `columns: ${header.join(' | ')}`);
+    assert.equal(row(t2, 'LoRKD')[col('mednist (5-shot)')], est(a.accuracy));
+    assert.equal(row(t2, 'LoRKD')[col('mednist (20-shot)')], est(b.accuracy));
+    assert.equal(row(t2, 'Baseline (scratch)')[col('mednist (20-shot)')], est(c.accuracy));
+    assert.equal(row(t2, 'Baseline (scratch)')[col('mednist (5-shot)')], '–');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('malformed inputs: one line naming the file (API and CLI)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-report-'));
   try {

@@ -9,6 +9,7 @@ import { runCompare, compareTable, parseMethods, type CompareResult } from '../e
 import { UserError } from '../tensor/errors.js';
 import { DECOMPOSITION_FILE } from '../experiments/decompose.js';
 import type { StudySource } from '../experiments/transfer.js';
+import { loadTasks } from '../data/medmnist.js';
 import { dataOptions, trainOptions, toData, progressOf } from './common.js';
 import { intOption, numberOption, run, table } from './output.js';
 import { kdOf, strategyOf } from './pipeline.js';
@@ -36,43 +37,71 @@ export function registerCompare(program: Command): void {
     .option('--strategy <s>', 'EKS strategy of LoRKD: auto | fused | routed | gathered | loop | aggregated', 'auto')
     .requiredOption('--out <dir>', 'compare directory (re-running continues where it stopped)');
   if (existsSync(TRANSFER_MODULE)) {
-    c.option('--transfer <spec>', 'also fine-tune each method\'s deployed network of --transfer-task on DATA[:key=value]... (see lorkd transfer)');
+    c.option('--transfer <spec>', 'also fine-tune each method\'s deployed network of --transfer-task on DATA[:key=value]... (see lorkd transfer); repeat for several', (v: string, prev: string[]) => [...prev, v], [] as string[]);
     c.option('--transfer-task <name>', 'which task\'s deployed network is transferred (default: the first task)');
   }
   c.action((o) =>
     run(async () => {
       const data = toData(o);
+      const seeds = intList('seeds', String(o.seeds));
+      // Transfer settings are checked before any training: a typo must not cost the comparison.
+      const plan = (o.transfer as string[]).length ? await planTransfer(o.transfer as string[], seeds, o.transferTask, data.tasks) : null;
       const r = await runCompare({
-        ...data, methods: parseMethods(String(o.methods)), seeds: intList('seeds', String(o.seeds)), ranks: intList('ranks', String(o.ranks)),
+        ...data, methods: parseMethods(String(o.methods)), seeds, ranks: intList('ranks', String(o.ranks)),
         model: o.model, foundationArch: o.foundationArch, kd: kdOf(o.kd), alpha: o.alpha, beta: o.beta, strategy: strategyOf(o.strategy),
         epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, progress: progressOf(o),
       });
-      const transfer = o.transfer ? await transferOf(r, String(o.transfer), o.transferTask, o.out, progressOf(o)) : null;
+      const transfer = plan ? await transferOf(r, plan, o.out, progressOf(o)) : null;
       if (!o.json) {
         const t = compareTable(r);
         console.log(table(t.header, t.rows));
         console.log(`\naccuracy: mean over seeds ${r.seeds.join(',')} [95% t interval]; vs LoRKD: paired per-seed difference of the average. ${r.wall_seconds.toFixed(0)} s; ${path.join(o.out, 'compare.json')}`);
+        if (transfer) console.log(`transfer: ${transfer.length} fine-tuned starting points in ${path.join(o.out, 'transfer')} (lorkd report --compare ${o.out})`);
       } else console.log(JSON.stringify(transfer ? { ...r, transfer } : r));
     }),
   );
 }
 
+type TransferModule = typeof import('../experiments/transfer.js');
+interface TransferPlan {
+  mod: TransferModule;
+  specs: { tag: string; spec: import('../experiments/transfer.js').TransferSpec }[];
+  task: string;
+}
+
+/** Parses every --transfer spec (each gets its folder tag) and checks --transfer-task against the suite. */
+async function planTransfer(texts: string[], seeds: number[], task: string | undefined, taskSources: string[]): Promise<TransferPlan> {
+  const mod = (await import(TRANSFER_MODULE)) as TransferModule;
+  const specs = texts.map((text) => {
+    const spec = mod.parseTransferSpec(text, seeds);
+    return { tag: mod.specTag(spec), spec };
+  });
+  const twice = specs.find((x, i) => specs.findIndex((y) => y.tag === x.tag) !== i);
+  if (twice) throw new UserError(`--transfer: two specs with the same settings (${twice.tag})`);
+  const names = loadTasks(taskSources).map((t) => t.name);
+  const t = task ?? names[0]!;
+  if (!names.includes(t)) throw new UserError(`--transfer-task "${t}" is not one of ${names.join(', ')}`);
+  return { mod, specs, task: t };
+}
+
 /**
  * Fine-tunes each compared method's deployed network (its first seed's run), LoRKD's shared backbone
- * (when its run kept the decomposition) and the Baseline from scratch with the transfer module's study.
+ * (when its run kept the decomposition) and the Baseline from scratch, once per spec: each spec is
+ * its own study in OUT/transfer/<tag>/<label>/ (tag: data, shots, epochs, other settings).
  */
-async function transferOf(r: CompareResult, spec: string, task: string | undefined, out: string, progress: ReturnType<typeof progressOf>): Promise<unknown> {
-  const t = task ?? r.tasks[0]!;
-  if (!r.tasks.includes(t)) throw new UserError(`--transfer-task "${t}" is not one of ${r.tasks.join(', ')}`);
-  const mod = (await import(TRANSFER_MODULE)) as typeof import('../experiments/transfer.js');
+async function transferOf(r: CompareResult, plan: TransferPlan, out: string, progress: ReturnType<typeof progressOf>): Promise<{ label: string; spec: string; result: unknown }[]> {
   // The compression ratio is against the comparison's own foundation (its first seed's run), when it was compared.
   const f = r.methods.foundation ? path.join(r.methods.foundation.runs[0]!, 'foundation.safetensors') : null;
   const foundation = f && existsSync(f) ? f : undefined;
-  const sources: StudySource[] = Object.entries(r.methods).map(([key, m]) => ({ label: key, from: path.join(m.runs[0]!, 'deployed', `${t}.safetensors`), foundation }));
+  const sources: StudySource[] = Object.entries(r.methods).map(([key, m]) => ({ label: key, from: path.join(m.runs[0]!, 'deployed', `${plan.task}.safetensors`), foundation }));
   // Table 2's other rows: LoRKD's shared backbone (the paper's dagger) and the Baseline, the same network from scratch.
   const dm = r.methods.lorkd && path.join(r.methods.lorkd.runs[0]!, DECOMPOSITION_FILE);
   if (dm && existsSync(dm)) sources.push({ label: 'lorkd-dagger', from: dm, backbone: true, foundation });
   sources.push({ label: 'baseline', from: 'scratch', model: String(r.budget.model), input: Number(r.budget.input), foundation });
-  return mod.transferStudy(mod.parseTransferSpec(spec, r.seeds), sources, { out: path.join(out, 'transfer'), progress, resume: true });
+  const rows: { label: string; spec: string; result: unknown }[] = [];
+  for (const { tag, spec } of plan.specs) {
+    const study = await plan.mod.transferStudy(spec, sources, { out: path.join(out, 'transfer', tag), progress, resume: true });
+    rows.push(...study.map((x) => ({ label: x.label, spec: tag, result: x.result })));
+  }
+  return rows;
 }
-

@@ -221,6 +221,23 @@ export async function transferStudy(spec: TransferSpec, sources: readonly StudyS
 }
 
 /**
+ * A spec's folder name in a study: the downstream data's name, the shots (`k5`, or `kall`) and the
+ * epochs (`e20`), then every other setting that differs from TRANSFER_DEFAULTS
+ * (`mednist-k5-e20`, `retinamnist-kall-e50-lr0.0001`). Specs that differ get different names,
+ * except for data sets of the same name in different folders (their spec.json then refuses the mix).
+ */
+export function specTag(spec: TransferSpec): string {
+  const d = TRANSFER_DEFAULTS;
+  const name = path.basename(path.resolve(spec.data)).replace(/\.npz$/i, '');
+  const extra: [string, number, number][] = [
+    ['lr', spec.lr, d.lr], ['wd', spec.weightDecay, d.weightDecay], ['batch', spec.batch, d.batch],
+    ['val', spec.valSplit, d.valSplit], ['test', spec.testSplit, d.testSplit], ['split', spec.splitSeed, d.splitSeed],
+  ];
+  const parts = [name, `k${spec.shots ?? 'all'}`, `e${spec.epochs}`, ...extra.filter(([, v, def]) => v !== def).map(([k, v]) => `${k}${v}`), ...(spec.channelsLast ? [] : ['nchw'])];
+  return parts.join('-').replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+/**
  * Parses a `--transfer SPEC` string: `DATA[:key=value]...` with keys shots, epochs, lr, wd, batch,
  * val-split, test-split, split-seed (e.g. `data/mednist:shots=5:epochs=30`); the rest from
  * TRANSFER_DEFAULTS and `seeds`.

@@ -10,7 +10,9 @@ const LABELS: Record<string, string> = {
   kf: 'KF',
   lorkd: 'LoRKD',
   scratch: 'Baseline (scratch)',
+  baseline: 'Baseline (scratch)',
   backbone: 'LoRKD backbone (†)',
+  'lorkd-dagger': 'LoRKD backbone (†)',
 };
 
 /** "lorkd" -> "LoRKD", "lorkd-r4" -> "LoRKD (r=4)", "lorkd (r=8)" -> "LoRKD (r=8)", "foundation (task classes)" -> "Foundation (task classes)"; unknown names as they are. */

@@ -48,15 +48,21 @@ export function parseTransfer(f: Fields, v: Json | undefined, where: string): Tr
   });
 }
 
-/** transfer.json, or a transfer study's folder (one `<label>/transfer.json` per starting network). */
+/** The rows of a study folder: `<label>/transfer.json` per starting network, or folders of such studies (compare's `transfer/<spec>/<label>/`). */
+function studyRows(p: string, depth: number): TransferRow[] {
+  return readdirSync(p).sort().flatMap((d) => {
+    const file = path.join(p, d, 'transfer.json');
+    if (existsSync(file)) return [transferRecord(new Fields(file), readJson(file), 'the file', d)];
+    return depth > 0 && statSync(path.join(p, d)).isDirectory() ? studyRows(path.join(p, d), depth - 1) : [];
+  });
+}
+
+/** transfer.json, a transfer study's folder (one `<label>/transfer.json` per starting network), or a folder of studies. */
 export function loadTransfer(p: string): TransferRow[] {
   if (statSync(p).isFile()) return parseTransfer(new Fields(p), readJson(p), 'the file');
   const own = path.join(p, 'transfer.json');
   if (existsSync(own)) return loadTransfer(own);
-  const rows = readdirSync(p).sort().flatMap((d) => {
-    const file = path.join(p, d, 'transfer.json');
-    return existsSync(file) ? [transferRecord(new Fields(file), readJson(file), 'the file', d)] : [];
-  });
+  const rows = studyRows(p, 1);
   if (!rows.length) throw new UserError(`${p}: no transfer.json in it or in its folders (lorkd transfer --out writes one)`);
   return rows;
 }
