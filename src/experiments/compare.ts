@@ -42,7 +42,10 @@ export interface CompareResult {
   seeds: number[];
   methods: Record<string, MethodSummary>;
   budget: Record<string, unknown>;
+  /** This invocation's wall time (a re-run that reads finished runs back takes seconds). */
   wall_seconds: number;
+  /** The runs' own training seconds, summed (kept when they are read back): the comparison's cost. */
+  run_seconds: number;
 }
 
 /** The methods of `--methods all|LIST`. */
@@ -116,7 +119,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     };
   }
   const budget = { epochs: o.epochs, input: o.input, batch: o.batch, lr: o.lr, momentum: o.momentum, weight_decay: o.weightDecay, kd: o.kd, alpha: o.alpha, beta: o.beta, ranks: o.ranks, model: o.model, foundation_arch: o.foundationArch ?? 'resnet18' };
-  const result: CompareResult = { tasks, seeds: o.seeds.slice(), methods, budget, wall_seconds: (performance.now() - t0) / 1000 };
+  const runSeconds = [...results.values()].flat().reduce((a, r) => a + r.seconds, 0);
+  const result: CompareResult = { tasks, seeds: o.seeds.slice(), methods, budget, wall_seconds: (performance.now() - t0) / 1000, run_seconds: runSeconds };
   root.writeJson('compare.json', result);
   return result;
 }

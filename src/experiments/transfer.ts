@@ -74,7 +74,10 @@ export interface TransferResult {
   foundation_file: string | null;
   /** params_deployed / params_foundation (null when the foundation is unknown). */
   compression_ratio: number | null;
+  /** This invocation's wall time (finished seeds read back take none). */
   wall_s: number;
+  /** The seeds' own fine-tuning seconds, summed (kept when they are read back). */
+  run_seconds: number;
 }
 
 // Two-sided 95% Student t quantiles t_{0.975, df}, df = 1..30 (beyond: the normal's 1.96).
@@ -188,6 +191,7 @@ export async function runTransfer(src: TransferSource, spec: TransferSpec, out: 
     foundation_file: src.foundationFile,
     compression_ratio: src.foundationParams ? params / src.foundationParams : null,
     wall_s: (performance.now() - t0) / 1000,
+    run_seconds: runs.reduce((a, r) => a + r.seconds, 0),
   };
   dir.writeJson('transfer.json', result);
   return result;
