@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadCompare, loadRun, loadStudy, buildReport } from '../src/report/index.js';
 import { wilson95 } from '../src/report/stats.js';
-import { groupMethod } from '../src/report/load-analysis.js';
+import { groupMethod, parseMig } from '../src/report/load-analysis.js';
 import { createProgress } from '../src/experiments/progress.js';
 import { UserError } from '../src/tensor/errors.js';
 import { REPO, lorkd } from './helpers/pipeline.js';
@@ -116,8 +116,22 @@ test('compare: transfer (Table 2) and MIG equal their files; MIG pools seeds wit
     assert.equal(row(mt, label)[1], `${mean.toFixed(3)} ${(mean - h).toFixed(3)}–${(mean + h).toFixed(3)}`);
   }
   assert.equal(groupMethod('runs/lorkd-s1/experts'), 'lorkd');
+  assert.equal(groupMethod('runs/aligned-mtl-s2/deployed'), 'aligned-mtl');
   assert.equal(groupMethod('.', ['/r/foundation.safetensors']), 'foundation');
   assert.equal(groupMethod('experts', ['/r/experts/a.safetensors']), 'lorkd');
+});
+
+test('MIG of a compare: a run\'s foundation file and its deployed/ copies count once; deployed/ groups pool by method', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-mig-'));
+  try {
+    const g = (label: string, mig: number) => ({ label, mig, factors: [{ factor: 'task', gap: mig }], networks: [{ file: `/x/${label}/a.safetensors` }] });
+    const file = path.join(dir, 'mig.json');
+    writeFileSync(file, JSON.stringify({ groups: [g('runs/foundation-s0', 0.3), g('runs/foundation-s0/deployed', 0.3), g('runs/foundation-s1', 0.1), g('runs/foundation-s1/deployed', 0.1), g('runs/stl-s0/deployed', 0.2), g('runs/stl-s1/deployed', 0.4)] }));
+    const rows = parseMig(file);
+    assert.deepEqual(rows.map((r) => [r.method, r.mig.runs]), [['foundation', [0.3, 0.1]], ['stl', [0.2, 0.4]]]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('compare: training curves come from the run folders (moved folder: found under runs/); the Grad-CAM strips', () => {

@@ -68,13 +68,14 @@ export function loadTransfer(p: string): TransferRow[] {
 }
 
 /**
- * A network group's method: its folder label without runs/, seed folders or suffixes and experts/
- * (runs/lorkd-s1/experts -> lorkd); a run directory's own groups are its foundation (".") and its LoRKD experts ("experts").
+ * A network group's method: its folder label without runs/, seed folders or suffixes, experts/ and
+ * deployed/ (runs/lorkd-s1/experts -> lorkd, runs/stl-s0/deployed -> stl); a run directory's own
+ * groups are its foundation (".") and its LoRKD experts ("experts").
  */
 export function groupMethod(label: string, files: string[] = []): string {
   const kept = label
     .split('/')
-    .filter((s) => !/^seed[-_]?\d+$/.test(s) && !['experts', 'runs', '.'].includes(s))
+    .filter((s) => !/^seed[-_]?\d+$/.test(s) && !['experts', 'deployed', 'runs', '.'].includes(s))
     .map((s) => s.replace(/-s\d+$/, ''))
     .join('/');
   if (kept) return kept;
@@ -94,9 +95,14 @@ function groups(f: Fields, v: Json): JsonObject[] {
 export function parseMig(file: string): MigRow[] {
   const f = new Fields(file);
   const byMethod = new Map<string, { migs: number[]; factors: Record<string, number[]> }>();
+  // One value per run: a compare run's foundation file and its deployed/ copies are the same network.
+  const runs = new Set<string>();
   groups(f, readJson(file)).forEach((g, i) => {
-    const method = groupMethod(f.str(g.label, `groups[${i}].label`), groupFiles(f, g, i));
-    if (g.mig === null) return;
+    const label = f.str(g.label, `groups[${i}].label`);
+    const method = groupMethod(label, groupFiles(f, g, i));
+    const run = label.replace(/\/(deployed|experts)$/, '');
+    if (g.mig === null || runs.has(run)) return;
+    runs.add(run);
     const m = byMethod.get(method) ?? { migs: [], factors: {} };
     m.migs.push(f.num(g.mig, `groups[${i}].mig`));
     f.arr(g.factors ?? [], `groups[${i}].factors`).forEach((x, j) => {
