@@ -56,7 +56,7 @@ export function registerCompare(program: Command): void {
         const t = compareTable(r);
         console.log(table(t.header, t.rows));
         console.log(`\naccuracy: mean over seeds ${r.seeds.join(',')} [95% t interval]; vs LoRKD: paired per-seed difference of the average. ${r.wall_seconds.toFixed(0)} s; ${path.join(o.out, 'compare.json')}`);
-        if (transfer) console.log(`transfer: ${transfer.length} fine-tuned starting points in ${path.join(o.out, 'transfer')} (lorkd report --compare ${o.out})`);
+        if (transfer) console.log(`transfer: ${transfer.length} fine-tuning studies (starting points x specs) in ${path.join(o.out, 'transfer')} (lorkd report --compare ${o.out})`);
       } else console.log(JSON.stringify(transfer ? { ...r, transfer } : r));
     }),
   );
@@ -66,7 +66,8 @@ type TransferModule = typeof import('../experiments/transfer.js');
 interface TransferPlan {
   mod: TransferModule;
   specs: { tag: string; spec: import('../experiments/transfer.js').TransferSpec }[];
-  task: string;
+  /** undefined: the comparison's first task. */
+  task: string | undefined;
 }
 
 /** Parses every --transfer spec (each gets its folder tag) and checks --transfer-task against the suite. */
@@ -78,10 +79,12 @@ async function planTransfer(texts: string[], seeds: number[], task: string | und
   });
   const twice = specs.find((x, i) => specs.findIndex((y) => y.tag === x.tag) !== i);
   if (twice) throw new UserError(`--transfer: two specs with the same settings (${twice.tag})`);
-  const names = loadTasks(taskSources).map((t) => t.name);
-  const t = task ?? names[0]!;
-  if (!names.includes(t)) throw new UserError(`--transfer-task "${t}" is not one of ${names.join(', ')}`);
-  return { mod, specs, task: t };
+  // A named --transfer-task is checked against the suite's names now; the default is the comparison's first task.
+  if (task !== undefined) {
+    const names = loadTasks(taskSources).map((t) => t.name);
+    if (!names.includes(task)) throw new UserError(`--transfer-task "${task}" is not one of ${names.join(', ')}`);
+  }
+  return { mod, specs, task };
 }
 
 /**
@@ -93,7 +96,8 @@ async function transferOf(r: CompareResult, plan: TransferPlan, out: string, pro
   // The compression ratio is against the comparison's own foundation (its first seed's run), when it was compared.
   const f = r.methods.foundation ? path.join(r.methods.foundation.runs[0]!, 'foundation.safetensors') : null;
   const foundation = f && existsSync(f) ? f : undefined;
-  const sources: StudySource[] = Object.entries(r.methods).map(([key, m]) => ({ label: key, from: path.join(m.runs[0]!, 'deployed', `${plan.task}.safetensors`), foundation }));
+  const task = plan.task ?? r.tasks[0]!;
+  const sources: StudySource[] = Object.entries(r.methods).map(([key, m]) => ({ label: key, from: path.join(m.runs[0]!, 'deployed', `${task}.safetensors`), foundation }));
   // Table 2's other rows: LoRKD's shared backbone (the paper's dagger) and the Baseline, the same network from scratch.
   const dm = r.methods.lorkd && path.join(r.methods.lorkd.runs[0]!, DECOMPOSITION_FILE);
   if (dm && existsSync(dm)) sources.push({ label: 'lorkd-dagger', from: dm, backbone: true, foundation });
