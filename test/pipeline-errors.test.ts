@@ -17,6 +17,7 @@ import { trainLoader } from '../src/experiments/data-options.js';
 import { train, nonFiniteParameter } from '../src/experiments/trainer.js';
 import { loadTrainState } from '../src/experiments/train-state.js';
 import { createProgress } from '../src/experiments/progress.js';
+import { PLAIN_STEP } from '../src/experiments/methods/method.js';
 import { trainFoundation, type FoundationOptions } from '../src/experiments/foundation.js';
 import { trainDecomposition, type DecomposeOptions } from '../src/experiments/decompose.js';
 import { readDecomposition } from '../src/lorkd/checkpoint.js';
@@ -171,12 +172,17 @@ async function divergeInEpoch2(out: string, poison: (loss: Tensor, model: Linear
   let err: unknown;
   try {
     await train({
-      name: 'tiny', run, model, optimizer, scheduler: null, loader, epochs: 3, resume: false, progress: createProgress({ quiet: true }),
-      loss: (b) => {
-        step++;
-        const l = crossEntropy(model.forward(b.images.flatten(1)), b.global);
-        const bad = epoch === 1 && (atLastStep ? step === loader.numBatches : step === 1);
-        return bad ? poison(l, model) : l;
+      name: 'tiny', run, optimizer, scheduler: null, loader, epochs: 3, resume: false, progress: createProgress({ quiet: true }),
+      method: {
+        module: model,
+        backward: (b, passes = PLAIN_STEP) => {
+          step++;
+          const l = crossEntropy(model.forward(b.images.flatten(1)), b.global);
+          const bad = epoch === 1 && (atLastStep ? step === loader.numBatches : step === 1);
+          const loss = bad ? poison(l, model) : l;
+          passes.backward(loss);
+          return loss;
+        },
       },
       validate: () => {
         if (epoch === 0) epoch1 = model.weight.toArray() as Float32Array;

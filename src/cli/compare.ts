@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { runCompare, compareTable, parseMethods, type CompareResult } from '../experiments/compare.js';
 import { UserError } from '../tensor/errors.js';
-import { DECOMPOSITION_FILE } from '../experiments/decompose.js';
+import { DECOMPOSITION_FILE } from '../experiments/run-method.js';
+import type { CliRuntime } from './distributed.js';
 import type { StudySource } from '../experiments/transfer.js';
 import { loadTasks } from '../data/medmnist.js';
 import { dataOptions, trainOptions, toData, progressOf } from './common.js';
@@ -23,7 +24,7 @@ function intList(name: string, v: string): number[] {
 
 const TRANSFER_MODULE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../experiments/transfer.js');
 
-export function registerCompare(program: Command): void {
+export function registerCompare(program: Command, rt: CliRuntime): void {
   const c = trainOptions(dataOptions(program.command('compare'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })
     .description('train and evaluate every method (Table 1) over seeds: accuracy with 95% t intervals, paired differences vs LoRKD')
     .option('--methods <list>', 'all | comma list of methods', 'all')
@@ -49,7 +50,7 @@ export function registerCompare(program: Command): void {
       const r = await runCompare({
         ...data, methods: parseMethods(String(o.methods)), seeds, ranks: intList('ranks', String(o.ranks)),
         model: o.model, foundationArch: o.foundationArch, kd: kdOf(o.kd), alpha: o.alpha, beta: o.beta, strategy: strategyOf(o.strategy),
-        epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, progress: progressOf(o),
+        epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, progress: progressOf(o), dist: rt.dist,
       });
       const transfer = plan ? await transferOf(r, plan, o.out, progressOf(o)) : null;
       if (!o.json) {

@@ -7,24 +7,41 @@ import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { distEnv, ProcessGroup } from '../dist/index.js';
+import type { DataParallel } from '../experiments/trainer.js';
+
+/** A rank's data parallelism: its group, SyncBatchNorm, and rank 0's run directory (ranks > 0 write to scratch). */
+export type RunDist = DataParallel & { sharedOut: string };
 import { UserError } from '../tensor/errors.js';
 
 /** The commands that train, and so run data-parallel. */
-export const DISTRIBUTED_COMMANDS = new Set(['foundation', 'decompose', 'compare', 'transfer']);
+export const DISTRIBUTED_COMMANDS = new Set(['foundation', 'decompose', 'run', 'compare', 'transfer']);
 
-/** Joins the process group when this process is one rank of several; returns the argv to parse. */
-export function setupDistributed(argv: string[]): string[] {
-  const env = distEnv();
-  if (!env) return argv;
+/** What a training command is told of its data parallelism (null: it runs alone). */
+export interface CliRuntime {
+  dist: RunDist | null;
+}
+
+/**
+ * Joins the process group when this process is one rank of several; returns the argv to parse and
+ * the run's data parallelism, which the commands hand down as an argument (the launch protocol's
+ * environment is read here, once: torchrun's variables, LORKD_SYNC_BN and LORKD_DDP_OVERLAP from lorkd launch).
+ */
+export function setupDistributed(argv: string[], environ: NodeJS.ProcessEnv = process.env): { argv: string[]; runtime: CliRuntime } {
+  const alone = { argv, runtime: { dist: null } };
+  const env = distEnv(environ);
+  if (!env) return alone;
   const command = argv[2] ?? '';
-  if (!DISTRIBUTED_COMMANDS.has(command)) return argv;
-  if (argv.includes('--help') || argv.includes('-h')) return argv;
-  ProcessGroup.init(env);
-  if (env.rank === 0) return argv;
+  if (!DISTRIBUTED_COMMANDS.has(command)) return alone;
+  if (argv.includes('--help') || argv.includes('-h')) return alone;
+  const group = ProcessGroup.init(env);
+  const syncBn = environ.LORKD_SYNC_BN === '1';
+  const overlap = environ.LORKD_DDP_OVERLAP !== '0';
   const i = argv.findIndex((a) => a === '--out' || a.startsWith('--out='));
   if (i < 0) throw new UserError(`${command} needs --out when run data-parallel`);
   const real = argv[i]!.startsWith('--out=') ? argv[i]!.slice(6) : argv[i + 1];
   if (!real) throw new UserError('--out needs a folder');
+  const dist = { group, syncBn, overlap, sharedOut: path.resolve(real) };
+  if (env.rank === 0) return { argv, runtime: { dist } };
   const scratch = mkdtempSync(path.join(os.tmpdir(), `lorkd-rank${env.rank}-`));
   process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
   const mine = path.join(scratch, 'out');
@@ -32,10 +49,9 @@ export function setupDistributed(argv: string[]): string[] {
     // Everything but locks and temporary files: checkpoints, teacher cache, finished runs.
     cpSync(real, mine, { recursive: true, filter: (src) => !/\.lock$|\.tmp|\.lorkd-tmp/.test(path.basename(src)) });
   }
-  process.env.LORKD_DIST_SHARED_OUT = path.resolve(real);
   const out = argv.slice();
   if (argv[i]!.startsWith('--out=')) out[i] = `--out=${mine}`;
   else out[i + 1] = mine;
   if (!out.includes('--quiet')) out.push('--quiet');
-  return out;
+  return { argv: out, runtime: { dist } };
 }

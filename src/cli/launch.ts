@@ -16,6 +16,7 @@ export function registerLaunch(program: Command): void {
     .option('--master-addr <host>', 'address of node 0 (the rendezvous store)', '127.0.0.1')
     .option('--master-port <p>', 'port of the rendezvous store on node 0', intOption('master-port', 1), 29500)
     .option('--sync-bn', 'all-reduce BatchNorm statistics over the ranks (SyncBatchNorm; default: per-rank statistics, as DDP)')
+    .option('--no-overlap', "all-reduce the gradients once after backward instead of while it runs (DDP's Reducer); for measuring the overlap")
     .option('--timeout <s>', 'seconds a rank waits for a peer before the run fails', intOption('timeout', 1), 120)
     .argument('<command...>', 'the lorkd command and its options')
     .passThroughOptions()
@@ -23,7 +24,7 @@ export function registerLaunch(program: Command): void {
     .action(async (command: string[], o) => {
       const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/lorkd.js');
       const code = await launch({
-        syncBn: !!o.syncBn, nproc: o.nproc, nnodes: o.nnodes, nodeRank: o.nodeRank, masterAddr: o.masterAddr, masterPort: o.masterPort, timeoutS: o.timeout,
+        syncBn: !!o.syncBn, overlap: o.overlap !== false, nproc: o.nproc, nnodes: o.nnodes, nodeRank: o.nodeRank, masterAddr: o.masterAddr, masterPort: o.masterPort, timeoutS: o.timeout,
         argv: [process.execPath, bin, ...command], log: (l) => console.error(l),
       });
       process.exitCode = code;

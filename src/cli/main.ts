@@ -14,26 +14,36 @@ import { registerTransfer } from './transfer.js';
 import { registerAnalyze } from './analyze.js';
 import { registerReport } from './report.js';
 import { registerLaunch } from './launch.js';
-import { setupDistributed } from './distributed.js';
+import { setupDistributed, type CliRuntime } from './distributed.js';
+import { registerRun } from './run.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-const program = new Command('lorkd')
-  .description('Low-Rank Knowledge Decomposition of medical foundation models (CVPR 2024), on libtorch')
-  .version(pkg.version)
-  .showHelpAfterError();
-registerPipeline(program);
-registerExport(program);
-registerPredict(program);
-registerServe(program);
-registerApp(program);
-registerTransfer(program);
-registerAnalyze(program);
-registerReport(program);
-registerLaunch(program);
-registerCompare(program);
-registerParams(program);
-registerBench(program);
+function buildProgram(rt: CliRuntime): Command {
+  const program = new Command('lorkd')
+    .description('Low-Rank Knowledge Decomposition of medical foundation models (CVPR 2024), on libtorch')
+    .version(pkg.version)
+    .showHelpAfterError();
+  registerPipeline(program, rt);
+  registerRun(program, rt);
+  registerExport(program);
+  registerPredict(program);
+  registerServe(program);
+  registerApp(program);
+  registerTransfer(program, rt);
+  registerAnalyze(program);
+  registerReport(program);
+  registerLaunch(program);
+  registerCompare(program, rt);
+  registerParams(program);
+  registerBench(program);
+  return program;
+}
+
 // Option parsers (intOption, ...) throw UserErrors while commander parses: same one-line handling.
-// A rank of a data-parallel run joins its process group first (src/cli/distributed.ts).
-await run(() => program.parseAsync(setupDistributed(process.argv)).then(() => undefined));
+// A rank of a data-parallel run joins its process group first (src/cli/distributed.ts); its
+// commands are given the group as an argument.
+await run(async () => {
+  const { argv, runtime } = setupDistributed(process.argv);
+  await buildProgram(runtime).parseAsync(argv);
+});

@@ -1,4 +1,5 @@
 // lorkd transfer: fine-tune a deployed network (or the shared backbone, or scratch) on a downstream set.
+import type { CliRuntime } from './distributed.js';
 import type { Command } from 'commander';
 import { UserError } from '../tensor/errors.js';
 import { resolveSource } from '../experiments/transfer-source.js';
@@ -28,7 +29,7 @@ export function transferTable(r: TransferResult): string {
   ].join('\n');
 }
 
-export function registerTransfer(program: Command): void {
+export function registerTransfer(program: Command, rt: CliRuntime): void {
   const d = TRANSFER_DEFAULTS;
   program
     .command('transfer')
@@ -60,7 +61,7 @@ export function registerTransfer(program: Command): void {
           data: o.data, shots: o.shots ?? null, epochs: o.epochs, lr: o.lr, weightDecay: o.wd, batch: o.batch, seeds: o.seeds,
           valSplit: o.valSplit, testSplit: o.testSplit, splitSeed: o.splitSeed, channelsLast: !o.nchw,
         };
-        const r = await runTransfer(src, spec, o.out, { progress: progressOf(o), resume: !!o.resume });
+        const r = await runTransfer(src, spec, o.out, { progress: progressOf(o), resume: !!o.resume, dist: rt.dist });
         emit(!!o.json, r, () => transferTable(r));
       }),
     );

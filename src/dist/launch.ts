@@ -17,6 +17,8 @@ export interface LaunchOptions {
   timeoutS: number;
   /** SyncBatchNorm in every rank (LORKD_SYNC_BN=1). */
   syncBn?: boolean;
+  /** false: all-reduce the gradients once after backward instead of overlapping it (LORKD_DDP_OVERLAP=0; for measuring the overlap). */
+  overlap?: boolean;
   /** The command line of each process (e.g. [node, bin/lorkd.js, decompose, ...]). */
   argv: string[];
   log: (line: string) => void;
@@ -73,6 +75,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
       RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(local), LOCAL_WORLD_SIZE: String(o.nproc),
       MASTER_ADDR: o.masterAddr, MASTER_PORT: String(o.masterPort), LORKD_DIST_TIMEOUT: String(o.timeoutS), LORKD_NUM_THREADS: threads,
       ...(o.syncBn ? { LORKD_SYNC_BN: '1' } : {}),
+      ...(o.overlap === false ? { LORKD_DDP_OVERLAP: '0' } : {}),
     };
     const child = spawn(o.argv[0]!, o.argv.slice(1), { env, stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'] });
     children.push(child);

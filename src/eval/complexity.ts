@@ -26,20 +26,14 @@ export interface LayerCall {
   groups: number;
 }
 
-/** Runs one image through `model` and records every Conv2d and Linear call with its MACs. */
+/** Runs one image through `model` and records every Conv2d and Linear call with its MACs (forward hooks on the model's layers). */
 export function traceLayers(model: Module, input: number[]): LayerCall[] {
-  const names = new Map<Module, string>(model.namedModules().map(([n, m]) => [m, n]));
   const calls: LayerCall[] = [];
-  const restore: (() => void)[] = [];
-  // Wraps C.prototype.forward to record each call; cost(module, input, output) gives its entry.
-  function record<M extends Module>(C: { prototype: M }, cost: (m: M, x: Tensor, y: Tensor) => Omit<LayerCall, 'name'>): void {
-    const original = (C.prototype as unknown as { forward: (x: Tensor) => Tensor }).forward;
-    (C.prototype as unknown as { forward: (x: Tensor) => Tensor }).forward = function (this: M, x: Tensor): Tensor {
-      const y = original.call(this, x);
-      calls.push({ name: names.get(this) ?? '?', ...cost(this, x, y) });
-      return y;
-    };
-    restore.push(() => ((C.prototype as unknown as { forward: unknown }).forward = original));
+  const handles: { remove(): void }[] = [];
+  const costs: [abstract new (...a: never[]) => Module, (m: Module, x: Tensor, y: Tensor) => Omit<LayerCall, 'name'>][] = [];
+  // cost(module, input, output) gives a layer kind's entry.
+  function record<M extends Module>(C: abstract new (...a: never[]) => M, cost: (m: M, x: Tensor, y: Tensor) => Omit<LayerCall, 'name'>): void {
+    costs.push([C, cost as (m: Module, x: Tensor, y: Tensor) => Omit<LayerCall, 'name'>]);
   }
   const elementwise = (macs: number): Omit<LayerCall, 'name'> => ({ kind: 'elementwise', macs, outPixels: 0, inChannels: 0, outChannels: 0, kernel: 0, groups: 1 });
   record(Conv2d, (c, _x, y) => {
@@ -51,12 +45,16 @@ export function traceLayers(model: Module, input: number[]): LayerCall[] {
   record(BatchNorm2d, (_m, _x, y) => elementwise(2 * y.numel));
   record(ReLU, (_m, _x, y) => elementwise(y.numel));
   record(MaxPool2d, (_m, x) => elementwise(x.numel));
+  for (const [name, m] of model.namedModules()) {
+    const cost = costs.find(([C]) => m instanceof C)?.[1];
+    if (cost) handles.push(m.registerForwardHook((mod, inputs, y) => calls.push({ name, ...cost(mod, inputs[0] as Tensor, y) })));
+  }
   const wasTraining = model.training;
   try {
     model.eval();
     noGrad(() => tidy(() => void model.forward(zeros([1, ...input]))));
   } finally {
-    restore.forEach((r) => r());
+    handles.forEach((h) => h.remove());
     model.train(wasTraining);
   }
   return calls;

@@ -10,7 +10,7 @@ import { UserError } from '../tensor/errors.js';
 import { RunDir } from './run-dir.js';
 import { runMethod, usesTeacher, type MethodResult, type MethodRunOptions } from './run-method.js';
 import { FOUNDATION_FILE } from './foundation.js';
-import { availableMethods, methodName, type MethodName } from './methods/index.js';
+import { availableMethods, methodName, methodSpec, REFERENCE_METHOD, TEACHER_METHOD, type MethodName } from './methods/index.js';
 import { estimate, pairedDifference, type Estimate } from './stats.js';
 
 export interface CompareOptions extends Omit<MethodRunOptions, 'method' | 'out' | 'seed' | 'foundation' | 'resume' | 'rank' | 'cacheDir'> {
@@ -66,12 +66,12 @@ interface Planned {
 function plan(o: CompareOptions): Planned[] {
   const main = o.ranks.includes(8) ? 8 : o.ranks[0]!;
   const out: Planned[] = [];
-  const needsFoundation = o.methods.some((m) => m !== 'foundation' && usesTeacher(m, o));
-  if (needsFoundation || o.methods.includes('foundation')) out.push({ key: 'foundation', method: 'foundation', report: o.methods.includes('foundation') });
+  const needsTeacher = o.methods.some((m) => usesTeacher(m, o));
+  if (needsTeacher || o.methods.includes(TEACHER_METHOD)) out.push({ key: TEACHER_METHOD, method: TEACHER_METHOD, report: o.methods.includes(TEACHER_METHOD) });
   for (const m of o.methods) {
-    if (m === 'foundation') continue;
-    if (m !== 'lorkd') out.push({ key: m, method: m, report: true });
-    else for (const r of o.ranks) out.push({ key: r === main ? 'lorkd' : `lorkd-r${r}`, method: 'lorkd', rank: r, report: true });
+    if (m === TEACHER_METHOD) continue;
+    if (!methodSpec(m).ranked) out.push({ key: m, method: m, report: true });
+    else for (const r of o.ranks) out.push({ key: r === main ? m : `${m}-r${r}`, method: m, rank: r, report: true });
   }
   return out;
 }
@@ -93,7 +93,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
       const { methods: _m, seeds: _s, ranks: _r, out: _o, ...base } = o;
       const r = await runMethod({
         ...base, method: p.method, seed, out: dir, resume: true, rank: p.rank ?? 8,
-        foundation: path.join(root.file(path.join('runs', `foundation-s${seed}`)), FOUNDATION_FILE), cacheDir: root.file(`cache-s${seed}`),
+        foundation: path.join(root.file(path.join('runs', `${TEACHER_METHOD}-s${seed}`)), FOUNDATION_FILE), cacheDir: root.file(`cache-s${seed}`),
       });
       if (!p.report) continue;
       results.set(p.key, [...(results.get(p.key) ?? []), r]);
@@ -101,7 +101,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     }
   }
   const tasks = [...results.values()][0]![0]!.tasks;
-  const lorkd = results.get('lorkd');
+  const lorkd = results.get(REFERENCE_METHOD);
   const methods: Record<string, MethodSummary> = {};
   for (const p of runs) {
     const rs = results.get(p.key);
@@ -114,7 +114,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
       mean_accuracy: estimate(rs.map((r) => r.mean_accuracy)),
       mean_auc: estimate(rs.map((r) => r.mean_auc)),
       deployed_mean_accuracy: estimate(rs.map((r) => r.deployed.reduce((a, d) => a + d.accuracy, 0) / r.deployed.length)),
-      ...(lorkd && p.key !== 'lorkd' ? { vs_lorkd: pairedDifference(rs.map((r) => r.mean_accuracy), lorkd.map((r) => r.mean_accuracy)) } : {}),
+      ...(lorkd && p.key !== REFERENCE_METHOD ? { vs_lorkd: pairedDifference(rs.map((r) => r.mean_accuracy), lorkd.map((r) => r.mean_accuracy)) } : {}),
       runs: dirs.get(p.key)!,
     };
   }

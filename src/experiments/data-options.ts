@@ -1,5 +1,4 @@
 // Data options shared by the training and evaluation commands.
-import { currentShard } from '../dist/index.js';
 import { DataLoader, TaskSuite, type Split, type Triple } from '../data/index.js';
 import { loadTasks } from '../data/medmnist.js';
 
@@ -22,9 +21,12 @@ export function loadSuite(o: Pick<DataOptions, 'tasks'>): TaskSuite {
   return new TaskSuite(loadTasks(o.tasks));
 }
 
-/** Training loader: the paper's plain shuffle over the concatenated tasks, random flips. */
-export function trainLoader(suite: TaskSuite, o: DataOptions): DataLoader {
-  return new DataLoader(suite, { split: 'train', batchSize: o.batch, seed: o.seed, flip: true, mergeSingleton: true, shard: currentShard(), size: o.input, mean: o.mean, std: o.std, channelsLast: o.channelsLast ?? true });
+/**
+ * Training loader: the paper's plain shuffle over the concatenated tasks, random flips. Under data
+ * parallelism each process takes its shard of every global batch (`shard`: its rank and the world size).
+ */
+export function trainLoader(suite: TaskSuite, o: DataOptions, shard?: { rank: number; world: number }): DataLoader {
+  return new DataLoader(suite, { split: 'train', batchSize: o.batch, seed: o.seed, flip: true, mergeSingleton: true, shard, size: o.input, mean: o.mean, std: o.std, channelsLast: o.channelsLast ?? true });
 }
 
 /** Evaluation loader: in order, no flips. */

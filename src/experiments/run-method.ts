@@ -1,35 +1,47 @@
-// One run of one method (docs/ARCHITECTURE.md, "Methods"): build it from the registry, train it
-// with the one trainer (resumable after every epoch), evaluate it and its deployed networks with
-// the one evaluation path, write each task's deployed network with its preprocessing record and
-// one result.json in the one results schema. A finished run (result.json present) is not retrained.
+// The one training path (docs/ARCHITECTURE.md, "Methods"): every command that trains a method of
+// the registry (foundation, decompose, run, compare) builds it from its spec, gives it its teacher's
+// cached outputs when it distils, and trains it with the one trainer (resumable after every epoch).
+// `runMethod` then evaluates it and its deployed networks with the one evaluation path and writes
+// each task's deployed network with its preprocessing record and one result.json in the one
+// results schema. A finished run (result.json present) is not retrained.
 import { mkdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { SGD, CosineAnnealingLR } from '../optim/index.js';
-import { manualSeed } from '../tensor/index.js';
+import { manualSeed, zeros } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import type { ImageClassifier } from '../models/classifier.js';
+import type { Module } from '../nn/module.js';
 import type { TaskSuite, Triple } from '../data/index.js';
 import { preprocessingMetadata, preprocessingOf } from '../data/preprocessing.js';
 import type { StrategyOption } from '../lorkd/strategies.js';
 import { type DataOptions, loadSuite, trainLoader, evalLoader } from './data-options.js';
 import { RunDir } from './run-dir.js';
-import { train, type EpochRecord } from './trainer.js';
+import { train, type EpochRecord, type TrainResult, type DataParallel } from './trainer.js';
 import { evalMethod, evalDeployed, meanOf, type TaskResult } from './evaluate.js';
-import { loadFoundation, saveFoundation, suiteMeta, FOUNDATION_FILE } from './foundation.js';
-import { teacherOutputs } from './teacher-cache.js';
-import { standardise, DECOMPOSITION_FILE } from './decompose.js';
+import { loadFoundation, loadInit, saveFoundation, suiteMeta, FOUNDATION_FILE } from './foundation-file.js';
+import { teacherOutputs, standardise } from './teacher-cache.js';
 import { saveDecomposition } from '../lorkd/checkpoint.js';
-import { createMethod, methodName, KD_METHODS, type Method, type MethodContext, type MethodName } from './methods/index.js';
+import { methodSpec, type Method, type MethodContext, type MethodName, type MethodSpec, type KdSettings } from './methods/index.js';
+import type { KdContext } from './methods/kd.js';
 import type { Progress } from './progress.js';
 import { contextTasks } from './methods/context.js';
+import { checkMemory } from './resources.js';
+import { checkTrainState } from './train-state.js';
 
 export { contextTasks };
 
-import type { KdMode } from './decompose.js';
+export type KdMode = KdSettings['kd'];
 
-export type { KdMode };
+/** LoRKD's trained decomposition in its run directory (its W0 backbone is the paper's dagger). */
+export const DECOMPOSITION_FILE = 'decomposition.safetensors';
 
-export interface MethodRunOptions extends DataOptions {
+/** Where and how a run executes, given by the command (never read from globals). */
+export interface Runtime {
+  /** Data parallelism under `lorkd launch` (absent: one process). */
+  dist?: (DataParallel & { sharedOut: string }) | null;
+}
+
+export interface MethodRunOptions extends DataOptions, Runtime {
   method: string;
   out: string;
   /** Backbone of every method but the foundation (shufflenet_v2_x1_0). */
@@ -51,8 +63,16 @@ export interface MethodRunOptions extends DataOptions {
   strategy?: StrategyOption;
   /** Where the teacher cache is kept (default: the run directory; compare shares one per seed). */
   cacheDir?: string;
+  /** torchvision-named weights to start the networks from (the foundation's --init). */
+  init?: string;
   resume: boolean;
   progress: Progress;
+}
+
+/** The files of one training stage in its run directory: `<name>.ckpt.safetensors`, `<name>.best.safetensors`, and what else it writes. */
+export interface Stage {
+  name: string;
+  outputs: readonly string[];
 }
 
 /** The one results schema of a method run (result.json). */
@@ -80,93 +100,191 @@ export interface MethodResult {
 }
 
 export const METHOD_RESULT = 'result.json';
-const CHECKPOINT = 'method.ckpt.safetensors';
+const METHOD_STAGE: Stage = { name: 'method', outputs: [] };
 
 /** Whether a run of this method with these options distils from the foundation. */
 export function usesTeacher(name: MethodName, o: Pick<MethodRunOptions, 'kd' | 'beta'>): boolean {
-  if (KD_METHODS.includes(name)) return true;
-  return name === 'lorkd' && o.kd !== 'none' && o.beta !== 0;
+  return methodSpec(name).teacher(o).length > 0;
 }
 
-/** The teacher's cached outputs for the KD context (features standardised for feature KD). */
-function teacherContext(o: MethodRunOptions, name: MethodName, suite: TaskSuite, run: RunDir): NonNullable<MethodContext['kd']> {
-  if (!o.foundation) throw new UserError(`method ${name} distils from the foundation: give --foundation FILE${name === 'lorkd' ? ' (or --kd none)' : ''}`);
-  const mode = o.kd === 'none' ? 'feature' : o.kd;
+/** The architecture a method's networks are built with. */
+function archOf(spec: MethodSpec, o: Pick<MethodRunOptions, 'model' | 'foundationArch'>): string {
+  return spec.arch === 'foundation' ? (o.foundationArch ?? 'resnet18') : o.model;
+}
+
+/**
+ * The teacher, checked before the run directory is touched: a file is needed, and logit KD needs
+ * its unified classes to be the suite's (feature KD takes any teacher's pooled features).
+ */
+function openTeacher(spec: MethodSpec, o: MethodRunOptions, suite: TaskSuite): ReturnType<typeof loadFoundation> | null {
+  const outputs = spec.teacher(o);
+  if (!outputs.length) return null;
+  if (!o.foundation) {
+    const who = spec.teacherRequired ? `method ${spec.name}` : `--kd ${o.kd}`;
+    throw new UserError(`${who} distils from a foundation model: give --foundation FILE${spec.teacherRequired ? '' : ' (or --kd none)'}`);
+  }
   const f = loadFoundation(o.foundation);
-  try {
+  if (outputs.includes('logits')) {
     const mine = suite.tasks.map((t) => `${t.name}:${t.numClasses}`).join(',');
     const theirs = f.meta.tasks.map((t) => `${t.name}:${t.classNames.length}`).join(',');
-    if (mine !== theirs) throw new UserError(`${o.foundation} was trained on tasks ${theirs}, not ${mine}`);
-    const cl = o.channelsLast ?? true;
-    if (cl) f.model.toChannelsLast();
-    const transform = { size: f.meta.input, mean: f.meta.mean as unknown as Triple, std: f.meta.std as unknown as Triple };
-    const cache = teacherOutputs(f.model, o.foundation, trainLoader(suite, o), transform, o.cacheDir ? RunDir.open(o.cacheDir, { resume: true, marker: '-' }) : run, o.progress, cl);
-    return { mode, alpha: o.alpha, beta: o.beta, features: mode === 'feature' ? standardise(cache.features) : cache.features, logits: cache.logits };
+    if (mine !== theirs) {
+      f.model.dispose();
+      throw new UserError(`${o.foundation} was trained on tasks ${theirs}, not ${mine} (${spec.name} distils from its logits over the suite's classes)`);
+    }
+  }
+  return f;
+}
+
+/** The KD context of a run: the teacher's cached outputs (features standardised for feature KD). */
+function kdContext(spec: MethodSpec, o: MethodRunOptions, f: NonNullable<ReturnType<typeof openTeacher>>, suite: TaskSuite, run: RunDir): KdContext {
+  const cl = o.channelsLast ?? true;
+  if (cl) f.model.toChannelsLast();
+  const transform = { size: f.meta.input, mean: f.meta.mean as unknown as Triple, std: f.meta.std as unknown as Triple };
+  const cacheRun = o.cacheDir ? RunDir.open(o.cacheDir, { resume: true, marker: '-' }) : run;
+  const share = o.dist ? { group: o.dist.group, sharedOut: o.dist.sharedOut } : null;
+  const cache = teacherOutputs(f.model, o.foundation!, trainLoader(suite, o), transform, cacheRun, o.progress, cl, share);
+  const mode = o.kd === 'logits' ? 'logits' : 'feature';
+  return { mode, alpha: o.alpha, beta: o.beta, features: mode === 'feature' ? standardise(cache.features) : cache.features, logits: cache.logits };
+}
+
+function methodContext(spec: MethodSpec, o: MethodRunOptions, suite: TaskSuite, kd: KdContext | null): MethodContext {
+  return {
+    tasks: contextTasks(suite), model: archOf(spec, o), inChannels: 3, channelsLast: o.channelsLast ?? true, kd,
+    rank: o.rank, loraAlpha: o.loraAlpha, strategy: o.strategy, group: o.dist?.group ?? null,
+  };
+}
+
+/** A trained method with what it was trained on; the caller disposes it. */
+export interface TrainedMethod {
+  method: Method;
+  spec: MethodSpec;
+  suite: TaskSuite;
+  run: RunDir;
+  result: TrainResult;
+  /** Frees the method and its teacher cache; `keep` (the method's module or one of its parts) stays alive for the caller. */
+  dispose(o?: { keep?: Module }): void;
+}
+
+/** Builds a method from its spec, fills its teacher cache, trains it with the one trainer: the one training path. */
+export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STAGE, opened?: { suite: TaskSuite; run: RunDir }): Promise<TrainedMethod> {
+  const spec = methodSpec(o.method);
+  const suite = opened?.suite ?? loadSuite(o);
+  const arch = archOf(spec, o);
+  const mem = spec.memory?.({ suite, model: arch, batch: o.batch, input: o.input, rank: o.rank ?? 8 });
+  if (mem) checkMemory(mem, `this ${spec.name} run`);
+  const ckpt = `${stage.name}.ckpt.safetensors`;
+  if (o.init && spec.arch !== 'foundation') throw new UserError(`--init starts a foundation from torchvision weights; ${spec.name} does not take it`);
+  // The inputs are checked before the run directory is created.
+  const teacher = openTeacher(spec, o, suite);
+  let kd: KdContext | null = null;
+  let method: Method | null = null;
+  try {
+    const run = opened?.run ?? RunDir.open(o.out, { resume: o.resume, marker: ckpt, outputs: [`${stage.name}.best.safetensors`, ...stage.outputs] });
+    if (o.resume && run.has(ckpt)) {
+      // A checkpoint that does not fit (other tasks, model or rank) fails here, before the teacher
+      // outputs are computed: checked against the method built with stand-ins of the teacher's widths.
+      const standIn: KdContext | null = teacher ? { mode: o.kd === 'logits' ? 'logits' : 'feature', alpha: o.alpha, beta: o.beta, features: zeros([1, teacher.model.numFeatures]), logits: zeros([1, suite.totalClasses]) } : null;
+      const probe = spec.create(methodContext(spec, o, suite, standIn));
+      try {
+        checkTrainState(run.file(ckpt), probe.module);
+      } finally {
+        probe.dispose();
+        standIn?.features.dispose();
+        standIn?.logits.dispose();
+      }
+    }
+    if (teacher) kd = kdContext(spec, o, teacher, suite, run);
+    manualSeed(o.seed);
+    method = spec.create(methodContext(spec, o, suite, kd));
+    const m = method;
+    if (o.init) loadInit(m.module as ImageClassifier, o.init, o.progress);
+    const opt = new SGD(m.module.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+    const sched = new CosineAnnealingLR(opt, { tMax: Math.max(o.epochs, 1) });
+    const shard = o.dist ? { rank: o.dist.group.rank, world: o.dist.group.worldSize } : undefined;
+    const val = evalLoader(suite, o, 'val');
+    const result = await train({
+      name: stage.name, run, method: m, optimizer: opt, scheduler: sched, loader: trainLoader(suite, o, shard), epochs: o.epochs, resume: o.resume, patience: o.patience, progress: o.progress,
+      dist: o.dist, validate: () => meanOf(evalMethod(m, suite, val).perTask, 'accuracy'),
+    });
+    opt.dispose();
+    for (const s of m.decomposition?.auto.measurements ?? []) {
+      const timings = Object.entries(s.ms).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ');
+      o.progress.log(`[${stage.name}] EKS strategy for ${s.key}: ${s.best}${timings ? ` (measured: ${timings})` : ''}`);
+    }
+    const kdHeld = kd;
+    return {
+      method: m, spec, suite, run, result,
+      dispose: (d) => {
+        if (!d?.keep) m.dispose();
+        else if (d.keep !== m.module) for (const [, c] of m.module.namedChildren()) if (c !== d.keep) c.dispose();
+        kdHeld?.features.dispose();
+        kdHeld?.logits.dispose();
+      },
+    };
+  } catch (e) {
+    method?.dispose();
+    kd?.features.dispose();
+    kd?.logits.dispose();
+    throw e;
   } finally {
-    f.model.dispose();
+    teacher?.model.dispose();
   }
 }
 
+/** Keeps what a trained method is beside its deployed networks: the foundation file, LoRKD's decomposition (its W0 backbone is the dagger). */
+export function saveTrainedFiles(t: TrainedMethod, o: MethodRunOptions, meta: Record<string, string> = {}): { foundation?: string; decomposition?: string } {
+  const pre = preprocessingMetadata(preprocessingOf(o));
+  const out: { foundation?: string; decomposition?: string } = {};
+  if (t.method.decomposition) {
+    out.decomposition = t.run.file(DECOMPOSITION_FILE);
+    saveDecomposition(out.decomposition, t.method.decomposition, { ...pre, kd: o.kd, ...meta });
+  }
+  if (t.spec.arch === 'foundation' && t.method.unifiedHead) {
+    out.foundation = t.run.file(FOUNDATION_FILE);
+    saveFoundation(out.foundation, t.method.module as ImageClassifier, { model: archOf(t.spec, o), tasks: suiteMeta(t.suite), input: o.input, mean: [...(o.mean ?? [0.5, 0.5, 0.5])], std: [...(o.std ?? [0.5, 0.5, 0.5])] });
+  }
+  return out;
+}
+
 export async function runMethod(o: MethodRunOptions): Promise<MethodResult> {
-  const name = methodName(o.method);
+  const spec = methodSpec(o.method);
+  const name = spec.name;
   const suite = loadSuite(o);
-  const run = RunDir.open(o.out, { resume: o.resume, marker: CHECKPOINT });
+  const run = RunDir.open(o.out, { resume: o.resume, marker: `${METHOD_STAGE.name}.ckpt.safetensors` });
   if (o.resume && run.has(METHOD_RESULT)) {
     o.progress.log(`[${name}] ${run.file(METHOD_RESULT)}: finished, not retrained`);
     return run.readJson<MethodResult>(METHOD_RESULT);
   }
   const t0 = performance.now();
   const cl = o.channelsLast ?? true;
-  const kd = usesTeacher(name, o) ? teacherContext(o, name, suite, run) : null;
-  manualSeed(o.seed);
-  const ctx: MethodContext = {
-    tasks: contextTasks(suite), model: name === 'foundation' ? (o.foundationArch ?? 'resnet18') : o.model, inChannels: 3, channelsLast: cl, kd,
-    rank: o.rank, loraAlpha: o.loraAlpha, strategy: o.strategy,
-  };
-  let method: Method | null = null;
+  const t = await trainMethod(o, METHOD_STAGE, { suite, run });
   try {
-    method = createMethod(name, ctx);
-    const m = method;
-    const opt = new SGD(m.module.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
-    const sched = new CosineAnnealingLR(opt, { tMax: Math.max(o.epochs, 1) });
-    const val = evalLoader(suite, o, 'val');
-    const result = await train({
-      name: 'method', run, model: m.module, optimizer: opt, scheduler: sched, loader: trainLoader(suite, o), epochs: o.epochs, resume: o.resume, patience: o.patience, progress: o.progress,
-      backward: (b) => m.backward(b),
-      validate: () => meanOf(evalMethod(m, suite, val).perTask, 'accuracy'),
-    });
-    opt.dispose();
+    const m = t.method;
     const test = evalLoader(suite, o, 'test');
     const ev = evalMethod(m, suite, test);
     const deployed = evalDeployed(m, suite, test, cl);
     const pre = preprocessingMetadata(preprocessingOf(o));
     mkdirSync(run.file('deployed'), { recursive: true });
-    const files = suite.tasks.map((t, i) => {
+    const files = suite.tasks.map((task, i) => {
       const net = m.deploy(i);
       try {
-        const file = run.file(`deployed/${t.name}.safetensors`);
+        const file = run.file(`deployed/${task.name}.safetensors`);
         net.save(file, { ...pre, source_method: name, source_seed: String(o.seed) });
         return file;
       } finally {
         net.dispose();
       }
     });
-    // LoRKD also keeps its decomposition (shared W0 backbone + experts): the paper's dagger transfers from it.
-    if (m.decomposition) saveDecomposition(run.file(DECOMPOSITION_FILE), m.decomposition, { ...pre, kd: o.kd, source_method: name, source_seed: String(o.seed) });
-    if (name === 'foundation') {
-      saveFoundation(run.file(FOUNDATION_FILE), m.module as ImageClassifier, { model: ctx.model, tasks: suiteMeta(suite), input: o.input, mean: [...(o.mean ?? [0.5, 0.5, 0.5])], std: [...(o.std ?? [0.5, 0.5, 0.5])] });
-    }
+    saveTrainedFiles(t, o, { source_method: name, source_seed: String(o.seed) });
     const counts = m.params();
     const out: MethodResult = {
-      method: name, seed: o.seed, tasks: suite.tasks.map((t) => t.name), input: o.input, epochs: o.epochs, ...counts,
+      method: name, seed: o.seed, tasks: suite.tasks.map((x) => x.name), input: o.input, epochs: o.epochs, ...counts,
       per_task: ev.perTask, mean_accuracy: meanOf(ev.perTask, 'accuracy'), mean_auc: meanOf(ev.perTask, 'auc'), restricted: ev.restricted,
-      deployed, deployed_files: files, best_epoch: result.bestEpoch, history: result.history, describe: m.describe(), seconds: (performance.now() - t0) / 1000,
+      deployed, deployed_files: files, best_epoch: t.result.bestEpoch, history: t.result.history, describe: m.describe(), seconds: (performance.now() - t0) / 1000,
     };
     run.writeJson(METHOD_RESULT, out);
     return out;
   } finally {
-    method?.dispose();
-    kd?.features.dispose();
-    kd?.logits.dispose();
+    t.dispose();
   }
 }

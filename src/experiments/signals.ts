@@ -66,7 +66,7 @@ export function lastCheckpoint(): Checkpoint | null {
 const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
 /** Commands that continue a run with --resume (demo resumes by itself). */
-const RESUMABLE = new Set(['foundation', 'decompose', 'compare', 'transfer']);
+const RESUMABLE = new Set(['foundation', 'decompose', 'run', 'compare', 'transfer']);
 
 /** The command that continues this process's run: its own arguments, with --resume where needed. */
 export function resumeCommand(argv: readonly string[] = process.argv.slice(2)): string {

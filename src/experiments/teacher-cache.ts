@@ -13,7 +13,14 @@ import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
 import type { RunDir } from './run-dir.js';
 import type { Progress } from './progress.js';
 import { UserError } from '../tensor/errors.js';
-import { ProcessGroup } from '../dist/index.js';
+import type { ProcessGroup } from '../dist/index.js';
+
+/** Data parallelism: ranks > 0 copy rank 0's cache from the run directory the user sees. */
+export interface CacheShare {
+  group: ProcessGroup;
+  /** Rank 0's run directory (ranks > 0 write to a private scratch folder). */
+  sharedOut: string;
+}
 
 export interface TeacherCache {
   /** (2N, F): row i is view 0 of train sample i, row N + i its flipped view. */
@@ -38,11 +45,10 @@ export function cacheKey(teacherFile: string, loader: DataLoader, transform: Tra
  * (whose own run directory is private, src/cli/distributed.ts) wait for that file, written
  * atomically, and copy it, so the teacher runs once per run, not once per rank.
  */
-function shareFromRank0(name: string, run: RunDir, progress: Progress): void {
-  const shared = process.env.LORKD_DIST_SHARED_OUT;
-  const group = ProcessGroup.current();
-  if (!shared || !group || group.rank === 0) return;
-  const from = path.join(shared, name);
+function shareFromRank0(name: string, run: RunDir, progress: Progress, share: CacheShare | null): void {
+  if (!share || share.group.rank === 0) return;
+  const group = share.group;
+  const from = path.join(share.sharedOut, name);
   const limitMs = Math.max(3600, group.env.timeoutS * 30) * 1000;
   const t0 = Date.now();
   if (!existsSync(from)) progress.log(`[decompose] rank ${group.rank}: waiting for rank 0's teacher outputs (${name})`);
@@ -55,10 +61,19 @@ function shareFromRank0(name: string, run: RunDir, progress: Progress): void {
 }
 
 /** Returns the cached teacher outputs, computing them (progress shown) when not cached yet. */
-export function teacherOutputs(teacher: ImageClassifier, teacherFile: string, loader: DataLoader, transform: TransformOptions, run: RunDir, progress: Progress, channelsLast = true): TeacherCache {
+export function teacherOutputs(
+  teacher: ImageClassifier,
+  teacherFile: string,
+  loader: DataLoader,
+  transform: TransformOptions,
+  run: RunDir,
+  progress: Progress,
+  channelsLast = true,
+  share: CacheShare | null = null,
+): TeacherCache {
   const key = cacheKey(teacherFile, loader, transform);
   const name = `teacher-cache-${key}.safetensors`;
-  if (!run.has(name)) shareFromRank0(name, run, progress);
+  if (!run.has(name)) shareFromRank0(name, run, progress, share);
   if (run.has(name)) {
     const { tensors } = loadSafetensors(run.file(name));
     progress.log(`[decompose] teacher outputs from cache ${name}`);
@@ -97,4 +112,18 @@ export function teacherOutputs(teacher: ImageClassifier, teacherFile: string, lo
   feats.concat(logits).forEach((t) => t.dispose());
   saveSafetensors(run.file(name), { features, logits: allLogits }, { lorkd_format: 'teacher-cache', key });
   return { features, logits: allLogits, n, file: run.file(name) };
+}
+
+/**
+ * Teacher features, standardised per dimension over the training set, before the trainable
+ * projection. A trained foundation's pooled (post-ReLU) features reach ~200; the KL gradient
+ * through the projection is scaled by beta * alpha^2 = 100, and with raw features SGD at lr 0.05
+ * diverged within a few steps (measured). Standardising conditions the projection's input and
+ * leaves the method (KL between temperature softmaxes of projected teacher and student features)
+ * as it is.
+ */
+export function standardise(features: Tensor): Tensor {
+  const out = noGrad(() => tidy(() => features.sub(features.mean(0, true)).div(features.var(0, 0, true).add(1e-5).sqrt())));
+  features.dispose();
+  return keep(out);
 }

@@ -1,18 +1,29 @@
-// The epoch loop shared by every training command: per-step tidy, NaN/inf guard, progress,
-// a resumable checkpoint after every epoch (atomic), validation, early stopping, best weights.
+// The one epoch loop of every training command (foundation, decompose, run, compare, transfer):
+// per-step tidy, NaN/inf guard, progress, a resumable checkpoint after every epoch (atomic),
+// validation, early stopping, best weights. It is told everything it needs (the method, optimiser,
+// process group); it reads no globals. It drives a Method through its TrainStep (methods/method.ts):
+// the forward under the run's precision, backward with DDP's Reducer overlapping the all-reduce.
 import { performance } from 'node:perf_hooks';
-import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { LRScheduler } from '../optim/lr-scheduler.js';
 import type { DataLoader, SortedBatch } from '../data/index.js';
-import { type Tensor, tidy, noGrad } from '../tensor/index.js';
+import { tidy, noGrad } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
 import type { RunDir } from './run-dir.js';
 import { saveTrainState, loadTrainState } from './train-state.js';
 import type { Progress } from './progress.js';
-import type { BackwardHooks } from './methods/method.js';
-import { ProcessGroup, DistributedDataParallel, collectiveError } from '../dist/index.js';
+import type { Method, TrainStep } from './methods/method.js';
+import { type ProcessGroup, DistributedDataParallel, collectiveError } from '../dist/index.js';
+import type { Module } from '../nn/module.js';
+
+/** Data parallelism of a run (lorkd launch): the process group, and SyncBatchNorm in every rank. */
+export interface DataParallel {
+  group: ProcessGroup;
+  syncBn: boolean;
+  /** false: one all-reduce after backward instead of DDP's Reducer while it runs (default true; for measuring the overlap). */
+  overlap?: boolean;
+}
 
 export interface EpochRecord {
   epoch: number;
@@ -27,21 +38,16 @@ export interface TrainerOptions {
   /** File prefix in the run directory, e.g. "foundation". */
   name: string;
   run: RunDir;
-  /** Everything trainable and checkpointed (model plus e.g. a KD projection). */
-  model: Module;
+  /** What is trained: its module (everything trained and checkpointed) and its backward. */
+  method: Pick<Method, 'module' | 'backward'>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   optimizer: Optimizer<any, any>;
   scheduler: LRScheduler | null;
   loader: DataLoader;
   epochs: number;
   resume: boolean;
-  /** Loss of one batch (called inside a tidy scope with the model in train mode); the trainer runs backward. */
-  loss?(batch: SortedBatch): Tensor;
-  /**
-   * Instead of `loss`: computes the loss AND its gradients (a Method's backward, which may run one
-   * backward per task and rewrite the shared gradients), returning the scalar loss.
-   */
-  backward?(batch: SortedBatch, hooks?: BackwardHooks): Tensor;
+  /** Data parallelism (null or absent: one process). */
+  dist?: DataParallel | null;
   /** Validation metric, higher is better (model in eval mode, no grad). */
   validate?: () => number;
   /** Stop when validation has not improved for this many epochs (default: never). */
@@ -56,6 +62,8 @@ export interface TrainResult {
   stoppedEarly: boolean;
   /** Epochs trained by this call (0 when a resumed run was already complete). */
   epochsRun: number;
+  /** Data parallelism: this call's steps whose gradients were all-reduced while backward ran (DDP's Reducer), and once after it. */
+  allReduce: { overlapped: number; afterBackward: number } | null;
 }
 
 interface Extra {
@@ -77,13 +85,13 @@ export function nonFiniteParameter(model: Module): string | null {
 export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export async function train(o: TrainerOptions): Promise<TrainResult> {
-  if (!o.loss === !o.backward) throw new Error('train(): give exactly one of loss and backward');
+  const model: Module = o.method.module;
   const ckpt = `${o.name}.ckpt.safetensors`;
   const best = `${o.name}.best.safetensors`;
   let extra: Extra = { history: [], bestEpoch: -1, bestVal: null, stoppedEarly: false };
   let start = 0;
   if (o.resume && o.run.has(ckpt)) {
-    const s = loadTrainState(o.run.file(ckpt), o.model, o.optimizer, o.scheduler);
+    const s = loadTrainState(o.run.file(ckpt), model, o.optimizer, o.scheduler);
     extra = s.extra as unknown as Extra;
     start = s.epoch + 1;
     o.progress.log(`[${o.name}] resuming after epoch ${s.epoch + 1}/${o.epochs}`);
@@ -91,13 +99,14 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   // Data parallelism (lorkd launch, docs/DISTRIBUTED.md): every rank starts from rank 0's state,
   // gradients are averaged by c10d (DDP's Reducer while backward runs, or one bucketed
   // all-reduce after a method's several backward passes), BatchNorm buffers follow rank 0.
-  const group = ProcessGroup.current();
-  const ddp = group ? new DistributedDataParallel(o.model, group, { syncBn: process.env.LORKD_SYNC_BN === '1' }) : null;
+  const group = o.dist?.group ?? null;
+  const ddp = o.dist ? new DistributedDataParallel(model, o.dist.group, { syncBn: o.dist.syncBn }) : null;
   // Images per second of the whole run: every rank trains its share of each global batch.
   const world = group?.worldSize ?? 1;
   let epochsRun = 0;
+  const allReduce = ddp ? { overlapped: 0, afterBackward: 0 } : null;
   for (let epoch = start; epoch < o.epochs && !extra.stoppedEarly; epoch++) {
-    o.model.train();
+    model.train();
     const t0 = performance.now();
     let sum = 0;
     let seen = 0;
@@ -109,18 +118,24 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
           o.optimizer.zeroGrad();
           ddp?.syncBuffers();
           let reduced = false;
-          const hooks: BackwardHooks | undefined = ddp ? { beforeBackward: (loss) => (ddp.beforeBackward(loss), (reduced = true)) } : undefined;
-          const loss = o.backward ? o.backward(batch, hooks) : o.loss!(batch);
+          const passes: TrainStep = {
+            forward: (fn) => fn(),
+            backward: (loss, so) => {
+              if (ddp && o.dist?.overlap !== false && so?.overlap !== false) {
+                ddp.beforeBackward(loss);
+                reduced = true;
+              }
+              loss.backward(undefined, so?.retainGraph ?? false);
+            },
+          };
+          const loss = o.method.backward(batch, passes);
           const v = loss.item();
           if (!Number.isFinite(v)) {
             const last = epoch > 0 ? `the checkpoint of epoch ${epoch} is kept in ${o.run.file(ckpt)}` : 'no checkpoint was written yet';
             throw new UserError(`[${o.name}] loss became ${v} at epoch ${epoch + 1}, step ${step + 1}; stopping (${last})`);
           }
-          if (!o.backward) {
-            hooks?.beforeBackward?.(loss);
-            loss.backward();
-          }
           if (ddp && !reduced) ddp.allReduceGradients();
+          if (allReduce) allReduce[reduced ? 'overlapped' : 'afterBackward']++;
           o.optimizer.step();
           return v;
         });
@@ -140,13 +155,13 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     // The loss guard sees a blow-up only at the next step: check the weights the epoch ends with,
     // so a checkpoint is only ever written with finite weights.
     const last = epoch > 0 ? `the checkpoint of epoch ${epoch} is kept in ${o.run.file(ckpt)}` : 'no checkpoint was written yet';
-    const bad = nonFiniteParameter(o.model);
+    const bad = nonFiniteParameter(model);
     if (bad !== null) throw new UserError(`[${o.name}] weight ${bad} became non-finite (NaN or infinity) in epoch ${epoch + 1}; stopping (${last})`);
     const lr = o.optimizer.paramGroups[0]!.lr;
     o.scheduler?.step();
     let val: number | null = null;
     if (o.validate) {
-      o.model.eval();
+      model.eval();
       try {
         val = noGrad(() => o.validate!());
       } catch (e) {
@@ -157,17 +172,17 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         throw e;
       }
       if (!Number.isFinite(val)) throw new UserError(`[${o.name}] validation after epoch ${epoch + 1} gave ${val}: training diverged; stopping (${last})`);
-      o.model.train();
+      model.train();
       if (extra.bestVal === null || val > extra.bestVal) {
         extra.bestVal = val;
         extra.bestEpoch = epoch;
-        tidy(() => saveSafetensors(o.run.file(best), o.model.stateDict(), { lorkd_format: 'weights', epoch: String(epoch) }));
+        tidy(() => saveSafetensors(o.run.file(best), model.stateDict(), { lorkd_format: 'weights', epoch: String(epoch) }));
       } else if (o.patience !== undefined && epoch - extra.bestEpoch >= o.patience) {
         extra.stoppedEarly = true;
       }
     }
     extra.history.push({ epoch, loss: sum / Math.max(seen, 1), val, lr, seconds, img_per_s: (seen * world) / seconds });
-    saveTrainState(o.run.file(ckpt), o.model, o.optimizer, o.scheduler, { epoch, extra: extra as unknown as Record<string, unknown> });
+    saveTrainState(o.run.file(ckpt), model, o.optimizer, o.scheduler, { epoch, extra: extra as unknown as Record<string, unknown> });
     o.progress.stop(
       `[${o.name}] epoch ${epoch + 1}/${o.epochs} loss ${(sum / Math.max(seen, 1)).toFixed(4)}` +
         (val !== null ? ` val ${val.toFixed(4)}${extra.bestEpoch === epoch ? ' (best)' : ''}` : '') +
@@ -180,12 +195,12 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   if (o.validate && o.run.has(best)) {
     const { tensors } = loadSafetensors(o.run.file(best));
     try {
-      o.model.loadStateDict(tensors);
+      model.loadStateDict(tensors);
     } finally {
       for (const t of tensors.values()) t.dispose();
     }
   }
   // The Reducer's hooks and parameter references end with the run (compare trains many in one process).
   ddp?.dispose();
-  return { history: extra.history, bestEpoch: extra.bestEpoch, bestVal: extra.bestVal, stoppedEarly: extra.stoppedEarly, epochsRun };
+  return { history: extra.history, bestEpoch: extra.bestEpoch, bestVal: extra.bestVal, stoppedEarly: extra.stoppedEarly, epochsRun, allReduce };
 }

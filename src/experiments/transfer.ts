@@ -4,14 +4,14 @@
 // seeds (mean and 95% interval), deployed parameters and the compression ratio.
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
-import { crossEntropy, type Tensor } from '../tensor/index.js';
+import { finetune } from './methods/finetune.js';
 import { UserError } from '../tensor/errors.js';
 import { AdamW } from '../optim/index.js';
 import { DataLoader, TaskSuite, type TaskData } from '../data/index.js';
 import { loadTask } from '../data/medmnist.js';
 import { fewShot } from '../data/image-folder.js';
 import { RunDir } from './run-dir.js';
-import { train } from './trainer.js';
+import { train, type DataParallel } from './trainer.js';
 import { evalExpert } from './evaluate.js';
 import type { Progress } from './progress.js';
 import { resolveSource, type SourceOptions, type TransferSource } from './transfer-source.js';
@@ -111,6 +111,8 @@ function checkSpec(s: TransferSpec): void {
 export interface TransferRunOptions {
   progress: Progress;
   resume?: boolean;
+  /** Data parallelism under `lorkd launch` (absent: one process). */
+  dist?: DataParallel | null;
 }
 
 /** The part of a spec and source that must match when a run is resumed. */
@@ -132,10 +134,10 @@ async function transferSeed(src: TransferSource, data: TaskData, spec: TransferS
     const cl = spec.channelsLast;
     if (cl) model.toChannelsLast();
     const opt = new AdamW(model.parameters(), { lr: spec.lr, weightDecay: spec.weightDecay });
-    const loader = new DataLoader(suite, { split: 'train', batchSize: spec.batch, seed, flip: true, ...tf });
+    const shard = o.dist ? { rank: o.dist.group.rank, world: o.dist.group.worldSize } : undefined;
+    const loader = new DataLoader(suite, { split: 'train', batchSize: spec.batch, seed, flip: true, shard, ...tf });
     const r = await train({
-      name: 'transfer', run, model, optimizer: opt, scheduler: null, loader, epochs: spec.epochs, resume: !!o.resume || run.has('transfer.ckpt.safetensors'), progress: o.progress,
-      loss: (b) => crossEntropy(model.forward(cl ? b.images.contiguous('channels_last') : b.images), b.local) as Tensor,
+      name: 'transfer', run, method: finetune(model, cl), optimizer: opt, scheduler: null, loader, epochs: spec.epochs, resume: !!o.resume || run.has('transfer.ckpt.safetensors'), progress: o.progress, dist: o.dist,
     });
     opt.dispose();
     const test = new DataLoader(suite, { split: 'test', batchSize: 256, shuffle: false, ...tf });

@@ -29,6 +29,9 @@ const FLOATING: ReadonlySet<DType> = new Set<DType>(['float32', 'float64', 'floa
 const join = (prefix: string, name: string): string => (prefix ? `${prefix}.${name}` : name);
 const sameShape = (a: number[], b: number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
 
+/** A forward hook: the module, the arguments of its forward, its output. */
+export type ForwardHook = (module: Module, inputs: unknown[], output: Tensor) => void;
+
 export abstract class Module {
   /** True in training mode (BatchNorm uses batch statistics, Dropout drops); set by train()/eval(). */
   training = true;
@@ -39,6 +42,39 @@ export abstract class Module {
 
   /** The computation. Subclasses may take more arguments after the input tensor. */
   abstract forward(x: Tensor, ...rest: unknown[]): Tensor;
+
+  // ------------------------------------------------------------------ forward hooks
+  readonly #forwardHooks: ForwardHook[] = [];
+
+  /**
+   * Calls `hook(module, inputs, output)` after every forward of this module (PyTorch's
+   * register_forward_hook), until the returned handle's remove(). Parents call their children's
+   * forward directly, so the hook wraps this instance's forward; without hooks, nothing is wrapped.
+   */
+  registerForwardHook(hook: ForwardHook): { remove(): void } {
+    const hooks = this.#forwardHooks;
+    if (hooks.length === 0) {
+      const forward = Object.getPrototypeOf(this).forward as (x: Tensor, ...rest: unknown[]) => Tensor;
+      Object.defineProperty(this, 'forward', {
+        configurable: true,
+        writable: true,
+        value: (x: Tensor, ...rest: unknown[]): Tensor => {
+          const y = forward.call(this, x, ...rest);
+          for (const h of hooks.slice()) h(this, [x, ...rest], y);
+          return y;
+        },
+      });
+    }
+    hooks.push(hook);
+    return {
+      remove: () => {
+        const i = hooks.indexOf(hook);
+        if (i < 0) return;
+        hooks.splice(i, 1);
+        if (hooks.length === 0) delete (this as { forward?: unknown }).forward;
+      },
+    };
+  }
 
   // ------------------------------------------------------------------ registration
   /**

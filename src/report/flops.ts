@@ -2,6 +2,7 @@
 // single run, counted by tracing them once: the report's Table 4 when the results carry none.
 import { complexity, traceLayers } from '../eval/complexity.js';
 import { createModel } from '../models/registry.js';
+import { findMethodSpec } from '../experiments/methods/index.js';
 
 export interface RunFlops {
   foundation: number;
@@ -20,9 +21,6 @@ export function countRunFlops(o: { foundationModel: string; foundationInput: num
   }
 }
 
-/** Methods whose every network is the plain backbone (one per task or shared): per image, training and deployment cost the same. */
-const PLAIN = new Set(['stl', 'mtl', 'stl-kd', 'mtl-kd', 'moco-mtl', 'aligned-mtl']);
-
 /**
  * FLOPs of a comparison's methods at its input: LoRKD at each rank (the experts' low-rank paths in
  * training, the fused backbone deployed) and the plain-backbone baselines. The foundation and KF
@@ -39,8 +37,11 @@ export function countMethodFlops(methods: { key: string; method: string; rank: n
     return byRank.get(rank)!;
   };
   for (const m of methods) {
-    if (m.method === 'lorkd') out.set(m.key, at(m.rank ?? 8));
-    else if (PLAIN.has(m.method)) out.set(m.key, [at(1)[1], at(1)[1]]);
+    // The spec says how: LoRKD's low-rank paths in training and the fused backbone deployed; a plain
+    // backbone (one per task or shared) costs the same in training and deployment.
+    const kind = findMethodSpec(m.method)?.flops;
+    if (kind === 'lorkd') out.set(m.key, at(m.rank ?? 8));
+    else if (kind === 'backbone') out.set(m.key, [at(1)[1], at(1)[1]]);
   }
   return out;
 }

@@ -1,14 +1,9 @@
-// Display names of the methods (the paper's), for tables and charts alike.
+// Display names of the methods (the paper's, from each method's spec) and of the transfer study's
+// other starting points, for tables and charts alike.
+import { availableMethods, findMethodSpec, methodSpec } from '../experiments/methods/index.js';
+
 const LABELS: Record<string, string> = {
-  foundation: 'Foundation',
-  stl: 'STL',
-  mtl: 'MTL',
-  'stl-kd': 'STL-KD',
-  'mtl-kd': 'MTL-KD',
-  'moco-mtl': 'MoCo-MTL',
-  'aligned-mtl': 'Aligned-MTL',
-  kf: 'KF',
-  lorkd: 'LoRKD',
+  ...Object.fromEntries(availableMethods().map((n) => [n, methodSpec(n).label])),
   scratch: 'Baseline (scratch)',
   baseline: 'Baseline (scratch)',
   backbone: 'LoRKD backbone (†)',
@@ -17,8 +12,9 @@ const LABELS: Record<string, string> = {
 
 /** "lorkd" -> "LoRKD", "lorkd-r4" -> "LoRKD (r=4)", "lorkd (r=8)" -> "LoRKD (r=8)", "foundation (task classes)" -> "Foundation (task classes)"; unknown names as they are. */
 export function methodLabel(name: string): string {
-  const r = /^lorkd-r(\d+)$/.exec(name);
-  if (r) return `LoRKD (r=${r[1]})`;
+  const r = /^(.+)-r(\d+)$/.exec(name);
+  const ranked = r ? findMethodSpec(r[1]!) : null;
+  if (ranked?.ranked) return `${ranked.label} (r=${r![2]})`;
   const m = /^([a-z-]+)(.*)$/.exec(name);
   if (!m) return name;
   const base = LABELS[m[1]!];

@@ -2,6 +2,7 @@
 // rank?, params_training, params_deployment, per_task.<task>.{accuracy, auc}, mean_accuracy,
 // mean_auc, vs_lorkd?, runs} with {mean, ci95, runs} estimates, budget, wall_seconds) and the
 // per-(method, seed) run folders (runs/<key>-s<seed>/result.json: the training history).
+import { findMethodSpec, REFERENCE_METHOD } from '../experiments/methods/index.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
@@ -70,7 +71,8 @@ export function loadCompare(dir: string, o: { flops?: boolean } = {}): Study {
     study.methods.push(m);
     const rank = f.optNum(o.rank, `${where}.rank`) ?? (RANK_KEY.test(key) ? Number(RANK_KEY.exec(key)![1]) : null);
     kinds.push({ key, method: typeof o.method === 'string' ? o.method : key.replace(/-r\d+$/, ''), rank });
-    if (rank !== null && (o.method ?? 'lorkd') === 'lorkd') study.ranks.push({ rank, params_training: m.params_training, per_task: m.per_task, mean_accuracy: m.mean_accuracy });
+    // Table 3: the ranks of a ranked method (LoRKD); a rank key without a method field is LoRKD's (older compare.json).
+    if (rank !== null && findMethodSpec(typeof o.method === 'string' ? o.method : REFERENCE_METHOD)?.ranked) study.ranks.push({ rank, params_training: m.params_training, per_task: m.per_task, mean_accuracy: m.mean_accuracy });
     const vs = o.vs_lorkd ?? o.paired_vs_lorkd;
     if (vs !== undefined && vs !== null) study.paired.push({ method: key, diff: f.stat(vs, `${where}.vs_lorkd`) });
     const runs = o.runs === undefined || o.runs === null ? [] : f.strings(o.runs, `${where}.runs`);

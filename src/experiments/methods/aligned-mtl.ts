@@ -2,6 +2,8 @@
 // gradient is sum_t alpha_t g_t with the weights of alignedMtlMatrix, which make the task
 // gradients' combination well conditioned. No hyper-parameters and no state.
 import type { Method, MethodContext } from './method.js';
+import type { MethodSpec } from './spec.js';
+import { PLAIN_BACKBONE } from './stl.js';
 import { alignedMtlWeights, combineRows, gradientTransformMethod } from './shared-gradients.js';
 
 export function createAlignedMtl(ctx: MethodContext): Method {
@@ -10,3 +12,5 @@ export function createAlignedMtl(ctx: MethodContext): Method {
     describe: {},
   }));
 }
+
+export const ALIGNED_MTL: MethodSpec = { name: 'aligned-mtl', label: 'Aligned-MTL', ...PLAIN_BACKBONE, backward: 'per-task', create: createAlignedMtl };

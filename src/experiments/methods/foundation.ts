@@ -5,7 +5,9 @@
 // head that belong to task t (restricted prediction), a plain torchvision-layout classifier.
 import { createModel } from '../../models/registry.js';
 import { crossEntropy, tidy, noGrad, type Tensor } from '../../tensor/index.js';
-import type { Method, MethodContext, TaskBatch } from './method.js';
+import { PLAIN_STEP, type Method, type MethodContext, type TaskBatch } from './method.js';
+import type { MethodSpec } from './spec.js';
+import { estimateFoundation, suiteBytes } from '../resources.js';
 import { classifierDeployment } from './multi-task-net.js';
 import { evalNoGrad, backboneParams } from './common.js';
 import type { ImageClassifier } from '../../models/classifier.js';
@@ -24,10 +26,9 @@ export function createFoundation(ctx: MethodContext): FoundationMethod {
     model,
     module: model,
     unifiedHead: true,
-    backward(batch, hooks) {
-      const loss = crossEntropy(model.forward(batch.images), batch.global);
-      hooks?.beforeBackward?.(loss);
-      loss.backward();
+    backward(batch, step = PLAIN_STEP) {
+      const loss = step.forward(() => crossEntropy(model.forward(batch.images), batch.global));
+      step.backward(loss);
       return loss;
     },
     logits: (batch) => evalNoGrad(model, () => perTask(batch, model.forward(batch.images))),
@@ -49,3 +50,9 @@ export function createFoundation(ctx: MethodContext): FoundationMethod {
     dispose: () => model.dispose(),
   };
 }
+
+export const FOUNDATION: MethodSpec = {
+  name: 'foundation', label: 'Foundation', arch: 'foundation', teacher: () => [], teacherRequired: false,
+  flops: 'other', backward: 'single', ranked: false, options: [], create: createFoundation,
+  memory: (o) => estimateFoundation({ arch: o.model, classes: o.suite.totalClasses, batch: o.batch, input: o.input, dataBytes: suiteBytes(o.suite) }),
+};

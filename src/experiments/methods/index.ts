@@ -1,46 +1,49 @@
-// The method registry (docs/ARCHITECTURE.md, "Methods"): name -> factory(ctx). Every method of the
-// paper's Table 1 is one Method object built here; the trainer, the evaluation and `lorkd compare`
-// know nothing else about them.
+// The method registry (docs/ARCHITECTURE.md, "Methods"): every method of the paper's Table 1 is one
+// spec (methods/spec.ts) exported by its own file and listed here, in Table 1's order. The trainer,
+// the evaluation, `lorkd run`, `lorkd compare` and the report ask the spec, never the name.
 import { UserError } from '../../tensor/errors.js';
-import { METHOD_NAMES, type Method, type MethodContext, type MethodName } from './method.js';
-import { createFoundation } from './foundation.js';
-import { createStl, createStlKd } from './stl.js';
-import { createMtl, createMtlKd } from './mtl.js';
-import { createLorkd } from './lorkd.js';
-import { createMocoMtl } from './moco-mtl.js';
-import { createAlignedMtl } from './aligned-mtl.js';
-import { createKf } from './kf.js';
+import type { Method, MethodContext, MethodName } from './method.js';
+import type { MethodSpec } from './spec.js';
+import { FOUNDATION } from './foundation.js';
+import { STL, STL_KD } from './stl.js';
+import { MTL, MTL_KD } from './mtl.js';
+import { LORKD } from './lorkd.js';
+import { MOCO_MTL } from './moco-mtl.js';
+import { ALIGNED_MTL } from './aligned-mtl.js';
+import { KF } from './kf.js';
 
-export type MethodFactory = (ctx: MethodContext) => Method;
+const SPECS: readonly MethodSpec[] = [FOUNDATION, STL, MTL, STL_KD, MTL_KD, MOCO_MTL, ALIGNED_MTL, KF, LORKD];
 
-const FACTORIES: Partial<Record<MethodName, MethodFactory>> = {
-  foundation: createFoundation,
-  stl: (ctx) => createStl(ctx),
-  mtl: (ctx) => createMtl(ctx),
-  'stl-kd': createStlKd,
-  'mtl-kd': createMtlKd,
-  'moco-mtl': (ctx) => createMocoMtl(ctx),
-  'aligned-mtl': createAlignedMtl,
-  kf: (ctx) => createKf(ctx),
-  lorkd: createLorkd,
-};
+/** The method whose run is a comparison's teacher (trained first for every seed whose runs distil). */
+export const TEACHER_METHOD: MethodName = FOUNDATION.name;
+/** The method the others are compared against (paired differences, Table 1's last column). */
+export const REFERENCE_METHOD: MethodName = LORKD.name;
 
-/** Methods that distil from the foundation and cannot be built without it. */
-export const KD_METHODS: readonly MethodName[] = ['stl-kd', 'mtl-kd', 'kf'];
+/** The spec of a registered method, or null (results written by other tools may name others). */
+export function findMethodSpec(name: string): MethodSpec | null {
+  return SPECS.find((m) => m.name === name) ?? null;
+}
 
 /** The registered methods, in Table 1's order. */
 export function availableMethods(): MethodName[] {
-  return METHOD_NAMES.filter((n) => FACTORIES[n] !== undefined);
+  return SPECS.map((s) => s.name);
+}
+
+/** The spec of a method (one-line error listing the known ones). */
+export function methodSpec(name: string): MethodSpec {
+  const s = findMethodSpec(name);
+  if (!s) throw new UserError(`unknown method "${name}"; methods: ${availableMethods().join(', ')}`);
+  return s;
 }
 
 /** Checks a method name (one-line error listing the known ones). */
 export function methodName(name: string): MethodName {
-  if (!(availableMethods() as string[]).includes(name)) throw new UserError(`unknown method "${name}"; methods: ${availableMethods().join(', ')}`);
-  return name as MethodName;
+  return methodSpec(name).name;
 }
 
 export function createMethod(name: string, ctx: MethodContext): Method {
-  return FACTORIES[methodName(name)]!(ctx);
+  return methodSpec(name).create(ctx);
 }
 
-export { METHOD_NAMES, type Method, type MethodContext, type MethodName } from './method.js';
+export { METHOD_NAMES, PLAIN_STEP, type Method, type MethodContext, type MethodName, type TrainStep } from './method.js';
+export { kdOutputs, type MethodSpec, type MethodOption, type TeacherOutput, type KdSettings } from './spec.js';

@@ -6,7 +6,7 @@
 import { type Tensor, cat, klDiv, logSoftmax, softmax, crossEntropy } from '../../tensor/index.js';
 import { UserError } from '../../tensor/errors.js';
 import type { Routing } from '../../data/routing.js';
-import type { BackwardHooks, MethodContext, TaskBatch } from './method.js';
+import { PLAIN_STEP, type TrainStep, type MethodContext, type TaskBatch } from './method.js';
 
 export type KdContext = NonNullable<MethodContext['kd']>;
 
@@ -66,11 +66,10 @@ export function singleNetworkBackward(
   tasks: MethodContext['tasks'],
   forward: (b: TaskBatch) => { features: Tensor; logits: (Tensor | null)[] },
   projection: { forward(t: Tensor): Tensor } | null,
-): (batch: TaskBatch, hooks?: BackwardHooks) => Tensor {
-  return (batch, hooks) => {
-    const loss = methodLoss(kd, forward(batch), batch, tasks, projection ? (t) => projection.forward(t) : null);
-    hooks?.beforeBackward?.(loss);
-    loss.backward();
+): (batch: TaskBatch, step?: TrainStep) => Tensor {
+  return (batch, step = PLAIN_STEP) => {
+    const loss = step.forward(() => methodLoss(kd, forward(batch), batch, tasks, projection ? (t) => projection.forward(t) : null));
+    step.backward(loss);
     return loss;
   };
 }

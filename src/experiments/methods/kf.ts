@@ -25,7 +25,8 @@ import { ReLU } from '../../nn/basic.js';
 import { type Tensor, cat, crossEntropy, mm, noGrad, tidy } from '../../tensor/index.js';
 import { UserError } from '../../tensor/errors.js';
 import { parsePreprocessing } from '../../data/preprocessing.js';
-import type { DeployedNetwork, Method, MethodContext, ParamCounts, TaskBatch } from './method.js';
+import { PLAIN_STEP, type DeployedNetwork, type Method, type MethodContext, type ParamCounts, type TaskBatch } from './method.js';
+import type { MethodSpec } from './spec.js';
 import { FeatureNet, featureParameters } from './backbone.js';
 import { Bundle, backboneParams, evalNoGrad, requireKd } from './common.js';
 import { kdTerm, type KdContext } from './kd.js';
@@ -174,16 +175,15 @@ export function createKf(ctx: MethodContext, o: { tsnModel?: string } = {}): Met
     name: 'kf',
     lossTerms: terms,
     module,
-    backward(batch, hooks) {
-      const loss = tidy(() => {
+    backward(batch, step = PLAIN_STEP) {
+      const loss = step.forward(() => tidy(() => {
         const t = terms(batch);
         let l = t.ce.add(t.ceTsn).add(t.kd);
         if (t.infoMax) l = l.add(t.infoMax.mul(KF_LOSS.infoMax));
         if (t.infoMin) l = l.add(t.infoMin.mul(KF_LOSS.infoMin));
         return l;
-      });
-      hooks?.beforeBackward?.(loss);
-      loss.backward();
+      }));
+      step.backward(loss);
       return loss;
     },
     logits: (batch) => evalNoGrad(module, () => forward(batch).logits),
@@ -214,3 +214,9 @@ export function createKf(ctx: MethodContext, o: { tsnModel?: string } = {}): Met
     dispose: () => module.dispose(),
   };
 }
+
+export const KF: MethodSpec = {
+  name: 'kf', label: 'KF', arch: 'backbone', teacher: () => ['features', 'logits'], teacherRequired: true,
+  flops: 'other', backward: 'single', ranked: false, options: [], create: (ctx) => createKf(ctx),
+  countParams: (o) => kfParams(o.tasks, undefined, { model: o.model }),
+};

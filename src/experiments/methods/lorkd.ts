@@ -7,11 +7,12 @@ import { Linear } from '../../nn/linear.js';
 import { DecompositionModel } from '../../lorkd/decomposition.js';
 import { expertModel } from '../../lorkd/deploy.js';
 import type { Method, MethodContext, TaskBatch } from './method.js';
+import { kdOutputs, type MethodSpec } from './spec.js';
+import { estimateDecomposition, suiteBytes } from '../resources.js';
 import { classifierDeployment } from './multi-task-net.js';
 import { Bundle, evalNoGrad, backboneParams } from './common.js';
 import { singleNetworkBackward } from './kd.js';
 import type { Strategy } from '../../lorkd/strategies.js';
-import { ProcessGroup } from '../../dist/index.js';
 
 export interface LorkdMethod extends Method {
   readonly dm: DecompositionModel;
@@ -31,7 +32,7 @@ export function createLorkd(ctx: MethodContext): LorkdMethod {
   // 0's choice is broadcast; every rank then runs it for the whole run (a value, not state on the model).
   let distributed: Strategy | null = null;
   const forward = (b: TaskBatch) => {
-    const group = ProcessGroup.current();
+    const group = ctx.group;
     if (group && dm.config.strategy === 'auto' && dm.training) {
       // Every rank measures (in lockstep: with SyncBatchNorm the measured passes all-reduce), rank 0's choice wins.
       distributed ??= group.broadcastJson<Strategy>(dm.chooseStrategy(b.images, b.routing, true));
@@ -56,3 +57,10 @@ export function createLorkd(ctx: MethodContext): LorkdMethod {
     dispose: () => module.dispose(),
   };
 }
+
+export const LORKD: MethodSpec = {
+  name: 'lorkd', label: 'LoRKD', arch: 'backbone', teacher: (o) => kdOutputs(o, false), teacherRequired: false,
+  flops: 'lorkd', backward: 'single', ranked: true, options: ['kd', 'alpha', 'beta', 'rank', 'loraAlpha', 'strategy'], create: createLorkd,
+  memory: (o) =>
+    estimateDecomposition({ model: o.model, classes: o.suite.tasks.map((t) => t.numClasses), rank: o.rank, batch: o.batch, input: o.input, dataBytes: suiteBytes(o.suite), trainImages: o.suite.split('train').n }),
+};

@@ -14,6 +14,7 @@ export const METHOD_NAMES: readonly MethodName[] = ['foundation', 'stl', 'mtl', 
  */
 import type { TaskBatch } from '../../data/transforms.js';
 import type { StrategyOption } from '../../lorkd/strategies.js';
+import type { ProcessGroup } from '../../dist/index.js';
 export type { TaskBatch };
 
 /** Parameter counts the paper's way (Tables 1 and 4): training = every trained network, without the foundation. */
@@ -32,13 +33,22 @@ export interface DeployedNetwork {
 }
 
 /**
- * Called by a method around its backward pass. Data parallelism (src/dist/ddp.ts) hands the loss
- * to c10d's Reducer here, so gradients are all-reduced while backward runs; a method that runs
- * several backward passes (MoCo-MTL, Aligned-MTL) does not call it and the trainer all-reduces after.
+ * How a method's training step runs its passes, given by the trainer: the forward under the run's
+ * precision (autocast), and backward with the loss scaled for fp16 and handed to DDP's Reducer, so
+ * that gradients are all-reduced while backward runs. A method that runs several backward passes
+ * and rewrites the shared gradients (MoCo-MTL, Aligned-MTL) passes `overlap: false`; the trainer
+ * then all-reduces once after.
  */
-export interface BackwardHooks {
-  beforeBackward?(loss: Tensor): void;
+export interface TrainStep {
+  forward<R>(fn: () => R): R;
+  backward(loss: Tensor, o?: { retainGraph?: boolean; overlap?: boolean }): void;
 }
+
+/** A step with nothing around it: fp32, one process (tests and library callers). */
+export const PLAIN_STEP: TrainStep = {
+  forward: (fn) => fn(),
+  backward: (loss, o) => loss.backward(undefined, o?.retainGraph ?? false),
+};
 
 export interface Method {
   readonly name: MethodName;
@@ -51,7 +61,7 @@ export interface Method {
    * task, e.g. MoCo-MTL and Aligned-MTL, which then rewrite the shared parameters' gradients) and
    * returns the scalar loss. The trainer zeroes gradients before and steps the optimiser after.
    */
-  backward(batch: TaskBatch, hooks?: BackwardHooks): Tensor;
+  backward(batch: TaskBatch, step?: TrainStep): Tensor;
   /** Logits of each task's rows (null where the task has no rows), in eval mode, no grad. */
   logits(batch: TaskBatch): (Tensor | null)[];
   /** Parameter counts the paper's way. */
@@ -86,4 +96,6 @@ export interface MethodContext {
   loraAlpha?: number;
   /** LoRKD only: the EKS strategy (default auto). */
   strategy?: StrategyOption;
+  /** Data parallelism: the run's process group (LoRKD measures its auto strategy once and takes rank 0's choice). */
+  group?: ProcessGroup | null;
 }

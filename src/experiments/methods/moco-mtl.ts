@@ -3,6 +3,8 @@
 // weights (see mocoStep). The state lives in the network as `moco.y`, `moco.lambda`, `moco.step`,
 // so checkpoints carry it and a resumed run continues exactly.
 import type { Method, MethodContext } from './method.js';
+import type { MethodSpec } from './spec.js';
+import { PLAIN_BACKBONE } from './stl.js';
 import { MocoState, mocoStep, gradientTransformMethod, MOCO_DEFAULTS, type MocoOptions } from './shared-gradients.js';
 
 export function createMocoMtl(ctx: MethodContext, opts: Partial<MocoOptions> = {}): Method {
@@ -16,3 +18,5 @@ export function createMocoMtl(ctx: MethodContext, opts: Partial<MocoOptions> = {
     };
   });
 }
+
+export const MOCO_MTL: MethodSpec = { name: 'moco-mtl', label: 'MoCo-MTL', ...PLAIN_BACKBONE, backward: 'per-task', create: (ctx) => createMocoMtl(ctx) };

@@ -3,6 +3,8 @@
 // MTL-KD. One deployed network per task: the backbone with that task's head.
 import { Linear } from '../../nn/linear.js';
 import type { Method, MethodContext } from './method.js';
+import type { MethodSpec } from './spec.js';
+import { PLAIN_BACKBONE, DISTILLED_BACKBONE } from './stl.js';
 import { MultiTaskNet, classifierDeployment } from './multi-task-net.js';
 import { Bundle, evalNoGrad, requireKd } from './common.js';
 import { singleNetworkBackward } from './kd.js';
@@ -32,3 +34,6 @@ export function createMtl(ctx: MethodContext, o: { kd: boolean } = { kd: false }
 }
 
 export const createMtlKd = (ctx: MethodContext): Method => createMtl(ctx, { kd: true });
+
+export const MTL: MethodSpec = { name: 'mtl', label: 'MTL', ...PLAIN_BACKBONE, create: (ctx) => createMtl(ctx) };
+export const MTL_KD: MethodSpec = { name: 'mtl-kd', label: 'MTL-KD', ...DISTILLED_BACKBONE, create: createMtlKd };

@@ -14,7 +14,7 @@ import type { DType } from '../../tensor/dtype.js';
 import { symmetricEigen } from './eigen.js';
 import { evalNoGrad } from './common.js';
 import { MultiTaskNet, classifierDeployment } from './multi-task-net.js';
-import type { Method, MethodContext, MethodName, TaskBatch } from './method.js';
+import { PLAIN_STEP, type Method, type MethodContext, type MethodName, type TaskBatch, type TrainStep } from './method.js';
 
 // ------------------------------------------------------------------ MoCo-MTL (Fernando et al., ICLR 2023)
 export interface MocoOptions {
@@ -166,10 +166,10 @@ export function taskLosses(logits: (Tensor | null)[], batch: TaskBatch): { tasks
  * accumulates the gradients of all losses (a head, reached by its own task's loss only, gets
  * exactly that task's gradient).
  */
-export function perTaskGradients(shared: readonly Tensor[], losses: readonly Tensor[]): Tensor {
+export function perTaskGradients(shared: readonly Tensor[], losses: readonly Tensor[], step: TrainStep = PLAIN_STEP): Tensor {
   const rows: Tensor[] = [];
   losses.forEach((loss, i) => {
-    loss.backward(undefined, i < losses.length - 1);
+    step.backward(loss, { retainGraph: i < losses.length - 1, overlap: false });
     rows.push(
       noGrad(() =>
         tidy(() => {
@@ -222,12 +222,12 @@ export function gradientTransformMethod(
   return {
     name,
     module: net,
-    backward(batch) {
+    backward(batch, step = PLAIN_STEP) {
       const params = shared();
-      const { tasks, losses } = taskLosses(net.logits(batch), batch);
+      const { tasks, losses } = step.forward(() => taskLosses(net.logits(batch), batch));
       if (tasks.length === 0) throw new UserError(`${name}: empty batch`);
       const values = losses.map((l) => l.item());
-      const G = perTaskGradients(params, losses);
+      const G = perTaskGradients(params, losses, step);
       const combined = transform(G, values, tasks);
       writeGradients(params, combined);
       G.dispose();

@@ -7,7 +7,8 @@ import { Linear } from '../../nn/linear.js';
 import { Sequential } from '../../nn/sequential.js';
 import { type Tensor, cat } from '../../tensor/index.js';
 import { UserError } from '../../tensor/errors.js';
-import type { Method, MethodContext, TaskBatch } from './method.js';
+import { PLAIN_STEP, type Method, type MethodContext, type TaskBatch } from './method.js';
+import { kdOutputs, type KdSettings, type MethodSpec } from './spec.js';
 import { MultiTaskNet, classifierDeployment } from './multi-task-net.js';
 import { Bundle, evalNoGrad, requireKd } from './common.js';
 import { methodLoss } from './kd.js';
@@ -36,7 +37,7 @@ export function createStl(ctx: MethodContext, o: { kd: boolean } = { kd: false }
   return {
     name,
     module,
-    backward(batch, hooks) {
+    backward(batch, step = PLAIN_STEP) {
       const use = (t: number) => batch.routing.counts[t]! > 1;
       if (!batch.routing.counts.some((_, t) => use(t))) throw new UserError(`${name}: no task has two rows in this batch (BatchNorm cannot train on one sample)`);
       // The rows that take part, as their own task batch (labels and teacher rows sliced alike).
@@ -48,9 +49,8 @@ export function createStl(ctx: MethodContext, o: { kd: boolean } = { kd: false }
       const project = projections
         ? (teacher: Tensor) => cat(sub.routing.present().map((t) => projections[t]!.forward(sub.routing.slice(teacher, t))), 0)
         : null;
-      const loss = methodLoss(kd, forward(batch, use), sub, ctx.tasks, project);
-      hooks?.beforeBackward?.(loss);
-      loss.backward();
+      const loss = step.forward(() => methodLoss(kd, forward(batch, use), sub, ctx.tasks, project));
+      step.backward(loss);
       if (sub !== batch) sub.routing.dispose();
       return loss;
     },
@@ -63,3 +63,10 @@ export function createStl(ctx: MethodContext, o: { kd: boolean } = { kd: false }
 }
 
 export const createStlKd = (ctx: MethodContext): Method => createStl(ctx, { kd: true });
+
+const plain = { arch: 'backbone', teacher: () => [], teacherRequired: false, flops: 'backbone', backward: 'single', ranked: false, options: [] } as const;
+const distilled = { ...plain, teacher: (o: KdSettings) => kdOutputs(o, true), teacherRequired: true, options: ['kd', 'alpha', 'beta'] } as const;
+
+export const STL: MethodSpec = { name: 'stl', label: 'STL', ...plain, create: (ctx) => createStl(ctx) };
+export const STL_KD: MethodSpec = { name: 'stl-kd', label: 'STL-KD', ...distilled, create: createStlKd };
+export { plain as PLAIN_BACKBONE, distilled as DISTILLED_BACKBONE };
