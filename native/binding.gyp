@@ -9,7 +9,9 @@
         "src/ops_nn.cc",
         "src/eks.cc",
         "src/allocator.cc",
-        "src/dist.cc"
+        "src/dist.cc",
+        "src/autocast.cc",
+        "src/amp.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -19,7 +21,7 @@
       "libraries": ["<!@(node torch-config.cjs libs)"],
       "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8", "<!@(node torch-config.cjs defines)"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"]
+      "cflags_cc": ["<!@(node torch-config.cjs cflags)", "-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"]
     }
   ]
 }

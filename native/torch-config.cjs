@@ -1,38 +1,81 @@
-// Prints compiler/linker flags for libtorch. LIBTORCH=/path selects a libtorch distribution
-// (e.g. a CUDA build); otherwise Debian's libtorch-dev under /usr is used.
+// Prints compiler/linker flags for libtorch: `node torch-config.cjs include|libs|defines|cflags`.
+// LIBTORCH=/path selects a libtorch: a libtorch distribution (the zip of pytorch.org) or a pip
+// PyTorch's torch/ folder (python3 -c 'import torch; print(torch.__path__[0])'), CPU or CUDA.
+// Otherwise Debian's libtorch-dev under /usr is used, and nothing here changes its flags.
+// Also a module: config(root, env) returns every list, so the layouts are unit-tested.
 const path = require('node:path');
 const fs = require('node:fs');
-const root = process.env.LIBTORCH;
-const what = process.argv[2];
-// c10d: Gloo needs gloo's headers (Debian: libgloo-dev; libtorch distributions ship them);
-// NCCL needs a CUDA libtorch and nccl.h (CUDA toolkit / NCCL headers).
-if (what === 'defines') {
-  const inc = root ? [path.join(root, 'include'), '/usr/include'] : ['/usr/include'];
-  const has = (f) => inc.some((d) => fs.existsSync(path.join(d, f)));
-  const out = [];
-  if (has('gloo/config.h')) out.push('USE_C10D_GLOO');
-  const cudaInc = [process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, 'include'), '/usr/local/cuda/include'].filter(Boolean);
-  if (root && fs.existsSync(path.join(root, 'lib', 'libtorch_cuda.so')) && [...inc, ...cudaInc].some((d) => fs.existsSync(path.join(d, 'nccl.h')))) out.push('USE_C10D_NCCL', 'USE_C10D_GLOO');
-  console.log([...new Set(out)].join(' '));
-  process.exit(0);
+
+const exists = (p) => fs.existsSync(p);
+
+/** The C++ ABI libtorch was built with (0 or 1), or null when it cannot be told. */
+function cxxAbi(root) {
+  // TorchConfig.cmake: set(TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=0") on Linux.
+  const cmake = path.join(root, 'share', 'cmake', 'Torch', 'TorchConfig.cmake');
+  if (exists(cmake)) {
+    const m = /_GLIBCXX_USE_CXX11_ABI=([01])/.exec(fs.readFileSync(cmake, 'utf8'));
+    if (m) return Number(m[1]);
+  }
+  // Otherwise the symbols of libc10.so: the new ABI mangles std::string as std::__cxx11::basic_string.
+  const c10 = path.join(root, 'lib', 'libc10.so');
+  if (exists(c10)) return fs.readFileSync(c10).includes('__cxx11') ? 1 : 0;
+  return null;
 }
-if (root) {
-  if (!fs.existsSync(path.join(root, 'include', 'torch'))) {
-    console.error(`LIBTORCH=${root} has no include/torch: not a libtorch distribution`);
+
+/** CUDA's headers: CUDA_HOME, /usr/local/cuda, or the nvidia-* pip packages beside a pip torch/. */
+function cudaIncludes(root, env) {
+  const dirs = [env.CUDA_HOME && path.join(env.CUDA_HOME, 'include'), '/usr/local/cuda/include'].filter((d) => d && exists(d));
+  const nvidia = path.join(root, '..', 'nvidia');
+  if (exists(nvidia)) {
+    for (const pkg of fs.readdirSync(nvidia).sort()) {
+      const inc = path.join(nvidia, pkg, 'include');
+      if (exists(inc)) dirs.push(inc);
+    }
+  }
+  return dirs;
+}
+
+function config(root, env = process.env) {
+  if (!root) {
+    return {
+      include: ['/usr/include/torch/csrc/api/include'],
+      libs: ['-ltorch', '-ltorch_cpu', '-lc10'],
+      defines: exists('/usr/include/gloo/config.h') ? ['USE_C10D_GLOO'] : [],
+      cflags: [],
+    };
+  }
+  if (!exists(path.join(root, 'include', 'torch'))) {
+    throw new Error(`LIBTORCH=${root} has no include/torch: not a libtorch distribution or a pip torch/ folder`);
+  }
+  const lib = path.join(root, 'lib');
+  const cuda = exists(path.join(lib, 'libtorch_cuda.so'));
+  const cudaInc = cuda ? cudaIncludes(root, env) : [];
+  const include = [path.join(root, 'include'), path.join(root, 'include/torch/csrc/api/include'), ...cudaInc];
+  const has = (f) => [path.join(root, 'include'), '/usr/include', ...cudaInc].some((d) => exists(path.join(d, f)));
+  const defines = [];
+  // c10d: Gloo needs gloo's headers; NCCL needs a CUDA libtorch and nccl.h.
+  if (has('gloo/config.h')) defines.push('USE_C10D_GLOO');
+  if (cuda && has('nccl.h')) defines.push('USE_C10D_NCCL', 'USE_C10D_GLOO');
+  const cudaLibs = [];
+  if (cuda) cudaLibs.push('-ltorch_cuda');
+  if (exists(path.join(lib, 'libc10_cuda.so'))) cudaLibs.push('-lc10_cuda');
+  const libs = [`-L${lib}`, `-Wl,-rpath,${lib}`, '-ltorch', '-ltorch_cpu', '-lc10'];
+  // --no-as-needed: nothing in lorkd names a libtorch_cuda symbol, but loading it registers CUDA.
+  if (cudaLibs.length) libs.push('-Wl,--no-as-needed', ...cudaLibs, '-Wl,--as-needed');
+  const abi = cxxAbi(root);
+  return { include, libs, defines: [...new Set(defines)], cflags: abi === null ? [] : [`-D_GLIBCXX_USE_CXX11_ABI=${abi}`] };
+}
+
+module.exports = { config, cxxAbi };
+
+if (require.main === module) {
+  const what = process.argv[2];
+  try {
+    const c = config(process.env.LIBTORCH || '', process.env);
+    if (!(what in c)) throw new Error(`torch-config: unknown query ${what} (include, libs, defines, cflags)`);
+    console.log(c[what].join(' '));
+  } catch (e) {
+    console.error(e.message);
     process.exit(1);
   }
-  if (what === 'include') {
-    // A CUDA libtorch: the CUDA toolkit's headers (cuda_runtime.h, nccl.h) for ProcessGroupNCCL.
-    const cuda = [process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, 'include'), '/usr/local/cuda/include'].filter((d) => d && fs.existsSync(d));
-    const withCuda = fs.existsSync(path.join(root, 'lib', 'libtorch_cuda.so')) ? cuda.slice(0, 1) : [];
-    console.log([path.join(root, 'include'), path.join(root, 'include/torch/csrc/api/include'), ...withCuda].join(' '));
-  } else {
-    const lib = path.join(root, 'lib');
-    const cuda = fs.existsSync(path.join(lib, 'libtorch_cuda.so')) ? ' -Wl,--no-as-needed -ltorch_cuda -Wl,--as-needed' : '';
-    console.log(`-L${lib} -Wl,-rpath,${lib} -ltorch -ltorch_cpu -lc10${cuda}`);
-  }
-} else if (what === 'include') {
-  console.log('/usr/include/torch/csrc/api/include');
-} else {
-  console.log('-ltorch -ltorch_cpu -lc10');
 }

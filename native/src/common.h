@@ -21,6 +21,8 @@ class NTensor : public Napi::ObjectWrap<NTensor> {
   ~NTensor() override;
   void set(Napi::Env env, at::Tensor t);
   void dispose(Napi::Env env);
+  // Re-counts the bytes this handle accounts for (after t's data was replaced in place, set_data).
+  void reaccount(Napi::Env env);
   at::Tensor t;
   int64_t accounted = 0;
   static int64_t live;
@@ -46,6 +48,10 @@ at::ScalarType argDtype(const Napi::CallbackInfo& info, size_t i);
 c10::optional<at::ScalarType> argOptDtype(const Napi::CallbackInfo& info, size_t i);
 at::Device argDevice(const Napi::CallbackInfo& info, size_t i);
 std::string dtypeName(at::ScalarType s);
+
+// Autocast state of one device type (autocast.cc): whether it is on, and its lower-precision dtype.
+bool autocastEnabled(c10::DeviceType d);
+at::ScalarType autocastDtype(c10::DeviceType d);
 
 using OpFn = std::function<Napi::Value(const Napi::CallbackInfo&)>;
 std::vector<std::pair<std::string, OpFn>>& registry();

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <type_traits>
 
 namespace {
 
@@ -57,6 +58,53 @@ std::shared_ptr<::gloo::transport::Device> glooDevice(const std::string& host) {
 }
 
 void waitAll(const c10::intrusive_ptr<c10d::Work>& work) { work->wait(); }
+
+// libtorch 1.13: ProcessGroupGloo/NCCL are ProcessGroups. libtorch 2.x: they are Backends, which
+// a ProcessGroup holds per device type; 2.0-2.3 name the default backend in the group's Options,
+// later versions through setDefaultBackend. Chosen at compile time by what the headers declare.
+template <class PG = c10d::ProcessGroup, class B>
+c10::intrusive_ptr<PG> asGroup(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world, c10::intrusive_ptr<B> backend,
+                               const std::string& name, std::chrono::milliseconds timeout) {
+  if constexpr (std::is_base_of_v<PG, B>) {
+    return backend;
+  } else {
+    const auto type = name == "nccl" ? PG::BackendType::NCCL : PG::BackendType::GLOO;
+    const auto dev = name == "nccl" ? c10::DeviceType::CUDA : c10::DeviceType::CPU;
+    c10::intrusive_ptr<PG> pg;
+    if constexpr (std::is_constructible_v<PG, c10::intrusive_ptr<c10d::Store>, int, int, c10::intrusive_ptr<typename PG::Options>>) {
+      pg = c10::make_intrusive<PG>(store, rank, world, c10::make_intrusive<typename PG::Options>(name, timeout));
+    } else {
+      pg = c10::make_intrusive<PG>(store, rank, world);
+      pg->setDefaultBackend(type);
+    }
+    pg->setBackend(dev, type, backend);
+    return pg;
+  }
+}
+
+// c10d's Reducer: 1.13 takes the per-bucket size limits; 2.x dropped them, and later versions
+// added skip_all_reduce_unused_params, use_python_reducer and bucket_bytes_cap_list.
+template <class Red = c10d::Reducer>
+std::shared_ptr<Red> makeReducer(const std::vector<at::Tensor>& params, const std::vector<std::vector<size_t>>& buckets,
+                                 const std::vector<size_t>& limits, const c10::intrusive_ptr<c10d::ProcessGroup>& pg, int64_t cap,
+                                 bool findUnused, int64_t firstCap) {
+  using Names = std::unordered_map<size_t, std::string>;
+  using Pg = c10::intrusive_ptr<c10d::ProcessGroup>;
+  using V = std::vector<at::Tensor>;
+  using Idx = std::vector<std::vector<size_t>>;
+  using Sparse = std::vector<bool>;
+  Sparse sparse(params.size(), false);
+  if constexpr (std::is_constructible_v<Red, V, Idx, std::vector<size_t>, Pg, Sparse, int64_t, bool, bool, Names, int64_t>) {
+    return std::make_shared<Red>(params, buckets, limits, pg, sparse, cap, findUnused, false, Names{}, firstCap);
+  } else if constexpr (std::is_constructible_v<Red, V, Idx, Pg, Sparse, int64_t, bool, bool, Names, int64_t>) {
+    return std::make_shared<Red>(params, buckets, pg, sparse, cap, findUnused, false, Names{}, firstCap);
+  } else if constexpr (std::is_constructible_v<Red, V, Idx, Pg, Sparse, int64_t, bool, bool, Names, int64_t, bool, bool>) {
+    return std::make_shared<Red>(params, buckets, pg, sparse, cap, findUnused, false, Names{}, firstCap, false, false);
+  } else {
+    return std::make_shared<Red>(params, buckets, pg, sparse, cap, findUnused, false, Names{}, firstCap, false, false,
+                                 std::vector<int64_t>{});
+  }
+}
 
 at::Tensor allreduceSum(const at::Tensor& x) {
   std::vector<at::Tensor> v{x.detach().contiguous().clone()};
@@ -100,12 +148,12 @@ DEF("distInit", {
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     opts->devices.push_back(glooDevice(host));
     opts->threads = 2;
-    pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, opts);
+    pg = asGroup(prefixed, rank, world, c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, opts), backend, timeout);
   } else if (backend == "nccl") {
 #ifdef USE_C10D_NCCL
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = timeout;
-    pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, opts);
+    pg = asGroup(prefixed, rank, world, c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, opts), backend, timeout);
 #else
     throw std::runtime_error("this lorkd build has no NCCL (build against a CUDA libtorch: LIBTORCH=/path ./bootstrap.sh)");
 #endif
@@ -177,9 +225,7 @@ DEF("distReducer", {
       reversed, {static_cast<size_t>(std::min<int64_t>(cap, 1 << 20)), static_cast<size_t>(cap)}, std::vector<bool>(params.size(), false), idx);
   auto buckets = std::get<0>(assignment);
   auto limits = std::get<1>(assignment);
-  std::unordered_map<size_t, std::string> names;
-  auto r = std::make_shared<c10d::Reducer>(params, buckets, limits, dist().pg, std::vector<bool>(params.size(), false), cap, findUnused,
-                                           /*gradient_as_bucket_view=*/false, names, /*first_bucket_bytes_cap=*/std::min<int64_t>(cap, 1 << 20));
+  auto r = makeReducer(params, buckets, limits, dist().pg, cap, findUnused, /*first_bucket_bytes_cap=*/std::min<int64_t>(cap, 1 << 20));
   dist().reducers.push_back(r);
   Napi::Object o = Napi::Object::New(ENV);
   o.Set("id", Napi::Number::New(ENV, static_cast<double>(dist().reducers.size() - 1)));

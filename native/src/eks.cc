@@ -14,7 +14,13 @@
 // as skinny GEMMs on its contiguous rows of the (N*H*W, C) channels_last view:
 //   Z_t = X_t A_t^T, out_t += s Z_t B_t^T;  backward: GB_t = G_t B_t, dX_t += s GB_t A_t,
 //   dB_t = s G_t^T Z_t, dA_t = s GB_t^T X_t.
+// The op is device-agnostic (ATen calls only, no raw pointers): it runs on CUDA as on the CPU.
+// Under autocast it acts as torch.cuda.amp.custom_fwd(cast_inputs=<the autocast dtype>): x, W0,
+// A and B are cast (with autocast's weight cache) before the autograd function, so forward and
+// backward run in that dtype and the gradients reach the float32 parameters through the casts.
 #include "common.h"
+
+#include <ATen/autocast_mode.h>
 
 namespace {
 using torch::autograd::AutogradContext;
@@ -167,4 +173,15 @@ struct EksConv : public torch::autograd::Function<EksConv> {
 }  // namespace
 
 // eksConv(x, w0, A, B, counts[T], scale, stride[2], padding[2], dilation[2])
-DEF("eksConv", R(EksConv::apply(T(0), T(1), T(2), T(3), IV(4), D(5), IV(6), IV(7), IV(8)));)
+DEF("eksConv", {
+  at::Tensor x = T(0), w0 = T(1), A = T(2), B = T(3);
+  const auto dev = x.device().type();
+  if ((dev == c10::DeviceType::CPU || dev == c10::DeviceType::CUDA) && autocastEnabled(dev)) {
+    const auto dt = autocastDtype(dev);
+    x = at::autocast::cached_cast(dt, x, dev);
+    w0 = at::autocast::cached_cast(dt, w0, dev);
+    A = at::autocast::cached_cast(dt, A, dev);
+    B = at::autocast::cached_cast(dt, B, dev);
+  }
+  R(EksConv::apply(x, w0, A, B, IV(4), D(5), IV(6), IV(7), IV(8)));
+})

@@ -30,7 +30,8 @@ NTensor::~NTensor() {
 void NTensor::set(Napi::Env env, at::Tensor x) {
   t = std::move(x);
   live++;
-  accounted = t.is_sparse() ? 0 : static_cast<int64_t>(t.numel() * t.element_size());
+  // Host bytes only: device memory is no reason for V8 to collect garbage sooner.
+  accounted = t.is_sparse() || !t.is_cpu() ? 0 : static_cast<int64_t>(t.numel() * t.element_size());
   external += accounted;
   if (accounted > 0) Napi::MemoryManagement::AdjustExternalMemory(env, accounted);
 }
@@ -42,6 +43,14 @@ void NTensor::dispose(Napi::Env env) {
   external -= accounted;
   if (accounted > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted);
   accounted = 0;
+}
+
+void NTensor::reaccount(Napi::Env env) {
+  if (!t.defined()) return;
+  int64_t now = t.is_sparse() || !t.is_cpu() ? 0 : static_cast<int64_t>(t.numel() * t.element_size());
+  external += now - accounted;
+  if (now != accounted) Napi::MemoryManagement::AdjustExternalMemory(env, now - accounted);
+  accounted = now;
 }
 
 Napi::Value wrap(Napi::Env env, at::Tensor t) {

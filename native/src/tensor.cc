@@ -110,7 +110,22 @@ DEF("contiguous", {
   R(T(0).contiguous(fmt));
 })
 DEF("toDtype", R(T(0).to(argDtype(info, 1)));)
-DEF("toDevice", R(T(0).to(argDevice(info, 1)));)
+// toDevice(t, device, nonBlocking?): a non-blocking copy from pinned host memory overlaps the
+// transfer with the host's work (torch's .to(device, non_blocking=True)).
+DEF("toDevice", R(T(0).to(argDevice(info, 1), /*non_blocking=*/info.Length() > 2 && B(2)));)
+// setData(t, src): t takes src's data (device, dtype, storage) in place, as `p.data = src` in
+// PyTorch's Module._apply: the handle, its autograd identity and everything holding it stay.
+DEF("setData", {
+  T(0).set_data(T(1));
+  NTensor::Unwrap(info[0].As<Napi::Object>())->reaccount(ENV);
+  return ENV.Undefined();
+})
+DEF("pinMemory", R(T(0).pin_memory());)
+DEF("isPinned", return Napi::Boolean::New(ENV, T(0).is_pinned());)
+DEF("cudaSynchronize", {
+  torch::cuda::synchronize(info.Length() > 0 ? I(0) : -1);
+  return ENV.Undefined();
+})
 DEF("clone", R(T(0).clone());)
 DEF("cudaIsAvailable", return Napi::Boolean::New(ENV, torch::cuda::is_available());)
 DEF("cudaDeviceCount", return Napi::Number::New(ENV, static_cast<double>(torch::cuda::device_count()));)

@@ -7,8 +7,8 @@ import { UserError } from '../tensor/errors.js';
 export class Routing {
   readonly counts: number[];
   readonly offsets: number[];
-  /** Task id of each (sorted) row, int64 [B]; created lazily, owned by this routing. */
-  #taskIds: Tensor | null = null;
+  /** Task id of each (sorted) row, int64 [B], per device; created lazily, owned by this routing. */
+  readonly #taskIds = new Map<string, Tensor>();
 
   constructor(counts: readonly number[]) {
     for (const c of counts) if (!Number.isInteger(c) || c < 0) throw new UserError(`routing: bad task count ${c}`);
@@ -51,12 +51,22 @@ export class Routing {
     this.counts.forEach((c, t) => ids.fill(t, this.offsets[t]!, this.offsets[t]! + c));
     return ids;
   }
+  /** Task id of each sorted row, int64 [B], on the CPU. */
   get taskIds(): Tensor {
-    if (this.#taskIds === null) {
-      const ids = BigInt64Array.from(this.taskIdArray(), (t) => BigInt(t));
-      this.#taskIds = keep(tensor(ids, [ids.length]));
+    return this.taskIdsOn('cpu');
+  }
+  /** Task ids on the device of `like` (the tensor they index), made there once. */
+  taskIdsFor(like: Tensor): Tensor {
+    return this.taskIdsOn(like.device);
+  }
+  taskIdsOn(device: string): Tensor {
+    let t = this.#taskIds.get(device);
+    if (t === undefined) {
+      const ids = BigInt64Array.from(this.taskIdArray(), (id) => BigInt(id));
+      t = keep(tensor(ids, [ids.length], { dtype: 'int64', device }));
+      this.#taskIds.set(device, t);
     }
-    return this.#taskIds;
+    return t;
   }
   /** Rows [offsets[t], offsets[t] + counts[t]) of x (dim 0): task t's slice of a sorted batch. */
   slice(x: Tensor, t: number): Tensor {
@@ -67,8 +77,8 @@ export class Routing {
     return { counts: this.counts.slice() };
   }
   dispose(): void {
-    this.#taskIds?.dispose();
-    this.#taskIds = null;
+    for (const t of this.#taskIds.values()) t.dispose();
+    this.#taskIds.clear();
   }
 }
 

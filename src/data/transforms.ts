@@ -1,7 +1,7 @@
 // Batch transforms: uint8 (B,3,H,W) -> float [0,1] -> bilinear resize to S x S (antialias off, as
 // torch F.interpolate(align_corners=False)) -> per-channel (x - mean) / std. The random horizontal
 // flip is applied to the uint8 bytes when they are gathered (gather.ts), before upload.
-import { type Tensor, tensor, interpolate, tidy } from '../tensor/index.js';
+import { type Tensor, tensor, interpolate, tidy, hostToDevice } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { gatherImages } from './gather.js';
 import type { SuiteSplit } from './suite.js';
@@ -15,7 +15,10 @@ export interface TransformOptions {
   /** Per-channel mean and std (default 0.5 and 0.5, the paper's released code). */
   mean?: Triple;
   std?: Triple;
-  /** Device for the batch tensors (default 'cpu'). The uint8 bytes are uploaded, then converted. */
+  /**
+   * Device for the batch tensors (default 'cpu'). The uint8 bytes are uploaded, then converted;
+   * on CUDA every upload goes through pinned host memory with a non-blocking copy.
+   */
   device?: string;
   /** Task batches' images in channels_last memory format (the models' format; default false here, true in training). */
   channelsLast?: boolean;
@@ -58,7 +61,7 @@ export function imagesToTensor(bytes: Uint8Array, n: number, h: number, w: numbe
   if (std.some((s) => s === 0)) throw new UserError('std must not be 0');
   const device = opts.device ?? 'cpu';
   return tidy(() => {
-    const u8 = tensor(bytes, [n, 3, h, w], { dtype: 'uint8', device });
+    const u8 = hostToDevice(tensor(bytes, [n, 3, h, w], { dtype: 'uint8' }), device);
     let x = u8.float().div_(255);
     if (size !== undefined && (size !== h || size !== w)) x = interpolate(x, [size, size], 'bilinear', false);
     const m = tensor(Float32Array.from(mean), [1, 3, 1, 1], { device });
@@ -97,7 +100,7 @@ export interface SortedBatch extends Omit<Batch, 'info'>, Omit<TaskBatch, 'info'
 
 /** Labels as an int64 tensor. */
 function longTensor(a: Int32Array, device: string): Tensor {
-  return tensor(a, [a.length], { dtype: 'int64', device });
+  return hostToDevice(tensor(a, [a.length], { dtype: 'int64' }), device);
 }
 
 /**
@@ -149,7 +152,7 @@ export function makeTaskBatch(split: SuiteSplit, indices: Int32Array, flips: Uin
   const device = opts.device ?? 'cpu';
   const t = tidy(() => ({
     images: opts.channelsLast ? b.images.contiguous('channels_last') : b.images,
-    teacherRows: tensor(Int32Array.from(indices, (i, k) => i + (flips[k] ? split.n : 0)), [indices.length], { dtype: 'int64', device }),
+    teacherRows: hostToDevice(tensor(Int32Array.from(indices, (i, k) => i + (flips[k] ? split.n : 0)), [indices.length], { dtype: 'int64' }), device),
   }));
   if (t.images !== b.images) b.images.dispose();
   const dispose = (): void => {

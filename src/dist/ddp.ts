@@ -12,7 +12,7 @@
 import { native } from '../tensor/native.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { noGrad, zeros, tidy } from '../tensor/index.js';
+import { noGrad, zeros, tidy, DTYPE_BYTES } from '../tensor/index.js';
 import type { ProcessGroup } from './process-group.js';
 import { convertSyncBatchNorm } from './sync-batchnorm.js';
 
@@ -66,25 +66,37 @@ export class DistributedDataParallel {
     native.distReducerFree(this.#reducer);
   }
 
-  /** Averages every parameter's gradient over the ranks now (bucketed; a missing gradient counts as zero). */
+  /**
+   * Averages every parameter's gradient over the ranks now (bucketed by bytes of each gradient's
+   * own dtype; a missing gradient counts as a zero made on the parameter's device).
+   */
   allReduceGradients(): void {
-    const grads = tidy(() => this.params.map((p) => p.grad ?? zeros(p.shape, { dtype: p.dtype })));
-    let bucket: Tensor[] = [];
-    let bytes = 0;
-    const flush = (): void => {
-      this.group.allReduce(bucket, 'avg');
-      bucket = [];
-      bytes = 0;
-    };
-    for (const g of grads) {
-      bucket.push(g);
-      bytes += g.numel * 4;
-      if (bytes >= this.bucketBytes) flush();
-    }
-    if (bucket.length) flush();
+    const grads = tidy(() => this.params.map((p) => p.grad ?? zeros(p.shape, { dtype: p.dtype, device: p.device })));
+    for (const bucket of bucketsBySize(grads, this.bucketBytes)) this.group.allReduce(bucket, 'avg');
     this.params.forEach((p, i) => {
       if (p.grad === null) p.grad = grads[i]!;
       else grads[i]!.dispose();
     });
   }
+}
+
+/**
+ * Consecutive groups of tensors, each closed once it holds at least `capBytes` bytes (counted
+ * with each tensor's own element size: float64 gradients fill a bucket twice as fast).
+ */
+export function bucketsBySize(ts: Tensor[], capBytes: number): Tensor[][] {
+  const out: Tensor[][] = [];
+  let bucket: Tensor[] = [];
+  let bytes = 0;
+  for (const t of ts) {
+    bucket.push(t);
+    bytes += t.numel * DTYPE_BYTES[t.dtype];
+    if (bytes >= capBytes) {
+      out.push(bucket);
+      bucket = [];
+      bytes = 0;
+    }
+  }
+  if (bucket.length) out.push(bucket);
+  return out;
 }

@@ -43,6 +43,10 @@ export class ProcessGroup {
   get worldSize(): number {
     return this.env.worldSize;
   }
+  /** The device this rank's collectives run on (NCCL: its GPU). */
+  get device(): string {
+    return this.env.device ?? 'cpu';
+  }
 
   /** The process group of this process, if one was initialised. */
   static current(): ProcessGroup | null {
@@ -117,7 +121,7 @@ export class ProcessGroup {
   /** A JSON value decided on rank `root` (e.g. the EKS strategy), the same on every rank. */
   broadcastJson<T>(value: T, root = 0): T {
     const bytes = this.rank === root ? new TextEncoder().encode(JSON.stringify(value ?? null)) : new Uint8Array(0);
-    const len = tensor(new Float64Array([bytes.length]), [1]);
+    const len = tensor(new Float64Array([bytes.length]), [1], { device: this.device });
     let n: number;
     try {
       this.broadcast([len], root);
@@ -127,7 +131,7 @@ export class ProcessGroup {
     }
     const buf = new Float64Array(n);
     if (this.rank === root) buf.set(bytes);
-    const t = tensor(buf, [n]);
+    const t = tensor(buf, [n], { device: this.device });
     try {
       this.broadcast([t], root);
       const out = Uint8Array.from(t.toArray() as Float64Array);

@@ -1,7 +1,7 @@
 // SyncBatchNorm (`--sync-bn`): BatchNorm2d whose training-mode statistics are computed over the
-// global batch of all ranks, as torch.nn.SyncBatchNorm. The per-channel sums, sums of squares
-// and the element count of every rank go through one differentiable all-reduce, so the backward
-// pass is the one of a BatchNorm over the whole global batch. Keys stay BatchNorm2d's (weight,
+// global batch of all ranks, as torch.nn.SyncBatchNorm, on the input's device (NCCL on CUDA).
+// The per-channel sums, sums of squares and the element count of every rank go through one
+// differentiable all-reduce, so the backward pass is the one of a BatchNorm over the whole global batch. Keys stay BatchNorm2d's (weight,
 // bias, running_mean, running_var, num_batches_tracked): checkpoints load either way.
 import { BatchNorm2d } from '../nn/batchnorm.js';
 import type { Module } from '../nn/module.js';
@@ -33,7 +33,7 @@ export class SyncBatchNorm2d extends BatchNorm2d {
     const C = this.numFeatures;
     const local = x.shape[0]! * x.shape[2]! * x.shape[3]!;
     const stats = tidy(() => {
-      const packed = cat([x.sum([0, 2, 3]), x.mul(x).sum([0, 2, 3]), tensor([local], [1], { dtype: x.dtype })], 0);
+      const packed = cat([x.sum([0, 2, 3]), x.mul(x).sum([0, 2, 3]), tensor([local], [1], { dtype: x.dtype, device: x.device })], 0);
       return this.group.allReduceSumGrad(packed);
     });
     return tidy(() => {

@@ -1,8 +1,9 @@
 // `auto` strategy: measures the candidate EKS strategies once per input shape (forward, plus
-// backward in training mode) on the real model and caches the fastest. The measurement leaves
+// backward in training mode) on the real model and caches the fastest. Every candidate runs on
+// CUDA too (the fused op is ATen calls only), so the same choice is made there. The measurement leaves
 // the model as it found it: BatchNorm statistics are restored and gradients untouched.
 import { performance } from 'node:perf_hooks';
-import { type Tensor, tidy, noGrad } from '../tensor/index.js';
+import { type Tensor, tidy, noGrad, synchronize } from '../tensor/index.js';
 import type { Routing } from './routing.js';
 import type { Strategy } from './strategies.js';
 import type { DecompositionModel } from './decomposition.js';
@@ -54,10 +55,13 @@ export class AutoStrategy {
           });
         once(); // warm-up (allocator, oneDNN primitives)
         // The fastest of three runs: a single timing on a shared machine picked wrong ones.
+        // On CUDA the kernels run asynchronously: each timing waits for the device.
         let best = Infinity;
         for (let i = 0; i < 3; i++) {
+          synchronize(x.device);
           const t0 = performance.now();
           once();
+          synchronize(x.device);
           best = Math.min(best, performance.now() - t0);
         }
         ms[s] = best;

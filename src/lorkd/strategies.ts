@@ -50,7 +50,7 @@ function loop(x: Tensor, w: ExpertWeights, r: Routing): Tensor {
 function aggregated(x: Tensor, w: ExpertWeights, r: Routing): Tensor {
   const [b, cin, h, wd] = x.shape as [number, number, number, number];
   const [cout, , k1, k2] = w.weight.shape as [number, number, number, number];
-  const perSample = allDeltas(w).indexSelect(0, r.taskIds).add(w.weight.unsqueeze(0)); // (B, Cout, Cin, k, k)
+  const perSample = allDeltas(w).indexSelect(0, r.taskIdsFor(w.weight)).add(w.weight.unsqueeze(0)); // (B, Cout, Cin, k, k)
   const y = conv2d(x.contiguous().reshape([1, b * cin, h, wd]), perSample.reshape([b * cout, cin, k1, k2]), null, { ...w.conv, groups: b });
   return y.reshape([b, cout, y.size(2), y.size(3)]);
 }
@@ -74,8 +74,8 @@ function gathered(x: Tensor, w: ExpertWeights, r: Routing): Tensor {
   if (!isPointwise(w) || w.conv.stride.some((s) => s !== 1)) return aggregatedDeltaOnly(x, w, r);
   const base = conv2d(x, w.weight, null, w.conv);
   const [b, cin, h, wd] = x.shape as [number, number, number, number];
-  const a = w.expertA.indexSelect(0, r.taskIds); // (B, r, Cin)
-  const bt = w.expertB.indexSelect(0, r.taskIds); // (B, Cout, r)
+  const a = w.expertA.indexSelect(0, r.taskIdsFor(w.expertA)); // (B, r, Cin)
+  const bt = w.expertB.indexSelect(0, r.taskIdsFor(w.expertB)); // (B, Cout, r)
   const low = bmm(bt, bmm(a, x.reshape([b, cin, h * wd]))).mul(w.scale);
   return base.add(low.view([b, w.weight.size(0), h, wd]));
 }
@@ -84,7 +84,7 @@ function gathered(x: Tensor, w: ExpertWeights, r: Routing): Tensor {
 function aggregatedDeltaOnly(x: Tensor, w: ExpertWeights, r: Routing): Tensor {
   const [b, cin, h, wd] = x.shape as [number, number, number, number];
   const [cout, , k1, k2] = w.weight.shape as [number, number, number, number];
-  const d = allDeltas(w).indexSelect(0, r.taskIds).reshape([b * cout, cin, k1, k2]);
+  const d = allDeltas(w).indexSelect(0, r.taskIdsFor(w.weight)).reshape([b * cout, cin, k1, k2]);
   const low = conv2d(x.contiguous().reshape([1, b * cin, h, wd]), d, null, { ...w.conv, groups: b });
   return conv2d(x, w.weight, null, w.conv).add(low.reshape([b, cout, low.size(2), low.size(3)]));
 }

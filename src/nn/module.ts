@@ -5,6 +5,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
 import { noGrad } from '../tensor/creation.js';
+import { checkDevice } from '../tensor/device.js';
 import { UserError } from '../tensor/errors.js';
 import type { DType } from '../tensor/dtype.js';
 import { StateDictError, type ShapeMismatch } from './errors.js';
@@ -28,6 +29,13 @@ type Kind = 'parameter' | 'buffer' | 'module';
 const FLOATING: ReadonlySet<DType> = new Set<DType>(['float32', 'float64', 'float16', 'bfloat16']);
 const join = (prefix: string, name: string): string => (prefix ? `${prefix}.${name}` : name);
 const sameShape = (a: number[], b: number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+// 'cuda' names the current GPU, which lorkd leaves at index 0 (a rank picks its GPU by index).
+const sameDevice = (a: string, b: string): boolean => (a === 'cuda' ? 'cuda:0' : a) === (b === 'cuda' ? 'cuda:0' : b);
+function moveInPlace(t: Tensor, device: string): void {
+  const moved = t.to(device);
+  t.setData_(moved);
+  moved.dispose();
+}
 
 /** A forward hook: the module, the arguments of its forward, its output. */
 export type ForwardHook = (module: Module, inputs: unknown[], output: Tensor) => void;
@@ -353,10 +361,33 @@ export abstract class Module {
     for (const [old, next] of done) if (old !== next) old.dispose();
   }
 
-  /** Moves every parameter and buffer to `device` ('cpu', 'cuda', 'cuda:1'); returns this. */
+  /**
+   * Moves every parameter and buffer (and gradient) to `device` ('cpu', 'cuda', 'cuda:1') in
+   * place, as PyTorch's Module.to: each Tensor object stays the same (setData_), so optimisers,
+   * DDP and anything else holding a parameter keep working, whether built before or after.
+   * Returns this.
+   */
   to(device: string): this {
-    this.#convert((t) => (t.device === device ? null : t.to(device)));
+    const dev = checkDevice(device);
+    noGrad(() => {
+      const seen = new Set<Tensor>();
+      for (const t of [...this.parameters(), ...this.buffers()]) {
+        if (seen.has(t) || sameDevice(t.device, dev)) continue;
+        seen.add(t);
+        moveInPlace(t, dev);
+        const g = t.grad;
+        if (g !== null) {
+          moveInPlace(g, dev);
+          g.dispose();
+        }
+      }
+    });
     return this;
+  }
+
+  /** The device of the parameters (of the first one; 'cpu' for a module without any). */
+  get device(): string {
+    return this.parameters()[0]?.device ?? this.buffers()[0]?.device ?? 'cpu';
   }
 
   /** Converts every floating-point parameter and buffer to `dtype` (e.g. 'float64' for gradient checks); returns this. */

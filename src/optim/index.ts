@@ -16,3 +16,4 @@ export { LRScheduler, type LrGroups, type SchedulerStateDict } from './lr-schedu
 export { CosineAnnealingLR, type CosineAnnealingOptions } from './cosine-annealing.js';
 export { StepLR, type StepLROptions } from './step-lr.js';
 export { LinearWarmup, type LinearWarmupOptions } from './linear-warmup.js';
+export { GradScaler, type GradScalerOptions, type GradScalerState } from './grad-scaler.js';

@@ -48,6 +48,21 @@ export function tensor(data: TypedArray | number[] | number, shape?: number[], o
   return finish(t, o);
 }
 
+/**
+ * Moves a freshly made host tensor to `device`, consuming it: on the CPU it is returned as is;
+ * on CUDA it is copied into pinned (page-locked) memory and sent with a non-blocking copy, so the
+ * transfer overlaps the host's next work (the loader's batches). libtorch's caching host
+ * allocator keeps the pinned block until the copy has finished, so it is freed here at once.
+ */
+export function hostToDevice(host: Tensor, device: string): Tensor {
+  if (!device.startsWith('cuda')) return host;
+  const pinned = host.pinMemory();
+  host.dispose();
+  const out = pinned.to(device, { nonBlocking: true });
+  pinned.dispose();
+  return out;
+}
+
 function fromNumbers(data: number[], dtype: DType): TypedArray {
   switch (dtype) {
     case 'float32': return Float32Array.from(data);
@@ -97,8 +112,6 @@ export function setNumThreads(n: number): void {
   N.setNumThreads(n);
 }
 export const getNumThreads = (): number => N.getNumThreads();
-export const cudaIsAvailable = (): boolean => N.cudaIsAvailable();
-export const cudaDeviceCount = (): number => N.cudaDeviceCount();
 export const libtorchVersion = (): string => N.version();
 
 export interface MemoryReport {

@@ -3,10 +3,15 @@ import { N } from './ops-native.js';
 import type { NativeHandle } from './native.js';
 import { track, untrack, registerTensorClass } from './scope.js';
 import { type DType, type TypedArray, viewAs } from './dtype.js';
+import { UserError } from './errors.js';
 
 export type Scalar = number | boolean;
 export type TensorOrScalar = Tensor | number;
 export type MemoryFormat = 'contiguous' | 'channels_last';
+export interface ToOptions {
+  /** Copy to CUDA without waiting (torch's non_blocking): asynchronous from pinned host memory. */
+  nonBlocking?: boolean;
+}
 
 const h = (x: TensorOrScalar): unknown => (x instanceof Tensor ? x.handle : x);
 
@@ -91,9 +96,27 @@ export class Tensor {
   }
 
   // ---------------------------------------------------------------- conversion
-  to(target: DType | string): Tensor {
-    if (target === 'cpu' || target.startsWith('cuda')) return Tensor.wrap(N.toDevice(this.handle, target));
+  /** A dtype ('float32', ...) or a device ('cpu', 'cuda', 'cuda:1'); a new handle (sharing storage when nothing changes). */
+  to(target: DType | string, o: ToOptions = {}): Tensor {
+    if (target === 'cpu' || target.startsWith('cuda')) return Tensor.wrap(N.toDevice(this.handle, target, !!o.nonBlocking));
     return Tensor.wrap(N.toDtype(this.handle, target));
+  }
+  /**
+   * Gives this tensor src's data in place (device, dtype, storage), as PyTorch's `t.data = src`:
+   * the handle, its requires_grad and everything that holds it (optimisers, modules) stay.
+   */
+  setData_(src: Tensor): this {
+    N.setData(this.handle, src.handle);
+    this.#shape = null;
+    return this;
+  }
+  /** A copy in page-locked host memory, for fast and non-blocking copies to CUDA (needs CUDA). */
+  pinMemory(): Tensor {
+    if (!(N.cudaIsAvailable() as boolean)) throw new UserError('pinMemory() needs CUDA (pinned host memory only speeds up copies to a GPU)');
+    return Tensor.wrap(N.pinMemory(this.handle));
+  }
+  get isPinned(): boolean {
+    return N.isPinned(this.handle) as boolean;
   }
   float(): Tensor { return this.to('float32'); }
   double(): Tensor { return this.to('float64'); }
