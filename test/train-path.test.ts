@@ -47,7 +47,7 @@ test('every method declares its capabilities; labels and FLOPs kinds come from t
 });
 
 test('data parallelism: single-backward methods all-reduce while backward runs, per-task methods once after (one-process group)', { skip: distAvailable() ? false : 'no c10d in this build' }, async () => {
-  const group = ProcessGroup.init({ rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: '127.0.0.1', masterPort: 20000 + Math.floor(Math.random() * 20000), timeoutS: 30, backend: 'gloo' });
+  const group = ProcessGroup.init({ rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: '127.0.0.1', masterPort: 20000 + Math.floor(Math.random() * 20000), timeoutS: 30, backend: 'gloo', device: 'cpu' });
   const steps = (await trainOnce('lorkd', { group, syncBn: false, sharedOut: dir })).allReduce!;
   assert.ok(steps.overlapped > 0);
   assert.equal(steps.afterBackward, 0, 'LoRKD hands its loss to the Reducer');

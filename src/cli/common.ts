@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { DEFAULT_TASKS, type DataOptions } from '../experiments/data-options.js';
 import { createProgress, type Progress } from '../experiments/progress.js';
 import { intOption, numberOption } from './output.js';
+import { checkDevice, checkPrecision, parseDevice, parsePrecision, type Precision } from '../tensor/index.js';
+import type { CliRuntime } from './distributed.js';
 
 export function dataOptions(c: Command, defaults: { input: number; batch: number }): Command {
   return c
@@ -33,4 +35,23 @@ export function toData(o: any): DataOptions {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function progressOf(o: any): Progress {
   return createProgress({ quiet: !!o.quiet });
+}
+
+/** Where a command runs its models, and in which precision: `--device` (LORKD_DEVICE) and `--precision`. */
+export function deviceOptions(c: Command): Command {
+  return c
+    .option('--device <d>', 'cpu | cuda | cuda:N (default: LORKD_DEVICE, else cpu)', process.env.LORKD_DEVICE ?? 'cpu')
+    .option('--precision <p>', 'fp32 | bf16 | fp16: autocast of the forward passes (fp16 on CUDA, with loss scaling when training)', 'fp32');
+}
+
+/**
+ * The device and precision a command was given, checked (one line when CUDA is asked for on a build
+ * or machine without it); a rank of `lorkd launch` takes its own device (cuda:LOCAL_RANK).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function runtimeOf(o: any, rt?: CliRuntime): { device: string; precision: Precision; dist: CliRuntime['dist'] } {
+  const device = rt?.dist ? rt.dist.group.env.device : checkDevice(parseDevice(String(o.device)));
+  const precision = parsePrecision(String(o.precision));
+  checkPrecision(device, precision);
+  return { device, precision, dist: rt?.dist ?? null };
 }

@@ -9,9 +9,9 @@ import { runCompare, compareTable, parseMethods, type CompareResult } from '../e
 import { UserError } from '../tensor/errors.js';
 import { DECOMPOSITION_FILE } from '../experiments/run-method.js';
 import type { CliRuntime } from './distributed.js';
-import type { StudySource } from '../experiments/transfer.js';
+import type { StudySource, TransferRunOptions } from '../experiments/transfer.js';
 import { loadTasks } from '../data/medmnist.js';
-import { dataOptions, trainOptions, toData, progressOf } from './common.js';
+import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf } from './common.js';
 import { intOption, numberOption, run, table } from './output.js';
 import { kdOf, strategyOf } from './pipeline.js';
 
@@ -25,7 +25,7 @@ function intList(name: string, v: string): number[] {
 const TRANSFER_MODULE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../experiments/transfer.js');
 
 export function registerCompare(program: Command, rt: CliRuntime): void {
-  const c = trainOptions(dataOptions(program.command('compare'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })
+  const c = deviceOptions(trainOptions(dataOptions(program.command('compare'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 }))
     .description('train and evaluate every method (Table 1) over seeds: accuracy with 95% t intervals, paired differences vs LoRKD')
     .option('--methods <list>', 'all | comma list of methods', 'all')
     .option('--seeds <list>', 'comma list of seeds', '0,1,2')
@@ -50,9 +50,9 @@ export function registerCompare(program: Command, rt: CliRuntime): void {
       const r = await runCompare({
         ...data, methods: parseMethods(String(o.methods)), seeds, ranks: intList('ranks', String(o.ranks)),
         model: o.model, foundationArch: o.foundationArch, kd: kdOf(o.kd), alpha: o.alpha, beta: o.beta, strategy: strategyOf(o.strategy),
-        epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, progress: progressOf(o), dist: rt.dist,
+        epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, progress: progressOf(o), ...runtimeOf(o, rt),
       });
-      const transfer = plan ? await transferOf(r, plan, o.out, progressOf(o)) : null;
+      const transfer = plan ? await transferOf(r, plan, o.out, { progress: progressOf(o), ...runtimeOf(o, rt) }) : null;
       if (!o.json) {
         const t = compareTable(r);
         console.log(table(t.header, t.rows));
@@ -93,7 +93,7 @@ async function planTransfer(texts: string[], seeds: number[], task: string | und
  * (when its run kept the decomposition) and the Baseline from scratch, once per spec: each spec is
  * its own study in OUT/transfer/<tag>/<label>/ (tag: data, shots, epochs, other settings).
  */
-async function transferOf(r: CompareResult, plan: TransferPlan, out: string, progress: ReturnType<typeof progressOf>): Promise<{ label: string; spec: string; result: unknown }[]> {
+async function transferOf(r: CompareResult, plan: TransferPlan, out: string, run: TransferRunOptions): Promise<{ label: string; spec: string; result: unknown }[]> {
   // The compression ratio is against the comparison's own foundation (its first seed's run), when it was compared.
   const f = r.methods.foundation ? path.join(r.methods.foundation.runs[0]!, 'foundation.safetensors') : null;
   const foundation = f && existsSync(f) ? f : undefined;
@@ -105,7 +105,7 @@ async function transferOf(r: CompareResult, plan: TransferPlan, out: string, pro
   sources.push({ label: 'baseline', from: 'scratch', model: String(r.budget.model), input: Number(r.budget.input), foundation });
   const rows: { label: string; spec: string; result: unknown }[] = [];
   for (const { tag, spec } of plan.specs) {
-    const study = await plan.mod.transferStudy(spec, sources, { out: path.join(out, 'transfer', tag), progress, resume: true });
+    const study = await plan.mod.transferStudy(spec, sources, { ...run, out: path.join(out, 'transfer', tag), resume: true });
     rows.push(...study.map((x) => ({ label: x.label, spec: tag, result: x.result })));
   }
   return rows;

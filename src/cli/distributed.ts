@@ -28,7 +28,10 @@ export interface CliRuntime {
  */
 export function setupDistributed(argv: string[], environ: NodeJS.ProcessEnv = process.env): { argv: string[]; runtime: CliRuntime } {
   const alone = { argv, runtime: { dist: null } };
-  const env = distEnv(environ);
+  // The run's device decides each rank's (cuda:LOCAL_RANK) and the backend (NCCL on CUDA).
+  const at = argv.findIndex((a) => a === '--device' || a.startsWith('--device='));
+  const device = at < 0 ? (environ.LORKD_DEVICE ?? 'cpu') : argv[at]!.startsWith('--device=') ? argv[at]!.slice(9) : (argv[at + 1] ?? 'cpu');
+  const env = distEnv(environ, device);
   if (!env) return alone;
   const command = argv[2] ?? '';
   if (!DISTRIBUTED_COMMANDS.has(command)) return alone;

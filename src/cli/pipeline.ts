@@ -11,7 +11,7 @@ import { RunDir } from '../experiments/run-dir.js';
 import { runDemo } from '../experiments/demo.js';
 import { UserError } from '../tensor/errors.js';
 import { checkRecordedTasks } from '../io/metadata.js';
-import { dataOptions, trainOptions, toData, progressOf } from './common.js';
+import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf } from './common.js';
 import { emit, intOption, numberOption, run, table } from './output.js';
 import type { CliRuntime } from './distributed.js';
 
@@ -29,20 +29,20 @@ export function printResults(json: boolean, r: RunResults & Record<string, unkno
 }
 
 export function registerPipeline(program: Command, rt: CliRuntime): void {
-  trainOptions(dataOptions(program.command('foundation'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })
+  deviceOptions(trainOptions(dataOptions(program.command('foundation'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 }))
     .description('train the foundation (teacher) model on the union of the tasks with one unified head')
     .option('--arch <name>', 'architecture: resnet50 (the paper), resnet18, or any registered model', 'resnet18')
     .option('--init <file>', 'start from these weights (safetensors, torchvision names)')
     .requiredOption('--out <dir>', 'run directory')
     .action((o) =>
       run(async () => {
-        const r = await trainFoundation({ ...toData(o), arch: o.arch, epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, init: o.init, out: o.out, resume: !!o.resume, progress: progressOf(o), dist: rt.dist });
+        const r = await trainFoundation({ ...toData(o), arch: o.arch, epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, init: o.init, out: o.out, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt) });
         emit(!!o.json, { file: r.file, best_epoch: r.result.bestEpoch, best_val_accuracy: r.result.bestVal, history: r.result.history }, () => `foundation written to ${r.file} (best validation accuracy ${r.result.bestVal?.toFixed(4) ?? '-'})`);
         r.model.dispose();
       }),
     );
 
-  trainOptions(dataOptions(program.command('decompose'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })
+  deviceOptions(trainOptions(dataOptions(program.command('decompose'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 }))
     .description('decompose a foundation model into per-task low-rank experts (LoRKD)')
     .option('--foundation <file>', 'foundation model (lorkd foundation output); not needed with --kd none')
     .option('--model <name>', 'backbone of the decomposition model', 'shufflenet_v2_x1_0')
@@ -57,7 +57,7 @@ export function registerPipeline(program: Command, rt: CliRuntime): void {
       run(async () => {
         const r = await trainDecomposition({
           ...toData(o), foundation: o.foundation, model: o.model, rank: o.rank, loraAlpha: o.loraAlpha, alpha: o.alpha, beta: o.beta, kd: kdOf(o.kd),
-          strategy: strategyOf(o.strategy), epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, resume: !!o.resume, progress: progressOf(o), dist: rt.dist,
+          strategy: strategyOf(o.strategy), epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt),
         });
         emit(!!o.json, { file: r.file, best_epoch: r.result.bestEpoch, best_val_accuracy: r.result.bestVal, history: r.result.history }, () => `decomposition model written to ${r.file} (best validation accuracy ${r.result.bestVal?.toFixed(4) ?? '-'})`);
         r.dm.dispose();

@@ -6,7 +6,7 @@ import { runMethod, type MethodResult } from '../experiments/run-method.js';
 import { availableMethods, methodSpec, type MethodOption } from '../experiments/methods/index.js';
 import { UserError } from '../tensor/errors.js';
 import { STRATEGIES } from '../lorkd/strategies.js';
-import { dataOptions, trainOptions, toData, progressOf } from './common.js';
+import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf } from './common.js';
 import { emit, intOption, numberOption, run, table } from './output.js';
 import { kdOf, strategyOf } from './pipeline.js';
 import type { CliRuntime } from './distributed.js';
@@ -23,7 +23,7 @@ export function resultTable(r: MethodResult): string {
 }
 
 export function registerRun(program: Command, rt: CliRuntime): void {
-  const c = trainOptions(dataOptions(program.command('run'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })
+  const c = deviceOptions(trainOptions(dataOptions(program.command('run'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 }))
     .description('train and evaluate one method of Table 1 (foundation, stl, mtl, ..., kf, lorkd); writes its deployed networks and result.json')
     .requiredOption('--method <name>', `one of ${availableMethods().join(', ')}`)
     .requiredOption('--out <dir>', 'run directory')
@@ -47,7 +47,7 @@ export function registerRun(program: Command, rt: CliRuntime): void {
       const r = await runMethod({
         ...toData(o), method: spec.name, out: o.out, model: o.model, foundationArch: o.foundationArch, foundation: o.foundation, kd, alpha: o.alpha, beta: o.beta,
         rank: o.rank, loraAlpha: o.loraAlpha, strategy: strategyOf(o.strategy), epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd,
-        patience: o.patience, resume: !!o.resume, progress: progressOf(o), dist: rt.dist,
+        patience: o.patience, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt),
       });
       emit(!!o.json, r, () => resultTable(r));
     }),

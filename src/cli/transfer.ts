@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { UserError } from '../tensor/errors.js';
 import { resolveSource } from '../experiments/transfer-source.js';
 import { runTransfer, TRANSFER_DEFAULTS, type TransferResult } from '../experiments/transfer.js';
-import { progressOf } from './common.js';
+import { progressOf, deviceOptions, runtimeOf } from './common.js';
 import { emit, intOption, numberOption, run, table } from './output.js';
 
 /** A comma list of non-negative integer seeds. */
@@ -31,8 +31,7 @@ export function transferTable(r: TransferResult): string {
 
 export function registerTransfer(program: Command, rt: CliRuntime): void {
   const d = TRANSFER_DEFAULTS;
-  program
-    .command('transfer')
+  deviceOptions(program.command('transfer'))
     .description('fine-tune a deployed network on a downstream data set (paper 4.3): AdamW, all layers, a new head; test accuracy/AUC over seeds')
     .requiredOption('--from <file|scratch>', 'an exported expert, a foundation file, a decomposition checkpoint (with --backbone), or scratch (with --model)')
     .requiredOption('--data <path>', 'downstream data: an ImageFolder root (train/ val/ test/ class folders, or flat class folders) or a MedMNIST-format .npz')
@@ -61,7 +60,7 @@ export function registerTransfer(program: Command, rt: CliRuntime): void {
           data: o.data, shots: o.shots ?? null, epochs: o.epochs, lr: o.lr, weightDecay: o.wd, batch: o.batch, seeds: o.seeds,
           valSplit: o.valSplit, testSplit: o.testSplit, splitSeed: o.splitSeed, channelsLast: !o.nchw,
         };
-        const r = await runTransfer(src, spec, o.out, { progress: progressOf(o), resume: !!o.resume, dist: rt.dist });
+        const r = await runTransfer(src, spec, o.out, { progress: progressOf(o), resume: !!o.resume, ...runtimeOf(o, rt) });
         emit(!!o.json, r, () => transferTable(r));
       }),
     );

@@ -118,7 +118,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
       runs: dirs.get(p.key)!,
     };
   }
-  const budget = { epochs: o.epochs, input: o.input, batch: o.batch, lr: o.lr, momentum: o.momentum, weight_decay: o.weightDecay, kd: o.kd, alpha: o.alpha, beta: o.beta, ranks: o.ranks, model: o.model, foundation_arch: o.foundationArch ?? 'resnet18' };
+  const budget = { epochs: o.epochs, input: o.input, batch: o.batch, lr: o.lr, momentum: o.momentum, weight_decay: o.weightDecay, kd: o.kd, alpha: o.alpha, beta: o.beta, ranks: o.ranks, model: o.model, foundation_arch: o.foundationArch ?? 'resnet18', precision: o.precision ?? 'fp32', device: o.device ?? 'cpu' };
   const runSeconds = [...results.values()].flat().reduce((a, r) => a + r.seconds, 0);
   const result: CompareResult = { tasks, seeds: o.seeds.slice(), methods, budget, wall_seconds: (performance.now() - t0) / 1000, run_seconds: runSeconds };
   root.writeJson('compare.json', result);

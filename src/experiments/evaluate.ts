@@ -148,10 +148,11 @@ function scoreLogits(suite: TaskSuite, loader: DataLoader, unified: boolean, log
 }
 
 /** Each task's deployed network (method.deploy(t)) on that task's rows of a split. */
-export function evalDeployed(method: Method, suite: TaskSuite, loader: DataLoader, channelsLast = true): TaskResult[] {
+export function evalDeployed(method: Method, suite: TaskSuite, loader: DataLoader, channelsLast = true, device = 'cpu'): TaskResult[] {
   return suite.tasks.map((_, t) => {
     const net = method.deploy(t);
     try {
+      net.module.to(device);
       if (channelsLast) net.module.toChannelsLast();
       net.module.eval();
       return scoreTask((x) => net.forward(x), t, suite, loader, channelsLast);

@@ -94,3 +94,21 @@ export function checkMemory(e: MemoryEstimate, what: string): void {
     `${what} needs about ${formatBytes(e.bytes)} of memory (${biggest}), more than the ${formatBytes(have)} this machine has; lower --batch, --input or --rank (or set ${LIMITS.memory.env} to override)`,
   );
 }
+
+/** The parts of an estimate that stay on the host when a run is on a GPU: the loaded images and the runtime. */
+const HOST_PARTS = new Set(['images', 'runtime']);
+
+/**
+ * A run on a GPU: the host keeps the images and the runtime, the GPU the rest (model, optimiser
+ * state, activations, checkpoint copies). Each must fit its own memory (`gpuBytes`: the GPU's total,
+ * null when unknown: then only the host is checked).
+ */
+export function checkMemoryOn(e: MemoryEstimate, what: string, gpuBytes: number | null): void {
+  const host = Object.fromEntries(Object.entries(e.parts).filter(([k]) => HOST_PARTS.has(k)));
+  const gpu = Object.fromEntries(Object.entries(e.parts).filter(([k]) => !HOST_PARTS.has(k)));
+  const sum = (p: Record<string, number>) => Object.values(p).reduce((a, b) => a + b, 0);
+  checkMemory({ bytes: sum(host), parts: host }, what);
+  if (gpuBytes === null || sum(gpu) <= gpuBytes) return;
+  const biggest = Object.entries(gpu).sort((a, b) => b[1] - a[1]).slice(0, 2).map(([k, v]) => `${k} ${formatBytes(v)}`).join(', ');
+  throw new UserError(`${what} needs about ${formatBytes(sum(gpu))} of GPU memory (${biggest}), more than the GPU's ${formatBytes(gpuBytes)}; lower --batch, --input or --rank`);
+}

@@ -7,7 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { SGD, CosineAnnealingLR } from '../optim/index.js';
-import { manualSeed, zeros } from '../tensor/index.js';
+import { manualSeed, zeros, keep, autocast, checkDevice, checkPrecision, deviceType, type Precision, type Tensor } from '../tensor/index.js';
+import { gpuMemoryBytes } from './gpu-memory.js';
 import { UserError } from '../tensor/errors.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import type { Module } from '../nn/module.js';
@@ -25,7 +26,7 @@ import { methodSpec, type Method, type MethodContext, type MethodName, type Meth
 import type { KdContext } from './methods/kd.js';
 import type { Progress } from './progress.js';
 import { contextTasks } from './methods/context.js';
-import { checkMemory } from './resources.js';
+import { checkMemory, checkMemoryOn } from './resources.js';
 import { checkTrainState } from './train-state.js';
 
 export { contextTasks };
@@ -37,6 +38,10 @@ export const DECOMPOSITION_FILE = 'decomposition.safetensors';
 
 /** Where and how a run executes, given by the command (never read from globals). */
 export interface Runtime {
+  /** The device of the run's parameters and batches ('cpu', 'cuda', 'cuda:N'; a rank's own under launch). */
+  device?: string;
+  /** Autocast precision of training and evaluation forwards (fp32, bf16; fp16 on CUDA with loss scaling). */
+  precision?: Precision;
   /** Data parallelism under `lorkd launch` (absent: one process). */
   dist?: (DataParallel & { sharedOut: string }) | null;
 }
@@ -82,6 +87,10 @@ export interface MethodResult {
   tasks: string[];
   input: number;
   epochs: number;
+  /** Autocast precision of training and evaluation (absent in results of earlier versions: fp32). */
+  precision?: Precision;
+  /** Where it ran (absent in results of earlier versions: cpu). */
+  device?: string;
   params_training: number;
   params_deployment: number;
   /** Test split, the training-time model (the paper's accuracy; a unified head: argmax over all classes). */
@@ -138,13 +147,40 @@ function openTeacher(spec: MethodSpec, o: MethodRunOptions, suite: TaskSuite): R
 /** The KD context of a run: the teacher's cached outputs (features standardised for feature KD). */
 function kdContext(spec: MethodSpec, o: MethodRunOptions, f: NonNullable<ReturnType<typeof openTeacher>>, suite: TaskSuite, run: RunDir): KdContext {
   const cl = o.channelsLast ?? true;
+  const device = o.device ?? 'cpu';
+  f.model.to(device);
   if (cl) f.model.toChannelsLast();
-  const transform = { size: f.meta.input, mean: f.meta.mean as unknown as Triple, std: f.meta.std as unknown as Triple };
+  const transform = { size: f.meta.input, mean: f.meta.mean as unknown as Triple, std: f.meta.std as unknown as Triple, device };
   const cacheRun = o.cacheDir ? RunDir.open(o.cacheDir, { resume: true, marker: '-' }) : run;
   const share = o.dist ? { group: o.dist.group, sharedOut: o.dist.sharedOut } : null;
+  // The teacher runs once, in float32 (its outputs are the targets of every epoch, whatever the run's precision).
   const cache = teacherOutputs(f.model, o.foundation!, trainLoader(suite, o), transform, cacheRun, o.progress, cl, share);
   const mode = o.kd === 'logits' ? 'logits' : 'feature';
-  return { mode, alpha: o.alpha, beta: o.beta, features: mode === 'feature' ? standardise(cache.features) : cache.features, logits: cache.logits };
+  const features = mode === 'feature' ? standardise(cache.features) : cache.features;
+  const where = cachePlace(device, features.numel + cache.logits.numel, o.progress);
+  return { mode, alpha: o.alpha, beta: o.beta, features: moveTo(features, where), logits: moveTo(cache.logits, where) };
+}
+
+/**
+ * Where the teacher cache lives during training: the run's device when it takes at most a quarter
+ * of the GPU's memory (nvidia-smi's total; the rest is the model's), else the host, from which each
+ * batch's rows are gathered and copied over (methods/kd.ts cacheRows).
+ */
+function cachePlace(device: string, floats: number, progress: Progress): string {
+  if (deviceType(device) === 'cpu') return device;
+  const total = gpuMemoryBytes(device);
+  const bytes = 4 * floats;
+  const where = total !== null && bytes <= total / 4 ? device : 'cpu';
+  progress.log(`[teacher] cache of ${(bytes / 2 ** 20).toFixed(0)} MiB kept on ${where === 'cpu' ? 'the host' : device}${total === null ? ' (GPU memory unknown: nvidia-smi did not answer)' : ''}`);
+  return where;
+}
+
+/** The tensor on `device` (the same one when it is there already; else moved and the original freed). */
+function moveTo(t: Tensor, device: string): Tensor {
+  if (t.device === device) return t;
+  const moved = keep(t.to(device));
+  t.dispose();
+  return moved;
 }
 
 function methodContext(spec: MethodSpec, o: MethodRunOptions, suite: TaskSuite, kd: KdContext | null): MethodContext {
@@ -170,10 +206,17 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
   const spec = methodSpec(o.method);
   const suite = opened?.suite ?? loadSuite(o);
   const arch = archOf(spec, o);
+  const device = checkDevice(o.device ?? 'cpu');
   const mem = spec.memory?.({ suite, model: arch, batch: o.batch, input: o.input, rank: o.rank ?? 8 });
-  if (mem) checkMemory(mem, `this ${spec.name} run`);
+  if (mem && deviceType(device) === 'cpu') checkMemory(mem, `this ${spec.name} run`);
+  else if (mem) checkMemoryOn(mem, `this ${spec.name} run on ${device}`, gpuMemoryBytes(device));
   const ckpt = `${stage.name}.ckpt.safetensors`;
   if (o.init && spec.arch !== 'foundation') throw new UserError(`--init starts a foundation from torchvision weights; ${spec.name} does not take it`);
+  const precision = o.precision ?? 'fp32';
+  checkPrecision(device, precision);
+  if (precision === 'fp16' && spec.backward === 'per-task') {
+    throw new UserError(`${spec.name} rewrites the shared gradients from one backward per task, which fp16's loss scaling does not support: use --precision bf16`);
+  }
   // The inputs are checked before the run directory is created.
   const teacher = openTeacher(spec, o, suite);
   let kd: KdContext | null = null;
@@ -198,13 +241,14 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
     method = spec.create(methodContext(spec, o, suite, kd));
     const m = method;
     if (o.init) loadInit(m.module as ImageClassifier, o.init, o.progress);
+    m.module.to(device);
     const opt = new SGD(m.module.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
     const sched = new CosineAnnealingLR(opt, { tMax: Math.max(o.epochs, 1) });
     const shard = o.dist ? { rank: o.dist.group.rank, world: o.dist.group.worldSize } : undefined;
     const val = evalLoader(suite, o, 'val');
     const result = await train({
       name: stage.name, run, method: m, optimizer: opt, scheduler: sched, loader: trainLoader(suite, o, shard), epochs: o.epochs, resume: o.resume, patience: o.patience, progress: o.progress,
-      dist: o.dist, validate: () => meanOf(evalMethod(m, suite, val).perTask, 'accuracy'),
+      dist: o.dist, device, precision, validate: () => meanOf(evalMethod(m, suite, val).perTask, 'accuracy'),
     });
     opt.dispose();
     for (const s of m.decomposition?.auto.measurements ?? []) {
@@ -261,8 +305,9 @@ export async function runMethod(o: MethodRunOptions): Promise<MethodResult> {
   try {
     const m = t.method;
     const test = evalLoader(suite, o, 'test');
-    const ev = evalMethod(m, suite, test);
-    const deployed = evalDeployed(m, suite, test, cl);
+    const device = o.device ?? 'cpu';
+    const ev = autocast(device, o.precision ?? 'fp32', () => evalMethod(m, suite, test));
+    const deployed = autocast(device, o.precision ?? 'fp32', () => evalDeployed(m, suite, test, cl, device));
     const pre = preprocessingMetadata(preprocessingOf(o));
     mkdirSync(run.file('deployed'), { recursive: true });
     const files = suite.tasks.map((task, i) => {
@@ -278,7 +323,7 @@ export async function runMethod(o: MethodRunOptions): Promise<MethodResult> {
     saveTrainedFiles(t, o, { source_method: name, source_seed: String(o.seed) });
     const counts = m.params();
     const out: MethodResult = {
-      method: name, seed: o.seed, tasks: suite.tasks.map((x) => x.name), input: o.input, epochs: o.epochs, ...counts,
+      method: name, seed: o.seed, tasks: suite.tasks.map((x) => x.name), input: o.input, epochs: o.epochs, precision: o.precision ?? 'fp32', device, ...counts,
       per_task: ev.perTask, mean_accuracy: meanOf(ev.perTask, 'accuracy'), mean_auc: meanOf(ev.perTask, 'auc'), restricted: ev.restricted,
       deployed, deployed_files: files, best_epoch: t.result.bestEpoch, history: t.result.history, describe: m.describe(), seconds: (performance.now() - t0) / 1000,
     };

@@ -7,7 +7,8 @@ import { performance } from 'node:perf_hooks';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { LRScheduler } from '../optim/lr-scheduler.js';
 import type { DataLoader, SortedBatch } from '../data/index.js';
-import { tidy, noGrad } from '../tensor/index.js';
+import { tidy, noGrad, autocast, type Precision } from '../tensor/index.js';
+import { GradScaler } from '../optim/grad-scaler.js';
 import { UserError } from '../tensor/errors.js';
 import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
 import type { RunDir } from './run-dir.js';
@@ -48,6 +49,10 @@ export interface TrainerOptions {
   resume: boolean;
   /** Data parallelism (null or absent: one process). */
   dist?: DataParallel | null;
+  /** The device the method's parameters and the loader's batches are on (default 'cpu'). */
+  device?: string;
+  /** Autocast precision of the forward passes (default fp32); fp16 scales the loss (GradScaler). */
+  precision?: Precision;
   /** Validation metric, higher is better (model in eval mode, no grad). */
   validate?: () => number;
   /** Stop when validation has not improved for this many epochs (default: never). */
@@ -89,10 +94,15 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   const ckpt = `${o.name}.ckpt.safetensors`;
   const best = `${o.name}.best.safetensors`;
   let extra: Extra = { history: [], bestEpoch: -1, bestVal: null, stoppedEarly: false };
+  const device = o.device ?? 'cpu';
+  const precision = o.precision ?? 'fp32';
+  // fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
+  const scaler = new GradScaler({ enabled: precision === 'fp16' });
   let start = 0;
   if (o.resume && o.run.has(ckpt)) {
     const s = loadTrainState(o.run.file(ckpt), model, o.optimizer, o.scheduler);
     extra = s.extra as unknown as Extra;
+    if (scaler.enabled && s.extra.grad_scaler) scaler.loadStateDict(s.extra.grad_scaler as Parameters<GradScaler['loadStateDict']>[0]);
     start = s.epoch + 1;
     o.progress.log(`[${o.name}] resuming after epoch ${s.epoch + 1}/${o.epochs}`);
   }
@@ -119,13 +129,15 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
           ddp?.syncBuffers();
           let reduced = false;
           const passes: TrainStep = {
-            forward: (fn) => fn(),
-            backward: (loss, so) => {
+            forward: (fn) => autocast(device, precision, fn),
+            backward: (unscaled, so) => {
+              const loss = scaler.scale(unscaled);
               if (ddp && o.dist?.overlap !== false && so?.overlap !== false) {
                 ddp.beforeBackward(loss);
                 reduced = true;
               }
               loss.backward(undefined, so?.retainGraph ?? false);
+              if (loss !== unscaled) loss.dispose();
             },
           };
           const loss = o.method.backward(batch, passes);
@@ -136,7 +148,8 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
           }
           if (ddp && !reduced) ddp.allReduceGradients();
           if (allReduce) allReduce[reduced ? 'overlapped' : 'afterBackward']++;
-          o.optimizer.step();
+          scaler.step(o.optimizer);
+          scaler.update();
           return v;
         });
         sum += l * batch.size;
@@ -163,7 +176,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     if (o.validate) {
       model.eval();
       try {
-        val = noGrad(() => o.validate!());
+        val = noGrad(() => autocast(device, precision, () => o.validate!()));
       } catch (e) {
         // NaN outputs (the AUC refuses NaN scores) mean that training diverged.
         if (e instanceof UserError && /NaN/.test(e.message)) {
@@ -182,7 +195,8 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       }
     }
     extra.history.push({ epoch, loss: sum / Math.max(seen, 1), val, lr, seconds, img_per_s: (seen * world) / seconds });
-    saveTrainState(o.run.file(ckpt), model, o.optimizer, o.scheduler, { epoch, extra: extra as unknown as Record<string, unknown> });
+    const state = { ...extra, ...(scaler.enabled ? { grad_scaler: scaler.stateDict() } : {}) };
+    saveTrainState(o.run.file(ckpt), model, o.optimizer, o.scheduler, { epoch, extra: state as unknown as Record<string, unknown> });
     o.progress.stop(
       `[${o.name}] epoch ${epoch + 1}/${o.epochs} loss ${(sum / Math.max(seen, 1)).toFixed(4)}` +
         (val !== null ? ` val ${val.toFixed(4)}${extra.bestEpoch === epoch ? ' (best)' : ''}` : '') +

@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { finetune } from './methods/finetune.js';
+import { autocast, type Precision } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { AdamW } from '../optim/index.js';
 import { DataLoader, TaskSuite, type TaskData } from '../data/index.js';
@@ -113,6 +114,9 @@ export interface TransferRunOptions {
   resume?: boolean;
   /** Data parallelism under `lorkd launch` (absent: one process). */
   dist?: DataParallel | null;
+  /** Device and autocast precision of the fine-tuning and its evaluation (default cpu, fp32). */
+  device?: string;
+  precision?: Precision;
 }
 
 /** The part of a spec and source that must match when a run is resumed. */
@@ -128,21 +132,24 @@ async function transferSeed(src: TransferSource, data: TaskData, spec: TransferS
   const t0 = performance.now();
   const task = spec.shots === null ? data : fewShot(data, spec.shots, seed);
   const suite = new TaskSuite([task]);
-  const tf = { size: src.inputSize, mean: src.mean, std: src.std };
+  const tf = { size: src.inputSize, mean: src.mean, std: src.std, device: o.device };
   const model = src.build(task.classNames.length, seed);
   try {
     const cl = spec.channelsLast;
+    const device = o.device ?? 'cpu';
+    const precision = o.precision ?? 'fp32';
+    model.to(device);
     if (cl) model.toChannelsLast();
     const opt = new AdamW(model.parameters(), { lr: spec.lr, weightDecay: spec.weightDecay });
     const shard = o.dist ? { rank: o.dist.group.rank, world: o.dist.group.worldSize } : undefined;
     const loader = new DataLoader(suite, { split: 'train', batchSize: spec.batch, seed, flip: true, shard, ...tf });
     const r = await train({
-      name: 'transfer', run, method: finetune(model, cl), optimizer: opt, scheduler: null, loader, epochs: spec.epochs, resume: !!o.resume || run.has('transfer.ckpt.safetensors'), progress: o.progress, dist: o.dist,
+      name: 'transfer', run, method: finetune(model, cl), optimizer: opt, scheduler: null, loader, epochs: spec.epochs, resume: !!o.resume || run.has('transfer.ckpt.safetensors'), progress: o.progress, dist: o.dist, device, precision,
     });
     opt.dispose();
     const test = new DataLoader(suite, { split: 'test', batchSize: 256, shuffle: false, ...tf });
     // evalExpert only runs eval() and forward(): a KF pair evaluates like a plain classifier.
-    const res = evalExpert(model as ImageClassifier, 0, suite, test, cl);
+    const res = autocast(device, precision, () => evalExpert(model as ImageClassifier, 0, suite, test, cl));
     const out = {
       run: {
         seed, accuracy: res.accuracy, auc: res.auc, n_test: res.n, n_train: task.splits.train.n, epochs: spec.epochs,

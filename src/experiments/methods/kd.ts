@@ -8,6 +8,15 @@ import { UserError } from '../../tensor/errors.js';
 import type { Routing } from '../../data/routing.js';
 import { PLAIN_STEP, type TrainStep, type MethodContext, type TaskBatch } from './method.js';
 
+/**
+ * A batch's rows of a teacher-cache tensor, gathered where the cache lives (the device, or the
+ * host when it does not fit there) and delivered on the batch's device.
+ */
+export function cacheRows(cache: Tensor, rows: Tensor): Tensor {
+  if (cache.device === rows.device) return cache.indexSelect(0, rows);
+  return cache.indexSelect(0, rows.to(cache.device)).to(rows.device, { nonBlocking: true });
+}
+
 export type KdContext = NonNullable<MethodContext['kd']>;
 
 /** Mean over the batch of each row's cross-entropy under its own task's head. */
@@ -32,10 +41,10 @@ export function kdTerm(
   const w = kd.beta * kd.alpha * kd.alpha;
   if (kd.mode === 'feature') {
     if (!project) throw new UserError('feature KD needs a projection');
-    const teacher = project(kd.features.indexSelect(0, batch.teacherRows)).div(kd.alpha);
+    const teacher = project(cacheRows(kd.features, batch.teacherRows)).div(kd.alpha);
     return klDiv(logSoftmax(out.features.div(kd.alpha), 1), softmax(teacher, 1), 'batchmean').mul(w);
   }
-  const t = kd.logits.indexSelect(0, batch.teacherRows);
+  const t = cacheRows(kd.logits, batch.teacherRows);
   const parts = out.logits.flatMap((l, k) => {
     if (!l) return [];
     const task = tasks[k]!;

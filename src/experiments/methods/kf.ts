@@ -29,7 +29,7 @@ import { PLAIN_STEP, type DeployedNetwork, type Method, type MethodContext, type
 import type { MethodSpec } from './spec.js';
 import { FeatureNet, featureParameters } from './backbone.js';
 import { Bundle, backboneParams, evalNoGrad, requireKd } from './common.js';
-import { kdTerm, type KdContext } from './kd.js';
+import { cacheRows, kdTerm, type KdContext } from './kd.js';
 import { KfExpert, saveKfExpert } from './kf-expert.js';
 
 /** The TSN backbone (see the header). */
@@ -164,7 +164,7 @@ export function createKf(ctx: MethodContext, o: { tsnModel?: string } = {}): Met
     const out = forward(b);
     const ce = smoothedCe(out.logits, b);
     const ceTsn = smoothedCe(out.tsnLogits, b);
-    const im = b.size >= 2 ? infoMax(out.ckn, projector.forward(kd.features.indexSelect(0, b.teacherRows))) : null;
+    const im = b.size >= 2 ? infoMax(out.ckn, projector.forward(cacheRows(kd.features, b.teacherRows))) : null;
     const mins = out.tsn.flatMap((f) => (f && f.size(0) >= 2 ? [infoMin(f).reshape([1])] : []));
     const imin = mins.length ? cat(mins, 0).mean() : null;
     const kdl = kdTerm(logitKd, { features: out.ckn, logits: out.logits }, b, ctx.tasks, null);
