@@ -46,6 +46,7 @@ nodeprefix=$(dirname "$(dirname "$(command -v node)")")
 
 # ---- PyTorch with CUDA
 PY=${PYTHON:-python3}
+timeout 120 "$PY" -c 'import torch' 2>/dev/null || { echo "$PY cannot import torch: set PYTHON to the interpreter of the CUDA PyTorch"; exit 1; }
 read -r torchdir torchver cuda gpu ngpu < <(timeout 120 "$PY" -c 'import torch; c = torch.cuda.is_available(); print(torch.__path__[0], torch.__version__, int(c), (torch.cuda.get_device_name(0) if c else "none").replace(" ", "_"), torch.cuda.device_count())')
 json env "\"torch\":\"$torchver\",\"torch_dir\":\"$torchdir\",\"cuda\":$cuda,\"gpu\":\"$gpu\",\"gpus\":$ngpu,\"node\":\"$(node --version)\""
 [ "$cuda" = 1 ] || { echo "the PyTorch of $PY has no CUDA (or no GPU is visible)"; exit 1; }
