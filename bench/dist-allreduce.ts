@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { DecompositionModel } from '../src/lorkd/decomposition.js';
 import { createModel } from '../src/models/registry.js';
-import { zeros } from '../src/tensor/index.js';
+import { zeros, parseDevice, DTYPE_BYTES } from '../src/tensor/index.js';
 import { distEnv, ProcessGroup } from '../src/dist/index.js';
 import type { Tensor } from '../src/tensor/index.js';
 
@@ -22,7 +22,7 @@ function timeAllReduce(group: ProcessGroup, grads: Tensor[], iters: number, buck
   let bytes = 0;
   for (const g of grads) {
     buckets.at(-1)!.push(g);
-    bytes += g.numel * 4;
+    bytes += g.numel * DTYPE_BYTES[g.dtype];
     if (bytes >= bucketBytes) (buckets.push([]), (bytes = 0));
   }
   const once = () => buckets.filter((b) => b.length).forEach((b) => group.allReduce(b, 'avg'));
@@ -34,17 +34,17 @@ function timeAllReduce(group: ProcessGroup, grads: Tensor[], iters: number, buck
 }
 
 async function rank(): Promise<void> {
-  const env = distEnv()!;
+  const env = distEnv(process.env, parseDevice(process.env.LORKD_DEVICE))!;
   const group = ProcessGroup.init(env);
-  const device = process.env.LORKD_DEVICE === 'cuda' ? `cuda:${env.localRank}` : 'cpu';
+  const device = env.device;
   const T = Number(arg('tasks', '3'));
   const iters = Number(arg('iters', '20'));
   const dm = new DecompositionModel({ tasks: Array.from({ length: T }, (_, t) => ({ name: `t${t}`, classNames: ['a', 'b', 'c'] })), rank: Number(arg('rank', '8')) });
   const plain = createModel('shufflenet_v2_x1_0', { numClasses: 3 });
-  const grads = (ps: Tensor[]) => ps.map((p) => zeros(p.shape).to(device as 'cpu'));
+  const grads = (ps: Tensor[]) => ps.map((p) => zeros(p.shape).to(device));
   const g1 = grads(dm.parameters());
   const g2 = grads(plain.parameters());
-  const bytes = (gs: Tensor[]) => gs.reduce((a, g) => a + g.numel * 4, 0);
+  const bytes = (gs: Tensor[]) => gs.reduce((a, g) => a + g.numel * DTYPE_BYTES[g.dtype], 0);
   const lorkdMs = timeAllReduce(group, g1, iters, 25 << 20);
   const mtlMs = timeAllReduce(group, g2, iters, 25 << 20);
   if (env.rank === 0) {

@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-const PY = '/usr/bin/python3';
+// LORKD_PYTHON: another interpreter (a GPU machine's CUDA PyTorch, bench/gpu-check.sh).
+const PY = process.env.LORKD_PYTHON ?? '/usr/bin/python3';
 let available: boolean | null = null;
 
 /** True when /usr/bin/python3 can import torch and torchvision. */

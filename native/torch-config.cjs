@@ -53,9 +53,9 @@ function config(root, env = process.env) {
   const include = [path.join(root, 'include'), path.join(root, 'include/torch/csrc/api/include'), ...cudaInc];
   const has = (f) => [path.join(root, 'include'), '/usr/include', ...cudaInc].some((d) => exists(path.join(d, f)));
   const defines = [];
-  // c10d: Gloo needs gloo's headers; NCCL needs a CUDA libtorch and nccl.h.
+  // c10d: Gloo needs gloo's headers; NCCL needs a CUDA libtorch and nccl.h (either one builds c10d).
   if (has('gloo/config.h')) defines.push('USE_C10D_GLOO');
-  if (cuda && has('nccl.h')) defines.push('USE_C10D_NCCL', 'USE_C10D_GLOO');
+  if (cuda && has('nccl.h')) defines.push('USE_C10D_NCCL');
   const cudaLibs = [];
   if (cuda) cudaLibs.push('-ltorch_cuda');
   if (exists(path.join(lib, 'libc10_cuda.so'))) cudaLibs.push('-lc10_cuda');

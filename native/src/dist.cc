@@ -14,8 +14,10 @@
 //   distDestroy()
 #include "common.h"
 
+#if defined(USE_C10D_GLOO) || defined(USE_C10D_NCCL)
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
@@ -47,6 +49,7 @@ c10d::ProcessGroup& group() {
   return *dist().pg;
 }
 
+#ifdef USE_C10D_GLOO
 std::shared_ptr<::gloo::transport::Device> glooDevice(const std::string& host) {
   for (const char* var : {"LORKD_GLOO_IFNAME", "GLOO_SOCKET_IFNAME"}) {
     const char* ifname = std::getenv(var);
@@ -56,6 +59,7 @@ std::shared_ptr<::gloo::transport::Device> glooDevice(const std::string& host) {
   if (host == "127.0.0.1" || host == "localhost") return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
+#endif
 
 void waitAll(const c10::intrusive_ptr<c10d::Work>& work) { work->wait(); }
 
@@ -145,10 +149,14 @@ DEF("distInit", {
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lorkd/" + backend, store);
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
   if (backend == "gloo") {
+#ifdef USE_C10D_GLOO
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     opts->devices.push_back(glooDevice(host));
     opts->threads = 2;
     pg = asGroup(prefixed, rank, world, c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, opts), backend, timeout);
+#else
+    throw std::runtime_error("this lorkd build has no Gloo (its libtorch ships no gloo headers): use the nccl backend");
+#endif
   } else if (backend == "nccl") {
 #ifdef USE_C10D_NCCL
     auto opts = c10d::ProcessGroupNCCL::Options::create();

@@ -363,9 +363,10 @@ export abstract class Module {
 
   /**
    * Moves every parameter and buffer (and gradient) to `device` ('cpu', 'cuda', 'cuda:1') in
-   * place, as PyTorch's Module.to: each Tensor object stays the same (setData_), so optimisers,
-   * DDP and anything else holding a parameter keep working, whether built before or after.
-   * Returns this.
+   * place, as PyTorch's Module.to: each Tensor object stays the same (setData_), so an optimiser
+   * built before or after keeps stepping the same parameters (state it already made, e.g.
+   * momentum buffers, stays where it was made: move before the first step, as in PyTorch).
+   * Build DDP after the move: its buckets are made on the parameters' device. Returns this.
    */
   to(device: string): this {
     const dev = checkDevice(device);

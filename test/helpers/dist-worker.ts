@@ -12,7 +12,7 @@ import { Conv2d } from '../../src/nn/conv.js';
 import { BatchNorm2d } from '../../src/nn/batchnorm.js';
 import { Linear } from '../../src/nn/linear.js';
 import { SGD } from '../../src/optim/index.js';
-import { type Tensor, tensor, randn, randint, tidy, noGrad, manualSeed, relu, crossEntropy, adaptiveAvgPool2d } from '../../src/tensor/index.js';
+import { type Tensor, tensor, randn, randint, tidy, noGrad, manualSeed, relu, crossEntropy, adaptiveAvgPool2d, parseDevice } from '../../src/tensor/index.js';
 import { DecompositionModel } from '../../src/lorkd/decomposition.js';
 import { Routing, sortByTask } from '../../src/lorkd/routing.js';
 import { saveSafetensors } from '../../src/io/safetensors.js';
@@ -70,7 +70,9 @@ function trainDecomposition(group: ProcessGroup | null, out: string, steps: numb
 }
 
 export async function main(out: string, mode: string, steps: number): Promise<void> {
-  const env = distEnv();
+  // LORKD_DEVICE=cuda: one GPU per rank (cuda:LOCAL_RANK) over NCCL, for bench/gpu-check.sh.
+  const runDevice = parseDevice(process.env.LORKD_DEVICE);
+  const env = distEnv(process.env, runDevice);
   const group = env ? ProcessGroup.init(env) : null;
   if (mode === 'dm') {
     trainDecomposition(group, out, steps);
@@ -80,11 +82,10 @@ export async function main(out: string, mode: string, steps: number): Promise<vo
   }
   const rank = group?.rank ?? 0;
   const world = group?.worldSize ?? 1;
-  // LORKD_DEVICE=cuda: one GPU per rank (LOCAL_RANK), for the NCCL check (bench/dist-gpu-check.sh).
-  const device = process.env.LORKD_DEVICE === 'cuda' ? `cuda:${env?.localRank ?? 0}` : 'cpu';
+  const device = env?.device ?? runDevice;
   manualSeed(1); // the data: the same on every rank
-  const X = randn([32, 3, 6, 6]).to(device as 'cpu');
-  const Y = randint(0, 3, [32]).to(device as 'cpu');
+  const X = randn([32, 3, 6, 6]).to(device);
+  const Y = randint(0, 3, [32]).to(device);
   manualSeed(100 + rank); // a different init per rank: DDP must broadcast rank 0's
   const net = new Tiny(mode === 'syncbn' || mode === 'bn').to(device);
   const ddp = group ? new DistributedDataParallel(net, group, { syncBn: mode === 'syncbn', bucketBytes: 256 }) : null;
@@ -96,7 +97,7 @@ export async function main(out: string, mode: string, steps: number): Promise<vo
       opt.zeroGrad();
       const lo = (s * 8) % 32;
       const [a, b] = shardRange(8, rank, world);
-      const idx = tensor(Array.from({ length: b - a }, (_, i) => lo + a + i), [b - a], { dtype: 'int64' }).to(device as 'cpu');
+      const idx = tensor(Array.from({ length: b - a }, (_, i) => lo + a + i), [b - a], { dtype: 'int64' }).to(device);
       const loss = crossEntropy(net.forward(X.indexSelect(0, idx)), Y.indexSelect(0, idx));
       if (ddp && mode !== 'after') ddp.beforeBackward(loss);
       loss.backward();
@@ -113,7 +114,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   try {
     await main(process.argv[2]!, process.argv[3] ?? 'plain', Number(process.argv[4] ?? 6));
   } catch (e) {
-    const env = distEnv();
+    const env = distEnv(process.env, parseDevice(process.env.LORKD_DEVICE));
     const err = env ? collectiveError(e, env.rank, env.timeoutS) : e;
     const line = userMessage(err);
     if (line === null) throw err;
