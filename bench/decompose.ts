@@ -27,7 +27,7 @@ export interface DecomposeBenchOptions {
   noTorch?: boolean;
   /** cpu (default), cuda, cuda:N: where both lorkd and PyTorch train. */
   device?: string;
-  /** fp32 (default) or bf16 (autocast; fp16 needs the trainer's GradScaler, which a Method's backward() does not take). */
+  /** fp32 (default) or bf16 (autocast of the forward; fp16 needs the trainer's GradScaler, which this bench leaves out). */
   precision?: Precision;
   /** Skip the MTL comparison (the GPU check's time budget). */
   noMtl?: boolean;
@@ -59,7 +59,7 @@ function throughput(name: 'lorkd' | 'mtl', ctx: MethodContext, batches: SortedBa
   const step = (b: SortedBatch) =>
     tidy(() => {
       opt.zeroGrad();
-      autocast(device, precision, () => m.backward(b));
+      m.backward(b, { forward: (fn) => autocast(device, precision, fn), backward: (loss) => loss.backward() });
       opt.step();
     });
   try {

@@ -1,4 +1,5 @@
 // lorkd analyze gradcam|mig|cka: class activation maps, disentanglement and representation similarity.
+import { checkDevice } from '../tensor/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Command } from 'commander';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -75,6 +76,7 @@ const groupOptions = (c: Command): Command =>
     .option('--data <tasks>', 'comma list of tasks for the probe images (bundled names, .npz, image folders; default: compare.json tasks or the bundled three)')
     .option('--per-task <n>', 'test images per task', intOption('per-task', 2), 200)
     .option('--out <dir>', 'folder for the JSON (default: the --compare folder, or .)')
+    .option('--device <d>', 'cpu | cuda | cuda:N (default: LORKD_DEVICE, else cpu)', process.env.LORKD_DEVICE ?? 'cpu')
     .option('--quiet', 'no progress output')
     .option('--json', 'print one JSON object');
 
@@ -91,11 +93,12 @@ export function registerAnalyze(program: Command): void {
     .requiredOption('--out <dir>', 'output folder (<image>.png per image, gradcam.json)')
     .option('--limit <n>', 'at most n images', intOption('limit'), 16)
     .option('--size <px>', 'panel side in pixels (default: max(128, input sizes))', intOption('size', 8))
+    .option('--device <d>', 'cpu | cuda | cuda:N (default: LORKD_DEVICE, else cpu)', process.env.LORKD_DEVICE ?? 'cpu')
     .option('--quiet', 'no progress output')
     .option('--json', 'print one JSON object')
     .action((o) =>
       run(() => {
-        const r = gradcamFigure({ models: list(o.model), inputs: list(o.input), out: o.out, limit: o.limit, size: o.size, progress: progressOf(o) });
+        const r = gradcamFigure({ models: list(o.model), inputs: list(o.input), out: o.out, limit: o.limit, size: o.size, device: checkDevice(o.device), progress: progressOf(o) });
         emit(!!o.json, r, () =>
           table(['image', ...r.models.map((m) => path.basename(m))], r.images.map((im) => [path.basename(im.png), ...im.panels.map((p) => `${p.class} ${(100 * p.probability).toFixed(0)}%`)])),
         );
@@ -107,7 +110,7 @@ export function registerAnalyze(program: Command): void {
     .option('--bins <n>', 'histogram bins per latent', intOption('bins', 2), 20)
     .action((o) =>
       run(() => {
-        const { results, value, file } = perGroup('mig', o, (g, probe) => groupMig(g, probe, o.bins), { bins: o.bins });
+        const { results, value, file } = perGroup('mig', o, (g, probe) => groupMig(g, probe, o.bins, checkDevice(o.device)), { bins: o.bins });
         emit(!!o.json, { ...value, file }, () =>
           table(['group', 'MIG', 'task gap', 'class gap', 'skipped'], results.map((r) => [r.label, fmt(r.mig), fmt(r.factors[0]!.gap), fmt(r.factors[1]!.gap), r.skipped.join(' ') || '-'])) + `\n${file}`,
         );
@@ -118,7 +121,7 @@ export function registerAnalyze(program: Command): void {
     .description("linear CKA between each group's per-task networks on the same probe images; writes cka.json")
     .action((o) =>
       run(() => {
-        const { results, value, file } = perGroup('cka', o, groupCka);
+        const { results, value, file } = perGroup('cka', o, (g, probe) => groupCka(g, probe, checkDevice(o.device)));
         emit(!!o.json, { ...value, file }, () =>
           results.map((r) => `${r.label} (${r.n} images)\n` + table(['', ...r.networks.map((n) => n.name)], r.matrix.map((row, i) => [r.networks[i]!.name, ...row.map(fmt)]))).join('\n\n') + `\n${file}`,
         );

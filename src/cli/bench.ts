@@ -1,4 +1,5 @@
 // lorkd bench: training-step, EKS-strategy and per-op benchmarks against PyTorch eager.
+import { runtimeOf } from './common.js';
 import type { Command } from 'commander';
 import { benchTrain } from '../../bench/train.js';
 import { benchEks } from '../../bench/eks.js';
@@ -68,10 +69,13 @@ export function registerBench(program: Command): void {
     .option('--threads <n>', 'intra-op threads (both engines)', intOption('threads'), 2)
     .option('--strategy <s>', 'LoRKD EKS strategy (auto as lorkd decompose)', 'auto')
     .option('--no-torch', 'skip the PyTorch side')
+    .option('--device <d>', 'cpu | cuda | cuda:N, both engines (default: LORKD_DEVICE, else cpu)', process.env.LORKD_DEVICE ?? 'cpu')
+    .option('--precision <p>', 'fp32 | bf16 (autocast), both engines', 'fp32')
     .option('--json', 'print one JSON object')
     .action((o) =>
       run(() => {
-        const r = benchDecompose({ batch: o.batch, input: o.input, steps: o.steps, threads: o.threads, strategy: strategyOf(o.strategy), noTorch: o.torch === false });
+        const { device, precision } = runtimeOf(o);
+        const r = benchDecompose({ batch: o.batch, input: o.input, steps: o.steps, threads: o.threads, strategy: strategyOf(o.strategy), noTorch: o.torch === false, device, precision });
         emit(!!o.json, r, () =>
           table(['batch', 'input', 'lorkd img/s', 'pytorch img/s (best)', 'ratio', 'mtl img/s', 'lorkd step / mtl step'], [
             [r.batch, r.input, `${f1(r.lorkd_img_per_s)} (${r.lorkd_strategy})`, r.pytorch_img_per_s === null ? '-' : `${f1(r.pytorch_img_per_s)} (${r.pytorch_best})`, f1(r.ratio), f1(r.mtl_img_per_s), f1(r.lorkd_over_mtl)],

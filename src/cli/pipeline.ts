@@ -10,6 +10,7 @@ import { evaluateRun, resultsTable, RESULTS_HEADER, type RunResults } from '../e
 import { RunDir } from '../experiments/run-dir.js';
 import { runDemo } from '../experiments/demo.js';
 import { UserError } from '../tensor/errors.js';
+import { autocast } from '../tensor/index.js';
 import { checkRecordedTasks } from '../io/metadata.js';
 import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf } from './common.js';
 import { emit, intOption, numberOption, run, table } from './output.js';
@@ -64,7 +65,7 @@ export function registerPipeline(program: Command, rt: CliRuntime): void {
       }),
     );
 
-  dataOptions(program.command('eval'), { input: 64, batch: 256 })
+  deviceOptions(dataOptions(program.command('eval'), { input: 64, batch: 256 }))
     .description('per-task test accuracy and AUC of the foundation (unified and restricted) and the LoRKD experts')
     .option('--run <dir>', 'run directory holding foundation.safetensors and decomposition.safetensors')
     .option('--foundation <file>', 'foundation model file')
@@ -76,17 +77,20 @@ export function registerPipeline(program: Command, rt: CliRuntime): void {
         const d = o.decomposition ?? (o.run && path.join(o.run, 'decomposition.safetensors'));
         if (!f || !d) throw new UserError('eval needs --run DIR or both --foundation and --decomposition');
         if (o.split !== 'test' && o.split !== 'val') throw new UserError('--split must be test or val');
-        const data = toData(o);
+        const { device, precision } = runtimeOf(o);
+        const data = { ...toData(o), device };
         const { model, meta } = loadFoundation(f);
         const dm = loadDecomposition(d, { strategy: 'fused' });
         const suite = loadSuite(data);
         checkRecordedTasks(meta.tasks, suite.tasks, f);
         checkRecordedTasks(dm.config.tasks, suite.tasks, d);
+        model.to(device);
+        dm.to(device);
         if (data.channelsLast) {
           model.toChannelsLast();
           dm.toChannelsLast();
         }
-        const r = evaluateRun(suite, data, model, meta.model, dm, o.split, meta.input);
+        const r = autocast(device, precision, () => evaluateRun(suite, data, model, meta.model, dm, o.split, meta.input));
         if (o.run) RunDir.open(o.run, { resume: true, marker: '-' }).writeJson(`eval-${o.split}.json`, r);
         printResults(!!o.json, r as RunResults & Record<string, unknown>);
       }),

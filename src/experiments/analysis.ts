@@ -83,7 +83,7 @@ export function featuresOf(net: NetworkFile, task: TaskData, batch = 128): Tenso
       const parts: Tensor[] = [];
       for (let b = 0; b < s.n; b += batch) {
         const m = Math.min(batch, s.n - b);
-        const x = imagesToTensor(s.images.subarray(b * per, (b + m) * per), m, s.height, s.width, { size: net.inputSize, mean: net.mean, std: net.std });
+        const x = imagesToTensor(s.images.subarray(b * per, (b + m) * per), m, s.height, s.width, { size: net.inputSize, mean: net.mean, std: net.std, device: net.model.device });
         parts.push(net.features(x));
       }
       return cat(parts, 0);
@@ -96,10 +96,11 @@ function networkFor(nets: readonly NetworkFile[], name: string): NetworkFile | n
   return nets.find((n) => n.task === name) ?? (nets.length === 1 ? nets[0]! : (nets.find((n) => n.task === null) ?? null));
 }
 
-function withNetworks<R>(group: NetworkGroup, fn: (nets: NetworkFile[]) => R): R {
+function withNetworks<R>(group: NetworkGroup, device: string, fn: (nets: NetworkFile[]) => R): R {
   const nets: NetworkFile[] = [];
   try {
     for (const f of group.files) nets.push(readNetworkFile(f));
+    for (const n of nets) n.model.to(device);
     return fn(nets);
   } finally {
     for (const n of nets) n.model.dispose();
@@ -119,8 +120,8 @@ export interface GroupMig extends MigResult {
  * oracle task id, as deployed), the features of all tasks are stacked, and the factors are the
  * task id and the global class (task's class offset + local label).
  */
-export function groupMig(group: NetworkGroup, probe: readonly TaskData[], bins = 20): GroupMig {
-  return withNetworks(group, (nets) => {
+export function groupMig(group: NetworkGroup, probe: readonly TaskData[], bins = 20, device = 'cpu'): GroupMig {
+  return withNetworks(group, device, (nets) => {
     const rows: Float32Array[] = [];
     const task: number[] = [];
     const cls: number[] = [];
@@ -167,8 +168,8 @@ export interface GroupCka {
 }
 
 /** Linear CKA between a group's networks, each run on every task's probe images (the same samples for all). */
-export function groupCka(group: NetworkGroup, probe: readonly TaskData[]): GroupCka {
-  return withNetworks(group, (nets) =>
+export function groupCka(group: NetworkGroup, probe: readonly TaskData[], device = 'cpu'): GroupCka {
+  return withNetworks(group, device, (nets) =>
     tidy(() => {
       const feats = nets.map((net) => cat(probe.map((t) => featuresOf(net, t)), 0));
       return {

@@ -21,6 +21,8 @@ export interface GradcamOptions {
   limit?: number;
   /** Side of each panel in the PNG (default: max(128, the largest input size)). */
   size?: number;
+  /** Device of the networks (default cpu). */
+  device?: string;
   progress: Progress;
 }
 
@@ -66,7 +68,7 @@ function panelOf(net: NetworkFile, img: ReturnType<typeof readImage>, size: numb
   const model = net.model;
   if (!(model instanceof ImageClassifier)) throw new UserError(`${net.file}: class activation maps need one backbone; KF's CKN + TSN pair is not supported`);
   return tidy(() => {
-    const x = imagesToTensor(img.data, 1, img.height, img.width, { size: net.inputSize, mean: net.mean, std: net.std });
+    const x = imagesToTensor(img.data, 1, img.height, img.width, { size: net.inputSize, mean: net.mean, std: net.std, device: model.device });
     const probs = noGrad(() => softmax(model.forward(x), 1).toArray() as Float32Array);
     let c = 0;
     for (let k = 1; k < probs.length; k++) if (probs[k]! > probs[c]!) c = k;
@@ -86,6 +88,7 @@ export function gradcamFigure(o: GradcamOptions): GradcamReport {
   const nets: NetworkFile[] = [];
   try {
     for (const m of o.models) nets.push(readNetworkFile(m));
+    for (const n of nets) n.model.to(o.device ?? 'cpu');
     const size = o.size ?? Math.max(128, ...nets.map((n) => n.inputSize));
     try {
       mkdirSync(o.out, { recursive: true });
