@@ -99,3 +99,17 @@ function sameWeights(a: string, b: string): void {
   assert.deepEqual([...x.keys()].sort(), [...y.keys()].sort());
   for (const [k, t] of x) assert.deepEqual(t.toArray(), y.get(k)!.toArray(), k);
 }
+
+test('--precision bf16 trains and evaluates under autocast and is recorded; fp16 on the CPU and CUDA on a CPU build are one-line refusals', { timeout: 300_000 }, () => {
+  const tiny = ['--tasks', `${A},${B}`, '--input', '8', '--batch', '16', '--epochs', '1', '--quiet', '--json'];
+  const r = lastJson<{ precision: string; device: string; mean_accuracy: number; history: { loss: number }[] }>(lorkdOk(['run', '--method', 'mtl', '--model', 'shufflenet_v2_x0_5', '--precision', 'bf16', ...tiny, '--out', path.join(dir, 'bf16')]).stdout);
+  assert.equal(r.precision, 'bf16');
+  assert.equal(r.device, 'cpu');
+  assert.ok(Number.isFinite(r.history[0]!.loss) && r.mean_accuracy >= 0);
+  const fp16 = lorkd(['run', '--method', 'mtl', '--precision', 'fp16', ...tiny, '--out', path.join(dir, 'fp16')]);
+  assert.equal(fp16.status, 2);
+  assert.match(fp16.stderr.trim(), /^lorkd: precision fp16 runs on CUDA only/);
+  const cuda = lorkd(['decompose', '--kd', 'none', '--device', 'cuda', ...tiny, '--out', path.join(dir, 'cuda')]);
+  assert.equal(cuda.status, 2);
+  assert.match(cuda.stderr.trim(), /^lorkd: device cuda: this lorkd build has no CUDA/);
+});

@@ -9,12 +9,6 @@ import { tidy } from '../tensor/scope.js';
 import { UserError, TorchError } from '../tensor/errors.js';
 import type { DistEnv } from './env.js';
 
-/** This process's shard of every global training batch, or undefined when it runs alone. */
-export function currentShard(): { rank: number; world: number } | undefined {
-  const g = ProcessGroup.current();
-  return g ? { rank: g.rank, world: g.worldSize } : undefined;
-}
-
 /** Whether this build of the addon has c10d (built with gloo's headers). */
 export function distAvailable(): boolean {
   return typeof native.distAvailable === 'function' && native.distAvailable() === true;
@@ -46,11 +40,6 @@ export class ProcessGroup {
   /** The device this rank's collectives run on (NCCL: its GPU). */
   get device(): string {
     return this.env.device ?? 'cpu';
-  }
-
-  /** The process group of this process, if one was initialised. */
-  static current(): ProcessGroup | null {
-    return ProcessGroup.#current;
   }
 
   /** Rendezvous with the other ranks (rank 0 hosts the store on MASTER_ADDR:MASTER_PORT). */
