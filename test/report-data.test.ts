@@ -194,6 +194,8 @@ test('run: one compare run folder (result.json of lorkd compare): its method, Wi
   assert.equal(r[1], (j.params_training / 1e6).toFixed(2));
   assert.deepEqual(study.curves.map((c) => [c.epoch, c.loss, c.val]), j.history.map((h: any) => [h.epoch + 1, h.loss, h.val]));
   assert.equal(study.methods[0]!.flops_training, study.methods[0]!.flops_deployment, 'STL trains and deploys the plain backbone');
+  // The precision is shown (a result.json of an earlier version has none: fp32).
+  assert.deepEqual(study.facts.find(([k]) => k === 'precision'), ['precision', j.precision ?? 'fp32']);
 });
 
 test('--transfer FILE: one lorkd transfer result beside a run', () => {

@@ -168,5 +168,5 @@ function methodRun(study: Study, file: string, o: RunLoadOptions): void {
   if (r.restricted) study.methods.push(methodRow(`${method} (task classes)`, taskScores(f, r.restricted, 'restricted', tasks), params, flops ?? [null, null]));
   if (r.history !== undefined) study.curves = historyCurves(f, r.history, method);
   if (flops) study.flopsNote = `FLOPs counted by tracing shufflenet_v2_x1_0 at ${input}x${input}.`;
-  study.facts.push(['results', file], ['method', method], ['seed', String(r.seed ?? '–')], ['input', `${input}x${input}`], ['epochs', String(r.epochs ?? '–')]);
+  study.facts.push(['results', file], ['method', method], ['seed', String(r.seed ?? '–')], ['input', `${input}x${input}`], ['epochs', String(r.epochs ?? '–')], ['precision', typeof r.precision === 'string' ? r.precision : 'fp32'], ['device', typeof r.device === 'string' ? r.device : 'cpu']);
 }
