@@ -226,3 +226,43 @@ test('user npz errors: one line, naming the file and the problem', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// ---- an INFO JSON beside the npz (`<name>.json`, MedMNIST's INFO record)
+
+test('an INFO JSON beside a user npz gives its class names and task type; without one, 0..K-1', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-mm-'));
+  try {
+    const file = path.join(dir, 'cells.npz');
+    writeFake(file, { labels: (n) => Uint8Array.from({ length: n }, (_, i) => i % 3), labelDescr: '|u1', labelShape: (n) => [n, 1] });
+    const plain = loadMedMnist(file);
+    assert.deepEqual(plain.classNames, ['0', '1', '2']);
+    assert.equal(plain.task, 'multi-class');
+    const info = { task: 'ordinal-regression', label: { '0': 'mild', '1': 'moderate', '2': 'severe', '3': 'proliferative' }, n_channels: 3, n_samples: SIZES, license: 'CC0 1.0' };
+    writeFileSync(path.join(dir, 'cells.json'), JSON.stringify(info));
+    const d = loadMedMnist(file);
+    // 4 names although the labels only reach 2: the JSON says how many classes the task has
+    assert.deepEqual(d.classNames, ['mild', 'moderate', 'severe', 'proliferative']);
+    assert.equal(d.task, 'ordinal-regression');
+    assert.equal(d.infoJson?.extra.license, 'CC0 1.0');
+    assert.deepEqual(loadMedMnist(file, { classNames: ['x', 'y', 'z'] }).classNames, ['x', 'y', 'z'], 'explicit names win');
+
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ ...info, n_channels: 1 }, /n_channels is 1 but the \.npz images have 3 channels/],
+      [{ ...info, n_channels: 2 }, /n_channels must be 1 or 3, got 2/],
+      [{ ...info, task: 'multi-label, binary-class' }, /task "multi-label, binary-class" is not supported/],
+      [{ ...info, task: 'regression' }, /task must be one of binary-class, multi-class, ordinal-regression, got "regression"/],
+      [{ ...info, label: { '0': 'a', '2': 'c' } }, /label must have the keys "0".."1", "1" is missing/],
+      [{ ...info, label: ['a', 'b'] }, /label must be an object of class index -> name/],
+      [{ ...info, label: { '0': 'a', '1': 'b' } }, /label 2 is out of range for 2 classes \(.*cells\.json names 2\)/],
+      [{ ...info, n_samples: { ...SIZES, test: 4 } }, /n_samples\.test is 4 but the \.npz has 3 test images/],
+    ];
+    for (const [v, re] of bad) {
+      writeFileSync(path.join(dir, 'cells.json'), JSON.stringify(v));
+      assert.throws(() => loadMedMnist(file), (e: unknown) => e instanceof UserError && re.test(e.message) && !e.message.includes('\n'), String(re));
+    }
+    writeFileSync(path.join(dir, 'cells.json'), '{"task": ');
+    assert.throws(() => loadMedMnist(file), (e: unknown) => e instanceof UserError && /cells\.json: not valid JSON/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,6 +1,7 @@
 // `lorkd demo` on the bundled MedMNIST data with a tiny budget (1 + 1 epochs, input 16): it ends
-// with one JSON line (mean accuracies, 3 tasks, 3 expert files); run again on the same --out it
-// resumes without training and reports the same numbers.
+// with one JSON line (mean accuracies, 3 tasks, 3 expert files) and a report whose every section
+// has data, but the two that need seeds or ranks (one line naming lorkd compare); run again on the
+// same --out it resumes without training and reports the same numbers.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -53,6 +54,7 @@ test('lorkd demo: a JSON line with the results and 3 experts; a second run resum
   const saved = JSON.parse(readFileSync(r.results_file, 'utf8')) as { lorkd: { mean_accuracy: number }; experts: string[] };
   assert.equal(saved.lorkd.mean_accuracy, r.lorkd_mean_accuracy);
   assert.deepEqual(saved.experts, r.experts);
+  checkReport();
   const weights = ['foundation.safetensors', 'decomposition.safetensors'].map((f) => readFileSync(path.join(OUT, f)));
 
   const t1 = performance.now();
@@ -70,3 +72,38 @@ test('lorkd demo: a JSON line with the results and 3 experts; a second run resum
   ['foundation.safetensors', 'decomposition.safetensors'].forEach((f, i) => assert.ok(readFileSync(path.join(OUT, f)).equals(weights[i]!), `${f} is unchanged`));
   assert.ok(again.seconds < r.seconds, `the resumed run is faster (${again.seconds.toFixed(1)} s vs ${r.seconds.toFixed(1)} s)`);
 });
+
+/** Every section of the demo's report has data, but paired differences and Table 3: one line each naming `lorkd compare`. */
+function checkReport(): void {
+  const html = readFileSync(path.join(OUT, 'report.html'), 'utf8');
+  const sections = [...html.matchAll(/<section id="(\w+)" class="([\w-]+)">([\s\S]*?)<\/section>/g)];
+  assert.deepEqual(sections.map((s) => s[1]), ['table1', 'paired', 'table2', 'table3', 'table4', 'training', 'gradcam', 'mig', 'cka']);
+  for (const [, id, cls, body] of sections) {
+    if (id === 'paired' || id === 'table3') {
+      assert.equal(cls, 'no-data', id);
+      assert.match(body!, /<h2>[^<]+<\/h2><p class="missing needs">A single run has one [^<]*<code>lorkd compare [^<]+<\/code>[^<]*<\/p>$/, `${id}: one line naming lorkd compare`);
+    } else assert.equal(cls, 'has-data', `section ${id} has data`);
+  }
+  assert.doesNotMatch(html, /No data for this section yet/);
+  // what filled them: Grad-CAM strips (2 test images per task: input, foundation, the task's expert), MIG, CKA, transfer
+  const g = JSON.parse(readFileSync(path.join(OUT, 'gradcam', 'gradcam.json'), 'utf8')) as { images: { input: string; panels: { model: string }[] }[] };
+  assert.equal(g.images.length, 2 * TASKS.length);
+  g.images.forEach((im, i) => {
+    const task = TASKS[Math.floor(i / 2)]!;
+    assert.ok(path.basename(im.input).startsWith(`${task}-`), im.input);
+    assert.deepEqual(im.panels.map((p) => path.basename(p.model)), ['foundation.safetensors', `${task}.safetensors`]);
+  });
+  assert.equal((html.match(/<div class="strip">/g) ?? []).length, 2 * TASKS.length, 'one strip per image in the report');
+  const mig = JSON.parse(readFileSync(path.join(OUT, 'mig.json'), 'utf8')) as { groups: { label: string; mig: number }[] };
+  assert.deepEqual(mig.groups.map((x) => x.label), ['.', 'experts']);
+  for (const x of mig.groups) unit(x.mig, `MIG of ${x.label}`);
+  const cka = JSON.parse(readFileSync(path.join(OUT, 'cka.json'), 'utf8')) as { groups: { networks: { name: string }[]; matrix: number[][] }[] };
+  assert.deepEqual(cka.groups[0]!.networks.map((x) => x.name), ['foundation', ...TASKS]);
+  cka.groups[0]!.matrix.forEach((row, i) => row.forEach((v, j) => (i === j ? assert.equal(v, 1) : unit(v, `CKA ${i},${j}`))));
+  for (const label of ['lorkd', 'baseline']) {
+    const t = JSON.parse(readFileSync(path.join(OUT, 'transfer', label, 'transfer.json'), 'utf8')) as { shots: number; runs: { accuracy: number }[]; data: { name: string } };
+    assert.equal(t.shots, 5);
+    assert.equal(t.data.name, 'mednist');
+    assert.equal(t.runs.length, 3, `${label}: three fine-tuning seeds`);
+  }
+}

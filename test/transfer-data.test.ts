@@ -10,7 +10,7 @@ import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
 import { UserError } from '../src/tensor/index.js';
 import { loadTask, loadTasks } from '../src/data/medmnist.js';
-import { fewShot, splitStratified, resizeTask } from '../src/data/image-folder.js';
+import { fewShot, splitStratified } from '../src/data/image-folder.js';
 import type { ImageSplit } from '../src/data/dataset.js';
 import { interval, parseTransferSpec, TRANSFER_DEFAULTS } from '../src/experiments/transfer.js';
 import { loadSuite } from '../src/experiments/data-options.js';
@@ -82,7 +82,7 @@ test('k shots: k training images per class, seeded; val and test untouched; too 
   assert.throws(() => fewShot(t, 13, 0), (e: unknown) => e instanceof UserError && /fewer than --shots 13/.test(e.message) && !e.message.includes('\n'));
 });
 
-test('--tasks mixes image folders (grey PNG, RGB JPEG, any size) with MedMNIST npz: one common stored size', () => {
+test('--tasks mixes image folders (grey PNG, RGB JPEG, any size) with MedMNIST npz: each keeps its stored size in one suite', () => {
   const root = path.join(dir, 'mixed');
   for (const s of ['train', 'val', 'test']) {
     for (const [k, c] of ['cat', 'dog'].entries()) {
@@ -97,10 +97,12 @@ test('--tasks mixes image folders (grey PNG, RGB JPEG, any size) with MedMNIST n
   assert.equal(folder!.name, 'mixed');
   assert.equal(folder!.sourceChannels, 3, 'an RGB JPEG among grey PNGs makes the task RGB');
   assert.equal(med!.name, 'tiny');
-  for (const t of [folder!, med!]) for (const s of ['train', 'val', 'test'] as const) assert.deepEqual([t.splits[s].height, t.splits[s].width], [40, 40]);
-  // The resized npz images equal a direct resize of the original task.
-  const direct = resizeTask(loadTask(npz), 40, 40);
-  assert.deepEqual(med!.splits.train.images, direct.splits.train.images);
+  // Each task keeps its own stored size (batches are resized per task where they are made: data-tasks64.test.ts).
+  for (const s of ['train', 'val', 'test'] as const) {
+    assert.deepEqual([folder!.splits[s].height, folder!.splits[s].width], [40, 40]);
+    assert.deepEqual([med!.splits[s].height, med!.splits[s].width], [28, 28]);
+  }
+  assert.deepEqual(med!.splits.train.images, loadTask(npz).splits.train.images, 'the npz images as stored');
   // A grey PNG stays grey after loading (R = G = B), at its own value.
   const s = folder!.splits.train;
   const hw = s.height * s.width;
@@ -108,7 +110,7 @@ test('--tasks mixes image folders (grey PNG, RGB JPEG, any size) with MedMNIST n
   // The training commands' suite takes the same list (foundation/decompose/compare --tasks).
   const suite = loadSuite({ tasks: [root, npz] });
   assert.deepEqual(suite.tasks.map((t) => [t.name, t.numClasses]), [['mixed', 2], ['tiny', 3]]);
-  assert.equal(suite.split('train').height, 40);
+  assert.deepEqual(suite.split('train').heights, [40, 28]);
   assert.equal(suite.split('train').n, 4 + 6);
   assert.throws(() => loadTask(path.join(dir, 'nope')), (e: unknown) => e instanceof UserError);
 });

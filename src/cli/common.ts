@@ -2,13 +2,14 @@
 import type { Command } from 'commander';
 import { DEFAULT_TASKS, type DataOptions } from '../experiments/data-options.js';
 import { createProgress, type Progress } from '../experiments/progress.js';
+import { expandTaskList } from '../data/bundled.js';
 import { intOption, numberOption } from './output.js';
 import { checkDevice, checkPrecision, parseDevice, parsePrecision, type Precision } from '../tensor/index.js';
 import type { CliRuntime } from './distributed.js';
 
 export function dataOptions(c: Command, defaults: { input: number; batch: number }): Command {
   return c
-    .option('--tasks <list>', 'comma list of bundled MedMNIST names, MedMNIST-format .npz paths or ImageFolder roots (task = folder name)', DEFAULT_TASKS.join(','))
+    .option('--tasks <list>', 'comma list of bundled task names, med6 (= all: the six bundled tasks), MedMNIST-format .npz paths or ImageFolder roots (task = folder name)', DEFAULT_TASKS.join(','))
     .option('--input <size>', 'input side (bilinear resize)', intOption('input', 8), defaults.input)
     .option('--batch <n>', 'batch size', intOption('batch'), defaults.batch)
     .option('--seed <n>', 'seed (data order, flips, initialisation)', intOption('seed', 0), 0)
@@ -29,7 +30,7 @@ export function trainOptions(c: Command, d: { epochs: number; lr: number }): Com
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function toData(o: any): DataOptions {
-  return { tasks: String(o.tasks).split(',').map((s) => s.trim()).filter(Boolean), input: o.input, batch: o.batch, seed: o.seed, channelsLast: !o.nchw };
+  return { tasks: expandTaskList(String(o.tasks).split(',').map((s) => s.trim()).filter(Boolean)), input: o.input, batch: o.batch, seed: o.seed, channelsLast: !o.nchw };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -5,7 +5,7 @@ import { trainFoundation, loadFoundation } from '../experiments/foundation.js';
 import { trainDecomposition, type KdMode } from '../experiments/decompose.js';
 import { loadDecomposition } from '../lorkd/checkpoint.js';
 import { STRATEGIES, type StrategyOption } from '../lorkd/strategies.js';
-import { loadSuite } from '../experiments/data-options.js';
+import { loadSuite, DEFAULT_TASKS } from '../experiments/data-options.js';
 import { evaluateRun, resultsTable, RESULTS_HEADER, type RunResults } from '../experiments/report.js';
 import { RunDir } from '../experiments/run-dir.js';
 import { runDemo } from '../experiments/demo.js';
@@ -105,11 +105,12 @@ export function registerPipeline(program: Command, rt: CliRuntime): void {
     .option('--input <size>', 'input side of the experts', intOption('input', 8), 64)
     .option('--foundation-input <size>', 'input side of the foundation model (28: MedMNIST ResNet-18 (28))', intOption('foundation-input', 8), 28)
     .option('--seed <n>', 'seed', intOption('seed', 0), 0)
+    .option('--tasks <list>', 'the suite: bundled names, med6 (the six bundled tasks), .npz paths or ImageFolder roots', DEFAULT_TASKS.join(','))
     .option('--quiet', 'no progress output')
     .option('--json', 'end with one JSON line of the results')
     .action((o) =>
       run(async () => {
-        const r = await runDemo({ out: o.out, epochs: o.epochs, foundationEpochs: o.foundationEpochs, input: o.input, foundationInput: o.foundationInput, seed: o.seed, progress: progressOf(o) });
+        const r = await runDemo({ out: o.out, epochs: o.epochs, foundationEpochs: o.foundationEpochs, input: o.input, foundationInput: o.foundationInput, seed: o.seed, tasks: toData(o).tasks, progress: progressOf(o) });
         if (!o.json) console.log(table(RESULTS_HEADER, resultsTable(r.results)));
         // The demo ends with its HTML report (the report layer sits above experiments: called here).
         const report = await (await import('../report/index.js')).writeReport({ run: r.runDir, progress: progressOf(o) });

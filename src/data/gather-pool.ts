@@ -18,7 +18,7 @@ export class GatherChannel {
       v.set(b);
       return v;
     });
-    const data: GatherSource = { sources, taskStart: src.taskStart.slice(), height: src.height, width: src.width };
+    const data: GatherSource = { sources, taskStart: src.taskStart.slice(), height: src.height, width: src.width, heights: src.heights?.slice(), widths: src.widths?.slice() };
     const w = new Worker(new URL('./gather-worker.js', import.meta.url), { workerData: data });
     w.unref();
     w.on('message', (m: GatherReply) => {

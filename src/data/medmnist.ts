@@ -7,7 +7,9 @@ import { UserError } from '../tensor/errors.js';
 import { loadNpz, type Npz } from './npz.js';
 import type { NpyArray } from './npy.js';
 import { type ImageSplit, type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
-import { isDirectory, loadImageTask, resizeTask, type ImageTaskOptions } from './image-folder.js';
+import { isDirectory, loadImageTask, type ImageTaskOptions } from './image-folder.js';
+import { type InfoJson, readInfoJson } from './info-json.js';
+import { TASKS64, expandTaskList } from './bundled.js';
 
 /** One entry of MedMNIST's INFO dict (medmnist/info.py, v2.1.0), for a 2D subset. */
 export interface MedMnistInfo {
@@ -74,22 +76,25 @@ export function packageRoot(): string {
 
 /** The folder of the bundled MedMNIST files. */
 export const medmnistDir = (): string => path.join(packageRoot(), 'data', 'medmnist');
+/** The folder of the bundled 64x64 tasks (bloodpbc, kneeoa, braintumor), each with its INFO JSON. */
+export const tasks64Dir = (): string => path.join(packageRoot(), 'data', 'tasks64');
 
 export interface MedMnistOptions {
   /** Task name (default: the subset name, or the file name without .npz). */
   name?: string;
   /** Number of classes; default: from INFO if the file is a known subset, else max label + 1. */
   numClasses?: number;
-  /** Class names; default: from INFO, else '0'..'K-1'. */
+  /** Class names; default: from the INFO JSON beside the file, else the official INFO, else '0'..'K-1'. */
   classNames?: string[];
   /** Folder to look up names in (default: the bundled data/medmnist). */
   dataDir?: string;
 }
 
-/** A loaded MedMNIST subset; `info` is set when the file is a known subset. */
+/** A loaded MedMNIST subset; `info` is set when the file is a known subset, `infoJson` when a `<name>.json` lies beside it. */
 export interface MedMnistData extends TaskData {
   file: string;
   info?: MedMnistInfo;
+  infoJson?: InfoJson;
 }
 
 /** The INFO key for a subset name ('breastmnist', 'BreastMNIST', 'breast'), or undefined. */
@@ -164,11 +169,14 @@ export function loadMedMnist(source: string, opts: MedMnistOptions = {}): MedMni
   let file: string;
   let key: string | undefined;
   const bundled = !isPath(source);
-  if (bundled) {
+  if (bundled && TASKS64.includes(source.toLowerCase())) {
+    file = path.join(opts.dataDir ?? tasks64Dir(), `${source.toLowerCase()}.npz`);
+    if (!existsSync(file)) throw new UserError(`${file}: bundled file for '${source}' not found`);
+  } else if (bundled) {
     key = medmnistKey(source);
     if (!key) {
       throw new UserError(
-        `unknown MedMNIST subset '${source}' (bundled: ${BUNDLED_MEDMNIST.join(', ')}; pass the path of any other MedMNIST .npz)`,
+        `unknown MedMNIST subset '${source}' (bundled: ${[...BUNDLED_MEDMNIST, ...TASKS64].join(', ')}; named suites: med6, all; pass the path of any other MedMNIST .npz)`,
       );
     }
     file = path.join(opts.dataDir ?? medmnistDir(), `${key}.npz`);
@@ -182,11 +190,13 @@ export function loadMedMnist(source: string, opts: MedMnistOptions = {}): MedMni
     throw new UserError(`${file}: ${m}`);
   };
   const info = key ? MEDMNIST_INFO[key] : undefined;
+  const json = readInfoJson(file);
   const npz = loadNpz(file, { keys: SPLITS.flatMap((s) => [`${s}_images`, `${s}_labels`]) });
   const parts = SPLITS.map((s) => splitOf(npz, s, fail));
   const splits = { train: parts[0]!.split, val: parts[1]!.split, test: parts[2]!.split };
   const sourceChannels = parts[0]!.channels;
   if (parts.some((p) => p.channels !== sourceChannels)) fail('splits differ in their number of channels');
+  if (json) checkAgainstJson(json, sourceChannels, splits);
   if (bundled && info) {
     for (const s of SPLITS) {
       if (splits[s].n !== info.nSamples[s]) fail(`${s} has ${splits[s].n} samples, official ${info.pythonClass} has ${info.nSamples[s]}`);
@@ -197,15 +207,31 @@ export function loadMedMnist(source: string, opts: MedMnistOptions = {}): MedMni
   if (opts.classNames && opts.numClasses !== undefined && opts.classNames.length !== opts.numClasses) {
     throw new UserError(`${file}: ${opts.classNames.length} class names given for ${opts.numClasses} classes`);
   }
-  const numClasses = opts.classNames?.length ?? opts.numClasses ?? info?.labels.length ?? maxLabel + 1;
+  const numClasses = opts.classNames?.length ?? opts.numClasses ?? json?.labels.length ?? info?.labels.length ?? maxLabel + 1;
   if (!(numClasses >= 1)) fail('no labels');
-  if (maxLabel >= numClasses) fail(`label ${maxLabel} is out of range for ${numClasses} classes`);
+  if (maxLabel >= numClasses) fail(`label ${maxLabel} is out of range for ${numClasses} classes${json ? ` (${json.file} names ${json.labels.length})` : ''}`);
+  const known = json?.labels ?? info?.labels;
   const classNames =
     opts.classNames?.slice() ??
-    (info && info.labels.length === numClasses ? info.labels.slice() : Array.from({ length: numClasses }, (_, i) => String(i)));
-  const task: TaskType = info?.task ?? (numClasses === 2 ? 'binary-class' : 'multi-class');
+    (known && known.length === numClasses ? known.slice() : Array.from({ length: numClasses }, (_, i) => String(i)));
+  const task: TaskType = json?.task ?? info?.task ?? (numClasses === 2 ? 'binary-class' : 'multi-class');
   const name = opts.name ?? key ?? path.basename(file).replace(/\.npz$/i, '');
-  return { name, classNames, task, sourceChannels, splits, file, ...(info ? { info } : {}) };
+  return { name, classNames, task, sourceChannels, splits, file, ...(info ? { info } : {}), ...(json ? { infoJson: json } : {}) };
+}
+
+/** The INFO JSON must describe the file: the same channels, and its n_samples (when given) the split sizes. */
+function checkAgainstJson(json: InfoJson, channels: 1 | 3, splits: Record<Split, ImageSplit>): void {
+  const fail = (m: string): never => {
+    throw new UserError(`${json.file}: ${m}`);
+  };
+  if (json.nChannels !== channels) fail(`n_channels is ${json.nChannels} but the .npz images have ${channels} channel${channels === 1 ? '' : 's'}`);
+  const ns = json.extra.n_samples;
+  if (ns === undefined) return;
+  if (typeof ns !== 'object' || ns === null) fail('n_samples must be an object {train, val, test}');
+  for (const s of SPLITS) {
+    const v = (ns as Record<string, unknown>)[s];
+    if (v !== undefined && v !== splits[s].n) fail(`n_samples.${s} is ${JSON.stringify(v)} but the .npz has ${splits[s].n} ${s} images`);
+  }
 }
 
 /**
@@ -214,18 +240,16 @@ export function loadMedMnist(source: string, opts: MedMnistOptions = {}): MedMni
  * .npz path (loadMedMnist).
  */
 export function loadTask(source: string, opts: ImageTaskOptions = {}): TaskData {
-  const folder = isDirectory(source) && (isPath(source) || medmnistKey(source) === undefined);
+  const named = medmnistKey(source) !== undefined || TASKS64.includes(source.toLowerCase());
+  const folder = isDirectory(source) && (isPath(source) || !named);
   return folder ? loadImageTask(source, opts) : loadMedMnist(source);
 }
 
 /**
- * The tasks of a `--tasks` list (see loadTask). Tasks of a suite share one stored image size:
- * when the tasks differ, every task is resized (bilinear) to the largest height and width among
- * them; the loader then resizes batches to the model's input size as usual.
+ * The tasks of a `--tasks` list (see loadTask; the named suites `med6` and `all` expand to the six
+ * bundled tasks). Each task keeps its stored image size (28 and 64 may share a suite): batches
+ * are resized to the command's input size where they are made (src/data/transforms.ts).
  */
 export function loadTasks(sources: readonly string[], opts: ImageTaskOptions = {}): TaskData[] {
-  const tasks = sources.map((s) => loadTask(s, opts));
-  const h = Math.max(...tasks.map((t) => t.splits.train.height));
-  const w = Math.max(...tasks.map((t) => t.splits.train.width));
-  return tasks.map((t) => resizeTask(t, h, w));
+  return expandTaskList(sources).map((s) => loadTask(s, opts));
 }

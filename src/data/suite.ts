@@ -20,11 +20,21 @@ export interface SuiteTask {
   data: TaskData;
 }
 
-/** One split of a suite: the concatenation of the tasks' samples, task 0 first. */
+/**
+ * One split of a suite: the concatenation of the tasks' samples, task 0 first. Tasks may be
+ * stored at different sizes (28x28 MedMNIST beside 64x64 tasks): each keeps its own bytes, and a
+ * batch is resized to the input size where it is made (transforms.ts).
+ */
 export class SuiteSplit {
   readonly n: number;
+  /** The common stored size, or the largest when the tasks differ (see `uniform`). */
   readonly height: number;
   readonly width: number;
+  /** Stored size of each task's images. */
+  readonly heights: number[];
+  readonly widths: number[];
+  /** True when every task has the same stored size. */
+  readonly uniform: boolean;
   /** Samples per task, and the suite index of each task's first sample. */
   readonly taskSizes: number[];
   readonly taskStart: number[];
@@ -34,7 +44,7 @@ export class SuiteSplit {
   readonly global: Int32Array;
   /** Each task's uint8 CHW (3-channel) image buffer for this split. */
   readonly sources: Uint8Array[];
-  /** Bytes of one sample (3 * height * width). */
+  /** Bytes of one sample of the largest size (3 * height * width). */
   readonly sampleBytes: number;
 
   constructor(
@@ -42,17 +52,11 @@ export class SuiteSplit {
     tasks: readonly SuiteTask[],
   ) {
     const parts = tasks.map((t) => t.data.splits[split]);
-    const first = parts[0]!;
-    for (let t = 1; t < parts.length; t++) {
-      const p = parts[t]!;
-      if (p.height !== first.height || p.width !== first.width) {
-        throw new UserError(
-          `task '${tasks[t]!.name}' has ${p.height}x${p.width} images but '${tasks[0]!.name}' has ${first.height}x${first.width}: tasks of a suite must share the image size`,
-        );
-      }
-    }
-    this.height = first.height;
-    this.width = first.width;
+    this.heights = parts.map((p) => p.height);
+    this.widths = parts.map((p) => p.width);
+    this.uniform = parts.every((p) => p.height === parts[0]!.height && p.width === parts[0]!.width);
+    this.height = Math.max(...this.heights);
+    this.width = Math.max(...this.widths);
     this.sampleBytes = 3 * this.height * this.width;
     this.taskSizes = parts.map((p) => p.n);
     this.taskStart = [];

@@ -1,9 +1,9 @@
 // Batch transforms: uint8 (B,3,H,W) -> float [0,1] -> bilinear resize to S x S (antialias off, as
 // torch F.interpolate(align_corners=False)) -> per-channel (x - mean) / std. The random horizontal
 // flip is applied to the uint8 bytes when they are gathered (gather.ts), before upload.
-import { type Tensor, tensor, interpolate, tidy, hostToDevice } from '../tensor/index.js';
+import { type Tensor, tensor, interpolate, tidy, cat, hostToDevice } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
-import { gatherImages } from './gather.js';
+import { gatherImages, sizeRuns } from './gather.js';
 import type { SuiteSplit } from './suite.js';
 import { Routing } from './routing.js';
 
@@ -71,6 +71,26 @@ export function imagesToTensor(bytes: Uint8Array, n: number, h: number, w: numbe
 }
 
 /**
+ * The gathered bytes of a batch as one tensor. Tasks stored at different sizes (a suite of 28x28
+ * and 64x64 tasks) are converted run by run, each run resized straight to opts.size, then joined.
+ */
+export function batchImages(split: SuiteSplit, bytes: Uint8Array, indices: Int32Array, opts: TransformOptions): Tensor {
+  if (split.uniform) return imagesToTensor(bytes, indices.length, split.height, split.width, opts);
+  if (opts.size === undefined) {
+    throw new UserError(`tasks stored at different sizes (${split.heights.map((h, t) => `${h}x${split.widths[t]}`).join(', ')}) need an input size to resize to`);
+  }
+  return tidy(() => {
+    let off = 0;
+    const parts = sizeRuns(split, indices).map(([, m, h, w]) => {
+      const x = imagesToTensor(bytes.subarray(off, off + m * 3 * h * w), m, h, w, opts);
+      off += m * 3 * h * w;
+      return x;
+    });
+    return parts.length === 1 ? parts[0]! : cat(parts, 0);
+  });
+}
+
+/**
  * A batch sorted by task where it is made (docs/ARCHITECTURE.md, "The seam"): task t's rows are
  * the contiguous slice [routing.offsets[t], routing.offsets[t] + routing.counts[t]), images are in
  * the model's memory format, and everything that belongs to a row travels with it in the same
@@ -121,7 +141,7 @@ export function makeBatch(split: SuiteSplit, indices: Int32Array, flips: Uint8Ar
   }
   const device = opts.device ?? 'cpu';
   const t = tidy(() => ({
-    images: imagesToTensor(bytes, n, split.height, split.width, opts),
+    images: batchImages(split, bytes, indices, opts),
     local: longTensor(local, device),
     global: longTensor(global, device),
     taskIds: longTensor(taskIds, device),

@@ -24,10 +24,12 @@ export interface Section {
   /** Inner HTML, or null when there is no data: then `missing` says which command produces it. */
   body: string | null;
   missing: string;
+  /** Set when the source cannot have this data (one run has one seed and one rank): this one line replaces "No data yet". */
+  needs?: string;
 }
 
 export function sectionHtml(s: Section): string {
-  const body = s.body ?? `<p class="missing">No data for this section yet. ${s.missing}</p>`;
+  const body = s.body ?? (s.needs ? `<p class="missing needs">${s.needs}</p>` : `<p class="missing">No data for this section yet. ${s.missing}</p>`);
   return `<section id="${s.id}" class="${s.body ? 'has-data' : 'no-data'}"><h2>${esc(s.title)}</h2>${body}</section>`;
 }
 

@@ -68,7 +68,8 @@ export function sectionsOf(study: Study, figs: Record<string, string>): Section[
     {
       id: 'paired', title: 'Paired differences against LoRKD',
       body: study.paired.length ? wrap(pairedTable(study)) + fig('paired') : null,
-      missing: `${cmd('lorkd compare --methods all --seeds 0,1,2 --out DIR')} writes the per-seed differences against LoRKD${compare ? '' : ' (a single run has one seed)'}.`,
+      missing: `${cmd('lorkd compare --methods all --seeds 0,1,2 --out DIR')} writes the per-seed differences against LoRKD.`,
+      ...(compare ? {} : { needs: `A single run has one seed and one method: ${cmd('lorkd compare --methods all --seeds 0,1,2 --out DIR')} gives every method's paired per-seed difference against LoRKD.` }),
     },
     {
       id: 'table2', title: 'Table 2: transfer',
@@ -79,6 +80,7 @@ export function sectionsOf(study: Study, figs: Record<string, string>): Section[
       id: 'table3', title: 'Table 3: rank ablation',
       body: study.ranks.length ? wrap(table3(study)) + (fig('rank-curve') || '<p class="note">One rank only: the rank curve needs two or more.</p>') : null,
       missing: `${cmd('lorkd compare --methods lorkd --ranks 4,8,16 --out DIR')} trains LoRKD at each rank.`,
+      ...(compare ? {} : { needs: `A single run has one rank: ${cmd('lorkd compare --methods lorkd --ranks 4,8,16 --seeds 0,1,2 --out DIR')} trains LoRKD at each rank over seeds.` }),
     },
     {
       id: 'table4', title: 'Table 4: costs of training and deployment',

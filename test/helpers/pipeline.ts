@@ -72,15 +72,15 @@ export interface LorkdResult {
   stderr: string;
 }
 
-/** Runs `node bin/lorkd.js ...args` to completion. */
-export function lorkd(args: string[], o: { timeoutMs?: number } = {}): LorkdResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: lorkdEnv(), timeout: o.timeoutMs ?? 300_000, cwd: REPO });
+/** Runs `node bin/lorkd.js ...args` to completion (`env`: variables over lorkdEnv()'s). */
+export function lorkd(args: string[], o: { timeoutMs?: number; env?: Record<string, string> } = {}): LorkdResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: lorkdEnv(o.env), timeout: o.timeoutMs ?? 300_000, cwd: REPO });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Runs lorkd and fails with its stderr unless it exits 0. */
-export function lorkdOk(args: string[]): LorkdResult {
-  const r = lorkd(args);
+export function lorkdOk(args: string[], env?: Record<string, string>): LorkdResult {
+  const r = lorkd(args, { env });
   if (r.status !== 0) throw new Error(`lorkd ${args.join(' ')} exited ${r.status}:\n${r.stderr}`);
   return r;
 }
