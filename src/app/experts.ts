@@ -1,7 +1,8 @@
 // The experts the app offers: one exported .onnx per department in a folder, checked against the
 // export contract (input `input`, outputs `logits` and `cam`, metadata `lorkd_preprocessing`,
 // `lorkd_task`, `lorkd_model`, `lorkd_version`) and described in a small manifest the page reads.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
+import { readRegular } from '../io/read.js';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
 import type { OnnxPreprocessing } from '../export/onnx/export.js';
@@ -57,12 +58,7 @@ export function parsePreprocessing(json: string, fail: (m: string) => never): Pr
 
 /** Reads and checks one exported .onnx file; `id` and `file` name it in the site. */
 export function readExpert(source: string, id: string): ExpertSource {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(source);
-  } catch (e) {
-    throw new UserError(`${source}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const bytes = readRegular(source, { what: 'ONNX file' });
   const fail = (m: string): never => {
     throw new UserError(`${source}: ${m}`);
   };

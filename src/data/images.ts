@@ -1,12 +1,13 @@
 // Image files: PNG (pngjs) and JPEG (jpeg-js) decoded to the data layer's uint8 CHW 3-channel
 // form, and ImageFolder-layout directories loaded as a TaskData (like a MedMNIST subset).
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
 import { tensor, interpolate, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { limit, checkLimit } from '../io/limits.js';
+import { readRegular } from '../io/read.js';
 import { checkPng } from './png-header.js';
 import { DICOM_EXTENSIONS, decodeDicom, dicomToImage, isDicom } from './dicom.js';
 import { type ImageSplit, type Split, SPLITS, type TaskData } from './dataset.js';
@@ -127,13 +128,7 @@ export function decodeImage(bytes: Uint8Array, name = '<image>'): Image {
 
 /** Reads and decodes a PNG or JPEG file (see decodeImage). */
 export function readImage(file: string): Image {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new UserError(`${file}: cannot read image (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return decodeImage(bytes, file);
+  return decodeImage(readRegular(file, { what: 'image' }), file);
 }
 
 /**

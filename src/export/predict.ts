@@ -2,7 +2,8 @@
 // softmax class probabilities. Inputs are MedMNIST-format .npz files (one split), image files
 // (PNG, JPEG, DICOM) and folders of them (walked recursively; class subfolders named after the
 // expert's classes give labels). predictInputs keeps going past a bad file and reports it.
-import { closeSync, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { readAt, withFile } from '../io/read.js';
 import path from 'node:path';
 import { type Tensor, cat, noGrad, softmax, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
@@ -92,15 +93,10 @@ export function predictProbs(model: ImageClassifier, meta: ExpertMeta, images: U
 
 /** True when the file starts with the DICOM Part 10 signature (read from its first 132 bytes). */
 function hasDicomSignature(file: string): boolean {
-  const head = new Uint8Array(132);
-  let fd: number | undefined;
   try {
-    fd = openSync(file, 'r');
-    return readSync(fd, head, 0, 132, 0) === 132 && isDicom(head);
+    return withFile(file, (f) => isDicom(readAt(file, f, 0, 132)));
   } catch {
     return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 

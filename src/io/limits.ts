@@ -35,6 +35,7 @@ export function machineMemory(): number {
 export const LIMITS = {
   imagePixels: { env: 'LORKD_MAX_IMAGE_PIXELS', what: 'pixels per image', default: () => 8192 * 8192 },
   npzBytes: { env: 'LORKD_MAX_NPZ_BYTES', what: 'bytes unpacked from one .npz', default: () => Math.min(8 * GiB, Math.floor(machineMemory() / 2)), bytes: true },
+  fileBytes: { env: 'LORKD_MAX_FILE_BYTES', what: 'bytes read from one file', default: () => Math.min(8 * GiB, Math.floor(machineMemory() / 2)), bytes: true },
   memory: { env: 'LORKD_MEMORY_LIMIT', what: 'bytes of memory for one run', default: () => machineMemory(), bytes: true },
   rank: { env: 'LORKD_MAX_RANK', what: 'expert rank', default: () => 1024 },
   tasks: { env: 'LORKD_MAX_TASKS', what: 'tasks', default: () => 1000 },

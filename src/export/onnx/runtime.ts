@@ -1,6 +1,7 @@
 // Running an exported ONNX expert with onnxruntime-node: the preprocessing record is read back from
 // metadata_props (checked like an expert file's metadata), the session runs preprocessed batches.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readRegular } from '../../io/read.js';
 import * as ort from 'onnxruntime-node';
 import type { Tensor } from '../../tensor/tensor.js';
 import { UserError } from '../../tensor/errors.js';
@@ -53,7 +54,7 @@ export function onnxExpertMeta(bytes: Uint8Array, file: string): ExpertMeta {
 /** Loads an ONNX file written by `lorkd export --format onnx` into an onnxruntime-node session. */
 export async function loadOnnxExpert(file: string): Promise<OnnxExpert> {
   if (!existsSync(file)) throw new UserError(`${file}: ONNX file not found`);
-  const bytes = readFileSync(file);
+  const bytes = readRegular(file, { what: 'ONNX file' });
   const meta = onnxExpertMeta(bytes, file);
   let session: ort.InferenceSession;
   try {
