@@ -2,13 +2,12 @@
 // form, and ImageFolder-layout directories loaded as a TaskData (like a MedMNIST subset).
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
 import { tensor, interpolate, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { limit, checkLimit } from '../io/limits.js';
 import { readRegular } from '../io/read.js';
-import { checkPng } from './png-header.js';
+import { decodePngPixels } from './png-decode.js';
 import { DICOM_EXTENSIONS, decodeDicom, dicomToImage, isDicom } from './dicom.js';
 import { type ImageSplit, type Split, SPLITS, type TaskData } from './dataset.js';
 
@@ -41,19 +40,9 @@ function planar(src: Uint8Array, hw: number, step: number): Uint8Array {
 }
 
 function decodePng(bytes: Uint8Array, name: string): Image {
-  // Size against the pixel limit, and the pixel data's inflated size, before pngjs allocates.
-  checkPng(bytes, name);
-  let png: ReturnType<typeof PNG.sync.read>;
-  try {
-    // pngjs always yields 8-bit RGBA: grey is expanded to R = G = B, palettes are resolved, and
-    // 16-bit samples are scaled to 8 bits as round(v * 255 / 65535).
-    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  } catch (e) {
-    throw new UserError(`${name}: corrupt or unsupported PNG (${(e as Error).message})`);
-  }
-  const { width, height } = png;
-  if (!(width > 0 && height > 0) || png.data.length !== width * height * 4) throw new UserError(`${name}: corrupt PNG (no pixel data)`);
-  return { width, height, data: planar(png.data, width * height, 4), grey: !png.color };
+  // Size against the pixel limit and the pixel data's inflated size first, then the pixels in a
+  // fixed number of allocations for any shape (png-decode.ts).
+  return decodePngPixels(bytes, name);
 }
 
 /** Width and height from a JPEG's first start-of-frame marker, or null when there is none. */
