@@ -79,8 +79,7 @@ export function decodePngPixels(bytes: Uint8Array, name: string): PngPixels {
   const key = transparency && (h.colorType === 0 || h.colorType === 2) ? readKey(transparency, h.colorType === 0 ? 1 : 3, fail) : null;
   const hw = h.width * h.height;
   const out = new Uint8Array(3 * hw);
-  const scale = depth === 8 || h.colorType === 3 ? null : (v: number) => Math.floor((v * 255) / max + 0.5);
-  const sample = sampleReader(buf, depth, max);
+  const palette3 = h.colorType === 3;
   const passes: readonly (readonly [number, number, number, number])[] = h.interlaced ? ADAM7 : [[0, 0, 1, 1]];
   let at = 0;
   for (const [x0, y0, dx, dy] of passes) {
@@ -89,48 +88,63 @@ export function decodePngPixels(bytes: Uint8Array, name: string): PngPixels {
     if (pw <= 0 || ph <= 0) continue;
     const stride = scanlineBytes(pw, 1, bitsPerPixel);
     if (!unfilter(buf, at, ph, stride, bpp)) fail('unknown scanline filter type');
-    for (let py = 0; py < ph; py++) {
-      const row = at + py * stride + 1;
-      let dst = (y0 + py * dy) * h.width + x0;
-      for (let px = 0; px < pw; px++, dst += dx) {
-        const s = px * channels;
-        let r: number, g: number, b: number;
-        if (h.colorType === 3) {
-          const i = sample(row, s);
-          if (i >= entries) fail(`index ${i} not in palette`);
-          r = palette![3 * i]!;
-          g = palette![3 * i + 1]!;
-          b = palette![3 * i + 2]!;
-        } else {
-          r = sample(row, s);
-          g = channels >= 3 ? sample(row, s + 1) : r;
-          b = channels >= 3 ? sample(row, s + 2) : r;
-          if (key !== null && r === key[0] && (key.length === 1 || (g === key[1] && b === key[2]))) {
-            r = g = b = 0;
-          } else if (scale) {
-            r = scale(r);
-            g = channels >= 3 ? scale(g) : r;
-            b = channels >= 3 ? scale(b) : r;
-          }
-        }
-        out[dst] = r;
-        out[hw + dst] = g;
-        out[2 * hw + dst] = b;
-      }
-    }
+    const bad = convertPass(buf, at, stride, pw, ph, channels, depth, key, palette3 ? palette : null, entries, out, hw, (y0 * h.width) + x0, dy * h.width, dx);
+    if (bad >= 0) fail(`index ${bad} not in palette`);
     at += ph * stride;
   }
   return { width: h.width, height: h.height, data: out, grey: (h.colorType & 2) === 0 };
 }
 
+/**
+ * Writes the pixels of one (unfiltered) pass into the RGB planes `out` (`hw` bytes each): row py,
+ * column px goes to `first + py * rowStep + px * dx`. Returns a palette index beyond the palette,
+ * or -1.
+ */
+function convertPass(
+  buf: Uint8Array, at: number, stride: number, pw: number, ph: number, channels: number, depth: number,
+  key: number[] | null, palette: Uint8Array | null, entries: number, out: Uint8Array, hw: number, first: number, rowStep: number, dx: number,
+): number {
+  const max = 2 ** depth - 1;
+  const rgb = channels >= 3;
+  const rescale = depth !== 8 && palette === null;
+  const k0 = key ? key[0]! : -1;
+  const grey = key !== null && key.length === 1;
+  const k1 = key && key.length === 3 ? key[1]! : -1;
+  const k2 = key && key.length === 3 ? key[2]! : -1;
+  for (let py = 0; py < ph; py++) {
+    const row = at + py * stride + 1;
+    let dst = first + py * rowStep;
+    for (let px = 0, s = 0; px < pw; px++, s += channels, dst += dx) {
+      let r = sampleAt(buf, row, s, depth, max);
+      let g = rgb ? sampleAt(buf, row, s + 1, depth, max) : r;
+      let b = rgb ? sampleAt(buf, row, s + 2, depth, max) : r;
+      if (palette !== null) {
+        if (r >= entries) return r;
+        const i = 3 * r;
+        r = palette[i]!;
+        g = palette[i + 1]!;
+        b = palette[i + 2]!;
+      } else if (r === k0 && (grey || (g === k1 && b === k2))) {
+        r = g = b = 0;
+      } else if (rescale) {
+        r = Math.floor((r * 255) / max + 0.5);
+        g = rgb ? Math.floor((g * 255) / max + 0.5) : r;
+        b = rgb ? Math.floor((b * 255) / max + 0.5) : r;
+      }
+      out[dst] = r;
+      out[hw + dst] = g;
+      out[2 * hw + dst] = b;
+    }
+  }
+  return -1;
+}
+
 /** Sample `i` of the row whose data starts at `row` (after its filter byte). */
-function sampleReader(buf: Uint8Array, depth: number, max: number): (row: number, i: number) => number {
-  if (depth === 8) return (row, i) => buf[row + i]!;
-  if (depth === 16) return (row, i) => (buf[row + 2 * i]! << 8) | buf[row + 2 * i + 1]!;
-  return (row, i) => {
-    const bit = i * depth;
-    return (buf[row + (bit >> 3)]! >> (8 - depth - (bit & 7))) & max;
-  };
+function sampleAt(buf: Uint8Array, row: number, i: number, depth: number, max: number): number {
+  if (depth === 8) return buf[row + i]!;
+  if (depth === 16) return (buf[row + 2 * i]! << 8) | buf[row + 2 * i + 1]!;
+  const bit = i * depth;
+  return (buf[row + (bit >> 3)]! >> (8 - depth - (bit & 7))) & max;
 }
 
 function readKey(t: Uint8Array, n: number, fail: (m: string) => never): number[] {

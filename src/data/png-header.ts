@@ -101,7 +101,7 @@ export function parsePng(bytes: Uint8Array, name: string): PngParts {
   const want = inflatedSize(header);
   let scanlines: Uint8Array;
   try {
-    scanlines = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat), { maxOutputLength: Math.max(1, want) });
+    scanlines = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat), { maxOutputLength: Math.max(1, want), chunkSize: Math.max(64 * 1024, want + 1) });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ERR_BUFFER_TOO_LARGE') return fail(`its pixel data inflates beyond the ${want} bytes a ${header.width}x${header.height} image holds`);
