@@ -22,6 +22,7 @@ import { saveDecomposition } from '../lorkd/checkpoint.js';
 import { createMethod, methodName, KD_METHODS, type Method, type MethodContext, type MethodName } from './methods/index.js';
 import type { Progress } from './progress.js';
 import { contextTasks } from './methods/context.js';
+import { checkRunSettings, runSettings } from './run-settings.js';
 
 export { contextTasks };
 
@@ -111,6 +112,7 @@ export async function runMethod(o: MethodRunOptions): Promise<MethodResult> {
   const name = methodName(o.method);
   const suite = loadSuite(o);
   const run = RunDir.open(o.out, { resume: o.resume, marker: CHECKPOINT });
+  checkRunSettings(run, runSettings(name, o, usesTeacher(name, o)), o.resume, METHOD_RESULT);
   if (o.resume && run.has(METHOD_RESULT)) {
     o.progress.log(`[${name}] ${run.file(METHOD_RESULT)}: finished, not retrained`);
     return run.readJson<MethodResult>(METHOD_RESULT);

@@ -41,6 +41,7 @@ export const LIMITS = {
   tasks: { env: 'LORKD_MAX_TASKS', what: 'tasks', default: () => 1000 },
   input: { env: 'LORKD_MAX_INPUT', what: 'input side in pixels', default: () => 1024 },
   batch: { env: 'LORKD_MAX_BATCH', what: 'images per batch', default: () => 65536 },
+  tensorBytes: { env: 'LORKD_MAX_TENSOR_BYTES', what: 'bytes of one tensor a model graph states', default: () => GiB, bytes: true },
   decodeHeap: { env: 'LORKD_DECODE_HEAP', what: 'bytes of JavaScript heap per image decode (serve)', default: () => GiB, bytes: true },
   decodeSeconds: { env: 'LORKD_DECODE_SECONDS', what: 'seconds per image decode (serve)', default: () => 60 },
 } as const satisfies Record<string, Limit>;
