@@ -10,8 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { deflateRawSync, deflateSync, inflateRawSync, crc32 as zcrc } from 'node:zlib';
-import { HAVE_TIME, lorkdMeasured, expectOneLine, type Measured } from './helpers/hostile.js';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { HAVE_TIME, lorkdMeasured, expectOneLine, tallPng, type Measured } from './helpers/hostile.js';
 import { REPO, writeTaskNpz } from './helpers/pipeline.js';
 import { writeDecomposition, writeExperts } from './serve-fixtures.js';
 import { loadSafetensors, saveSafetensors } from '../src/io/safetensors.js';
@@ -28,28 +28,6 @@ let fifo: string;
 let baselineMiB = NaN;
 
 const SMALL = path.join(dir, 'small.png');
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zcrc(Buffer.concat([Buffer.from(type, 'latin1'), data])) >>> 0, 0);
-  return Buffer.concat([head, data, crc]);
-}
-
-/** A 1 x h 8-bit RGB PNG (one pixel per row). */
-function tallPng(h: number): Buffer {
-  const rows = Buffer.alloc(4 * h);
-  for (let y = 0; y < h; y++) rows[4 * y + 1] = y & 0xff;
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(1, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows, { level: 9 })), chunk('IEND', new Uint8Array(0))]);
-}
 
 before(() => {
   checkpoint = writeDecomposition(path.join(dir, 'dm.safetensors'), 3);

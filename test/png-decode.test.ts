@@ -4,19 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync, crc32 as zcrc } from 'node:zlib';
+import { pngChunk as chunk, pngFile } from './helpers/hostile.js';
 import { PNG } from 'pngjs';
 import { decodePngPixels } from '../src/data/png-decode.js';
 import { ADAM7, scanlineBytes } from '../src/data/png-header.js';
 import { lcg } from './helpers/random.js';
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zcrc(Buffer.concat([Buffer.from(type, 'latin1'), data])) >>> 0, 0);
-  return Buffer.concat([head, data, crc]);
-}
 
 interface Spec {
   width: number;
@@ -74,17 +66,10 @@ function encode(s: Spec): Buffer {
       prev = raw;
     }
   }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(s.width, 0);
-  ihdr.writeUInt32BE(s.height, 4);
-  ihdr[8] = s.depth;
-  ihdr[9] = s.colorType;
-  ihdr[12] = s.interlaced ? 1 : 0;
-  const extra: Buffer[] = [];
-  if (s.colorType === 3) extra.push(chunk('PLTE', Uint8Array.from({ length: 3 * s.palette! }, () => Math.floor(r() * 256))));
-  if (s.trns) extra.push(chunk('tRNS', s.trns));
-  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([sig, chunk('IHDR', ihdr), ...extra, chunk('IDAT', deflateSync(Buffer.concat(parts))), chunk('IEND', new Uint8Array(0))]);
+  const before: Buffer[] = [];
+  if (s.colorType === 3) before.push(chunk('PLTE', Uint8Array.from({ length: 3 * s.palette! }, () => Math.floor(r() * 256))));
+  if (s.trns) before.push(chunk('tRNS', s.trns));
+  return pngFile({ width: s.width, height: s.height, depth: s.depth, colorType: s.colorType, interlaced: s.interlaced }, deflateSync(Buffer.concat(parts)), { before });
 }
 
 /** pngjs's RGBA as RGB planes. */
@@ -132,14 +117,7 @@ test('a palette index beyond the palette and an unknown filter type are one-line
   crc.writeUInt32BE(zcrc(fixed.subarray(at, at + 4 + 3)) >>> 0, 0);
   const rebuilt = Buffer.concat([fixed, crc, oneEntry.subarray(at + 4 + 6 + 4)]);
   assert.throws(() => decodePngPixels(rebuilt, 'pal.png'), /pal\.png: corrupt or unsupported PNG \(index 1 not in palette\)/);
-  const raw = Buffer.from([9, 1, 2, 3]);
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(1, 0);
-  ihdr.writeUInt32BE(1, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  const f9 = Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))]);
+  const f9 = pngFile({ width: 1, height: 1 }, deflateSync(Buffer.from([9, 1, 2, 3])));
   assert.throws(() => decodePngPixels(f9, 'f.png'), /f\.png: corrupt or unsupported PNG \(unknown scanline filter type\)/);
   const flipped = Buffer.from(f9);
   flipped[flipped.length - 20] ^= 1;
@@ -150,13 +128,7 @@ test('a 1 x 2,000,000 PNG decodes with a bounded heap (no per-row objects)', () 
   const h = 2_000_000;
   const rows = Buffer.alloc(4 * h);
   for (let y = 0; y < h; y++) rows.set([1, 7, 1, 1], 4 * y); // Sub filter on one RGB pixel
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(1, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  const bytes = Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows, { level: 9 })), chunk('IEND', new Uint8Array(0))]);
+  const bytes = pngFile({ width: 1, height: h }, deflateSync(rows, { level: 9 }));
   const heap0 = process.memoryUsage().heapUsed;
   let peak = heap0;
   const t0 = Date.now();

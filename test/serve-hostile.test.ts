@@ -8,20 +8,20 @@
 // SIGTERM with a slow client exits at the drain's deadline; serve options have stated ranges.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { createInterface } from 'node:readline';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { deflateSync, crc32 as zcrc } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { setNumThreads } from '../src/tensor/index.js';
 import { Service, startServer, decompositionDepartments, type RunningServer } from '../src/serve/index.js';
 import { loadSafetensors, saveSafetensors } from '../src/io/safetensors.js';
-import { writeDecomposition, writeExperts, writeImages, post, type TestImage } from './serve-fixtures.js';
-import { BIN, REPO, lorkd, lorkdEnv } from './helpers/pipeline.js';
+import { writeDecomposition, writeExperts, writeImages, post, startServeProcess, type TestImage } from './serve-fixtures.js';
+import { lorkd } from './helpers/pipeline.js';
+import { pngFile, tallPng } from './helpers/hostile.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-serve-hostile-'));
 let checkpoint: string;
@@ -104,32 +104,9 @@ async function underAttack<T>(s: RunningServer, what: string, attack: () => Prom
   }
 }
 
-function chunk(type: string, data: Uint8Array): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zcrc(Buffer.concat([Buffer.from(type, 'latin1'), data])) >>> 0, 0);
-  return Buffer.concat([head, data, crc]);
-}
-
 /** A PNG of `rows` (already filtered scanlines) with the given header fields. */
-function png(width: number, height: number, depth: number, colorType: number, rows: Buffer): Uint8Array {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = depth;
-  ihdr[9] = colorType;
-  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return new Uint8Array(Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows, { level: 9 })), chunk('IEND', new Uint8Array(0))]));
-}
-
-/** 1 x h, 8-bit RGB, every row filtered with Sub: a legal image that is all rows. */
-const tallPng = (h: number): Uint8Array => {
-  const rows = Buffer.alloc(4 * h);
-  for (let y = 0; y < h; y++) rows[4 * y + 1] = y & 0xff;
-  return png(1, h, 8, 2, rows);
-};
+const png = (width: number, height: number, depth: number, colorType: number, rows: Buffer): Uint8Array =>
+  new Uint8Array(pngFile({ width, height, depth, colorType }, deflateSync(rows, { level: 9 })));
 
 const postBytes = (s: RunningServer, bytes: Uint8Array, type = 'image/png') => post(s.url, { task: 'breast', bytes, type });
 
@@ -137,7 +114,7 @@ test('a legal 1 x 16,777,216 PNG (at LORKD_MAX_IMAGE_PIXELS) is answered; the se
   await withEnv({ LORKD_MAX_IMAGE_PIXELS: String(2 ** 24) }, async () => {
     const tall = tallPng(2 ** 24);
     await withServer({}, async (s) => {
-      const r = await underAttack(s, 'tall PNG', () => postBytes(s, tall));
+      const r = await underAttack(s, 'tall PNG', () => postBytes(s, new Uint8Array(tall)));
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.task, 'breast');
       assert.equal((await post(s.url, images[0]!)).status, 200);
@@ -184,7 +161,7 @@ test('a JPEG that exhausts a decode worker\'s heap costs that worker only; a dec
   await withEnv({ LORKD_DECODE_SECONDS: '0.2', LORKD_MAX_IMAGE_PIXELS: String(2 ** 24) }, async () => {
     const tall = tallPng(2 ** 24);
     await withServer({}, async (s) => {
-      const slow = await underAttack(s, 'decode past its deadline', () => postBytes(s, tall));
+      const slow = await underAttack(s, 'decode past its deadline', () => postBytes(s, new Uint8Array(tall)));
       assert.equal(slow.status, 400, JSON.stringify(slow.body));
       assert.match(slow.body.error, /^image: decoding takes longer than allowed \(limit 0\.2 seconds per image decode \(serve\); set LORKD_DECODE_SECONDS/);
       for (const im of images) assert.equal((await post(s.url, im)).status, 200, 'the service goes on with new workers');
@@ -226,20 +203,8 @@ test('admin PUTs of a FIFO, a folder, /proc/self/mem, /dev/zero, a deep body or 
 });
 
 test('SIGTERM with a client part-way through its body: the drain ends at its deadline and the process exits 0', async () => {
-  const child = spawn(process.execPath, [BIN, 'serve', '--decomposition', checkpoint, '--port', '0', '--json', '--drain-timeout-ms', '500'], {
-    env: lorkdEnv(),
-    cwd: REPO,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const { child, port, stderr, exited } = await startServeProcess(['--decomposition', checkpoint, '--drain-timeout-ms', '500']);
   try {
-    const first = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once('line', resolve);
-      child.once('exit', () => reject(new Error(`serve exited early: ${stderr}`)));
-    });
-    const { port } = JSON.parse(first) as { port: number };
     // A slow client: headers and 10 of the 100000 body bytes it announced, then nothing.
     const sock = net.connect(port, '127.0.0.1');
     await new Promise<void>((r) => sock.once('connect', () => r()));
@@ -248,12 +213,12 @@ test('SIGTERM with a client part-way through its body: the drain ends at its dea
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();
     child.kill('SIGTERM');
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await exited, 0, stderr());
     const s = (Date.now() - t0) / 1000;
     console.log(`# exited ${s.toFixed(2)} s after SIGTERM (drain deadline 0.5 s)`);
     assert.ok(s < 5, `exited ${s} s after SIGTERM`);
-    assert.match(stderr, /SIGTERM: draining 1 requests in flight/);
-    assert.match(stderr, /stopped/);
+    assert.match(stderr(), /SIGTERM: draining 1 requests in flight/);
+    assert.match(stderr(), /stopped/);
     sock.destroy();
   } finally {
     child.kill('SIGKILL');

@@ -6,30 +6,15 @@
 import { UserError } from '../tensor/errors.js';
 import type { RunDir } from './run-dir.js';
 import type { MethodName } from './methods/index.js';
+import type { MethodRunOptions } from './run-method.js';
 
 export const SETTINGS_FILE = 'settings.json';
 
-/** What runSettings reads: the method run's options (MethodRunOptions). */
-export interface SettingsSource {
-  tasks: string[];
-  input: number;
-  batch: number;
-  seed: number;
-  mean?: readonly number[];
-  std?: readonly number[];
-  model: string;
-  foundationArch?: string;
-  epochs: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  patience?: number;
-  kd: string;
-  alpha: number;
-  beta: number;
-  rank?: number;
-  loraAlpha?: number;
-}
+/** What runSettings reads of a method run's options. */
+export type SettingsSource = Pick<
+  MethodRunOptions,
+  'tasks' | 'input' | 'batch' | 'seed' | 'mean' | 'std' | 'model' | 'foundationArch' | 'epochs' | 'lr' | 'momentum' | 'weightDecay' | 'patience' | 'kd' | 'alpha' | 'beta' | 'rank' | 'loraAlpha'
+>;
 
 export type Settings = Record<string, unknown>;
 
