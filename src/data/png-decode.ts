@@ -3,11 +3,11 @@
 // place, and each pixel is written straight into the three output planes. (pngjs, used before,
 // made JavaScript objects per row: a 1 x 67,108,864 image, legal under the pixel limit, needed
 // more than 5 GB of heap.) Memory: the inflated scanlines plus 3 bytes per pixel; time: linear in
-// the bytes. The output is pngjs's exactly (tests/png-decode compares them): grey repeated into
+// the bytes. The output is pngjs's exactly (test/png-decode.test.ts compares them): grey repeated into
 // R = G = B, palettes resolved, alpha dropped, a tRNS colour key black, samples of other depths
 // scaled to 8 bits as floor(v * 255 / (2^depth - 1) + 0.5).
 import { UserError } from '../tensor/errors.js';
-import { ADAM7, COLOR_TYPES, type PngHeader, parsePng, scanlineBytes } from './png-header.js';
+import { ADAM7, COLOR_TYPES, parsePng, scanlineBytes } from './png-header.js';
 
 /** Decoded RGB planes (3 * width * height bytes) and whether the file is greyscale. */
 export interface PngPixels {
@@ -71,7 +71,6 @@ export function decodePngPixels(bytes: Uint8Array, name: string): PngPixels {
   const depth = h.bitDepth;
   const bitsPerPixel = channels * depth;
   const bpp = Math.max(1, bitsPerPixel >> 3);
-  const max = 2 ** depth - 1;
   if (h.colorType === 3 && palette === null) fail('colour type 3 without a PLTE palette');
   const entries = palette ? Math.floor(palette.length / 3) : 0;
   if (h.colorType === 3 && transparency && transparency.length > entries) fail('more tRNS entries than palette entries');
@@ -88,7 +87,7 @@ export function decodePngPixels(bytes: Uint8Array, name: string): PngPixels {
     if (pw <= 0 || ph <= 0) continue;
     const stride = scanlineBytes(pw, 1, bitsPerPixel);
     if (!unfilter(buf, at, ph, stride, bpp)) fail('unknown scanline filter type');
-    const bad = convertPass(buf, at, stride, pw, ph, channels, depth, key, palette3 ? palette : null, entries, out, hw, (y0 * h.width) + x0, dy * h.width, dx);
+    const bad = convertPass(buf, at, stride, pw, ph, channels, depth, key, palette3 ? palette : null, entries, out, hw, y0 * h.width + x0, dy * h.width, dx);
     if (bad >= 0) fail(`index ${bad} not in palette`);
     at += ph * stride;
   }
@@ -152,4 +151,3 @@ function readKey(t: Uint8Array, n: number, fail: (m: string) => never): number[]
   return Array.from({ length: n }, (_, k) => (t[2 * k]! << 8) | t[2 * k + 1]!);
 }
 
-export type { PngHeader };
