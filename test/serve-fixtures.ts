@@ -140,9 +140,9 @@ export interface ServeProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `lorkd serve --port 0 --json ARGS` and waits for its JSON line (kill the child when done). */
-export async function startServeProcess(args: string[]): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--json', ...args], { env: lorkdEnv(), cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `lorkd serve --port 0 --json ARGS` (with `env` added) and waits for its JSON line (kill the child when done). */
+export async function startServeProcess(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--json', ...args], { env: lorkdEnv(env), cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));

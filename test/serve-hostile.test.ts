@@ -10,18 +10,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
-import { setNumThreads } from '../src/tensor/index.js';
-import { Service, startServer, decompositionDepartments, type RunningServer } from '../src/serve/index.js';
 import { loadSafetensors, saveSafetensors } from '../src/io/safetensors.js';
 import { writeDecomposition, writeExperts, writeImages, post, startServeProcess, type TestImage } from './serve-fixtures.js';
 import { lorkd } from './helpers/pipeline.js';
-import { pngFile, tallPng } from './helpers/hostile.js';
+import { craftPng, pngFile, pngRows, tallPng } from './helpers/hostile.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-serve-hostile-'));
 let checkpoint: string;
@@ -29,48 +27,49 @@ let experts: Map<string, string>;
 let images: TestImage[];
 
 before(() => {
-  setNumThreads(1);
   checkpoint = writeDecomposition(path.join(dir, 'dm.safetensors'), 7);
   experts = writeExperts(checkpoint, path.join(dir, 'experts'));
   images = writeImages(path.join(dir, 'img'), 1);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Sets environment variables for the duration of `fn` (decode workers read them when they start). */
-async function withEnv(env: Record<string, string>, fn: () => Promise<void>): Promise<void> {
-  const old = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    await fn();
-  } finally {
-    for (const [k, v] of Object.entries(old)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+/** A running `lorkd serve` process: its URL and pid. */
+interface Served {
+  url: string;
+  pid: number;
 }
 
-async function withServer(o: { maxPixels?: number }, fn: (s: RunningServer) => Promise<void>): Promise<void> {
-  const service = new Service({ mode: 'eks', maxBatch: 8, maxWaitMs: 2, maxQueue: 64, decodeThreads: 2, ...o }, decompositionDepartments(checkpoint, 'eks'));
-  const srv = await startServer(service, { host: '127.0.0.1', port: 0, maxBodyBytes: 16 * 2 ** 20 });
+/**
+ * Runs `fn` against a `lorkd serve` process (the service alone in its process, as deployed) with
+ * `env` (the decode limits) and extra options; stops it with SIGTERM afterwards.
+ */
+async function withServer(o: { env?: Record<string, string>; args?: string[] }, fn: (s: Served) => Promise<void>): Promise<void> {
+  const args = ['--decomposition', checkpoint, '--max-batch', '8', '--max-wait-ms', '2', '--decode-threads', '2', '--max-body-bytes', String(16 * 2 ** 20), '--quiet', ...(o.args ?? [])];
+  const p = await startServeProcess(args, o.env);
   try {
     // One prediction first: libtorch's first forward (its own warm-up) is not an attack.
-    assert.equal((await post(srv.url, images[0]!)).status, 200);
-    await fn(srv);
+    assert.equal((await post(p.url, images[0]!)).status, 200);
+    await fn({ url: p.url, pid: p.child.pid! });
+    p.child.kill('SIGTERM');
+    assert.equal(await p.exited, 0, p.stderr());
   } finally {
-    await srv.close();
+    p.child.kill('SIGKILL');
   }
 }
 
+/** Resident memory of process `pid` in bytes (Linux /proc). */
+const rssOf = (pid: number): number => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+
 const BOUND_MS = 100;
-/** Most the process's resident memory may grow during one attack (the service before the fix: 3.6-5.4 GB). */
+/** Most the service's resident memory may grow during one attack (before the fix: 3.6-5.4 GB). */
 const GROWTH_MIB = 512;
 
 /**
  * Runs `attack` while polling /healthz and /metrics every 20 ms; asserts that every answer came
- * within BOUND_MS and that resident memory grew by less than GROWTH_MIB; returns the result.
+ * within BOUND_MS and that the service's resident memory grew by less than GROWTH_MIB; returns
+ * the attack's result.
  */
-async function underAttack<T>(s: RunningServer, what: string, attack: () => Promise<T>): Promise<T> {
+async function underAttack<T>(s: Served, what: string, attack: () => Promise<T>): Promise<T> {
   const get = async (p: string): Promise<number> => {
     const t0 = performance.now();
     const r = await fetch(`${s.url}${p}`);
@@ -81,12 +80,12 @@ async function underAttack<T>(s: RunningServer, what: string, attack: () => Prom
   await get('/healthz'); // connection set up before the clock matters
   let done = false;
   const times: number[] = [];
-  const rss0 = process.memoryUsage().rss;
+  const rss0 = rssOf(s.pid);
   let rss = rss0;
   const poll = (async () => {
     while (!done) {
       times.push(await get('/healthz'), await get('/metrics'));
-      rss = Math.max(rss, process.memoryUsage().rss);
+      rss = Math.max(rss, rssOf(s.pid));
       await new Promise((r) => setTimeout(r, 20));
     }
   })();
@@ -97,7 +96,7 @@ async function underAttack<T>(s: RunningServer, what: string, attack: () => Prom
     await poll;
     const worst = Math.max(...times);
     const grew = (rss - rss0) / 2 ** 20;
-    console.log(`# ${what}: ${times.length} /healthz and /metrics answers, slowest ${worst.toFixed(1)} ms; resident memory +${grew.toFixed(0)} MiB`);
+    console.log(`# ${what}: ${times.length} /healthz and /metrics answers, slowest ${worst.toFixed(1)} ms; service resident memory +${grew.toFixed(0)} MiB`);
     assert.ok(grew < GROWTH_MIB, `${what}: resident memory grew by ${grew.toFixed(0)} MiB`);
     assert.ok(times.length >= 2, `${what}: only ${times.length} answers`);
     assert.ok(worst < BOUND_MS, `${what}: /healthz or /metrics took ${worst.toFixed(1)} ms (bound ${BOUND_MS} ms)`);
@@ -108,17 +107,15 @@ async function underAttack<T>(s: RunningServer, what: string, attack: () => Prom
 const png = (width: number, height: number, depth: number, colorType: number, rows: Buffer): Uint8Array =>
   new Uint8Array(pngFile({ width, height, depth, colorType }, deflateSync(rows, { level: 9 })));
 
-const postBytes = (s: RunningServer, bytes: Uint8Array, type = 'image/png') => post(s.url, { task: 'breast', bytes, type });
+const postBytes = (s: Served, bytes: Uint8Array, type = 'image/png') => post(s.url, { task: 'breast', bytes, type });
 
 test('a legal 1 x 16,777,216 PNG (at LORKD_MAX_IMAGE_PIXELS) is answered; the service is never blocked', async () => {
-  await withEnv({ LORKD_MAX_IMAGE_PIXELS: String(2 ** 24) }, async () => {
-    const tall = tallPng(2 ** 24);
-    await withServer({}, async (s) => {
-      const r = await underAttack(s, 'tall PNG', () => postBytes(s, new Uint8Array(tall)));
-      assert.equal(r.status, 200, JSON.stringify(r.body));
-      assert.equal(r.body.task, 'breast');
-      assert.equal((await post(s.url, images[0]!)).status, 200);
-    });
+  const tall = tallPng(2 ** 24);
+  await withServer({ env: { LORKD_MAX_IMAGE_PIXELS: String(2 ** 24) } }, async (s) => {
+    const r = await underAttack(s, 'tall PNG', () => postBytes(s, new Uint8Array(tall)));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.task, 'breast');
+    assert.equal((await post(s.url, images[0]!)).status, 200);
   });
 });
 
@@ -126,7 +123,7 @@ test('expensive legal images at once: admitted by the pixel budget, the rest get
   // 2048 x 2048 16-bit RGBA: 33 MB of scanlines each; the budget holds one of them.
   const side = 2048;
   const big = png(side, side, 16, 6, Buffer.alloc(side * (1 + 8 * side)));
-  await withServer({ maxPixels: side * side }, async (s) => {
+  await withServer({ args: ['--max-pixels', String(side * side)] }, async (s) => {
     const rs = await underAttack(s, 'three 2048x2048 RGBA16 PNGs', () => Promise.all([0, 1, 2].map(() => postBytes(s, big))));
     const codes = rs.map((r) => r.status).sort();
     assert.deepEqual(codes, [200, 503, 503], JSON.stringify(rs.map((r) => r.body)));
@@ -137,6 +134,10 @@ test('expensive legal images at once: admitted by the pixel budget, the rest get
     const m = await (await fetch(`${s.url}/metrics`)).text();
     assert.match(m, /^lorkd_pixels_in_flight 0$/m);
     assert.equal((await postBytes(s, big)).status, 200, 'admitted again once the budget is free');
+    // A header claiming more than the pixel limit is refused at once, taking no budget.
+    const liar = await postBytes(s, new Uint8Array(craftPng(100_000, 100_000, pngRows(1, 1))));
+    assert.equal(liar.status, 400);
+    assert.match(liar.body.error, /^image: its header claims 10000000000 pixels, over the limit \(limit 67108864 pixels per image/);
   });
 });
 
@@ -150,22 +151,18 @@ test('a JPEG that exhausts a decode worker\'s heap costs that worker only; a dec
       break;
     }
   }
-  await withEnv({ LORKD_DECODE_HEAP: '64M' }, async () => {
-    await withServer({}, async (s) => {
-      const bomb = await underAttack(s, 'heap bomb JPEG', () => post(s.url, { task: 'breast', bytes: new Uint8Array(small), type: 'image/jpeg' }));
-      assert.equal(bomb.status, 400, JSON.stringify(bomb.body));
-      assert.match(bomb.body.error, /^image: decoding needs more heap than allowed \(limit 64\.00 MiB of JavaScript heap per image decode \(serve\); set LORKD_DECODE_HEAP/);
-      for (const im of images) assert.equal((await post(s.url, im)).status, 200, 'the service goes on with a new worker');
-    });
+  await withServer({ env: { LORKD_DECODE_HEAP: '64M' } }, async (s) => {
+    const bomb = await underAttack(s, 'heap bomb JPEG', () => post(s.url, { task: 'breast', bytes: new Uint8Array(small), type: 'image/jpeg' }));
+    assert.equal(bomb.status, 400, JSON.stringify(bomb.body));
+    assert.match(bomb.body.error, /^image: decoding needs more heap than allowed \(limit 64\.00 MiB of JavaScript heap per image decode \(serve\); set LORKD_DECODE_HEAP/);
+    for (const im of images) assert.equal((await post(s.url, im)).status, 200, 'the service goes on with a new worker');
   });
-  await withEnv({ LORKD_DECODE_SECONDS: '0.2', LORKD_MAX_IMAGE_PIXELS: String(2 ** 24) }, async () => {
-    const tall = tallPng(2 ** 24);
-    await withServer({}, async (s) => {
-      const slow = await underAttack(s, 'decode past its deadline', () => postBytes(s, new Uint8Array(tall)));
-      assert.equal(slow.status, 400, JSON.stringify(slow.body));
-      assert.match(slow.body.error, /^image: decoding takes longer than allowed \(limit 0\.2 seconds per image decode \(serve\); set LORKD_DECODE_SECONDS/);
-      for (const im of images) assert.equal((await post(s.url, im)).status, 200, 'the service goes on with new workers');
-    });
+  const tall = tallPng(2 ** 24);
+  await withServer({ env: { LORKD_DECODE_SECONDS: '0.2', LORKD_MAX_IMAGE_PIXELS: String(2 ** 24) } }, async (s) => {
+    const slow = await underAttack(s, 'decode past its deadline', () => postBytes(s, new Uint8Array(tall)));
+    assert.equal(slow.status, 400, JSON.stringify(slow.body));
+    assert.match(slow.body.error, /^image: decoding takes longer than allowed \(limit 0\.2 seconds per image decode \(serve\); set LORKD_DECODE_SECONDS/);
+    for (const im of images) assert.equal((await post(s.url, im)).status, 200, 'the service goes on with new workers');
   });
 });
 

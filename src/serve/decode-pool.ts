@@ -5,6 +5,7 @@
 // heap or run for minutes costs one worker, which the pool replaces, never the service. Workers
 // run niced, so the event loop (and /healthz, /metrics) keeps the CPU it needs.
 import os from 'node:os';
+import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { limit, limitHint } from '../io/limits.js';
 import type { InputSpec } from '../data/image-input.js';
@@ -33,17 +34,28 @@ export class DecodePool {
   /** The model input of an uploaded image (its bytes are moved to the worker); refusals are HttpErrors. */
   async input(bytes: Uint8Array, name: string, spec: InputSpec): Promise<Float32Array> {
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !(bytes.buffer instanceof SharedArrayBuffer) ? bytes : bytes.slice();
+    // The deadline counts the decode itself, from the moment a worker starts it (not the wait for
+    // a free worker, nor a worker's start-up): the worker says so on `started`.
+    const { port1, port2 } = new MessageChannel();
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    port1.once('message', () => {
+      timer = setTimeout(() => abort.abort(), this.#seconds * 1000);
+    });
     let r: DecodeReply;
     try {
       r = await this.#pool.run(
-        { bytes: own, name, spec: { inputSize: spec.inputSize, mean: [...spec.mean], std: [...spec.std] } },
-        { transferList: [own.buffer as ArrayBuffer], signal: AbortSignal.timeout(this.#seconds * 1000) },
+        { bytes: own, name, spec: { inputSize: spec.inputSize, mean: [...spec.mean], std: [...spec.std] }, started: port2 },
+        { transferList: [own.buffer as ArrayBuffer, port2] as never, signal: abort.signal },
       );
     } catch (e) {
       const err = e as Error & { code?: string };
       if (err.name === 'AbortError') throw new HttpError(400, `${name}: decoding takes longer than allowed (${limitHint('decodeSeconds')})`);
       if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') throw new HttpError(400, `${name}: decoding needs more heap than allowed (${limitHint('decodeHeap')})`);
       throw new HttpError(500, `${name}: decode worker failed (${String(err?.message ?? err).split('\n')[0]})`);
+    } finally {
+      clearTimeout(timer);
+      port1.close();
     }
     if (r instanceof Float32Array) return r;
     throw new HttpError(400, r.error);

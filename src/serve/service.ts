@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { DTYPE_BYTES, keep, tensor, tidy } from '../tensor/index.js';
 import { claimedPixels } from '../data/image-decode.js';
-import { limit } from '../io/limits.js';
+import { limit, limitHint } from '../io/limits.js';
 import type { Module } from '../nn/module.js';
 import { UserError } from '../tensor/errors.js';
 import { Batcher, type BatcherOptions } from './batcher.js';
@@ -135,7 +135,10 @@ export class Service {
       const { bytes, name } = body;
       if (bytes.length === 0) throw new HttpError(400, 'empty body: send the image bytes');
       // Decoding runs in a worker (decode-pool.ts), admitted by the pixels the header claims.
-      const release = this.pixels.admit(claimedPixels(bytes, name));
+      const pixels = claimedPixels(bytes, name);
+      // A claim over the pixel limit would only be refused by the worker: it takes no budget.
+      if (pixels > limit('imagePixels')) throw new HttpError(400, `${name}: its header claims ${pixels} pixels, over the limit (${limitHint('imagePixels')})`);
+      const release = this.pixels.admit(pixels);
       let data: Float32Array;
       try {
         data = await this.decoder.input(bytes, name, v.preprocessing);
