@@ -40,14 +40,15 @@ export function checkLaunch(o: LaunchOptions): void {
   if (o.argv.length < 3) throw new UserError('lorkd launch needs a command to run, e.g. lorkd launch --nproc 2 decompose ...');
 }
 
-/** One rank's process: its stderr (the first local rank's is forwarded as it comes, the others' kept) and how it ended. */
+/** One rank's process: its stderr (the first local rank's is the launcher's own, the others' kept) and how it ended. */
 interface Rank {
   rank: number;
   child: ChildProcess;
+  /** Its stderr is the launcher's (progress bars on a terminal stay bars). */
   live: boolean;
-  /** The last lines of a rank whose output is kept, not forwarded. */
+  /** The last lines of a rank whose output is kept, not shown. */
   kept: string[];
-  /** Whether it printed a one-line lorkd error. */
+  /** Whether it printed a one-line lorkd error (a live rank: it exited 2, 130 or 143, which always print one). */
   saidWhy: boolean;
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -57,20 +58,17 @@ interface Rank {
 
 const KEPT_LINES = 50;
 
-/** Follows a rank's stderr line by line: forwarded when `live`, else kept (the last KEPT_LINES). */
-function followStderr(r: Rank): void {
+/** Keeps a (not live) rank's stderr line by line: the last KEPT_LINES. */
+function keepStderr(r: Rank): void {
   let partial = '';
   r.child.stderr!.setEncoding('utf8');
   r.child.stderr!.on('data', (chunk: string) => {
-    if (r.live) process.stderr.write(chunk);
     const lines = (partial + chunk).split('\n');
     partial = lines.pop()!;
     for (const l of lines) {
       if (/^lorkd: /.test(l)) r.saidWhy = true;
-      if (!r.live) {
-        r.kept.push(l);
-        if (r.kept.length > KEPT_LINES) r.kept.shift();
-      }
+      r.kept.push(l);
+      if (r.kept.length > KEPT_LINES) r.kept.shift();
     }
   });
 }
@@ -132,15 +130,17 @@ export async function launch(o: LaunchOptions): Promise<number> {
       MASTER_ADDR: o.masterAddr, MASTER_PORT: String(o.masterPort), LORKD_DIST_TIMEOUT: String(o.timeoutS), LORKD_NUM_THREADS: threads,
       ...(o.syncBn ? { LORKD_SYNC_BN: '1' } : {}),
     };
-    const child = spawn(o.argv[0]!, o.argv.slice(1), { env, stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'pipe'] });
-    const r: Rank = { rank, child, live: local === 0, kept: [], saidWhy: false, code: null, signal: null, failedAt: -1 };
+    const live = local === 0;
+    const child = spawn(o.argv[0]!, o.argv.slice(1), { env, stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', live ? 'inherit' : 'pipe'] });
+    const r: Rank = { rank, child, live, kept: [], saidWhy: false, code: null, signal: null, failedAt: -1 };
     ranks.push(r);
-    followStderr(r);
+    if (!live) keepStderr(r);
     exits.push(
       new Promise<void>((resolve) => {
         child.on('close', (code, signal) => {
           r.code = code ?? (signal ? 128 + (os.constants.signals[signal] ?? 1) : 1);
           r.signal = signal;
+          if (live) r.saidWhy = code === 2 || code === 130 || code === 143;
           if (r.code !== 0) {
             r.failedAt = failures++;
             grace();
