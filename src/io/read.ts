@@ -118,15 +118,6 @@ export function readText(file: string, o: ReadOptions = {}): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
 }
 
-/** Whether `file` is an existing regular file (no open, so it never blocks). */
-export function isRegularFile(file: string): boolean {
-  try {
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /** The bytes of a data file (.npz, .npy), under LORKD_MAX_NPZ_BYTES (see readRegular). */
 export function readDataFile(path: string): Uint8Array {
   return readRegular(path, { limit: 'npzBytes' });
