@@ -257,7 +257,7 @@ test('malformed inputs: one line naming the file (API and CLI)', () => {
     const run = path.join(dir, 'run');
     cpSync(RUN, run, { recursive: true });
     writeFileSync(path.join(run, 'foundation.ckpt.safetensors'), Buffer.from([1, 2, 3]));
-    assert.throws(() => loadRun(run, { flops: false }), (e: Error) => e instanceof UserError && e.message.includes('foundation.ckpt.safetensors is not a safetensors file'));
+    assert.throws(() => loadRun(run, { flops: false }), (e: Error) => e instanceof UserError && e.message.includes('foundation.ckpt.safetensors: not a safetensors file'));
     mkdirSync(path.join(dir, 'empty'));
     const r = lorkd(['report', '--run', path.join(dir, 'empty')], { timeoutMs: 60_000 });
     assert.equal(r.status, 2);

@@ -2,13 +2,11 @@
 // process exits 0), and the command's own mistakes are one-line errors with exit status 2.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { BIN, REPO, lorkd, lorkdEnv } from './helpers/pipeline.js';
-import { writeDecomposition, writeExperts, writeImages, references, maxDiff, post, type TestImage } from './serve-fixtures.js';
+import { lorkd } from './helpers/pipeline.js';
+import { writeDecomposition, writeExperts, writeImages, references, maxDiff, post, startServeProcess, type TestImage } from './serve-fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-serve-cli-'));
 let checkpoint: string;
@@ -34,20 +32,8 @@ const oneLineError = (stderr: string, pattern: RegExp): void => {
 describe('lorkd serve (process)', () => {
   test('SIGTERM drains the requests in flight, then exits 0', async () => {
     // A long max-wait holds every request in the queue until the drain flushes it.
-    const child = spawn(process.execPath, [BIN, 'serve', '--decomposition', checkpoint, '--port', '0', '--json', '--max-wait-ms', '20000', '--max-batch', '64'], {
-      env: lorkdEnv(),
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const { child, url, tasks, stderr, exited } = await startServeProcess(['--decomposition', checkpoint, '--max-wait-ms', '20000', '--max-batch', '64']);
     try {
-      const first = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: child.stdout! }).once('line', resolve);
-        child.once('exit', () => reject(new Error(`serve exited early: ${stderr}`)));
-      });
-      const { url, tasks } = JSON.parse(first) as { url: string; tasks: string[] };
       assert.deepEqual(tasks, ['breast', 'pneumonia', 'retina']);
       const pending = images.map((im) => post(url, im));
       let depth = 0;
@@ -64,9 +50,9 @@ describe('lorkd serve (process)', () => {
         assert.ok(maxDiff(a.body.probs, refs.get(images[i]!)!) <= 1e-4);
         assert.equal(a.body.batch, images.length);
       });
-      assert.equal(await exited, 0, stderr);
+      assert.equal(await exited, 0, stderr());
       assert.ok(Date.now() - t0 < 15000, 'the drain waited for max-wait-ms instead of flushing');
-      assert.match(stderr, /SIGTERM: draining/);
+      assert.match(stderr(), /SIGTERM: draining/);
       await assert.rejects(fetch(`${url}/healthz`), 'still listening after exit');
     } finally {
       child.kill('SIGKILL');

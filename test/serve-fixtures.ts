@@ -2,7 +2,9 @@
 // head and BatchNorm randomised, so departments really differ), their fused expert files, PNG/JPEG
 // images from the bundled MedMNIST test splits, and reference predictions computed by
 // `lorkd predict`'s code path on the fused expert files (independent of the service).
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
@@ -12,6 +14,7 @@ import { exportAllExperts } from '../src/export/export-experts.js';
 import { predict } from '../src/export/predict.js';
 import { loadMedMnist } from '../src/data/medmnist.js';
 import { randomizeDecomposition } from './helpers/random-decomposition.js';
+import { BIN, REPO, lorkdEnv } from './helpers/pipeline.js';
 
 export const MODEL = 'shufflenet_v2_x0_5';
 export const INPUT = 32;
@@ -124,4 +127,29 @@ export async function post(url: string, im: Pick<TestImage, 'task' | 'bytes' | '
     body = text;
   }
   return { status: r.status, body, headers: r.headers };
+}
+
+/** A `lorkd serve --port 0 --json ...` child process, once it listens. */
+export interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  tasks: string[];
+  stderr(): string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+/** Starts `lorkd serve --port 0 --json ARGS` (with `env` added) and waits for its JSON line (kill the child when done). */
+export async function startServeProcess(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--json', ...args], { env: lorkdEnv(env), cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const first = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', () => reject(new Error(`serve exited early: ${stderr}`)));
+  });
+  const { url, port, tasks } = JSON.parse(first) as { url: string; port: number; tasks: string[] };
+  return { child, url, port, tasks, stderr: () => stderr, exited };
 }

@@ -1,7 +1,9 @@
 // The experts the app offers: one exported .onnx per department in a folder, checked against the
 // export contract (input `input`, outputs `logits` and `cam`, metadata `lorkd_preprocessing`,
 // `lorkd_task`, `lorkd_model`, `lorkd_version`) and described in a small manifest the page reads.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
+import { readRegular } from '../io/read.js';
+import { limit, limitHint } from '../io/limits.js';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
 import type { OnnxPreprocessing } from '../export/onnx/export.js';
@@ -47,6 +49,7 @@ export function parsePreprocessing(json: string, fail: (m: string) => never): Pr
   if (typeof p !== 'object' || p === null) return fail('metadata "lorkd_preprocessing" is not a JSON object');
   const { input_size: size, resize, mean, std, channels, class_names: names } = p;
   if (!(Number.isInteger(size) && (size as number) >= 1)) fail(`input_size must be a positive integer, got ${JSON.stringify(size)}`);
+  if ((size as number) > limit('input')) fail(`input_size ${size} is over the limit (${limitHint('input')})`);
   if (resize !== 'bilinear') fail(`resize must be "bilinear", got ${JSON.stringify(resize)}`);
   if (channels !== 3) fail(`the app runs 3-channel experts, this one takes ${JSON.stringify(channels)} channels`);
   if (!isNumArray(mean, 3)) fail(`mean must be 3 finite numbers, got ${JSON.stringify(mean)}`);
@@ -57,12 +60,7 @@ export function parsePreprocessing(json: string, fail: (m: string) => never): Pr
 
 /** Reads and checks one exported .onnx file; `id` and `file` name it in the site. */
 export function readExpert(source: string, id: string): ExpertSource {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(source);
-  } catch (e) {
-    throw new UserError(`${source}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const bytes = readRegular(source, { what: 'ONNX file' });
   const fail = (m: string): never => {
     throw new UserError(`${source}: ${m}`);
   };

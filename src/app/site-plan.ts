@@ -4,6 +4,7 @@
 // manifest. `lorkd app --build` writes the plan to a folder; `lorkd app --experts` serves it as is.
 import { writeFileAtomic } from '../io/atomic.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readRegular } from '../io/read.js';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
@@ -101,7 +102,7 @@ export function planSite(expertsDir: string): SitePlan {
 }
 
 /** The bytes of one planned file. */
-export const readSiteFile = (f: SiteFile): Uint8Array => ('data' in f ? f.data : readFileSync(f.source));
+export const readSiteFile = (f: SiteFile): Uint8Array => ('data' in f ? f.data : readRegular(f.source));
 
 /** Total bytes of a plan. */
 export const planBytes = (plan: SitePlan): number =>
@@ -123,6 +124,6 @@ export function writeSite(plan: SitePlan, outDir: string): void {
   for (const [rel, f] of plan.files) {
     const dst = path.join(outDir, ...rel.split('/'));
     mkdirSync(path.dirname(dst), { recursive: true });
-    writeFileAtomic(dst, 'data' in f ? f.data : readFileSync(f.source));
+    writeFileAtomic(dst, 'data' in f ? f.data : readRegular(f.source));
   }
 }

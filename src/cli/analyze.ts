@@ -2,7 +2,8 @@
 import { checkDevice } from '../tensor/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { readText } from '../io/read.js';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
 import { loadTasks } from '../data/medmnist.js';
@@ -30,7 +31,7 @@ function inputsOf(o: AnalyzeInput): { groups: NetworkGroup[]; tasks: string[]; o
   if (o.compare) {
     const cj = path.join(o.compare, 'compare.json');
     if (!tasks && existsSync(cj)) {
-      const t = (JSON.parse(readFileSync(cj, 'utf8')) as { tasks?: unknown }).tasks;
+      const t = (JSON.parse(readText(cj)) as { tasks?: unknown }).tasks;
       if (Array.isArray(t)) tasks = t.map((x) => (typeof x === 'string' ? x : (x as { name?: string; source?: string }).source ?? (x as { name: string }).name));
     }
     return { groups: discoverGroups(o.compare), tasks: tasks ?? DEFAULT_TASKS, outDir: o.out ?? o.compare };

@@ -4,6 +4,7 @@ import { type Command, Option } from 'commander';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { recordedPreprocessing } from '../data/preprocessing.js';
 import { readDecomposition } from '../lorkd/checkpoint.js';
 import { exportExpert, exportAllExperts } from '../export/export-experts.js';
 import { expertFileToOnnx, networkToOnnx, writeOnnx } from '../export/onnx/export.js';
@@ -30,12 +31,8 @@ interface ExportCliOptions {
 function exportSafetensors(file: string, o: ExportCliOptions, out: string): string[] {
   const { model: dm, metadata } = readDecomposition(file, { strategy: 'fused' });
   try {
-    const opts = {
-      input: Number(metadata.input_size ?? 64),
-      mean: JSON.parse(metadata.mean ?? '[0.5,0.5,0.5]') as number[],
-      std: JSON.parse(metadata.std ?? '[0.5,0.5,0.5]') as number[],
-      source: { decomposition: path.resolve(file) },
-    };
+    const pre = recordedPreprocessing(metadata, file, { input: 64 });
+    const opts = { input: pre.inputSize, mean: pre.mean, std: pre.std, source: { decomposition: path.resolve(file) } };
     return o.all ? exportAllExperts(dm, out, opts) : [exportExpert(dm, String(o.task), out, opts)];
   } finally {
     dm.dispose();

@@ -83,6 +83,15 @@ export const OPTION_RANGES: Record<string, Range> = {
   alpha: { min: 0, minExclusive: true, max: 1e6 },
   beta: { min: 0, max: 1e6 },
   'lora-alpha': { min: 0, minExclusive: true, max: 1e6 },
+  // lorkd serve
+  port: { min: 0, max: 65535 },
+  'max-batch': { min: 1, limit: 'batch' },
+  'max-queue': { min: 1, max: 1_000_000 },
+  'max-wait-ms': { min: 0, max: 60_000 },
+  'max-body-bytes': { min: 1, max: 2 ** 30 },
+  'max-pixels': { min: 1, max: Number.MAX_SAFE_INTEGER },
+  'decode-threads': { min: 1, max: 64 },
+  'drain-timeout-ms': { min: 0, max: 3_600_000 },
 };
 
 function rangeOf(name: string, min: number | undefined): Required<Pick<Range, 'min' | 'max'>> & Range {

@@ -16,6 +16,9 @@ interface ServeCliOptions {
   maxWaitMs: number;
   maxQueue?: number;
   maxBodyBytes: number;
+  maxPixels?: number;
+  decodeThreads?: number;
+  drainTimeoutMs: number;
   mode?: ServeMode;
   token?: string;
   input?: number;
@@ -35,6 +38,9 @@ export function registerServe(program: Command): void {
     .option('--max-wait-ms <ms>', 'how long the oldest request waits for others to join its batch', numberOption('max-wait-ms'), 5)
     .option('--max-queue <n>', 'most requests waiting; past it the answer is 503 with Retry-After (default 8 x max-batch)', intOption('max-queue'))
     .option('--max-body-bytes <n>', 'largest request body', intOption('max-body-bytes'), 16 * 1024 * 1024)
+    .option('--max-pixels <n>', 'most pixels (as image headers claim them) being decoded at once; past it 503 with Retry-After (default LORKD_MAX_IMAGE_PIXELS)', intOption('max-pixels'))
+    .option('--decode-threads <n>', 'image decode worker threads (default: the cores, 2 to 4)', intOption('decode-threads'))
+    .option('--drain-timeout-ms <ms>', 'on SIGTERM/SIGINT, how long requests in flight may take before every connection is closed', intOption('drain-timeout-ms'), 10_000)
     .addOption(new Option('--mode <mode>', 'eks: one EKS pass over mixed departments (default with --decomposition); fused: one fused expert per department (default with --experts); auto: keeps both and picks per batch from measurement').choices(MODES))
     .option('--token <token>', 'bearer token every route but /healthz requires (or set LORKD_SERVE_TOKEN)')
     .option('--input <size>', 'input side for checkpoints that do not record it', intOption('input', 8))
@@ -43,7 +49,6 @@ export function registerServe(program: Command): void {
     .action((o: ServeCliOptions) =>
       run(async () => {
         if (!!o.decomposition === !!o.experts) throw new UserError('give exactly one of --decomposition FILE or --experts DIR');
-        if (!(o.maxWaitMs >= 0)) throw new UserError(`--max-wait-ms must be >= 0, got ${o.maxWaitMs}`);
         const mode: ServeMode = o.mode ?? (o.experts ? 'fused' : 'eks');
         if (o.experts && mode === 'eks') throw new UserError('--mode eks needs --decomposition (expert files are already fused); use --mode fused');
         const token = o.token ?? process.env.LORKD_SERVE_TOKEN;
@@ -51,9 +56,9 @@ export function registerServe(program: Command): void {
         const log = (s: string) => o.quiet || process.stderr.write(`lorkd serve: ${s}\n`);
         const defaults = o.input !== undefined ? { input: o.input } : {};
         const specs = o.decomposition ? decompositionDepartments(o.decomposition, mode, defaults) : expertDirDepartments(o.experts!);
-        const service = new Service({ mode, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue ?? 8 * o.maxBatch, defaults }, specs);
+        const service = new Service({ mode, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue ?? 8 * o.maxBatch, defaults, maxPixels: o.maxPixels, decodeThreads: o.decodeThreads }, specs);
         emptyCache(); // load-time temporaries (a checkpoint fused into experts and dropped) go back to the system
-        const srv = await startServer(service, { host: o.host, port: o.port, token, maxBodyBytes: o.maxBodyBytes });
+        const srv = await startServer(service, { host: o.host, port: o.port, token, maxBodyBytes: o.maxBodyBytes, drainMs: o.drainTimeoutMs });
         const tasks = service.departments.list().map((d) => d.task);
         log(`listening on ${srv.url} (mode ${mode}, max batch ${o.maxBatch}, max wait ${o.maxWaitMs} ms; ${tasks.length} departments: ${tasks.join(', ')})`);
         if (o.json) console.log(JSON.stringify({ url: srv.url, port: srv.port, mode, tasks }));
@@ -69,6 +74,7 @@ export function registerServe(program: Command): void {
           process.once('SIGINT', () => stop('SIGINT'));
         });
         log('stopped');
+        process.exit(0); // nothing is left to wait for: the drain's deadline has passed or everything was answered
       }),
     );
 }

@@ -284,13 +284,15 @@ export interface DataSetLike {
 
 /** The part of the dicom-parser module used here. */
 export interface DicomParserLike {
-  parseDicom(bytes: Uint8Array, options?: { TransferSyntaxUID?: string; inflater?: (bytes: Uint8Array, position: number) => Uint8Array }): DataSetLike;
+  parseDicom(bytes: Uint8Array, options?: { TransferSyntaxUID?: string; untilTag?: string; inflater?: (bytes: Uint8Array, position: number) => Uint8Array }): DataSetLike;
   readEncapsulatedPixelDataFromFragments(ds: DataSetLike, element: NonNullable<DataSetLike['elements'][string]>, start: number, count: number): Uint8Array;
 }
 
 export interface ReadDicomOptions {
   /** Raw-deflate decompression (bytes -> bytes) for deflated files; Node's dicom-parser uses node:zlib without it. */
   inflateRaw?: (bytes: Uint8Array) => Uint8Array;
+  /** A dicom-parser inflater (file bytes, data set offset) -> full bytes; preferred to inflateRaw (Node passes a bounded one). */
+  inflater?: (bytes: Uint8Array, position: number) => Uint8Array;
   /** Called with the image size before any pixel is decoded (to enforce a limit by throwing). */
   checkSize?: (rows: number, columns: number) => void;
 }
@@ -360,7 +362,7 @@ export function readDicomFrameWith(parser: DicomParserLike, bytes: Uint8Array, o
   let ds: DataSetLike;
   try {
     const inflateRaw = o.inflateRaw;
-    const inflater = inflateRaw
+    const inflater = o.inflater ?? (inflateRaw
       ? (b: Uint8Array, position: number): Uint8Array => {
           const inflated = inflateRaw(b.subarray(position));
           const full = new Uint8Array(position + inflated.length);
@@ -368,9 +370,16 @@ export function readDicomFrameWith(parser: DicomParserLike, bytes: Uint8Array, o
           full.set(inflated, position);
           return full;
         }
-      : undefined;
-    ds = parser.parseDicom(bytes, isDicom(bytes) ? (inflater ? { inflater } : undefined) : { TransferSyntaxUID: IMPLICIT_LE });
+      : undefined);
+    // Parsing stops at the Pixel Data element (what follows it is never read), except for RLE,
+    // whose fragments are read from the element itself.
+    const parse = (until: boolean): DataSetLike =>
+      parser.parseDicom(bytes, { ...(isDicom(bytes) ? (inflater ? { inflater } : {}) : { TransferSyntaxUID: IMPLICIT_LE }), ...(until ? { untilTag: 'x7fe00010' } : {}) });
+    ds = parse(true);
+    if ((ds.string('x00020010') ?? '').replace(/\0/g, '').trim() === RLE) ds = parse(false);
   } catch (e) {
+    // The inflater's own refusals (a bound, a limit) pass through as they are.
+    if (e instanceof DicomPixelError || (e instanceof Error && e.name === 'UserError')) throw e;
     const msg = messageOf(e).replace(/^dicomParser[.:][A-Za-z]+: /, '');
     return fail(/buffer overrun/.test(msg) ? 'truncated or corrupt DICOM file (the data ends inside an element)' : `not a readable DICOM file (${msg})`);
   }

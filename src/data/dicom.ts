@@ -2,15 +2,17 @@
 // rules and the pixel math (modality LUT, window or min-max, MONOCHROME1 inversion) live in the
 // dependency-free dicom-pixels.ts, which the browser app shares; this file passes it the npm
 // parser, the pixel limit and one-line UserErrors. Transfer syntaxes: implicit/explicit VR little
-// endian, explicit big endian, deflated (dicom-parser inflates it with node:zlib) and RLE
+// endian, explicit big endian, deflated (inflated with a bound: dicom-inflate.ts) and RLE
 // Lossless. JPEG-family syntaxes (JPEG-LS, JPEG 2000, ...) are one-line "unsupported transfer
 // syntax" errors: their codecs are not installed. Multi-frame files give their first frame.
-// images.ts's decodeImage/readImage hand DICOM bytes (by signature or a .dcm name) to decodeDicom.
+// image-decode.ts's decodeImage (and images.ts's readImage) hand DICOM bytes (by signature or a .dcm name) to decodeDicom.
 import dicomParser from 'dicom-parser';
 import { UserError } from '../tensor/errors.js';
-import { type DicomFrame, type DicomParserLike, type DisplayImage, DicomPixelError, displayImage, readDicomFrameWith, rgbPlanes } from './dicom-pixels.js';
-import { type Image, decodeImage, readImage } from './images.js';
+import { type DicomFrame, type DicomParserLike, type DisplayImage, DicomPixelError, displayImage, isDicom, readDicomFrameWith, rgbPlanes } from './dicom-pixels.js';
+import { type Image, decodeImage } from './image-decode.js';
+import { readRegular } from '../io/read.js';
 import { checkLimit } from '../io/limits.js';
+import { boundedInflater, declaredFrame } from './dicom-inflate.js';
 
 export { isDicom, SUPPORTED_TRANSFER_SYNTAXES, UNSUPPORTED_TRANSFER_SYNTAXES, type DicomFrame } from './dicom-pixels.js';
 
@@ -31,11 +33,27 @@ export interface DicomImage extends DisplayImage {
  */
 export function readDicomFrame(bytes: Uint8Array, name = '<dicom>'): DicomFrame {
   try {
-    return readDicomFrameWith(dicomParser as unknown as DicomParserLike, bytes, {
-      checkSize: (rows, columns) => checkLimit('imagePixels', rows * columns, `${name}: a ${columns}x${rows} DICOM image (${rows * columns} pixels)`),
-    });
+    const parser = dicomParser as unknown as DicomParserLike;
+    const checkSize = (rows: number, columns: number): void => checkLimit('imagePixels', rows * columns, `${name}: a ${columns}x${rows} DICOM image (${rows * columns} pixels)`);
+    return readDicomFrameWith(parser, bytes, { checkSize, inflater: boundedInflater(parser, { checkSize }) });
   } catch (e) {
     throw e instanceof DicomPixelError ? new UserError(`${name}: ${e.message}`) : e;
+  }
+}
+
+/**
+ * The image size a DICOM file's header declares (rows x columns), read without decoding any
+ * pixel (a deflated file is inflated only up to its Pixel Data element), or null when unreadable.
+ */
+export function dicomImageSize(bytes: Uint8Array): { rows: number; columns: number } | null {
+  const parser = dicomParser as unknown as DicomParserLike;
+  try {
+    const opts = isDicom(bytes) ? { inflater: boundedInflater(parser, { headerOnly: true }) } : { TransferSyntaxUID: '1.2.840.10008.1.2' };
+    const ds = parser.parseDicom(bytes, { ...opts, untilTag: 'x7fe00010' });
+    const f = declaredFrame(ds);
+    return f && { rows: f.rows, columns: f.columns };
+  } catch {
+    return null;
   }
 }
 
@@ -68,12 +86,12 @@ export function dicomToImage(d: DisplayImage): Image {
 /** File extensions read as DICOM (case-insensitive), beside any file with the DICM signature. */
 export const DICOM_EXTENSIONS: readonly string[] = ['.dcm', '.dicom'];
 
-/** PNG, JPEG or DICOM bytes -> Image: images.ts's decodeImage, which hands DICOM here. */
+/** PNG, JPEG or DICOM bytes -> Image: image-decode.ts's decodeImage, which hands DICOM here. */
 export function decodeAnyImage(bytes: Uint8Array, name = '<image>'): Image {
   return decodeImage(bytes, name);
 }
 
-/** Reads a PNG, JPEG or DICOM file: images.ts's readImage. */
+/** Reads a PNG, JPEG or DICOM file (images.ts's readImage). */
 export function readAnyImage(file: string): Image {
-  return readImage(file);
+  return decodeImage(readRegular(file, { what: 'image' }), file);
 }

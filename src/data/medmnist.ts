@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../tensor/errors.js';
+import { limit, limitHint } from '../io/limits.js';
 import { loadNpz, type Npz } from './npz.js';
 import type { NpyArray } from './npy.js';
 import { type ImageSplit, type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
@@ -154,6 +155,8 @@ function splitOf(npz: Npz, split: Split, fail: (m: string) => never): { split: I
   const c = s.length === 3 ? 1 : s.length === 4 && (s[3] === 1 || s[3] === 3) ? s[3]! : 0;
   if (c === 0) fail(`${split}_images has shape [${s.join(', ')}], expected (N, H, W) or (N, H, W, 3)`);
   const [n, h, w] = s as [number, number, number];
+  // An npz image is an image: its header's size is bounded by the pixel limit (docs/LIMITS.md).
+  if (h * w > limit('imagePixels')) fail(`${split}_images holds ${h}x${w} images, over the limit (${limitHint('imagePixels')})`);
   const labels = labelsOf(lb, n, `${split}_labels`, fail);
   const images = toChw3(im.data as Uint8Array, n, h, w, c);
   return { split: { n, channels: 3, height: h, width: w, images, labels }, channels: c as 1 | 3 };

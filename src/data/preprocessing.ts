@@ -7,6 +7,7 @@
 //   channels     input channels (3: grey images are repeated)
 //   class_names  JSON array of the output classes (optional: a unified head lists its tasks instead)
 import { UserError } from '../tensor/errors.js';
+import { limit, limitHint } from '../io/limits.js';
 
 export interface Preprocessing {
   inputSize: number;
@@ -35,6 +36,8 @@ export function preprocessingOf(o: { input: number; mean?: readonly number[]; st
 /** The problem with a record, or null when it is consistent. */
 export function checkPreprocessing(p: Preprocessing): string | null {
   if (!(Number.isInteger(p.inputSize) && p.inputSize >= 1)) return `input_size must be a positive integer, got ${p.inputSize}`;
+  // A file's values are bounded as the command line's are (docs/LIMITS.md).
+  if (p.inputSize > limit('input')) return `input_size ${p.inputSize} is over the limit (${limitHint('input')})`;
   if (!(Number.isInteger(p.channels) && p.channels >= 1)) return `channels must be a positive integer, got ${p.channels}`;
   if (p.resize !== 'bilinear') return `resize must be "bilinear", got ${JSON.stringify(p.resize)}`;
   for (const [k, v] of [['mean', p.mean], ['std', p.std]] as const) {
@@ -60,6 +63,33 @@ export function preprocessingMetadata(p: Preprocessing): Record<string, string> 
     channels: String(p.channels),
     ...(p.classNames ? { class_names: JSON.stringify(p.classNames) } : {}),
   };
+}
+
+/**
+ * The record of a file that may leave out input_size, mean and std (decomposition checkpoints):
+ * each from the metadata, else from `d` (the command line), else mean = std = 0.5; checked as any
+ * record (the input limit included). Errors are UserErrors prefixed with `file`.
+ */
+export function recordedPreprocessing(md: Record<string, string>, file: string, d: { input?: number; mean?: readonly number[]; std?: readonly number[] } = {}): Preprocessing {
+  const fail = (msg: string): never => {
+    throw new UserError(`${file}: ${msg}`);
+  };
+  const text = md.input_size;
+  const inputSize = text === undefined ? (d.input ?? fail('the checkpoint records no input_size; pass --input')) : /^[0-9]+$/.test(text) ? Number(text) : fail(`bad input_size "${text}"`);
+  const triple = (k: 'mean' | 'std'): number[] => {
+    if (md[k] === undefined) return [...(d[k] ?? DEFAULT_NORM)];
+    let v: unknown = null;
+    try {
+      v = JSON.parse(md[k]!);
+    } catch {
+      // reported below
+    }
+    return Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x)) ? (v as number[]) : fail(`metadata "${k}" must be 3 finite numbers, got ${md[k]}`);
+  };
+  const p: Preprocessing = { inputSize, resize: 'bilinear', mean: triple('mean'), std: triple('std'), channels: 3 };
+  const bad = checkPreprocessing(p);
+  if (bad) fail(bad);
+  return p;
 }
 
 /**

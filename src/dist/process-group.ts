@@ -67,7 +67,8 @@ export class ProcessGroup {
     try {
       return fn();
     } catch (e) {
-      if (!(e instanceof TorchError)) throw e;
+      // A collective's failure (a TorchError, or the plain Error the c10d binding throws) is one line.
+      if (e instanceof UserError || !(e instanceof Error)) throw e;
       const msg = e.message.split('\n')[0]!.replace(/^.*?\]\s*/, '').slice(0, 160);
       throw new UserError(`rank ${this.rank}: ${what} failed: a peer process died or did not answer within ${this.env.timeoutS} s (${msg})`);
     }

@@ -1,6 +1,7 @@
 // A deployed network file of any kind lorkd writes (an exported expert, KF's CKN + TSN pair, the
 // foundation), read into one shape: the model, its pooled features and its preprocessing record.
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readSafetensorsMetadata } from '../io/safetensors.js';
 import { ImageClassifier } from '../models/classifier.js';
 import { type Tensor, cat, tidy } from '../tensor/index.js';
 import { KF_EXPERT_FORMAT, loadKfExpert, type KfExpert } from './methods/kf-expert.js';
@@ -42,25 +43,8 @@ export const asTriple = (v: unknown, file: string, key: string): Triple => {
  */
 export function fileFormat(file: string): { format: string | undefined; metadata: Record<string, string> } {
   if (!existsSync(file)) throw new UserError(`${file}: file not found`);
-  const fd = openSync(file, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    if (readSync(fd, len, 0, 8, 0) !== 8) throw new UserError(`${file}: not a safetensors file (too short)`);
-    const n = Number(len.readBigUInt64LE(0));
-    if (!(n > 1 && n < 100_000_000)) throw new UserError(`${file}: not a safetensors file (header length ${n})`);
-    const head = Buffer.alloc(n);
-    if (readSync(fd, head, 0, n, 8) !== n) throw new UserError(`${file}: truncated safetensors header`);
-    let header: { __metadata__?: Record<string, string> };
-    try {
-      header = JSON.parse(head.toString('utf8')) as typeof header;
-    } catch {
-      throw new UserError(`${file}: not a safetensors file (header is not JSON)`);
-    }
-    const metadata = header.__metadata__ ?? {};
-    return { format: metadata.lorkd_format, metadata };
-  } finally {
-    closeSync(fd);
-  }
+  const metadata = readSafetensorsMetadata(file);
+  return { format: metadata.lorkd_format, metadata };
 }
 
 /** Reads an expert or foundation file; anything else is a one-line UserError. */

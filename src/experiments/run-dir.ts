@@ -6,6 +6,7 @@
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
+import { readText } from '../io/read.js';
 import { causeOf, fileError, pidAlive, removeStaleTemps, writeFileAtomic } from '../io/atomic.js';
 import { noteRunDir } from './signals.js';
 
@@ -200,12 +201,7 @@ export class RunDir {
   }
   readJson<T>(name: string): T {
     const file = this.file(name);
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw fileError(file, e, 'read');
-    }
+    const text = readText(file);
     try {
       return JSON.parse(text) as T;
     } catch (e) {

@@ -28,6 +28,7 @@ import type { Progress } from './progress.js';
 import { contextTasks } from './methods/context.js';
 import { checkMemory, checkMemoryOn } from './resources.js';
 import { checkTrainState } from './train-state.js';
+import { checkRunSettings, runSettings } from './run-settings.js';
 
 export { contextTasks };
 
@@ -295,6 +296,7 @@ export async function runMethod(o: MethodRunOptions): Promise<MethodResult> {
   const name = spec.name;
   const suite = loadSuite(o);
   const run = RunDir.open(o.out, { resume: o.resume, marker: `${METHOD_STAGE.name}.ckpt.safetensors` });
+  checkRunSettings(run, runSettings(name, o, usesTeacher(name, o)), o.resume, METHOD_RESULT);
   if (o.resume && run.has(METHOD_RESULT)) {
     o.progress.log(`[${name}] ${run.file(METHOD_RESULT)}: finished, not retrained`);
     return run.readJson<MethodResult>(METHOD_RESULT);

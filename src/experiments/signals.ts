@@ -7,8 +7,9 @@
 // every step, so a signal is acted on within one training step; in a long synchronous phase (the
 // teacher-cache pass, evaluation) at its end. The handler removes itself first, so a second
 // signal gets the default action and ends the process at once.
-import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { readSafetensorsMetadata } from '../io/safetensors.js';
 
 const runDirs = new Set<string>();
 
@@ -25,21 +26,11 @@ export interface Checkpoint {
 
 /** The epoch recorded in a checkpoint's safetensors header (reads the header only). */
 function checkpointEpoch(file: string): number | null {
-  let fd: number | null = null;
   try {
-    fd = openSync(file, 'r');
-    const len = Buffer.alloc(8);
-    readSync(fd, len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    if (!(n > 0 && n < 1e8)) return null;
-    const head = Buffer.alloc(n);
-    readSync(fd, head, 0, n, 8);
-    const epoch = Number((JSON.parse(head.toString('utf8')) as { __metadata__?: { epoch?: string } }).__metadata__?.epoch);
+    const epoch = Number(readSafetensorsMetadata(file).epoch);
     return Number.isInteger(epoch) ? epoch + 1 : null;
   } catch {
     return null;
-  } finally {
-    if (fd !== null) closeSync(fd);
   }
 }
 

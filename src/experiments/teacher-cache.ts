@@ -4,7 +4,8 @@
 // keyed by a hash of the teacher weights, the training images and the teacher's transform (the
 // foundation model's own input size and normalisation, which may differ from the student's).
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
+import { readRegular } from '../io/read.js';
 import path from 'node:path';
 import type { ImageClassifier } from '../models/classifier.js';
 import { type DataLoader, type TransformOptions, makeBatch } from '../data/index.js';
@@ -33,7 +34,7 @@ export interface TeacherCache {
 
 export function cacheKey(teacherFile: string, loader: DataLoader, transform: TransformOptions): string {
   const h = createHash('sha256');
-  h.update(readFileSync(teacherFile));
+  h.update(readRegular(teacherFile));
   const s = loader.split;
   for (const src of s.sources) h.update(src);
   h.update(JSON.stringify({ n: s.n, size: transform.size ?? null, mean: transform.mean ?? null, std: transform.std ?? null, tasks: s.taskSizes }));

@@ -1,6 +1,7 @@
 // Starting points of a transfer (paper 4.3): a deployed network file (an exported expert, the
 // foundation), the shared W0 backbone of a decomposition checkpoint (the paper's dagger), or a
 // network from scratch (the paper's Baseline). Each comes with its own preprocessing record.
+import { recordedPreprocessing } from '../data/preprocessing.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadSafetensors } from '../io/safetensors.js';
@@ -108,9 +109,10 @@ function sourceFromFile(o: SourceOptions): Omit<TransferSource, 'foundationParam
     const config = parseJson(metadata.config, file, 'config') as { model?: unknown };
     if (typeof config.model !== 'string') throw new UserError(`${file}: config metadata has no model name`);
     const arch = config.model;
+    const pre = recordedPreprocessing(metadata, file, { input: 64 });
     return {
       kind: 'backbone', file, model: arch,
-      inputSize: Number(metadata.input_size ?? 64), mean: asTriple(parseJson(metadata.mean ?? '[0.5,0.5,0.5]', file, 'mean'), file, 'mean'), std: asTriple(parseJson(metadata.std ?? '[0.5,0.5,0.5]', file, 'std'), file, 'std'),
+      inputSize: pre.inputSize, mean: asTriple(pre.mean, file, 'mean'), std: asTriple(pre.std, file, 'std'),
       near: foundationNear(file),
       build: (n, seed) => withNewHead(backboneOf(file, arch), n, seed),
     };

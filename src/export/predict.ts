@@ -2,13 +2,15 @@
 // softmax class probabilities. Inputs are MedMNIST-format .npz files (one split), image files
 // (PNG, JPEG, DICOM) and folders of them (walked recursively; class subfolders named after the
 // expert's classes give labels). predictInputs keeps going past a bad file and reports it.
-import { closeSync, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { readAt, withFile } from '../io/read.js';
 import path from 'node:path';
-import { type Tensor, cat, noGrad, softmax, tidy } from '../tensor/index.js';
+import { type Tensor, noGrad, softmax, tensor, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { type Split, SPLITS } from '../data/dataset.js';
 import { loadMedMnist } from '../data/medmnist.js';
-import { IMAGE_EXTENSIONS, type Image, readImage } from '../data/images.js';
+import { IMAGE_EXTENSIONS, readImage } from '../data/images.js';
+import { imageToInput } from '../data/image-input.js';
 import { isDicom } from '../data/dicom.js';
 import { imagesToTensor, type Triple } from '../data/transforms.js';
 import type { ImageClassifier } from '../models/classifier.js';
@@ -63,8 +65,12 @@ export interface PredictReport {
  * (unless already that size), scaled to [0, 1], normalised with its mean and std.
  */
 export function preprocess(meta: ExpertMeta, images: Uint8Array, n: number, height: number, width: number): Tensor {
-  if (meta.channels !== 3) throw new UserError(`expert "${meta.task}" takes ${meta.channels}-channel input; predict supports 3-channel experts`);
+  checkChannels(meta);
   return imagesToTensor(images, n, height, width, { size: meta.inputSize, mean: meta.mean as unknown as Triple, std: meta.std as unknown as Triple });
+}
+
+function checkChannels(meta: ExpertMeta): void {
+  if (meta.channels !== 3) throw new UserError(`expert "${meta.task}" takes ${meta.channels}-channel input; predict supports 3-channel experts`);
 }
 
 const isNpz = (f: string): boolean => path.extname(f).toLowerCase() === '.npz';
@@ -92,15 +98,10 @@ export function predictProbs(model: ImageClassifier, meta: ExpertMeta, images: U
 
 /** True when the file starts with the DICOM Part 10 signature (read from its first 132 bytes). */
 function hasDicomSignature(file: string): boolean {
-  const head = new Uint8Array(132);
-  let fd: number | undefined;
   try {
-    fd = openSync(file, 'r');
-    return readSync(fd, head, 0, 132, 0) === 132 && isDicom(head);
+    return withFile(file, (f) => isDicom(readAt(file, f, 0, 132)));
   } catch {
     return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -233,6 +234,7 @@ class Run {
  */
 function* batches(run: Run, inputs: string[], o: { split: Split; limit: number; batchSize: number }): Generator<Batch> {
   const { meta, report } = run;
+  checkChannels(meta);
   const names = meta.classNames;
   type Item = { npz: string } | FileItem;
   const items: Item[] = [];
@@ -245,13 +247,18 @@ function* batches(run: Run, inputs: string[], o: { split: Split; limit: number; 
     } else items.push({ file: input });
   }
   const total = Math.min(o.limit, items.reduce((n, it) => n + ('npz' in it ? 0 : 1), 0));
-  let pending: { item: FileItem; img: Image }[] = [];
+  // Image files are made into model inputs as they are read (image-input.ts: O(S^2) for any
+  // source size), so a batch holds S x S inputs, never the full-size images.
+  let pending: { item: FileItem; input: Float32Array }[] = [];
   const room = (): number => o.limit - report.predictions.length - pending.length;
   function* flush(): Generator<Batch> {
     if (!pending.length) return;
     const imgs = pending;
     pending = [];
-    const x = tidy(() => cat(imgs.map(({ img }) => preprocess(meta, img.data, 1, img.height, img.width)), 0));
+    const S = meta.inputSize;
+    const all = new Float32Array(imgs.length * 3 * S * S);
+    imgs.forEach(({ input }, i) => all.set(input, i * input.length));
+    const x = tensor(all, [imgs.length, 3, S, S]);
     yield { x, rows: imgs.map(({ item }) => ({ input: item.file, ...(item.label !== undefined ? { label: item.label } : {}) })) };
     run.opts.onProgress?.(report.predictions.length, total);
   }
@@ -279,7 +286,7 @@ function* batches(run: Run, inputs: string[], o: { split: Split; limit: number; 
       continue;
     }
     try {
-      pending.push({ item: it, img: readImage(it.file) });
+      pending.push({ item: it, input: imageToInput(readImage(it.file), meta) });
     } catch (e) {
       run.fail(it.file, e);
     }

@@ -14,6 +14,8 @@ export interface Limit {
   default: () => number;
   /** Accepts byte sizes with a K/M/G/T suffix (powers of 1024). */
   bytes?: boolean;
+  /** Accepts a positive decimal number (seconds), not only an integer. */
+  decimal?: boolean;
 }
 
 const GiB = 1024 ** 3;
@@ -35,19 +37,28 @@ export function machineMemory(): number {
 export const LIMITS = {
   imagePixels: { env: 'LORKD_MAX_IMAGE_PIXELS', what: 'pixels per image', default: () => 8192 * 8192 },
   npzBytes: { env: 'LORKD_MAX_NPZ_BYTES', what: 'bytes unpacked from one .npz', default: () => Math.min(8 * GiB, Math.floor(machineMemory() / 2)), bytes: true },
+  fileBytes: { env: 'LORKD_MAX_FILE_BYTES', what: 'per file read', default: () => Math.min(8 * GiB, Math.floor(machineMemory() / 2)), bytes: true },
   memory: { env: 'LORKD_MEMORY_LIMIT', what: 'bytes of memory for one run', default: () => machineMemory(), bytes: true },
   rank: { env: 'LORKD_MAX_RANK', what: 'expert rank', default: () => 1024 },
   tasks: { env: 'LORKD_MAX_TASKS', what: 'tasks', default: () => 1000 },
   input: { env: 'LORKD_MAX_INPUT', what: 'input side in pixels', default: () => 1024 },
   batch: { env: 'LORKD_MAX_BATCH', what: 'images per batch', default: () => 65536 },
+  tensorBytes: { env: 'LORKD_MAX_TENSOR_BYTES', what: 'per tensor a model graph states', default: () => GiB, bytes: true },
+  decodeHeap: { env: 'LORKD_DECODE_HEAP', what: 'of JavaScript heap per image decode (serve)', default: () => GiB, bytes: true },
+  decodeSeconds: { env: 'LORKD_DECODE_SECONDS', what: 'seconds per image decode (serve)', default: () => 60, decimal: true },
 } as const satisfies Record<string, Limit>;
 
 export type LimitName = keyof typeof LIMITS;
 
 const SUFFIX: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: GiB, T: 1024 ** 4 };
 
-/** Parses "123", "1.5G", "512M" (bytes) or a plain integer. */
+/** Parses "123", "1.5G", "512M" (bytes), a plain integer, or a decimal number where the limit takes one. */
 function parseLimit(l: Limit, text: string): number {
+  if (l.decimal) {
+    const v = /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : NaN;
+    if (!(v > 0 && Number.isFinite(v))) throw new UserError(`${l.env}="${text}" is not a positive number`);
+    return v;
+  }
   const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$/i.exec(text);
   const v = m && (l.bytes || !m[2]) ? Math.floor(Number(m[1]) * SUFFIX[m[2]!.toUpperCase()]!) : NaN;
   if (!(Number.isSafeInteger(v) && v >= 1)) {

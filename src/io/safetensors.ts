@@ -4,12 +4,12 @@
 // to a multiple of 8), then the data buffer. The header maps each tensor name to
 // {dtype, shape, data_offsets: [begin, end]} (offsets relative to the data buffer) and may hold
 // "__metadata__": {string: string}. Tensors are stored in C order, little-endian.
-import { readFileSync } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
 import { N } from '../tensor/ops-native.js';
 import { UserError } from '../tensor/errors.js';
 import { type DType, DTYPE_BYTES } from '../tensor/dtype.js';
-import { fileError, writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from './atomic.js';
+import { readAt, readRegular, withFile } from './read.js';
 
 /** safetensors dtype names and the lorkd dtypes they map to. */
 const FROM_ST: Record<string, DType> = {
@@ -112,13 +112,32 @@ export interface LoadOptions {
  * it, and so are NaN or infinite values unless `allowNonFinite`.
  */
 export function loadSafetensors(file: string, o: LoadOptions = {}): SafetensorsContents {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw fileError(file, e, 'read');
-  }
-  return decodeSafetensors(bytes, file, { allowNonFinite: o.allowNonFinite ?? false });
+  return decodeSafetensors(readRegular(file), file, { allowNonFinite: o.allowNonFinite ?? false });
+}
+
+/**
+ * The `__metadata__` of a safetensors file, read from its header alone (8-byte little-endian
+ * length, then that much JSON), through the one file reader (a FIFO or device is refused).
+ * Errors are one line naming the file: "FILE: not a safetensors file (header length N)".
+ */
+export function readSafetensorsMetadata(file: string): Record<string, string> {
+  return withFile(file, (f) => {
+    const fail = (why: string): never => {
+      throw new UserError(`${file}: not a safetensors file (${why})`);
+    };
+    const len = readAt(file, f, 0, 8);
+    if (len.length < 8) fail('too short');
+    const n = Number(new DataView(len.buffer, len.byteOffset, 8).getBigUint64(0, true));
+    if (!(n > 1 && n <= MAX_HEADER_BYTES && 8 + n <= f.size)) fail(`header length ${n}`);
+    let header: unknown;
+    try {
+      header = JSON.parse(Buffer.from(readAt(file, f, 8, n)).toString('utf8'));
+    } catch {
+      return fail('its header is not JSON');
+    }
+    const md = (header as { __metadata__?: unknown } | null)?.__metadata__;
+    return md && typeof md === 'object' && !Array.isArray(md) ? (md as Record<string, string>) : {};
+  });
 }
 
 /**

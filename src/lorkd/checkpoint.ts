@@ -6,6 +6,7 @@ import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { StateDictError } from '../nn/errors.js';
 import { type Tensor, type DType, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
+import { limit, limitHint } from '../io/limits.js';
 import { DecompositionModel, type TaskSpec } from './decomposition.js';
 import type { StrategyOption } from './strategies.js';
 
@@ -83,9 +84,12 @@ function parseConfig(text: string | undefined, file: string): DecompositionCheck
   };
   posInt('rank');
   posInt('inChannels');
+  // A file's values are bounded as the command line's are (docs/LIMITS.md).
+  if ((o.rank as number) > limit('rank')) bad(`"rank" ${o.rank} is over the limit (${limitHint('rank')})`);
   if (typeof o.loraAlpha !== 'number' || !Number.isFinite(o.loraAlpha)) bad(`"loraAlpha" must be a finite number`);
   const tasks = o.tasks;
   if (!Array.isArray(tasks) || tasks.length === 0) return bad('"tasks" must be a non-empty array');
+  if (tasks.length > limit('tasks')) bad(`${tasks.length} tasks are over the limit (${limitHint('tasks')})`);
   for (const t of tasks as unknown[]) {
     const ok =
       t !== null &&

@@ -1,6 +1,7 @@
 // Tolerant, validating readers for the files a report is built from: every malformed input fails
 // with one line (a UserError) that names the file and the field.
-import { readFileSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { readRegular } from '../io/read.js';
+import { readSafetensorsMetadata } from '../io/safetensors.js';
 import { UserError } from '../tensor/errors.js';
 
 /** A summary statistic: the mean over runs (seeds), its 95% interval when known, the runs. */
@@ -15,11 +16,8 @@ export type JsonObject = { [k: string]: Json };
 
 /** A file's bytes, or one line naming it. */
 export function readBytes(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    throw new UserError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const b = readRegular(file);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /** Reads and parses a JSON file, or fails with one line naming it. */
@@ -87,31 +85,8 @@ export class Fields {
  * when the file has none. Fails with one line when the file is not safetensors.
  */
 export function safetensorsMetadata(file: string): Record<string, string> | null {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw new UserError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const len = Buffer.alloc(8);
-    if (size < 8 || readSync(fd, len, 0, 8, 0) !== 8) throw new UserError(`${file} is not a safetensors file (shorter than its header)`);
-    const n = Number(len.readBigUInt64LE(0));
-    if (n < 2 || n > 100_000_000 || 8 + n > size) throw new UserError(`${file} is not a safetensors file (header length ${n})`);
-    const h = Buffer.alloc(n);
-    readSync(fd, h, 0, n, 8);
-    let header: unknown;
-    try {
-      header = JSON.parse(h.toString('utf8'));
-    } catch {
-      throw new UserError(`${file} is not a safetensors file (its header is not JSON)`);
-    }
-    const meta = (header as { __metadata__?: unknown }).__metadata__;
-    return meta && typeof meta === 'object' ? (meta as Record<string, string>) : null;
-  } finally {
-    closeSync(fd);
-  }
+  const md = readSafetensorsMetadata(file);
+  return Object.keys(md).length ? md : null;
 }
 
 /** A budget record (epochs, input, lr, ...) on one line. */

@@ -9,6 +9,7 @@ import { expertModel } from '../lorkd/deploy.js';
 import { loadExpertFile } from '../export/expert-file.js';
 import { fileFormat } from '../experiments/network-file.js';
 import { UserError } from '../tensor/errors.js';
+import { recordedPreprocessing } from '../data/preprocessing.js';
 import { SharedDecomposition, disposeSpec, type DepartmentSpec, type Preprocessing } from './departments.js';
 
 export const MODES = ['eks', 'fused', 'auto'] as const;
@@ -21,29 +22,10 @@ export interface PreprocessingDefaults {
   std?: number[];
 }
 
-function jsonNumbers(text: string | undefined, what: string, file: string): number[] | undefined {
-  if (text === undefined) return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    v = null;
-  }
-  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    throw new UserError(`${file}: metadata "${what}" must be 3 finite numbers, got ${text}`);
-  }
-  return v as number[];
-}
-
-/** The preprocessing a decomposition checkpoint recorded (input_size, mean, std metadata). */
+/** The preprocessing a decomposition checkpoint recorded (input_size, mean, std metadata; `d` fills what it lacks). */
 function checkpointPreprocessing(md: Record<string, string>, file: string, d: PreprocessingDefaults): Preprocessing {
-  const size = md.input_size !== undefined ? Number(md.input_size) : d.input;
-  if (size === undefined) throw new UserError(`${file}: the checkpoint records no input_size; pass --input`);
-  if (!(Number.isInteger(size) && size >= 1)) throw new UserError(`${file}: bad input_size "${md.input_size}"`);
-  const mean = jsonNumbers(md.mean, 'mean', file) ?? d.mean ?? [0.5, 0.5, 0.5];
-  const std = jsonNumbers(md.std, 'std', file) ?? d.std ?? [0.5, 0.5, 0.5];
-  if (std.some((s) => s === 0)) throw new UserError(`${file}: std must not be 0`);
-  return { inputSize: size, channels: 3, resize: 'bilinear', mean, std };
+  const { inputSize, mean, std } = recordedPreprocessing(md, file, d);
+  return { inputSize, channels: 3, resize: 'bilinear', mean, std };
 }
 
 /**

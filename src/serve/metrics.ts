@@ -99,15 +99,17 @@ export class ServeMetrics {
   readonly forwardSeconds = new Counter('lorkd_forward_seconds_total', 'Time spent in forward passes, by path.');
   readonly queueDepth = new Counter('lorkd_queue_depth', 'Requests waiting for a forward pass.', 'gauge');
   readonly inFlight = new Counter('lorkd_in_flight', 'Prediction requests being handled.', 'gauge');
+  readonly pixelsInFlight = new Counter('lorkd_pixels_in_flight', 'Pixels (as image headers claim them) being decoded.', 'gauge');
   readonly modelBytes = new Counter('lorkd_model_bytes', 'Bytes of the parameters and buffers of the models serving the departments (a shared model counted once).', 'gauge');
 
   constructor(maxBatch: number) {
     this.batchSize = new Histogram('lorkd_batch_size', 'Requests per micro-batch (all departments together).', powersOfTwo(maxBatch));
     this.queueDepth.set({}, 0);
     this.inFlight.set({}, 0);
+    this.pixelsInFlight.set({}, 0);
   }
 
   text(): string {
-    return [this.requests, this.latency, this.batchSize, this.forwards, this.forwardSeconds, this.queueDepth, this.inFlight, this.modelBytes].map((m) => m.text()).join('\n') + '\n';
+    return [this.requests, this.latency, this.batchSize, this.forwards, this.forwardSeconds, this.queueDepth, this.inFlight, this.pixelsInFlight, this.modelBytes].map((m) => m.text()).join('\n') + '\n';
   }
 }

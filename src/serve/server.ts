@@ -12,6 +12,8 @@ export interface ListenOptions extends AppOptions {
   host: string;
   /** 0: any free port. */
   port: number;
+  /** How long a shutdown waits for requests in flight before it closes every connection (default 10 s). */
+  drainMs?: number;
 }
 
 /** Whether a host name or address only reaches this machine. */
@@ -51,20 +53,31 @@ export async function startServer(service: Service, o: ListenOptions): Promise<R
   const port = (server.address() as AddressInfo).port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
   let closing: Promise<void> | null = null;
+  const drainMs = o.drainMs ?? 10_000;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       const closed = new Promise<void>((r) => server.close(() => r()));
-      await service.drain();
-      // Let the last responses flush, then drop idle keep-alive connections (and, after 5 s, any left).
-      await new Promise((r) => setImmediate(r));
-      server.closeIdleConnections();
+      // The drain has a deadline: past it every connection is closed (a client part-way through
+      // its body included), which ends the requests still reading, and the shutdown goes on.
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((r) => {
+        timer = setTimeout(() => {
+          server.closeAllConnections();
+          r();
+        }, drainMs);
+      });
       const tick = setInterval(() => server.closeIdleConnections(), 50);
-      const force = setTimeout(() => server.closeAllConnections(), 5000);
       try {
+        await Promise.race([service.drain(), deadline]);
+        // Let the last responses flush, then drop idle keep-alive connections.
+        await new Promise((r) => setImmediate(r));
+        server.closeIdleConnections();
+        await Promise.race([closed, deadline]);
+        server.closeAllConnections();
         await closed;
       } finally {
         clearInterval(tick);
-        clearTimeout(force);
+        clearTimeout(timer);
       }
     })());
   return { service, server, url: `http://${host}:${port}`, port, close };

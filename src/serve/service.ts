@@ -2,12 +2,14 @@
 // draining. A request takes a reference on its department's current version when it arrives, so
 // it finishes on that version even if the department is replaced or removed meanwhile.
 import { performance } from 'node:perf_hooks';
-import { imagesToTensor, type Triple } from '../data/transforms.js';
-import { DTYPE_BYTES, keep, tidy } from '../tensor/index.js';
+import { DTYPE_BYTES, keep, tensor, tidy } from '../tensor/index.js';
+import { claimedPixels } from '../data/image-decode.js';
+import { limit, limitHint } from '../io/limits.js';
 import type { Module } from '../nn/module.js';
 import { UserError } from '../tensor/errors.js';
 import { Batcher, type BatcherOptions } from './batcher.js';
-import { decodeUpload } from './decode.js';
+import { DecodePool } from './decode-pool.js';
+import { PixelBudget } from './pixel-budget.js';
 import { type DepartmentSpec, type DepartmentVersion, Departments, checkTaskName, disposeSpec } from './departments.js';
 import { HttpError } from './http-error.js';
 import { type PreprocessingDefaults, type ServeMode, departmentFromFile } from './load.js';
@@ -18,6 +20,10 @@ export interface ServiceOptions extends BatcherOptions {
   mode: ServeMode;
   /** Preprocessing for decomposition checkpoints that record none (hot adds). */
   defaults?: PreprocessingDefaults;
+  /** Most pixels (as image headers claim them) being decoded at once (default: LORKD_MAX_IMAGE_PIXELS). */
+  maxPixels?: number;
+  /** Decode worker threads (default: the cores, 2 to 4). */
+  decodeThreads?: number;
 }
 
 /** The answer to one prediction request. */
@@ -41,6 +47,8 @@ export class Service {
   readonly metrics: ServeMetrics;
   readonly planner: Planner;
   readonly batcher: Batcher;
+  readonly decoder: DecodePool;
+  readonly pixels: PixelBudget;
   #inFlight = 0;
   #draining = false;
   #idle: (() => void)[] = [];
@@ -56,6 +64,8 @@ export class Service {
     this.metrics = new ServeMetrics(o.maxBatch);
     this.planner = new Planner(o.mode);
     this.batcher = new Batcher(o, this.planner, this.metrics);
+    this.pixels = new PixelBudget(o.maxPixels ?? limit('imagePixels'), (n) => this.metrics.pixelsInFlight.set({}, n));
+    this.decoder = new DecodePool(o.decodeThreads);
     let i = 0;
     try {
       for (; i < specs.length; i++) this.#put(specs[i]!);
@@ -123,9 +133,20 @@ export class Service {
         throw e instanceof HttpError ? e : new HttpError(400, `cannot read the request body (${(e as Error)?.message ?? String(e)})`);
       }
       const { bytes, name } = body;
-      const img = decodeUpload(bytes, name);
-      const p = v.preprocessing;
-      const input = keep(imagesToTensor(img.data, 1, img.height, img.width, { size: p.inputSize, mean: p.mean as unknown as Triple, std: p.std as unknown as Triple }));
+      if (bytes.length === 0) throw new HttpError(400, 'empty body: send the image bytes');
+      // Decoding runs in a worker (decode-pool.ts), admitted by the pixels the header claims.
+      const pixels = claimedPixels(bytes, name);
+      // A claim over the pixel limit would only be refused by the worker: it takes no budget.
+      if (pixels > limit('imagePixels')) throw new HttpError(400, `${name}: its header claims ${pixels} pixels, over the limit (${limitHint('imagePixels')})`);
+      const release = this.pixels.admit(pixels);
+      let data: Float32Array;
+      try {
+        data = await this.decoder.input(bytes, name, v.preprocessing);
+      } finally {
+        release();
+      }
+      const S = v.preprocessing.inputSize;
+      const input = keep(tensor(data, [1, 3, S, S]));
       const result = await new Promise<JobResult>((resolve, reject) => {
         const ok = this.batcher.submit({ version: v, input, arrived: performance.now(), resolve, reject });
         if (!ok) {
@@ -201,5 +222,6 @@ export class Service {
     if (this.#inFlight > 0) await new Promise<void>((r) => this.#idle.push(r));
     await this.batcher.flush();
     this.departments.clear();
+    await this.decoder.close();
   }
 }

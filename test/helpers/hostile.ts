@@ -42,7 +42,8 @@ export function expectOneLine(r: Measured, re: RegExp): string {
   return r.lines[0]!;
 }
 
-function chunk(type: string, data: Uint8Array): Buffer {
+/** One PNG chunk: length, type, data and CRC. */
+export function pngChunk(type: string, data: Uint8Array): Buffer {
   const head = Buffer.alloc(8);
   head.writeUInt32BE(data.length, 0);
   head.write(type, 4, 'latin1');
@@ -51,18 +52,39 @@ function chunk(type: string, data: Uint8Array): Buffer {
   return Buffer.concat([head, data, crc]);
 }
 
+export interface PngHeaderFields {
+  width: number;
+  height: number;
+  depth?: number;
+  colorType?: number;
+  interlaced?: boolean;
+}
+
 /**
- * A PNG whose IHDR says width x height (8-bit RGB, colour type 2) and whose IDAT holds `idat`
- * (already deflated) in one chunk; `iend` false leaves the end marker out.
+ * A PNG with the given header (default 8-bit RGB, colour type 2), `before` chunks (PLTE, tRNS)
+ * and one IDAT holding `idat` (already deflated); `iend` false leaves the end marker out.
  */
-export function craftPng(width: number, height: number, idat: Uint8Array, iend = true): Buffer {
+export function pngFile(h: PngHeaderFields, idat: Uint8Array, o: { before?: Buffer[]; iend?: boolean } = {}): Buffer {
   const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
+  ihdr.writeUInt32BE(h.width, 0);
+  ihdr.writeUInt32BE(h.height, 4);
+  ihdr[8] = h.depth ?? 8;
+  ihdr[9] = h.colorType ?? 2;
+  ihdr[12] = h.interlaced ? 1 : 0;
   const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', idat), ...(iend ? [chunk('IEND', new Uint8Array(0))] : [])]);
+  return Buffer.concat([sig, pngChunk('IHDR', ihdr), ...(o.before ?? []), pngChunk('IDAT', idat), ...(o.iend === false ? [] : [pngChunk('IEND', new Uint8Array(0))])]);
+}
+
+/** An 8-bit RGB PNG of width x height whose IDAT holds `idat`; `iend` false leaves the end marker out. */
+export function craftPng(width: number, height: number, idat: Uint8Array, iend = true): Buffer {
+  return pngFile({ width, height }, idat, { iend });
+}
+
+/** A legal 1 x h 8-bit RGB PNG: one pixel per row, every row filtered with None. */
+export function tallPng(h: number): Buffer {
+  const rows = Buffer.alloc(4 * h);
+  for (let y = 0; y < h; y++) rows[4 * y + 1] = y & 0xff;
+  return pngFile({ width: 1, height: h }, deflateSync(rows, { level: 9 }));
 }
 
 /** `rows` filtered scanlines (filter byte 0) of an 8-bit RGB image `width` wide, deflated. */

@@ -1,11 +1,13 @@
 // Running an exported ONNX expert with onnxruntime-node: the preprocessing record is read back from
 // metadata_props (checked like an expert file's metadata), the session runs preprocessed batches.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readRegular } from '../../io/read.js';
 import * as ort from 'onnxruntime-node';
 import type { Tensor } from '../../tensor/tensor.js';
 import { UserError } from '../../tensor/errors.js';
 import { EXPERT_FORMAT, type ExpertMeta, parseExpertMetadata } from '../expert-file.js';
 import { decodeModel } from './proto.js';
+import { checkGraph } from './check-graph.js';
 import type { OnnxPreprocessing } from './export.js';
 
 /** An ONNX expert ready to run. */
@@ -16,14 +18,18 @@ export interface OnnxExpert {
   release(): Promise<void>;
 }
 
-/** The ExpertMeta recorded in an ONNX file's metadata_props; errors are one-line UserErrors naming the file. */
-export function onnxExpertMeta(bytes: Uint8Array, file: string): ExpertMeta {
-  let props: { key: string; value: string }[];
+/** The decoded ModelProto, or one line naming the file. */
+function decoded(bytes: Uint8Array, file: string): Record<string, unknown> {
   try {
-    props = ((decodeModel(bytes) as { metadata_props?: { key: string; value: string }[] }).metadata_props ?? []);
+    return decodeModel(bytes);
   } catch (e) {
     throw new UserError(`${file}: not an ONNX model (${(e as Error).message.split('\n')[0]})`);
   }
+}
+
+/** The ExpertMeta recorded in an ONNX file's metadata_props; errors are one-line UserErrors naming the file. */
+export function onnxExpertMeta(bytes: Uint8Array, file: string, model = decoded(bytes, file)): ExpertMeta {
+  const props = (model as { metadata_props?: { key: string; value: string }[] }).metadata_props ?? [];
   const md = Object.fromEntries(props.map((p) => [p.key, p.value]));
   if (md.lorkd_preprocessing === undefined) throw new UserError(`${file}: not a lorkd ONNX expert (no lorkd_preprocessing in metadata_props)`);
   let pre: OnnxPreprocessing;
@@ -53,22 +59,43 @@ export function onnxExpertMeta(bytes: Uint8Array, file: string): ExpertMeta {
 /** Loads an ONNX file written by `lorkd export --format onnx` into an onnxruntime-node session. */
 export async function loadOnnxExpert(file: string): Promise<OnnxExpert> {
   if (!existsSync(file)) throw new UserError(`${file}: ONNX file not found`);
-  const bytes = readFileSync(file);
-  const meta = onnxExpertMeta(bytes, file);
+  const bytes = readRegular(file, { what: 'ONNX file' });
+  const model = decoded(bytes, file);
+  const meta = onnxExpertMeta(bytes, file, model);
+  // The graph is checked before onnxruntime sees it (check-graph.ts).
+  checkGraph(model, file);
+  const level = ortLogLevel();
+  ort.env.logLevel = level;
+  const oneLine = (what: string, e: unknown): UserError => new UserError(`${file}: onnxruntime ${what} (${String((e as Error)?.message ?? e).split('\n')[0]!.replace(/\x1b\[[0-9;]*m/g, '')})`);
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(bytes);
+    session = await ort.InferenceSession.create(bytes, { logSeverityLevel: SEVERITY[level] });
   } catch (e) {
-    throw new UserError(`${file}: onnxruntime cannot load it (${(e as Error).message.split('\n')[0]})`);
+    throw oneLine('cannot load it', e);
   }
   return {
     meta,
     async logits(x) {
-      const out = await session.run({ input: new ort.Tensor('float32', x.toArray() as Float32Array, x.shape) });
-      return out.logits!.data as Float32Array;
+      try {
+        // Only the output lorkd reads is fetched.
+        const out = await session.run({ input: new ort.Tensor('float32', x.toArray() as Float32Array, x.shape) }, ['logits']);
+        return out.logits!.data as Float32Array;
+      } catch (e) {
+        throw oneLine('failed to run it', e);
+      }
     },
     release: () => session.release(),
   };
+}
+
+const SEVERITY = { verbose: 0, info: 1, warning: 2, error: 3, fatal: 4 } as const;
+type OrtLevel = keyof typeof SEVERITY;
+
+/** onnxruntime's own log level: quiet (fatal only) unless LORKD_ORT_LOG_LEVEL asks for more. */
+function ortLogLevel(): OrtLevel {
+  const v = (process.env.LORKD_ORT_LOG_LEVEL ?? 'fatal').toLowerCase();
+  if (!(v in SEVERITY)) throw new UserError(`LORKD_ORT_LOG_LEVEL="${v}" must be one of ${Object.keys(SEVERITY).join(', ')}`);
+  return v as OrtLevel;
 }
 
 /** Row-wise softmax of row-major logits with k columns, in float64 (max subtracted). */
