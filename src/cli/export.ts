@@ -8,6 +8,8 @@ import { readDecomposition } from '../lorkd/checkpoint.js';
 import { exportExpert, exportAllExperts } from '../export/export-experts.js';
 import { expertFileToOnnx, networkToOnnx, writeOnnx } from '../export/onnx/export.js';
 import { loadSafetensors } from '../io/safetensors.js';
+import { foundationToOnnx } from '../export/onnx/foundation.js';
+import { loadFoundation } from '../experiments/foundation-file.js';
 import { KF_EXPERT_FORMAT, loadKfExpert } from '../experiments/methods/kf-expert.js';
 import { UserError } from '../tensor/errors.js';
 import { emit, run } from './output.js';
@@ -51,6 +53,7 @@ const onnxName = (f: string): string => f.replace(/\.safetensors$/, '') + '.onnx
 function deployedFileToOnnx(file: string, out: string): string {
   if (!existsSync(file)) throw new UserError(`${file}: expert file not found`);
   const format = loadSafetensors(file, { allowNonFinite: true }).metadata.lorkd_format;
+  if (format === 'foundation') return foundationFileToOnnx(file, out);
   if (format !== KF_EXPERT_FORMAT) return expertFileToOnnx(file, out);
   const kf = loadKfExpert(file);
   try {
@@ -62,6 +65,16 @@ function deployedFileToOnnx(file: string, out: string): string {
     return writeOnnx(out, bytes);
   } finally {
     kf.model.dispose();
+  }
+}
+
+/** A foundation file as an ONNX teacher (outputs `features` and `logits`; src/export/onnx/foundation.ts). */
+function foundationFileToOnnx(file: string, out: string): string {
+  const { model, meta } = loadFoundation(file);
+  try {
+    return writeOnnx(out, foundationToOnnx(model, meta));
+  } finally {
+    model.dispose();
   }
 }
 
@@ -94,7 +107,7 @@ export function registerExport(program: Command): void {
     )
     .option('--run <dir>', 'run directory holding decomposition.safetensors (or, with --format onnx, a method run\'s deployed/<task>.safetensors)')
     .option('--decomposition <file>', 'decomposition model file')
-    .option('--model <file>', 'an expert file (lorkd export\'s, or a method run\'s deployed network, KF included) to convert (with --format onnx)')
+    .option('--model <file>', 'an expert file (lorkd export\'s, or a method run\'s deployed network, KF included) or a foundation file (an ONNX teacher: outputs "features" and "logits") to convert (with --format onnx)')
     .option('--task <name>', 'task to export')
     .option('--all', 'export every task: --out is a folder, one <task>.safetensors (or .onnx) each')
     .addOption(new Option('--format <format>', 'file format').choices(FORMATS).default('safetensors'))
