@@ -4,7 +4,9 @@
 // `runMethod` then evaluates it and its deployed networks with the one evaluation path and writes
 // each task's deployed network with its preprocessing record and one result.json in the one
 // results schema. A finished run (result.json present) is not retrained.
-import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SGD, CosineAnnealingLR } from '../optim/index.js';
 import { manualSeed, zeros, keep, autocast, checkDevice, checkPrecision, deviceType, type Precision, type Tensor } from '../tensor/index.js';
@@ -94,6 +96,8 @@ export interface MethodResult {
   precision?: Precision;
   /** Where it ran (absent in results of earlier versions: cpu). */
   device?: string;
+  /** The teacher it distilled from (absent: none, or a result of an earlier version). */
+  teacher?: TeacherRecord;
   params_training: number;
   params_deployment: number;
   /** Test split, the training-time model (the paper's accuracy; a unified head: argmax over all classes). */
@@ -187,9 +191,21 @@ function methodContext(spec: MethodSpec, o: MethodRunOptions, suite: TaskSuite, 
   };
 }
 
+/** The teacher file of a run, as result.json records it (the model card's base model). */
+export interface TeacherRecord {
+  file: string;
+  sha256: string;
+  model: string;
+}
+
+export function teacherRecord(file: string, model: string): TeacherRecord {
+  return { file: path.resolve(file), sha256: createHash('sha256').update(readFileSync(file)).digest('hex'), model };
+}
+
 /** A trained method with what it was trained on; the caller disposes it. */
 export interface TrainedMethod {
   method: Method;
+  teacher: TeacherRecord | null;
   spec: MethodSpec;
   suite: TaskSuite;
   run: RunDir;
@@ -254,7 +270,7 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
     }
     const kdHeld = kd;
     return {
-      method: m, spec, suite, run, result,
+      method: m, teacher: teacher && teacherRecord(teacher.file, teacher.arch), spec, suite, run, result,
       dispose: (d) => {
         if (!d?.keep) m.dispose();
         else if (d.keep !== m.module) for (const [, c] of m.module.namedChildren()) if (c !== d.keep) c.dispose();
@@ -320,7 +336,7 @@ export async function runMethod(o: MethodRunOptions): Promise<MethodResult> {
     saveTrainedFiles(t, o, { source_method: name, source_seed: String(o.seed) });
     const counts = m.params();
     const out: MethodResult = {
-      method: name, seed: o.seed, tasks: suite.tasks.map((x) => x.name), input: o.input, epochs: o.epochs, precision: o.precision ?? 'fp32', device, ...counts,
+      method: name, seed: o.seed, tasks: suite.tasks.map((x) => x.name), input: o.input, epochs: o.epochs, precision: o.precision ?? 'fp32', device, ...(t.teacher ? { teacher: t.teacher } : {}), ...counts,
       per_task: ev.perTask, mean_accuracy: meanOf(ev.perTask, 'accuracy'), mean_auc: meanOf(ev.perTask, 'auc'), restricted: ev.restricted,
       deployed, deployed_files: files, best_epoch: t.result.bestEpoch, history: t.result.history, describe: m.describe(), seconds: (performance.now() - t0) / 1000,
     };

@@ -15,6 +15,8 @@ export interface OnnxTeacherInfo {
   tasks: { name: string; classNames: string[] }[] | null;
   /** Where the preprocessing came from, for the log. */
   source: 'metadata' | 'flags';
+  /** The architecture the file states (lorkd_model), or "onnx". */
+  arch: string;
   /** The output names the file states (lorkd's foundation files: "features" and "logits"). */
   names: { features?: string; logits?: string };
 }
@@ -53,7 +55,7 @@ export function onnxTeacherInfo(file: string, props: Record<string, string>, fla
     const tasks = props.lorkd_tasks !== undefined ? metaTasks(props, 'lorkd_tasks', file)
       : pre.classNames && props.lorkd_task ? [{ name: props.lorkd_task, classNames: pre.classNames }] : null;
     const names = props.lorkd_format === 'foundation' ? { features: 'features', logits: 'logits' } : {};
-    return { preprocessing: { input: pre.inputSize, mean: triple(pre.mean, 'mean', file), std: triple(pre.std, 'std', file) }, tasks, source: 'metadata', names };
+    return { preprocessing: { input: pre.inputSize, mean: triple(pre.mean, 'mean', file), std: triple(pre.std, 'std', file) }, tasks, source: 'metadata', names, arch: props.lorkd_model ?? 'onnx' };
   }
   const missing = (['input', 'mean', 'std'] as const).filter((k) => flags[k] === undefined).map((k) => `--teacher-${k}`);
   if (missing.length) {
@@ -61,5 +63,5 @@ export function onnxTeacherInfo(file: string, props: Record<string, string>, fla
   }
   if ((flags.resize ?? 'bilinear') !== 'bilinear') throw new UserError(`--teacher-resize must be bilinear (the only resize lorkd makes), got "${flags.resize}"`);
   if (flags.std!.some((s) => s === 0)) throw new UserError('--teacher-std must not be 0');
-  return { preprocessing: { input: flags.input!, mean: triple(flags.mean!, '--teacher-mean', file), std: triple(flags.std!, '--teacher-std', file) }, tasks: null, source: 'flags', names: {} };
+  return { preprocessing: { input: flags.input!, mean: triple(flags.mean!, '--teacher-mean', file), std: triple(flags.std!, '--teacher-std', file) }, tasks: null, source: 'flags', names: {}, arch: props.lorkd_model ?? 'onnx' };
 }

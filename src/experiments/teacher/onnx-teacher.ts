@@ -49,6 +49,7 @@ export async function openOnnxTeacher(file: string, flags: TeacherFlags, totalCl
     const describe = [chosen.features && `pooled features ${chosen.features.name} (${chosen.features.dims[0]})`, chosen.logits && `logits ${chosen.logits.name} (${chosen.logits.dims[0]})`].filter(Boolean).join(' and ');
     return {
       file,
+      arch: info.arch,
       outputs,
       preprocessing: info.preprocessing,
       tasks: info.tasks,

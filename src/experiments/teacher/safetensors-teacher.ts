@@ -12,6 +12,7 @@ export function openSafetensorsTeacher(file: string): Teacher {
   let channelsLast = false;
   return {
     file,
+    arch: meta.model,
     outputs: ['features', 'logits'],
     preprocessing: { input: meta.input, mean: meta.mean as unknown as Triple, std: meta.std as unknown as Triple },
     tasks: meta.tasks,

@@ -27,6 +27,8 @@ export interface TeacherFlags {
 
 export interface Teacher {
   readonly file: string;
+  /** Its architecture, as the file says it ("resnet18"; "onnx" when an ONNX file does not say). */
+  readonly arch: string;
   /** What it gives. */
   readonly outputs: readonly TeacherOutput[];
   readonly preprocessing: TeacherPreprocessing;
