@@ -11,6 +11,7 @@ import { DECOMPOSITION_FILE } from '../experiments/run-method.js';
 import type { CliRuntime } from './distributed.js';
 import type { StudySource, TransferRunOptions } from '../experiments/transfer.js';
 import { loadTasks } from '../data/medmnist.js';
+import { teacherOptions, teacherFlagsOf } from './teacher-options.js';
 import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf } from './common.js';
 import { intOption, numberOption, run, table } from './output.js';
 import { kdOf, strategyOf } from './pipeline.js';
@@ -25,13 +26,14 @@ function intList(name: string, v: string): number[] {
 const TRANSFER_MODULE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../experiments/transfer.js');
 
 export function registerCompare(program: Command, rt: CliRuntime): void {
-  const c = deviceOptions(trainOptions(dataOptions(program.command('compare'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 }))
+  const c = teacherOptions(deviceOptions(trainOptions(dataOptions(program.command('compare'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })))
     .description('train and evaluate every method (Table 1) over seeds: accuracy with 95% t intervals, paired differences vs LoRKD')
     .option('--methods <list>', 'all | comma list of methods', 'all')
     .option('--seeds <list>', 'comma list of seeds', '0,1,2')
     .option('--ranks <list>', "LoRKD's ranks (Table 3)", '8')
     .option('--model <name>', 'backbone of every method but the foundation', 'shufflenet_v2_x1_0')
     .option('--foundation-arch <name>', "the foundation's architecture", 'resnet18')
+    .option('--foundation <file>', "every seed's teacher: a foundation model file or any ONNX model (.onnx); default: each seed's own foundation run")
     .option('--kd <mode>', 'transfer loss of LoRKD and the KD baselines: feature | logits | none (LoRKD CE only)', 'feature')
     .option('--alpha <t>', 'KD temperature', numberOption('alpha'), 10)
     .option('--beta <w>', 'KD weight', numberOption('beta'), 1)
@@ -49,7 +51,7 @@ export function registerCompare(program: Command, rt: CliRuntime): void {
       const plan = (o.transfer as string[]).length ? await planTransfer(o.transfer as string[], seeds, o.transferTask, data.tasks) : null;
       const r = await runCompare({
         ...data, methods: parseMethods(String(o.methods)), seeds, ranks: intList('ranks', String(o.ranks)),
-        model: o.model, foundationArch: o.foundationArch, kd: kdOf(o.kd), alpha: o.alpha, beta: o.beta, strategy: strategyOf(o.strategy),
+        model: o.model, foundationArch: o.foundationArch, foundation: o.foundation, teacher: teacherFlagsOf(o), kd: kdOf(o.kd), alpha: o.alpha, beta: o.beta, strategy: strategyOf(o.strategy),
         epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, progress: progressOf(o), ...runtimeOf(o, rt),
       });
       const transfer = plan ? await transferOf(r, plan, o.out, { progress: progressOf(o), ...runtimeOf(o, rt) }) : null;

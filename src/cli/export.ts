@@ -9,18 +9,23 @@ import { readDecomposition } from '../lorkd/checkpoint.js';
 import { exportExpert, exportAllExperts } from '../export/export-experts.js';
 import { expertFileToOnnx, networkToOnnx, writeOnnx } from '../export/onnx/export.js';
 import { loadSafetensors } from '../io/safetensors.js';
+import { foundationToOnnx } from '../export/onnx/foundation.js';
+import { loadFoundation } from '../experiments/foundation-file.js';
 import { KF_EXPERT_FORMAT, loadKfExpert } from '../experiments/methods/kf-expert.js';
 import { UserError } from '../tensor/errors.js';
 import { emit, run } from './output.js';
+import { writeBundle } from '../experiments/bundle/write.js';
+import { createProgress } from '../experiments/progress.js';
 
-type Format = 'safetensors' | 'onnx';
-const FORMATS: readonly Format[] = ['safetensors', 'onnx'];
+type Format = 'safetensors' | 'onnx' | 'bundle';
+const FORMATS: readonly Format[] = ['safetensors', 'onnx', 'bundle'];
 
 interface ExportCliOptions {
   run?: string;
   decomposition?: string;
   model?: string;
   task?: string;
+  method?: string;
   all?: boolean;
   out: string;
   format: Format;
@@ -48,6 +53,7 @@ const onnxName = (f: string): string => f.replace(/\.safetensors$/, '') + '.onnx
 function deployedFileToOnnx(file: string, out: string): string {
   if (!existsSync(file)) throw new UserError(`${file}: expert file not found`);
   const format = loadSafetensors(file, { allowNonFinite: true }).metadata.lorkd_format;
+  if (format === 'foundation') return foundationFileToOnnx(file, out);
   if (format !== KF_EXPERT_FORMAT) return expertFileToOnnx(file, out);
   const kf = loadKfExpert(file);
   try {
@@ -59,6 +65,16 @@ function deployedFileToOnnx(file: string, out: string): string {
     return writeOnnx(out, bytes);
   } finally {
     kf.model.dispose();
+  }
+}
+
+/** A foundation file as an ONNX teacher (outputs `features` and `logits`; src/export/onnx/foundation.ts). */
+function foundationFileToOnnx(file: string, out: string): string {
+  const { model, meta } = loadFoundation(file);
+  try {
+    return writeOnnx(out, foundationToOnnx(model, meta));
+  } finally {
+    model.dispose();
   }
 }
 
@@ -87,20 +103,27 @@ export function registerExport(program: Command): void {
     .command('export')
     .description(
       'write the fused expert of one task (or all) as safetensors (torchvision names, head fc.weight/fc.bias, preprocessing in the metadata) ' +
-        'or as ONNX (input "input" [N,C,S,S] preprocessed; outputs "logits" and "cam", the class activation map of the predicted class)',
+        'or as ONNX (input "input" [N,C,S,S] preprocessed; outputs "logits" and "cam", the class activation map of the predicted class), ' +
+        'or as a MONAI bundle folder with a model card (--format bundle --run DIR --task T)',
     )
     .option('--run <dir>', 'run directory holding decomposition.safetensors (or, with --format onnx, a method run\'s deployed/<task>.safetensors)')
     .option('--decomposition <file>', 'decomposition model file')
-    .option('--model <file>', 'an expert file (lorkd export\'s, or a method run\'s deployed network, KF included) to convert (with --format onnx)')
+    .option('--model <file>', 'an expert file (lorkd export\'s, or a method run\'s deployed network, KF included) or a foundation file (an ONNX teacher: outputs "features" and "logits") to convert (with --format onnx)')
     .option('--task <name>', 'task to export')
+    .option('--method <name>', 'with --format bundle and --run COMPARE_DIR: whose network (default lorkd)')
     .option('--all', 'export every task: --out is a folder, one <task>.safetensors (or .onnx) each')
     .addOption(new Option('--format <format>', 'file format').choices(FORMATS).default('safetensors'))
-    .requiredOption('--out <path>', 'output file (or folder with --all)')
+    .requiredOption('--out <path>', 'output file (a folder with --all or --format bundle)')
     .option('--json', 'print one JSON object')
     .action((o: ExportCliOptions) =>
       run(() => {
         let files: string[];
-        if (o.model) {
+        if (o.format === 'bundle') {
+          if (!o.run || !o.task || o.all || o.model || o.decomposition) throw new UserError('export --format bundle needs --run DIR and --task NAME (one task; not --all, --model or --decomposition)');
+          files = writeBundle({ run: o.run, task: o.task, out: o.out, method: o.method, progress: createProgress({ quiet: !!o.json }) }).files;
+        } else if (o.method) {
+          throw new UserError('--method applies to --format bundle');
+        } else if (o.model) {
           if (o.run || o.decomposition || o.task || o.all) throw new UserError('export --model converts one expert file: do not combine it with --run, --decomposition, --task or --all');
           if (o.format !== 'onnx') throw new UserError('export --model needs --format onnx (the file already is a safetensors expert)');
           files = [deployedFileToOnnx(o.model, o.out)];

@@ -73,6 +73,7 @@ export const OPTION_RANGES: Record<string, Range> = {
   tasks: { min: 1, max: 10_000_000 },
   input: { min: 8, limit: 'input' },
   'foundation-input': { min: 8, limit: 'input' },
+  'teacher-input': { min: 8, limit: 'input' },
   batch: { min: 1, limit: 'batch' },
   'batch-size': { min: 1, limit: 'batch' },
   classes: { min: 2, max: 100_000 },

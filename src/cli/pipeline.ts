@@ -12,6 +12,7 @@ import { runDemo } from '../experiments/demo.js';
 import { UserError } from '../tensor/errors.js';
 import { autocast } from '../tensor/index.js';
 import { checkRecordedTasks } from '../io/metadata.js';
+import { teacherOptions, teacherFlagsOf } from './teacher-options.js';
 import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf } from './common.js';
 import { emit, intOption, numberOption, run, table } from './output.js';
 import type { CliRuntime } from './distributed.js';
@@ -43,9 +44,9 @@ export function registerPipeline(program: Command, rt: CliRuntime): void {
       }),
     );
 
-  deviceOptions(trainOptions(dataOptions(program.command('decompose'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 }))
+  teacherOptions(deviceOptions(trainOptions(dataOptions(program.command('decompose'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })))
     .description('decompose a foundation model into per-task low-rank experts (LoRKD)')
-    .option('--foundation <file>', 'foundation model (lorkd foundation output); not needed with --kd none')
+    .option('--foundation <file>', 'the teacher: a foundation model (lorkd foundation output) or any ONNX model (.onnx); not needed with --kd none')
     .option('--model <name>', 'backbone of the decomposition model', 'shufflenet_v2_x1_0')
     .option('--rank <r>', 'expert rank', intOption('rank'), 8)
     .option('--lora-alpha <a>', 'expert scaling numerator (delta = BA * a / r); default r', numberOption('lora-alpha'))
@@ -57,7 +58,7 @@ export function registerPipeline(program: Command, rt: CliRuntime): void {
     .action((o) =>
       run(async () => {
         const r = await trainDecomposition({
-          ...toData(o), foundation: o.foundation, model: o.model, rank: o.rank, loraAlpha: o.loraAlpha, alpha: o.alpha, beta: o.beta, kd: kdOf(o.kd),
+          ...toData(o), foundation: o.foundation, teacher: teacherFlagsOf(o), model: o.model, rank: o.rank, loraAlpha: o.loraAlpha, alpha: o.alpha, beta: o.beta, kd: kdOf(o.kd),
           strategy: strategyOf(o.strategy), epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt),
         });
         emit(!!o.json, { file: r.file, best_epoch: r.result.bestEpoch, best_val_accuracy: r.result.bestVal, history: r.result.history }, () => `decomposition model written to ${r.file} (best validation accuracy ${r.result.bestVal?.toFixed(4) ?? '-'})`);

@@ -6,6 +6,7 @@ import { runMethod, type MethodResult } from '../experiments/run-method.js';
 import { availableMethods, methodSpec, type MethodOption } from '../experiments/methods/index.js';
 import { UserError } from '../tensor/errors.js';
 import { STRATEGIES } from '../lorkd/strategies.js';
+import { teacherOptions, teacherFlagsOf } from './teacher-options.js';
 import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf } from './common.js';
 import { emit, intOption, numberOption, run, table } from './output.js';
 import { kdOf, strategyOf } from './pipeline.js';
@@ -23,13 +24,13 @@ export function resultTable(r: MethodResult): string {
 }
 
 export function registerRun(program: Command, rt: CliRuntime): void {
-  const c = deviceOptions(trainOptions(dataOptions(program.command('run'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 }))
+  const c = teacherOptions(deviceOptions(trainOptions(dataOptions(program.command('run'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })))
     .description('train and evaluate one method of Table 1 (foundation, stl, mtl, ..., kf, lorkd); writes its deployed networks and result.json')
     .requiredOption('--method <name>', `one of ${availableMethods().join(', ')}`)
     .requiredOption('--out <dir>', 'run directory')
     .option('--model <name>', 'backbone of every method but the foundation', 'shufflenet_v2_x1_0')
     .option('--foundation-arch <name>', "the foundation method's architecture", 'resnet18')
-    .option('--foundation <file>', 'the teacher (a foundation model file) of a method that distils')
+    .option('--foundation <file>', 'the teacher of a method that distils: a foundation model file or any ONNX model (.onnx)')
     .option('--kd <mode>', 'feature | logits | none', 'feature')
     .option('--alpha <t>', 'KD temperature', numberOption('alpha'), 10)
     .option('--beta <w>', 'KD weight', numberOption('beta'), 1)
@@ -45,7 +46,7 @@ export function registerRun(program: Command, rt: CliRuntime): void {
       const kd = kdOf(o.kd);
       if (o.foundation && spec.teacher({ kd, beta: o.beta }).length === 0) throw new UserError(`${spec.name} does not distil${spec.options.includes('kd') ? ` with --kd ${kd}` : ''}: --foundation does not apply`);
       const r = await runMethod({
-        ...toData(o), method: spec.name, out: o.out, model: o.model, foundationArch: o.foundationArch, foundation: o.foundation, kd, alpha: o.alpha, beta: o.beta,
+        ...toData(o), method: spec.name, out: o.out, model: o.model, foundationArch: o.foundationArch, foundation: o.foundation, teacher: teacherFlagsOf(o), kd, alpha: o.alpha, beta: o.beta,
         rank: o.rank, loraAlpha: o.loraAlpha, strategy: strategyOf(o.strategy), epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd,
         patience: o.patience, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt),
       });

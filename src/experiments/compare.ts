@@ -3,7 +3,9 @@
 // then per method: params, per-task accuracy and AUC as mean and 95% t interval over seeds, the
 // mean accuracy, and the paired per-seed difference of mean accuracy against LoRKD.
 // The foundation of each seed is the teacher of that seed's KD runs (trained first, even when it
-// is not listed); the teacher cache of a seed is shared by its runs (DIR/cache-s<seed>/).
+// is not listed); the teacher cache of a seed is shared by its runs (DIR/cache-s<seed>/). With
+// --foundation FILE (a lorkd foundation or an ONNX model) that file is every seed's teacher
+// (one cache, DIR/cache-teacher/), and the foundation method is trained only when listed.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { UserError } from '../tensor/errors.js';
@@ -13,7 +15,7 @@ import { FOUNDATION_FILE } from './foundation.js';
 import { availableMethods, methodName, methodSpec, REFERENCE_METHOD, TEACHER_METHOD, type MethodName } from './methods/index.js';
 import { estimate, pairedDifference, type Estimate } from './stats.js';
 
-export interface CompareOptions extends Omit<MethodRunOptions, 'method' | 'out' | 'seed' | 'foundation' | 'resume' | 'rank' | 'cacheDir'> {
+export interface CompareOptions extends Omit<MethodRunOptions, 'method' | 'out' | 'seed' | 'resume' | 'rank' | 'cacheDir'> {
   methods: MethodName[];
   seeds: number[];
   /** LoRKD's ranks (Table 3); the run at rank 8 (or the first) is "lorkd", others "lorkd-r<r>". */
@@ -67,7 +69,7 @@ function plan(o: CompareOptions): Planned[] {
   const main = o.ranks.includes(8) ? 8 : o.ranks[0]!;
   const out: Planned[] = [];
   const needsTeacher = o.methods.some((m) => usesTeacher(m, o));
-  if (needsTeacher || o.methods.includes(TEACHER_METHOD)) out.push({ key: TEACHER_METHOD, method: TEACHER_METHOD, report: o.methods.includes(TEACHER_METHOD) });
+  if ((needsTeacher && !o.foundation) || o.methods.includes(TEACHER_METHOD)) out.push({ key: TEACHER_METHOD, method: TEACHER_METHOD, report: o.methods.includes(TEACHER_METHOD) });
   for (const m of o.methods) {
     if (m === TEACHER_METHOD) continue;
     if (!methodSpec(m).ranked) out.push({ key: m, method: m, report: true });
@@ -93,7 +95,9 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
       const { methods: _m, seeds: _s, ranks: _r, out: _o, ...base } = o;
       const r = await runMethod({
         ...base, method: p.method, seed, out: dir, resume: true, rank: p.rank ?? 8,
-        foundation: path.join(root.file(path.join('runs', `${TEACHER_METHOD}-s${seed}`)), FOUNDATION_FILE), cacheDir: root.file(`cache-s${seed}`),
+        ...(o.foundation
+          ? { foundation: o.foundation, cacheDir: root.file('cache-teacher') }
+          : { foundation: path.join(root.file(path.join('runs', `${TEACHER_METHOD}-s${seed}`)), FOUNDATION_FILE), cacheDir: root.file(`cache-s${seed}`) }),
       });
       if (!p.report) continue;
       results.set(p.key, [...(results.get(p.key) ?? []), r]);
@@ -118,7 +122,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
       runs: dirs.get(p.key)!,
     };
   }
-  const budget = { epochs: o.epochs, input: o.input, batch: o.batch, lr: o.lr, momentum: o.momentum, weight_decay: o.weightDecay, kd: o.kd, alpha: o.alpha, beta: o.beta, ranks: o.ranks, model: o.model, foundation_arch: o.foundationArch ?? 'resnet18', precision: o.precision ?? 'fp32', device: o.device ?? 'cpu' };
+  const budget = { epochs: o.epochs, input: o.input, batch: o.batch, lr: o.lr, momentum: o.momentum, weight_decay: o.weightDecay, kd: o.kd, alpha: o.alpha, beta: o.beta, ranks: o.ranks, model: o.model, foundation_arch: o.foundationArch ?? 'resnet18', ...(o.foundation ? { teacher: o.foundation } : {}), precision: o.precision ?? 'fp32', device: o.device ?? 'cpu' };
   const runSeconds = [...results.values()].flat().reduce((a, r) => a + r.seconds, 0);
   const result: CompareResult = { tasks, seeds: o.seeds.slice(), methods, budget, wall_seconds: (performance.now() - t0) / 1000, run_seconds: runSeconds };
   root.writeJson('compare.json', result);

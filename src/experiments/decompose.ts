@@ -11,13 +11,16 @@ import type { TaskSuite } from '../data/index.js';
 import type { DataOptions } from './data-options.js';
 import type { TrainResult } from './trainer.js';
 import type { Progress } from './progress.js';
+import type { TeacherFlags } from './teacher/index.js';
 import { trainMethod, saveTrainedFiles, DECOMPOSITION_FILE, type KdMode, type Runtime } from './run-method.js';
 
 export { DECOMPOSITION_FILE, type KdMode };
 
 export interface DecomposeOptions extends DataOptions, Runtime {
-  /** The foundation model file (lorkd foundation output); not needed with --kd none. */
+  /** The teacher: a lorkd foundation file or an ONNX model; not needed with --kd none. */
   foundation?: string;
+  /** An ONNX teacher's preprocessing and output names (teacher/teacher.ts). */
+  teacher?: TeacherFlags;
   model: string;
   rank: number;
   loraAlpha?: number;

@@ -4,7 +4,9 @@
 // `runMethod` then evaluates it and its deployed networks with the one evaluation path and writes
 // each task's deployed network with its preprocessing record and one result.json in the one
 // results schema. A finished run (result.json present) is not retrained.
-import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SGD, CosineAnnealingLR } from '../optim/index.js';
 import { manualSeed, zeros, keep, autocast, checkDevice, checkPrecision, deviceType, type Precision, type Tensor } from '../tensor/index.js';
@@ -12,15 +14,16 @@ import { gpuMemoryBytes } from './gpu-memory.js';
 import { UserError } from '../tensor/errors.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import type { Module } from '../nn/module.js';
-import type { TaskSuite, Triple } from '../data/index.js';
+import type { TaskSuite } from '../data/index.js';
 import { preprocessingMetadata, preprocessingOf } from '../data/preprocessing.js';
 import type { StrategyOption } from '../lorkd/strategies.js';
 import { type DataOptions, loadSuite, trainLoader, evalLoader } from './data-options.js';
 import { RunDir } from './run-dir.js';
 import { train, type EpochRecord, type TrainResult, type DataParallel } from './trainer.js';
 import { evalMethod, evalDeployed, meanOf, type TaskResult } from './evaluate.js';
-import { loadFoundation, loadInit, saveFoundation, suiteMeta, FOUNDATION_FILE } from './foundation-file.js';
+import { loadInit, saveFoundation, suiteMeta, FOUNDATION_FILE } from './foundation-file.js';
 import { teacherOutputs, standardise } from './teacher-cache.js';
+import { type Teacher, type TeacherFlags, checkTeacher, openTeacherFile } from './teacher/index.js';
 import { saveDecomposition } from '../lorkd/checkpoint.js';
 import { methodSpec, type Method, type MethodContext, type MethodName, type MethodSpec, type KdSettings } from './methods/index.js';
 import type { KdContext } from './methods/kd.js';
@@ -59,8 +62,10 @@ export interface MethodRunOptions extends DataOptions, Runtime {
   momentum: number;
   weightDecay: number;
   patience?: number;
-  /** The teacher (a foundation model file) of the KD methods; LoRKD with --kd none needs none. */
+  /** The teacher (a lorkd foundation file, or an ONNX model) of the KD methods; LoRKD with --kd none needs none. */
   foundation?: string;
+  /** An ONNX teacher's preprocessing (when its metadata does not state it) and output names. */
+  teacher?: TeacherFlags;
   kd: KdMode;
   alpha: number;
   beta: number;
@@ -92,6 +97,8 @@ export interface MethodResult {
   precision?: Precision;
   /** Where it ran (absent in results of earlier versions: cpu). */
   device?: string;
+  /** The teacher it distilled from (absent: none, or a result of an earlier version). */
+  teacher?: TeacherRecord;
   params_training: number;
   params_deployment: number;
   /** Test split, the training-time model (the paper's accuracy; a unified head: argmax over all classes). */
@@ -123,43 +130,37 @@ function archOf(spec: MethodSpec, o: Pick<MethodRunOptions, 'model' | 'foundatio
 }
 
 /**
- * The teacher, checked before the run directory is touched: a file is needed, and logit KD needs
- * its unified classes to be the suite's (feature KD takes any teacher's pooled features).
+ * The teacher, checked before the run directory is touched: a file is needed, and it must give
+ * what the run distils from (feature KD: pooled features; logit KD: logits over the suite's classes).
  */
-function openTeacher(spec: MethodSpec, o: MethodRunOptions, suite: TaskSuite): ReturnType<typeof loadFoundation> | null {
+async function openTeacher(spec: MethodSpec, o: MethodRunOptions, suite: TaskSuite): Promise<Teacher | null> {
   const outputs = spec.teacher(o);
   if (!outputs.length) return null;
-  if (!o.foundation) {
-    const who = spec.teacherRequired ? `method ${spec.name}` : `--kd ${o.kd}`;
-    throw new UserError(`${who} distils from a foundation model: give --foundation FILE${spec.teacherRequired ? '' : ' (or --kd none)'}`);
+  const who = spec.teacherRequired ? `method ${spec.name}` : `--kd ${o.kd}`;
+  if (!o.foundation) throw new UserError(`${who} distils from a foundation model: give --foundation FILE${spec.teacherRequired ? '' : ' (or --kd none)'}`);
+  const t = await openTeacherFile(o.foundation, o.teacher ?? {}, suite.totalClasses, outputs);
+  try {
+    checkTeacher(t, outputs, suite, spec.teacherRequired ? spec.name : `${spec.name} --kd ${o.kd}`);
+  } catch (e) {
+    await t.dispose();
+    throw e;
   }
-  const f = loadFoundation(o.foundation);
-  if (outputs.includes('logits')) {
-    const mine = suite.tasks.map((t) => `${t.name}:${t.numClasses}`).join(',');
-    const theirs = f.meta.tasks.map((t) => `${t.name}:${t.classNames.length}`).join(',');
-    if (mine !== theirs) {
-      f.model.dispose();
-      throw new UserError(`${o.foundation} was trained on tasks ${theirs}, not ${mine} (${spec.name} distils from its logits over the suite's classes)`);
-    }
-  }
-  return f;
+  return t;
 }
 
-/** The KD context of a run: the teacher's cached outputs (features standardised for feature KD). */
-function kdContext(spec: MethodSpec, o: MethodRunOptions, f: NonNullable<ReturnType<typeof openTeacher>>, suite: TaskSuite, run: RunDir): KdContext {
-  const cl = o.channelsLast ?? true;
+/** The KD context of a run: the teacher's cached outputs (features standardised for feature KD; an output it lacks, which the run does not use, empty). */
+async function kdContext(o: MethodRunOptions, teacher: Teacher, suite: TaskSuite, run: RunDir): Promise<KdContext> {
   const device = o.device ?? 'cpu';
-  f.model.to(device);
-  if (cl) f.model.toChannelsLast();
-  const transform = { size: f.meta.input, mean: f.meta.mean as unknown as Triple, std: f.meta.std as unknown as Triple, device };
+  teacher.place(device, o.channelsLast ?? true);
   const cacheRun = o.cacheDir ? RunDir.open(o.cacheDir, { resume: true, marker: '-' }) : run;
   const share = o.dist ? { group: o.dist.group, sharedOut: o.dist.sharedOut } : null;
   // The teacher runs once, in float32 (its outputs are the targets of every epoch, whatever the run's precision).
-  const cache = teacherOutputs(f.model, o.foundation!, trainLoader(suite, o), transform, cacheRun, o.progress, cl, share);
+  const cache = await teacherOutputs(teacher, trainLoader(suite, o), cacheRun, o.progress, share);
   const mode = o.kd === 'logits' ? 'logits' : 'feature';
-  const features = mode === 'feature' ? standardise(cache.features) : cache.features;
-  const where = cachePlace(device, features.numel + cache.logits.numel, o.progress);
-  return { mode, alpha: o.alpha, beta: o.beta, features: moveTo(features, where), logits: moveTo(cache.logits, where) };
+  const features = cache.features && mode === 'feature' ? standardise(cache.features) : (cache.features ?? keep(zeros([0, 0])));
+  const logits = cache.logits ?? keep(zeros([0, 0]));
+  const where = cachePlace(device, features.numel + logits.numel, o.progress);
+  return { mode, alpha: o.alpha, beta: o.beta, features: moveTo(features, where), logits: moveTo(logits, where) };
 }
 
 /**
@@ -191,9 +192,21 @@ function methodContext(spec: MethodSpec, o: MethodRunOptions, suite: TaskSuite, 
   };
 }
 
+/** The teacher file of a run, as result.json records it (the model card's base model). */
+export interface TeacherRecord {
+  file: string;
+  sha256: string;
+  model: string;
+}
+
+export function teacherRecord(file: string, model: string): TeacherRecord {
+  return { file: path.resolve(file), sha256: createHash('sha256').update(readFileSync(file)).digest('hex'), model };
+}
+
 /** A trained method with what it was trained on; the caller disposes it. */
 export interface TrainedMethod {
   method: Method;
+  teacher: TeacherRecord | null;
   spec: MethodSpec;
   suite: TaskSuite;
   run: RunDir;
@@ -219,7 +232,7 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
     throw new UserError(`${spec.name} rewrites the shared gradients from one backward per task, which fp16's loss scaling does not support: use --precision bf16`);
   }
   // The inputs are checked before the run directory is created.
-  const teacher = openTeacher(spec, o, suite);
+  const teacher = await openTeacher(spec, o, suite);
   let kd: KdContext | null = null;
   let method: Method | null = null;
   try {
@@ -227,7 +240,7 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
     if (o.resume && run.has(ckpt)) {
       // A checkpoint that does not fit (other tasks, model or rank) fails here, before the teacher
       // outputs are computed: checked against the method built with stand-ins of the teacher's widths.
-      const standIn: KdContext | null = teacher ? { mode: o.kd === 'logits' ? 'logits' : 'feature', alpha: o.alpha, beta: o.beta, features: zeros([1, teacher.model.numFeatures]), logits: zeros([1, suite.totalClasses]) } : null;
+      const standIn: KdContext | null = teacher ? { mode: o.kd === 'logits' ? 'logits' : 'feature', alpha: o.alpha, beta: o.beta, features: zeros([1, teacher.numFeatures ?? 1]), logits: zeros([1, suite.totalClasses]) } : null;
       const probe = spec.create(methodContext(spec, o, suite, standIn));
       try {
         checkTrainState(run.file(ckpt), probe.module);
@@ -237,7 +250,7 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
         standIn?.logits.dispose();
       }
     }
-    if (teacher) kd = kdContext(spec, o, teacher, suite, run);
+    if (teacher) kd = await kdContext(o, teacher, suite, run);
     manualSeed(o.seed);
     method = spec.create(methodContext(spec, o, suite, kd));
     const m = method;
@@ -258,7 +271,7 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
     }
     const kdHeld = kd;
     return {
-      method: m, spec, suite, run, result,
+      method: m, teacher: teacher && teacherRecord(teacher.file, teacher.arch), spec, suite, run, result,
       dispose: (d) => {
         if (!d?.keep) m.dispose();
         else if (d.keep !== m.module) for (const [, c] of m.module.namedChildren()) if (c !== d.keep) c.dispose();
@@ -272,7 +285,7 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
     kd?.logits.dispose();
     throw e;
   } finally {
-    teacher?.model.dispose();
+    await teacher?.dispose();
   }
 }
 
@@ -325,7 +338,7 @@ export async function runMethod(o: MethodRunOptions): Promise<MethodResult> {
     saveTrainedFiles(t, o, { source_method: name, source_seed: String(o.seed) });
     const counts = m.params();
     const out: MethodResult = {
-      method: name, seed: o.seed, tasks: suite.tasks.map((x) => x.name), input: o.input, epochs: o.epochs, precision: o.precision ?? 'fp32', device, ...counts,
+      method: name, seed: o.seed, tasks: suite.tasks.map((x) => x.name), input: o.input, epochs: o.epochs, precision: o.precision ?? 'fp32', device, ...(t.teacher ? { teacher: t.teacher } : {}), ...counts,
       per_task: ev.perTask, mean_accuracy: meanOf(ev.perTask, 'accuracy'), mean_auc: meanOf(ev.perTask, 'auc'), restricted: ev.restricted,
       deployed, deployed_files: files, best_epoch: t.result.bestEpoch, history: t.result.history, describe: m.describe(), seconds: (performance.now() - t0) / 1000,
     };

@@ -1,13 +1,14 @@
 // The frozen teacher's outputs for every training image, computed once and cached in the run
-// directory, so later epochs never run the teacher. Both views of each image (as is, and
+// directory, so later epochs never run the teacher (any teacher: teacher/teacher.ts). Both views of each image (as is, and
 // horizontally flipped) are cached, so the random flip is handled exactly. The cache file is
-// keyed by a hash of the teacher weights, the training images and the teacher's transform (the
-// foundation model's own input size and normalisation, which may differ from the student's).
+// keyed by a hash of the teacher file, the training images, the teacher's transform (its own input
+// size and normalisation, which may differ from the student's) and, for an ONNX teacher, the
+// outputs chosen. Only the outputs the teacher gives are cached.
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync } from 'node:fs';
 import { readRegular } from '../io/read.js';
 import path from 'node:path';
-import type { ImageClassifier } from '../models/classifier.js';
+import type { Teacher } from './teacher/index.js';
 import { type DataLoader, type TransformOptions, makeBatch } from '../data/index.js';
 import { type Tensor, cat, keep, noGrad, tidy } from '../tensor/index.js';
 import { saveSafetensors, loadSafetensors } from '../io/safetensors.js';
@@ -24,20 +25,21 @@ export interface CacheShare {
 }
 
 export interface TeacherCache {
-  /** (2N, F): row i is view 0 of train sample i, row N + i its flipped view. */
-  features: Tensor;
-  /** (2N, C): unified-head logits, same rows. */
-  logits: Tensor;
+  /** (2N, F): row i is view 0 of train sample i, row N + i its flipped view (null: the teacher gives none). */
+  features: Tensor | null;
+  /** (2N, C): unified-head logits, same rows (null: the teacher gives none). */
+  logits: Tensor | null;
   n: number;
   file: string;
 }
 
-export function cacheKey(teacherFile: string, loader: DataLoader, transform: TransformOptions): string {
+export function cacheKey(teacherFile: string, loader: DataLoader, transform: TransformOptions, tag = ''): string {
   const h = createHash('sha256');
   h.update(readRegular(teacherFile));
   const s = loader.split;
   for (const src of s.sources) h.update(src);
   h.update(JSON.stringify({ n: s.n, size: transform.size ?? null, mean: transform.mean ?? null, std: transform.std ?? null, tasks: s.taskSizes }));
+  if (tag) h.update(tag);
   return h.digest('hex').slice(0, 16);
 }
 
@@ -61,58 +63,55 @@ function shareFromRank0(name: string, run: RunDir, progress: Progress, share: Ca
   copyFileSync(from, run.file(name));
 }
 
+/** The teacher's transform: its own input size and normalisation, batches made where it runs. */
+export function teacherTransform(teacher: Teacher): TransformOptions {
+  const p = teacher.preprocessing;
+  return { size: p.input, mean: p.mean, std: p.std, device: teacher.device };
+}
+
 /** Returns the cached teacher outputs, computing them (progress shown) when not cached yet. */
-export function teacherOutputs(
-  teacher: ImageClassifier,
-  teacherFile: string,
-  loader: DataLoader,
-  transform: TransformOptions,
-  run: RunDir,
-  progress: Progress,
-  channelsLast = true,
-  share: CacheShare | null = null,
-): TeacherCache {
-  const key = cacheKey(teacherFile, loader, transform);
+export async function teacherOutputs(teacher: Teacher, loader: DataLoader, run: RunDir, progress: Progress, share: CacheShare | null = null): Promise<TeacherCache> {
+  const transform = teacherTransform(teacher);
+  const key = cacheKey(teacher.file, loader, transform, teacher.cacheTag);
   const name = `teacher-cache-${key}.safetensors`;
   if (!run.has(name)) shareFromRank0(name, run, progress, share);
   if (run.has(name)) {
     const { tensors } = loadSafetensors(run.file(name));
     progress.log(`[decompose] teacher outputs from cache ${name}`);
-    return { features: keep(tensors.get('features')!), logits: keep(tensors.get('logits')!), n: loader.split.n, file: run.file(name) };
+    const get = (k: string): Tensor | null => (tensors.has(k) ? keep(tensors.get(k)!) : null);
+    return { features: get('features'), logits: get('logits'), n: loader.split.n, file: run.file(name) };
   }
-  teacher.eval();
   const n = loader.split.n;
-  const bs = 256;
-  const feats: Tensor[] = [];
-  const logits: Tensor[] = [];
-  progress.start('[decompose] teacher outputs (cached once)', 2 * Math.ceil(n / bs));
+  const bs = teacher.batchSize;
+  const parts: Record<'features' | 'logits', Tensor[]> = { features: [], logits: [] };
+  progress.start(`[decompose] teacher outputs of ${teacher.file} (cached once)`, 2 * Math.ceil(n / bs));
   let done = 0;
-  for (const flip of [0, 1]) {
-    for (let s = 0; s < n; s += bs) {
-      const idx = Int32Array.from({ length: Math.min(bs, n - s) }, (_, i) => s + i);
-      const b = makeBatch(loader.split, idx, new Uint8Array(idx.length).fill(flip), transform);
-      try {
-        const [f, l] = noGrad(() =>
-          tidy(() => {
-            const x = channelsLast ? b.images.contiguous('channels_last') : b.images;
-            const f = teacher.forwardFeatures(x);
-            return [f, teacher.forwardHead(f)] as const;
-          }),
-        );
-        feats.push(keep(f));
-        logits.push(keep(l));
-      } finally {
-        b.dispose();
+  try {
+    for (const flip of [0, 1]) {
+      for (let s = 0; s < n; s += bs) {
+        const idx = Int32Array.from({ length: Math.min(bs, n - s) }, (_, i) => s + i);
+        const b = makeBatch(loader.split, idx, new Uint8Array(idx.length).fill(flip), transform);
+        try {
+          const out = await teacher.forward(b.images);
+          for (const k of ['features', 'logits'] as const) if (out[k]) parts[k].push(keep(out[k]));
+        } finally {
+          b.dispose();
+        }
+        progress.update(++done, {});
       }
-      progress.update(++done, {});
     }
+  } catch (e) {
+    for (const t of [...parts.features, ...parts.logits]) t.dispose();
+    throw e;
+  } finally {
+    progress.stop();
   }
-  progress.stop();
-  const features = keep(cat(feats, 0));
-  const allLogits = keep(cat(logits, 0));
-  feats.concat(logits).forEach((t) => t.dispose());
-  saveSafetensors(run.file(name), { features, logits: allLogits }, { lorkd_format: 'teacher-cache', key });
-  return { features, logits: allLogits, n, file: run.file(name) };
+  const joined = (k: 'features' | 'logits'): Tensor | null => (parts[k].length ? keep(cat(parts[k], 0)) : null);
+  const features = joined('features');
+  const logits = joined('logits');
+  for (const t of [...parts.features, ...parts.logits]) t.dispose();
+  saveSafetensors(run.file(name), { ...(features ? { features } : {}), ...(logits ? { logits } : {}) }, { lorkd_format: 'teacher-cache', key });
+  return { features, logits, n, file: run.file(name) };
 }
 
 /**

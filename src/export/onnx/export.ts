@@ -67,14 +67,20 @@ export interface OnnxNetwork {
   fc: Linear;
 }
 
-/** logits = Gemm(GAP(A)) and cam = ReLU(sum_k W[argmax, k] A_k) on the (concatenated) feature map A. */
-function emitHead(g: GraphBuilder, fc: Linear, a: Value): { logits: string; cam: string } {
+/** pooled = Flatten(GAP(A)) and logits = Gemm(pooled) on the feature map A; `weight` is the head's initializer. */
+export function emitPooledHead(g: GraphBuilder, fc: Linear, a: Value): { pooled: string; logits: string; weight: string } {
   const k = a.shape[0]!;
   if (k !== fc.inFeatures) throw new UserError(`ONNX export: the head takes ${fc.inFeatures} features, the last blocks give ${k}`);
   const weight = g.float('fc.weight', Float32Array.from(fc.weight.toArray() as ArrayLike<number>), [fc.outFeatures, k]);
   const bias = g.float('fc.bias', fc.bias ? Float32Array.from(fc.bias.toArray() as ArrayLike<number>) : new Float32Array(fc.outFeatures), [fc.outFeatures]);
   const pooled = g.op('Flatten', [g.op('GlobalAveragePool', [a.name], 'avgpool')], 'avgpool', { axis: 1 });
-  const logits = g.op('Gemm', [pooled, weight, bias], 'fc', { transB: 1 });
+  return { pooled, logits: g.op('Gemm', [pooled, weight, bias], 'fc', { transB: 1 }), weight };
+}
+
+/** logits = Gemm(GAP(A)) and cam = ReLU(sum_k W[argmax, k] A_k) on the (concatenated) feature map A. */
+function emitHead(g: GraphBuilder, fc: Linear, a: Value): { logits: string; cam: string } {
+  const k = a.shape[0]!;
+  const { logits, weight } = emitPooledHead(g, fc, a);
   const cls = g.op('ArgMax', [logits], 'cam', { axis: 1, keepdims: 0 });
   const wc = g.op('Reshape', [g.op('Gather', [weight, cls], 'cam', { axis: 0 }), g.ints([-1, k, 1, 1])], 'cam');
   const sum = g.op('ReduceSum', [g.op('Mul', [a.name, wc], 'cam'), g.ints([1])], 'cam', { keepdims: 0 });
