@@ -138,3 +138,15 @@ test('a 1 x 2,000,000 PNG decodes with a bounded heap (no per-row objects)', () 
   assert.ok(peak - heap0 < 32 * 2 ** 20, `heap grew by ${((peak - heap0) / 2 ** 20).toFixed(0)} MiB`);
   console.log(`# 1 x ${h}: ${Date.now() - t0} ms, heap +${((peak - heap0) / 2 ** 20).toFixed(1)} MiB`);
 });
+
+test('pixel data split over many IDAT chunks (here one byte each) decodes as one', () => {
+  const spec: Spec = { width: 9, height: 7, colorType: 2, depth: 8, interlaced: false, seed: 77 };
+  const whole = encode(spec);
+  const ref = decodePngPixels(whole, 'one.png');
+  // Re-chunk the IDAT stream byte by byte.
+  const at = whole.indexOf('IDAT') - 4;
+  const len = whole.readUInt32BE(at);
+  const stream = whole.subarray(at + 8, at + 8 + len);
+  const split = Buffer.concat([whole.subarray(0, at), ...Array.from(stream, (b) => chunk('IDAT', Uint8Array.of(b))), whole.subarray(at + 12 + len)]);
+  assert.deepEqual(Array.from(decodePngPixels(split, 'many.png').data), Array.from(ref.data));
+});

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
 import type { OnnxPreprocessing } from '../export/onnx/export.js';
 import { readOnnxHeader } from './onnx-metadata.js';
+import { checkGraph, onnxModel } from '../export/onnx/check-graph.js';
 
 /** How one expert's input is made: the file's `lorkd_preprocessing` metadata (the exporter's record). */
 export type Preprocessing = OnnxPreprocessing;
@@ -70,6 +71,8 @@ export function readExpert(source: string, id: string): ExpertSource {
   const md = h.metadata;
   for (const k of ['lorkd_preprocessing', 'lorkd_task', 'lorkd_model', 'lorkd_version']) if (md[k] === undefined) fail(`metadata lacks "${k}"; export it with lorkd export --format onnx`);
   const pre = parsePreprocessing(md.lorkd_preprocessing!, (m) => fail(m));
+  // The graph the browser will run is checked as lorkd predict checks it (sizes it states included).
+  checkGraph(onnxModel(bytes, source), source);
   return {
     source,
     entry: { id, file: `models/${id}.onnx`, task: md.lorkd_task!, model: md.lorkd_model!, lorkd_version: md.lorkd_version!, bytes: bytes.length, ...pre },

@@ -61,7 +61,11 @@ export function parsePng(bytes: Uint8Array, name: string): PngParts {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let p = 8;
   let header: PngHeader | null = null;
-  const idat: Uint8Array[] = [];
+  // The IDAT chunks' data, gathered into one growing buffer (no object per chunk: a file of a
+  // million empty IDAT chunks costs its bytes, not a million array entries).
+  let idat = new Uint8Array(0);
+  let idatBytes = 0;
+  let idatChunks = 0;
   let palette: Uint8Array | null = null;
   let transparency: Uint8Array | null = null;
   let ended = false;
@@ -84,7 +88,14 @@ export function parsePng(bytes: Uint8Array, name: string): PngParts {
       checkLimit('imagePixels', h.width * h.height, `${name}: a ${h.width}x${h.height} PNG (${h.width * h.height} pixels)`);
       header = h;
     } else if (type === 'IDAT') {
-      idat.push(data);
+      if (idatBytes + len > idat.length) {
+        const grown = new Uint8Array(Math.max(idatBytes + len, 2 * idat.length));
+        grown.set(idat.subarray(0, idatBytes));
+        idat = grown;
+      }
+      idat.set(data, idatBytes);
+      idatBytes += len;
+      idatChunks++;
     } else if (type === 'PLTE') {
       palette = data;
     } else if (type === 'tRNS') {
@@ -96,12 +107,12 @@ export function parsePng(bytes: Uint8Array, name: string): PngParts {
     p += 12 + len;
   }
   if (header === null) return fail('truncated: no IHDR chunk');
-  if (idat.length === 0) fail('truncated: no IDAT chunk (no pixel data)');
+  if (idatChunks === 0) fail('truncated: no IDAT chunk (no pixel data)');
   if (!ended) fail('truncated: no IEND chunk, the file is cut off');
   const want = inflatedSize(header);
   let scanlines: Uint8Array;
   try {
-    scanlines = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat), { maxOutputLength: Math.max(1, want), chunkSize: Math.max(64 * 1024, want + 1) });
+    scanlines = inflateSync(idat.subarray(0, idatBytes), { maxOutputLength: Math.max(1, want), chunkSize: Math.max(64 * 1024, want + 1) });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ERR_BUFFER_TOO_LARGE') return fail(`its pixel data inflates beyond the ${want} bytes a ${header.width}x${header.height} image holds`);

@@ -6,6 +6,7 @@
 // [40000, 40000] output is refused from its header, before any allocation.
 import { UserError } from '../../tensor/errors.js';
 import { limitHint, limit } from '../../io/limits.js';
+import { decodeModel } from './proto.js';
 
 /** The outputs lorkd reads from an exported expert, and the ones it may carry. */
 const REQUIRED_OUTPUTS = ['logits'];
@@ -52,7 +53,16 @@ function int64s(t: TensorProto): number[] | null {
   return Array.from({ length: raw.length / 8 }, (_, i) => Number(dv.getBigInt64(8 * i, true)));
 }
 
-/** Checks a decoded ModelProto (proto.ts decodeModel); a problem is one UserError naming `file`. */
+/** The decoded ModelProto of an ONNX file's bytes, or one line naming the file. */
+export function onnxModel(bytes: Uint8Array, file: string): Record<string, unknown> {
+  try {
+    return decodeModel(bytes);
+  } catch (e) {
+    throw new UserError(`${file}: not an ONNX model (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
+/** Checks a decoded ModelProto (onnxModel); a problem is one UserError naming `file`. */
 export function checkGraph(model: Record<string, unknown>, file: string): void {
   const fail = (msg: string): never => {
     throw new UserError(`${file}: ${msg}`);

@@ -6,8 +6,7 @@ import * as ort from 'onnxruntime-node';
 import type { Tensor } from '../../tensor/tensor.js';
 import { UserError } from '../../tensor/errors.js';
 import { EXPERT_FORMAT, type ExpertMeta, parseExpertMetadata } from '../expert-file.js';
-import { decodeModel } from './proto.js';
-import { checkGraph } from './check-graph.js';
+import { checkGraph, onnxModel } from './check-graph.js';
 import type { OnnxPreprocessing } from './export.js';
 
 /** An ONNX expert ready to run. */
@@ -18,17 +17,8 @@ export interface OnnxExpert {
   release(): Promise<void>;
 }
 
-/** The decoded ModelProto, or one line naming the file. */
-function decoded(bytes: Uint8Array, file: string): Record<string, unknown> {
-  try {
-    return decodeModel(bytes);
-  } catch (e) {
-    throw new UserError(`${file}: not an ONNX model (${(e as Error).message.split('\n')[0]})`);
-  }
-}
-
 /** The ExpertMeta recorded in an ONNX file's metadata_props; errors are one-line UserErrors naming the file. */
-export function onnxExpertMeta(bytes: Uint8Array, file: string, model = decoded(bytes, file)): ExpertMeta {
+export function onnxExpertMeta(bytes: Uint8Array, file: string, model = onnxModel(bytes, file)): ExpertMeta {
   const props = (model as { metadata_props?: { key: string; value: string }[] }).metadata_props ?? [];
   const md = Object.fromEntries(props.map((p) => [p.key, p.value]));
   if (md.lorkd_preprocessing === undefined) throw new UserError(`${file}: not a lorkd ONNX expert (no lorkd_preprocessing in metadata_props)`);
@@ -60,7 +50,7 @@ export function onnxExpertMeta(bytes: Uint8Array, file: string, model = decoded(
 export async function loadOnnxExpert(file: string): Promise<OnnxExpert> {
   if (!existsSync(file)) throw new UserError(`${file}: ONNX file not found`);
   const bytes = readRegular(file, { what: 'ONNX file' });
-  const model = decoded(bytes, file);
+  const model = onnxModel(bytes, file);
   const meta = onnxExpertMeta(bytes, file, model);
   // The graph is checked before onnxruntime sees it (check-graph.ts).
   checkGraph(model, file);
