@@ -1,6 +1,7 @@
 // lorkd predict: run an exported expert on MedMNIST-format .npz files, PNG/JPEG/DICOM files and
 // folders of them. A bad file is one line on stderr and the run goes on; a summary ends the
 // output, and the exit status is 1 when any input failed.
+import { deviceOptions, runtimeOf } from './common.js';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UserError } from '../tensor/errors.js';
 import { SPLITS, type Split } from '../data/dataset.js';
@@ -30,6 +31,8 @@ interface PredictCliOptions {
   batchSize: number;
   quiet?: boolean;
   json?: boolean;
+  device: string;
+  precision: string;
 }
 
 /** Accuracy and AUC over the labelled predictions (absent without labels). */
@@ -69,8 +72,7 @@ const summary = (r: PredictReport): string =>
   (r.skipped ? `, ${r.skipped} non-image file${r.skipped === 1 ? '' : 's'} skipped` : '');
 
 export function registerPredict(program: Command): void {
-  program
-    .command('predict')
+  deviceOptions(program.command('predict'))
     .description('predict classes with an exported expert (.safetensors or .onnx) on MedMNIST-format .npz files, PNG/JPEG/DICOM files and folders of them (bad files are reported and skipped; exit status 1 when any failed)')
     .requiredOption('--model <file>', 'expert file written by lorkd export: .safetensors (run by lorkd) or .onnx (run by onnxruntime-node)')
     .requiredOption('--input <path>', 'a .npz (MedMNIST layout), an image (PNG, JPEG, DICOM) or a folder of images (recursive; class subfolders named after the classes give labels); repeat for more', collect, [])
@@ -82,9 +84,11 @@ export function registerPredict(program: Command): void {
     .action((o: PredictCliOptions) =>
       run(async () => {
         const progress = createProgress({ quiet: !!o.quiet });
+        const onnx = o.model.toLowerCase().endsWith('.onnx');
+        if (onnx && (o.device !== 'cpu' || o.precision !== 'fp32')) throw new UserError('--device and --precision apply to .safetensors experts; an .onnx expert runs in onnxruntime-node on the CPU in float32');
         let started = false;
         const options: PredictInputsOptions = {
-          split: o.split, limit: o.limit, batchSize: o.batchSize,
+          split: o.split, limit: o.limit, batchSize: o.batchSize, ...runtimeOf(o),
           onFailure: (f) => process.stderr.write(`lorkd: ${f.error}\n`),
           onProgress: (done, total) => {
             if (total < 2 * o.batchSize) return; // a bar only for work of several batches
@@ -93,7 +97,7 @@ export function registerPredict(program: Command): void {
             progress.update(done, {});
           },
         };
-        const r = o.model.toLowerCase().endsWith('.onnx') ? await predictInputsOnnx(o.model, o.input, options) : predictInputs(o.model, o.input, options);
+        const r = onnx ? await predictInputsOnnx(o.model, o.input, options) : predictInputs(o.model, o.input, options);
         if (started) progress.stop();
         const metrics = metricsOf(r);
         const counts = { predicted: r.predictions.length, failed: r.failures.length, skipped: r.skipped };

@@ -1,4 +1,5 @@
 // lorkd serve: one HTTP service for every department (docs/SERVE.md).
+import { deviceOptions, runtimeOf } from './common.js';
 import { type Command, Option } from 'commander';
 import { UserError } from '../tensor/errors.js';
 import { emptyCache } from '../tensor/index.js';
@@ -24,11 +25,12 @@ interface ServeCliOptions {
   input?: number;
   json?: boolean;
   quiet?: boolean;
+  device: string;
+  precision: string;
 }
 
 export function registerServe(program: Command): void {
-  program
-    .command('serve')
+  deviceOptions(program.command('serve'))
     .description('serve every department over HTTP, micro-batching their requests through one EKS forward (or per-department fused experts)')
     .option('--decomposition <file>', 'decomposition checkpoint (every task becomes a department)')
     .option('--experts <dir>', 'folder of expert files (*.safetensors), one department each')
@@ -56,7 +58,8 @@ export function registerServe(program: Command): void {
         const log = (s: string) => o.quiet || process.stderr.write(`lorkd serve: ${s}\n`);
         const defaults = o.input !== undefined ? { input: o.input } : {};
         const specs = o.decomposition ? decompositionDepartments(o.decomposition, mode, defaults) : expertDirDepartments(o.experts!);
-        const service = new Service({ mode, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue ?? 8 * o.maxBatch, defaults, maxPixels: o.maxPixels, decodeThreads: o.decodeThreads }, specs);
+        const { device, precision } = runtimeOf(o);
+        const service = new Service({ device, precision, mode, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue ?? 8 * o.maxBatch, defaults, maxPixels: o.maxPixels, decodeThreads: o.decodeThreads }, specs);
         emptyCache(); // load-time temporaries (a checkpoint fused into experts and dropped) go back to the system
         const srv = await startServer(service, { host: o.host, port: o.port, token, maxBodyBytes: o.maxBodyBytes, drainMs: o.drainTimeoutMs });
         const tasks = service.departments.list().map((d) => d.task);

@@ -5,7 +5,7 @@
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { readAt, withFile } from '../io/read.js';
 import path from 'node:path';
-import { type Tensor, noGrad, softmax, tensor, tidy } from '../tensor/index.js';
+import { type Tensor, noGrad, softmax, tensor, tidy, autocast, hostToDevice, type Precision } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { type Split, SPLITS } from '../data/dataset.js';
 import { loadMedMnist } from '../data/medmnist.js';
@@ -44,6 +44,10 @@ export interface PredictOptions {
   limit?: number;
   /** Images per forward pass (default 256). */
   batchSize?: number;
+  /** Where the expert runs (default cpu): inputs are made on the host and copied over per batch. */
+  device?: string;
+  /** Autocast precision of the forward (default fp32). */
+  precision?: Precision;
 }
 
 export interface PredictInputsOptions extends PredictOptions {
@@ -307,10 +311,13 @@ export function predictInputs(file: string, inputs: string[], opts: PredictInput
   if (inputs.length === 0) throw new UserError('no inputs given');
   const { model, meta } = loadExpertFile(file);
   try {
+    const device = opts.device ?? 'cpu';
+    const precision = opts.precision ?? 'fp32';
+    model.to(device);
     const run = new Run(meta, opts);
     for (const b of batches(run, inputs, o)) {
       try {
-        run.add(b, tidy(() => noGrad(() => softmax(model.forward(b.x), 1).toArray() as Float32Array)));
+        run.add(b, tidy(() => noGrad(() => softmax(autocast(device, precision, () => model.forward(hostToDevice(b.x, device))).float(), 1).toArray() as Float32Array)));
       } finally {
         b.x.dispose();
       }

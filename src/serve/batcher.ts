@@ -6,20 +6,23 @@
 import { performance } from 'node:perf_hooks';
 import { TorchError, UserError } from '../tensor/errors.js';
 import { eksProbs, plainProbs } from './forward.js';
+import type { Precision } from '../tensor/index.js';
 import type { ServeMetrics } from './metrics.js';
 import type { Job, Pass, Planner } from './planner.js';
 
 export interface BatcherOptions {
+  /** Autocast precision of the forward passes (default fp32; the models' device is where they were put). */
+  precision?: Precision;
   maxBatch: number;
   maxWaitMs: number;
   /** Most requests waiting for a forward pass. */
   maxQueue: number;
 }
 
-function runPass(p: Pass): Float32Array[] {
+function runPass(p: Pass, precision: Precision): Float32Array[] {
   const inputs = p.jobs.map((j) => j.input);
-  if (p.path === 'plain') return plainProbs(p.model, inputs);
-  return eksProbs(p.shared.model, inputs, p.jobs.map((j) => j.version.eks!.index));
+  if (p.path === 'plain') return plainProbs(p.model, inputs, precision);
+  return eksProbs(p.shared.model, inputs, p.jobs.map((j) => j.version.eks!.index), precision);
 }
 
 export class Batcher {
@@ -102,7 +105,7 @@ export class Batcher {
         const s = performance.now();
         let probs: Float32Array[];
         try {
-          probs = runPass(p);
+          probs = runPass(p, this.o.precision ?? 'fp32');
         } catch (e) {
           // A libtorch or input error fails this pass's requests only; the service goes on.
           const err = e instanceof UserError || e instanceof TorchError ? e : new Error(String((e as Error)?.message ?? e));

@@ -1,11 +1,13 @@
 // The two forward paths of a micro-batch, on preprocessed single-image inputs (1, C, S, S):
 // EKS (one pass of the decomposition model over rows of mixed tasks, each row through its own
 // expert and head) and plain (one model, one department). Both return softmax probabilities per
-// input, in input order, and free everything they create.
+// input, in input order, and free everything they create. The inputs are made on the host; the
+// batch goes to the model's device (pinned, non-blocking on CUDA) and runs under the service's
+// precision (autocast).
 import type { DecompositionModel } from '../lorkd/decomposition.js';
 import { Routing } from '../lorkd/routing.js';
 import type { ImageClassifier } from '../models/classifier.js';
-import { type Tensor, cat, noGrad, softmax, tidy } from '../tensor/index.js';
+import { type Tensor, cat, noGrad, softmax, tidy, autocast, hostToDevice, type Precision } from '../tensor/index.js';
 
 /** The rows of a (n, c) probability tensor as separate arrays. */
 function rowsOf(p: Tensor): Float32Array[] {
@@ -14,20 +16,21 @@ function rowsOf(p: Tensor): Float32Array[] {
   return Array.from({ length: p.size(0) }, (_, i) => a.slice(i * c, (i + 1) * c));
 }
 
-/** One batch tensor from single-image inputs, channels_last (the fast path of the expert convs). */
-const batchOf = (inputs: Tensor[]): Tensor => (inputs.length === 1 ? inputs[0]! : cat(inputs, 0)).contiguous('channels_last');
+/** One batch tensor from single-image inputs on `device`, channels_last (the fast path of the expert convs). */
+const batchOf = (inputs: Tensor[], device: string): Tensor => hostToDevice(inputs.length === 1 ? inputs[0]! : cat(inputs, 0), device).contiguous('channels_last');
 
 /**
  * EKS: `tasks[i]` is the task index of `inputs[i]`, and the inputs must be sorted by task (the
  * batcher sorts them), so the batch goes through forwardRouted as it is.
  */
-export function eksProbs(dm: DecompositionModel, inputs: Tensor[], tasks: readonly number[]): Float32Array[] {
+export function eksProbs(dm: DecompositionModel, inputs: Tensor[], tasks: readonly number[], precision: Precision = 'fp32'): Float32Array[] {
   const routing = Routing.fromSortedTaskIds(tasks, dm.numTasks);
+  const device = dm.device;
   try {
     return noGrad(() =>
       tidy(() => {
-        const { logits } = dm.forwardRouted(batchOf(inputs), routing);
-        return logits.flatMap((l) => (l ? rowsOf(softmax(l, 1)) : []));
+        const { logits } = autocast(device, precision, () => dm.forwardRouted(batchOf(inputs, device), routing));
+        return logits.flatMap((l) => (l ? rowsOf(softmax(l.float(), 1)) : []));
       }),
     );
   } finally {
@@ -36,6 +39,7 @@ export function eksProbs(dm: DecompositionModel, inputs: Tensor[], tasks: readon
 }
 
 /** One plain model over its department's inputs. */
-export function plainProbs(model: ImageClassifier, inputs: Tensor[]): Float32Array[] {
-  return noGrad(() => tidy(() => rowsOf(softmax(model.forward(batchOf(inputs)), 1))));
+export function plainProbs(model: ImageClassifier, inputs: Tensor[], precision: Precision = 'fp32'): Float32Array[] {
+  const device = model.device;
+  return noGrad(() => tidy(() => rowsOf(softmax(autocast(device, precision, () => model.forward(batchOf(inputs, device))).float(), 1))));
 }

@@ -24,6 +24,8 @@ export interface ServiceOptions extends BatcherOptions {
   maxPixels?: number;
   /** Decode worker threads (default: the cores, 2 to 4). */
   decodeThreads?: number;
+  /** Where every department's model runs (default cpu); inputs are decoded on the host and copied over per batch. */
+  device?: string;
 }
 
 /** The answer to one prediction request. */
@@ -88,6 +90,9 @@ export class Service {
       disposeSpec(spec);
       throw new UserError(`${spec.source}: ${spec.preprocessing.channels}-channel models are not supported; lorkd serves 3-channel experts`);
     }
+    // Every model of the service on its device (a shared decomposition moves once; .to is a no-op after).
+    spec.plain?.to(this.o.device ?? 'cpu');
+    spec.eks?.shared.model.to(this.o.device ?? 'cpu');
     const r = this.departments.put(spec);
     this.#countModelBytes();
     return r;
