@@ -49,7 +49,7 @@ export interface DecomposeRun {
 /** `lorkd decompose`: the LoRKD method trained on the one training path (run-method.ts), saved as a decomposition file. */
 export async function trainDecomposition(o: DecomposeOptions): Promise<DecomposeRun> {
   const opts = { ...o, method: 'lorkd', resume: !!o.resume };
-  const t = await trainMethod(opts, { name: 'decompose', outputs: [DECOMPOSITION_FILE, 'teacher-cache-*'] });
+  const t = await trainMethod(opts, { name: 'decompose', label: 'decomposition', outputs: [DECOMPOSITION_FILE, 'teacher-cache-*'] });
   try {
     const file = saveTrainedFiles(t, opts).decomposition!;
     // The caller owns the decomposition model; the method's other parts (KD projection, teacher cache) end here.

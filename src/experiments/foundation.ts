@@ -36,7 +36,7 @@ export interface FoundationRun {
 /** `lorkd foundation`: the foundation method trained on the one training path (run-method.ts), saved as a foundation file. */
 export async function trainFoundation(o: FoundationOptions): Promise<FoundationRun> {
   const opts = { ...o, method: 'foundation', foundationArch: o.arch, model: o.arch, kd: 'none' as const, alpha: 0, beta: 0, resume: !!o.resume };
-  const t = await trainMethod(opts, { name: 'foundation', outputs: [FOUNDATION_FILE] });
+  const t = await trainMethod(opts, { name: 'foundation', label: 'foundation', outputs: [FOUNDATION_FILE] });
   const model = t.method.module as ImageClassifier;
   try {
     const file = saveTrainedFiles(t, opts).foundation!;

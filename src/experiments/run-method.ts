@@ -84,6 +84,8 @@ export interface MethodRunOptions extends DataOptions, Runtime {
 export interface Stage {
   name: string;
   outputs: readonly string[];
+  /** How messages name the run ("this decomposition run"; default: the method's name). */
+  label?: string;
 }
 
 /** The one results schema of a method run (result.json). */
@@ -222,8 +224,8 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
   const arch = archOf(spec, o);
   const device = checkDevice(o.device ?? 'cpu');
   const mem = spec.memory?.({ suite, model: arch, batch: o.batch, input: o.input, rank: o.rank ?? 8 });
-  if (mem && deviceType(device) === 'cpu') checkMemory(mem, `this ${spec.name} run`);
-  else if (mem) checkMemoryOn(mem, `this ${spec.name} run on ${device}`, gpuMemoryBytes(device));
+  if (mem && deviceType(device) === 'cpu') checkMemory(mem, `this ${stage.label ?? spec.name} run`);
+  else if (mem) checkMemoryOn(mem, `this ${stage.label ?? spec.name} run on ${device}`, gpuMemoryBytes(device));
   const ckpt = `${stage.name}.ckpt.safetensors`;
   if (o.init && spec.arch !== 'foundation') throw new UserError(`--init starts a foundation from torchvision weights; ${spec.name} does not take it`);
   const precision = o.precision ?? 'fp32';
