@@ -4,6 +4,7 @@ import { DEFAULT_TASKS, type DataOptions } from '../experiments/data-options.js'
 import { createProgress, type Progress } from '../experiments/progress.js';
 import { expandTaskList } from '../data/bundled.js';
 import { intOption, numberOption } from './output.js';
+import { STRATEGIES } from '../lorkd/strategies.js';
 import { checkDevice, checkPrecision, parseDevice, parsePrecision, type Precision } from '../tensor/index.js';
 import type { CliRuntime } from './distributed.js';
 
@@ -55,4 +56,16 @@ export function runtimeOf(o: any, rt?: CliRuntime): { device: string; precision:
   const precision = parsePrecision(String(o.precision));
   checkPrecision(device, precision);
   return { device, precision, dist: rt?.dist ?? null };
+}
+
+/** The options of the methods that distil and decompose (their specs list which they take): --kd, --alpha, --beta, --strategy, and with `rank` --rank and --lora-alpha. */
+export function methodOptions(c: Command, o: { rank: boolean; kdHelp?: string }): Command {
+  c.option('--kd <mode>', o.kdHelp ?? 'feature (released code) | logits | none', 'feature')
+    .option('--alpha <t>', 'KD temperature', numberOption('alpha'), 10)
+    .option('--beta <w>', 'KD weight', numberOption('beta'), 1)
+    .option('--strategy <s>', `EKS strategy of LoRKD: auto | ${STRATEGIES.join(' | ')}`, 'auto');
+  if (o.rank) {
+    c.option('--rank <r>', 'expert rank', intOption('rank'), 8).option('--lora-alpha <a>', 'expert scaling numerator (delta = BA * a / r); default r', numberOption('lora-alpha'));
+  }
+  return c;
 }

@@ -12,8 +12,8 @@ import type { CliRuntime } from './distributed.js';
 import type { StudySource, TransferRunOptions } from '../experiments/transfer.js';
 import { loadTasks } from '../data/medmnist.js';
 import { teacherOptions, teacherFlagsOf } from './teacher-options.js';
-import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf } from './common.js';
-import { intOption, numberOption, run, table } from './output.js';
+import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf, methodOptions } from './common.js';
+import { run, table } from './output.js';
 import { kdOf, strategyOf } from './pipeline.js';
 
 function intList(name: string, v: string): number[] {
@@ -34,11 +34,8 @@ export function registerCompare(program: Command, rt: CliRuntime): void {
     .option('--model <name>', 'backbone of every method but the foundation', 'shufflenet_v2_x1_0')
     .option('--foundation-arch <name>', "the foundation's architecture", 'resnet18')
     .option('--foundation <file>', "every seed's teacher: a foundation model file or any ONNX model (.onnx); default: each seed's own foundation run")
-    .option('--kd <mode>', 'transfer loss of LoRKD and the KD baselines: feature | logits | none (LoRKD CE only)', 'feature')
-    .option('--alpha <t>', 'KD temperature', numberOption('alpha'), 10)
-    .option('--beta <w>', 'KD weight', numberOption('beta'), 1)
-    .option('--strategy <s>', 'EKS strategy of LoRKD: auto | fused | routed | gathered | loop | aggregated', 'auto')
     .requiredOption('--out <dir>', 'compare directory (re-running continues where it stopped)');
+  methodOptions(c, { rank: false, kdHelp: 'transfer loss of LoRKD and the KD baselines: feature | logits | none (LoRKD CE only)' });
   if (existsSync(TRANSFER_MODULE)) {
     c.option('--transfer <spec>', 'also fine-tune each method\'s deployed network of --transfer-task on DATA[:key=value]... (see lorkd transfer); repeat for several', (v: string, prev: string[]) => [...prev, v], [] as string[]);
     c.option('--transfer-task <name>', 'which task\'s deployed network is transferred (default: the first task)');

@@ -13,8 +13,8 @@ import { UserError } from '../tensor/errors.js';
 import { autocast } from '../tensor/index.js';
 import { checkRecordedTasks } from '../io/metadata.js';
 import { teacherOptions, teacherFlagsOf } from './teacher-options.js';
-import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf } from './common.js';
-import { emit, intOption, numberOption, run, table } from './output.js';
+import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf, methodOptions } from './common.js';
+import { emit, intOption, run, table } from './output.js';
 import type { CliRuntime } from './distributed.js';
 
 export function kdOf(v: string): KdMode {
@@ -44,16 +44,10 @@ export function registerPipeline(program: Command, rt: CliRuntime): void {
       }),
     );
 
-  teacherOptions(deviceOptions(trainOptions(dataOptions(program.command('decompose'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 })))
+  methodOptions(teacherOptions(deviceOptions(trainOptions(dataOptions(program.command('decompose'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 }))), { rank: true })
     .description('decompose a foundation model into per-task low-rank experts (LoRKD)')
     .option('--foundation <file>', 'the teacher: a foundation model (lorkd foundation output) or any ONNX model (.onnx); not needed with --kd none')
     .option('--model <name>', 'backbone of the decomposition model', 'shufflenet_v2_x1_0')
-    .option('--rank <r>', 'expert rank', intOption('rank'), 8)
-    .option('--lora-alpha <a>', 'expert scaling numerator (delta = BA * a / r); default r', numberOption('lora-alpha'))
-    .option('--alpha <t>', 'KD temperature', numberOption('alpha'), 10)
-    .option('--beta <w>', 'KD weight', numberOption('beta'), 1)
-    .option('--kd <mode>', 'feature (released code) | logits | none', 'feature')
-    .option('--strategy <s>', `EKS strategy: auto | ${STRATEGIES.join(' | ')}`, 'auto')
     .requiredOption('--out <dir>', 'run directory')
     .action((o) =>
       run(async () => {

@@ -5,10 +5,9 @@ import type { Command } from 'commander';
 import { runMethod, type MethodResult } from '../experiments/run-method.js';
 import { availableMethods, methodSpec, type MethodOption } from '../experiments/methods/index.js';
 import { UserError } from '../tensor/errors.js';
-import { STRATEGIES } from '../lorkd/strategies.js';
 import { teacherOptions, teacherFlagsOf } from './teacher-options.js';
-import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf } from './common.js';
-import { emit, intOption, numberOption, run, table } from './output.js';
+import { dataOptions, trainOptions, toData, progressOf, deviceOptions, runtimeOf, methodOptions } from './common.js';
+import { emit, run, table } from './output.js';
 import { kdOf, strategyOf } from './pipeline.js';
 import type { CliRuntime } from './distributed.js';
 
@@ -31,12 +30,8 @@ export function registerRun(program: Command, rt: CliRuntime): void {
     .option('--model <name>', 'backbone of every method but the foundation', 'shufflenet_v2_x1_0')
     .option('--foundation-arch <name>', "the foundation method's architecture", 'resnet18')
     .option('--foundation <file>', 'the teacher of a method that distils: a foundation model file or any ONNX model (.onnx)')
-    .option('--kd <mode>', 'feature | logits | none', 'feature')
-    .option('--alpha <t>', 'KD temperature', numberOption('alpha'), 10)
-    .option('--beta <w>', 'KD weight', numberOption('beta'), 1)
-    .option('--rank <r>', 'expert rank', intOption('rank'), 8)
-    .option('--lora-alpha <a>', 'expert scaling numerator (delta = BA * a / r); default r', numberOption('lora-alpha'))
-    .option('--strategy <s>', `EKS strategy: auto | ${STRATEGIES.join(' | ')}`, 'auto');
+;
+  methodOptions(c, { rank: true });
   c.action((o) =>
     run(async () => {
       const spec = methodSpec(String(o.method));
