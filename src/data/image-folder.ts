@@ -1,7 +1,6 @@
 // Image-folder tasks: an ImageFolder root as a task (seeded split of a flat folder), k-shot
 // subsets of a training split, and resizing a whole task to a common image size.
 import { existsSync, statSync } from 'node:fs';
-import { tensor, interpolate, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { type ImageSplit, type Split, SPLITS, type TaskData } from './dataset.js';
 import { loadImageFolder } from './images.js';
@@ -98,34 +97,4 @@ export function fewShot(data: TaskData, k: number, seed: number): TaskData {
   });
   rows.sort((a, b) => a - b);
   return { ...data, splits: { ...data.splits, train: selectRows(data.splits.train, rows) } };
-}
-
-/** One split resized to height x width (bilinear, align_corners=False, rounded half up to uint8). */
-function resizeSplit(s: ImageSplit, height: number, width: number): ImageSplit {
-  if (s.height === height && s.width === width) return s;
-  const per = 3 * height * width;
-  const images = new Uint8Array(s.n * per);
-  const chunk = 256;
-  for (let b = 0; b < s.n; b += chunk) {
-    const m = Math.min(chunk, s.n - b);
-    const src = s.images.subarray(b * 3 * s.height * s.width, (b + m) * 3 * s.height * s.width);
-    const out = tidy(() =>
-      interpolate(tensor(src, [m, 3, s.height, s.width], { dtype: 'uint8' }).float(), [height, width], 'bilinear', false)
-        .add(0.5)
-        .floor()
-        .clamp(0, 255)
-        .to('uint8')
-        .toBytes(),
-    );
-    images.set(out, b * per);
-  }
-  return { ...s, height, width, images };
-}
-
-/** A task with every split resized to height x width (the task itself when it has that size). */
-export function resizeTask(data: TaskData, height: number, width: number): TaskData {
-  const same = SPLITS.every((s) => data.splits[s].height === height && data.splits[s].width === width);
-  if (same) return data;
-  const splits = Object.fromEntries(SPLITS.map((s) => [s, resizeSplit(data.splits[s], height, width)])) as Record<Split, ImageSplit>;
-  return { ...data, splits };
 }
