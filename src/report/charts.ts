@@ -4,6 +4,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { Stat } from './input.js';
 import type { Study } from './study.js';
 import { methodLabel } from './labels.js';
+import { PAPER_FIGURE_SOURCE, paperAccuracy } from './paper-figures.js';
 
 export interface Chart {
   id: string;
@@ -49,12 +50,19 @@ export function intervalWords(study: Study): string {
 
 export function taskAccuracyChart(study: Study): Chart | null {
   if (!study.methods.length) return null;
-  const values = study.methods.flatMap((m) => m.per_task.map((p) => ({ task: p.task, method: methodLabel(m.name), ...lohi(p.accuracy) })));
+  const values = study.methods.flatMap((m) => m.per_task.map((p) => ({ task: p.task, method: methodLabel(m.name), ...lohi(p.accuracy), paper: paperAccuracy(m.name, p.task) })));
   const color = methodColor(study, values.map((v) => v.method));
+  const paper = values.some((v) => v.paper !== null);
+  // The paper's own figure for the same task and method: a black diamond over our bar, in its own legend.
+  const paperLayer = {
+    transform: [{ filter: 'datum.paper != null' }],
+    mark: { type: 'point' as const, shape: 'diamond', filled: true, size: 70, color: '#111', tooltip: true },
+    encoding: { y: { field: 'paper', type: 'quantitative' as const }, shape: { datum: "paper's MedMNIST figure (its budget)", type: 'nominal' as const, title: null, scale: { range: ['diamond'] }, legend: { labelLimit: 320 } } },
+  };
   return {
     id: 'task-accuracy',
     title: 'Per-task test accuracy',
-    caption: `Mean test accuracy per task and method; ${intervalWords(study)}.`,
+    caption: `Mean test accuracy per task and method; ${intervalWords(study)}.` + (paper ? ` Black diamonds: ${PAPER_FIGURE_SOURCE}, drawn where our task is the same task (breast, retina; the blood task's MedMNIST form is BloodMNIST).` : ''),
     spec: {
       data: { values },
       width: Math.max(320, Math.min(820, study.tasks.length * study.methods.length * 22)),
@@ -63,6 +71,7 @@ export function taskAccuracyChart(study: Study): Chart | null {
       layer: [
         { mark: { type: 'bar', tooltip: true }, encoding: { y: { field: 'mean', type: 'quantitative', title: 'accuracy', axis: { format: '.0%' } }, color } },
         { mark: { type: 'rule', color: '#222', strokeWidth: 1.2 }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
+        ...(paper ? [paperLayer] : []),
       ],
     },
   };
