@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { watchMachine } from './machine.js';
 
 const arg = (name: string, d: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,7 +28,7 @@ function lastJson(args: string[], env: Record<string, string>): { history: { img
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
 }
 
-const load0 = os.loadavg()[0];
+const watch = watchMachine();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lorkd-bench-dist-'));
 try {
   const train = (out: string) => ['decompose', '--kd', 'none', '--epochs', epochs, '--input', '64', '--batch', '128', '--strategy', 'fused', '--quiet', '--json', '--out', path.join(dir, out)];
@@ -43,7 +44,7 @@ try {
   const allreduce = JSON.parse(ar.stdout.trim().split('\n').at(-1)!);
   console.log(
     JSON.stringify({
-      threads, nproc, loadavg_before: load0, loadavg_after: os.loadavg()[0],
+      threads, nproc, machine: watch.stop(),
       one_process_img_per_s: ips(one.history), n_process_img_per_s: ips(many.history), speedup: ips(many.history) / ips(one.history),
       step_ms_overlapped: stepMs(many.history), step_ms_after_backward: stepMs(after.history), overlap_gain: stepMs(after.history) / stepMs(many.history),
       ...allreduce,

@@ -11,11 +11,13 @@ import { createAlignedMtl } from '../src/experiments/methods/aligned-mtl.js';
 import { createKf } from '../src/experiments/methods/kf.js';
 import type { Method, MethodContext } from '../src/experiments/methods/method.js';
 import { taskBatch, TINY_TASKS } from '../test/helpers/methods-batch.js';
+import { machineLine, watchMachine } from './machine.js';
 
 const arg = (k: string, d: number): number => {
   const i = process.argv.indexOf(k);
   return i > 0 ? Number(process.argv[i + 1]) : d;
 };
+const watch = watchMachine();
 const batchSize = arg('--batch', 128);
 const input = arg('--input', 64);
 const rounds = arg('--rounds', 3);
@@ -49,11 +51,13 @@ methods.forEach((_, i) => step(i)); // warm-up
 const best = methods.map(() => Infinity);
 for (let r = 0; r < rounds; r++) methods.forEach((_, i) => (best[i] = Math.min(best[i]!, step(i))));
 const rows = methods.map(([name, m], i) => ({ method: name, step_ms: best[i]!, img_per_s: (batchSize * 1000) / best[i]!, over_mtl: best[i]! / best[0]!, params_training: m.params().params_training }));
-if (process.argv.includes('--json')) console.log(JSON.stringify({ batch: batchSize, input, tasks: ctx.tasks.length, rows }));
+const machine = watch.stop();
+if (process.argv.includes('--json')) console.log(JSON.stringify({ batch: batchSize, input, tasks: ctx.tasks.length, rows, machine }));
 else {
   console.log(`\nbatch ${batchSize} at ${input}x${input}, ${ctx.tasks.length} tasks, shufflenet_v2_x1_0, channels_last, best of ${rounds}\n`);
   console.log('| method | step ms | img/s | step / MTL step | params (training) |\n|---|---|---|---|---|');
   for (const r of rows) console.log(`| ${r.method} | ${r.step_ms.toFixed(0)} | ${r.img_per_s.toFixed(0)} | ${r.over_mtl.toFixed(2)} | ${(r.params_training / 1e6).toFixed(2)} M |`);
+  console.log(machineLine(machine));
 }
 methods.forEach(([, m], i) => {
   opts[i]!.dispose();

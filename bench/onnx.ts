@@ -8,9 +8,11 @@ import { manualSeed, noGrad, rand, setNumThreads, tidy } from '../src/tensor/ind
 import { createModel } from '../src/models/index.js';
 import { BatchNorm2d } from '../src/nn/index.js';
 import { expertToOnnx } from '../src/export/onnx/index.js';
+import { machineLine, watchMachine } from './machine.js';
 
 const quick = process.argv.includes('--quick');
 setNumThreads(1);
+const watch = watchMachine();
 
 async function bench(arch: string, input: number, batch: number, reps: number): Promise<Record<string, number | string>> {
   manualSeed(0);
@@ -54,4 +56,6 @@ for (const [arch, input, batch] of (quick ? [['shufflenet_v2_x1_0', 64, 16]] : [
 }
 console.log('| model | input | batch | export ms | file MB | max logit diff | lorkd img/s | onnxruntime img/s |\n|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(`| ${r.model} | ${r.input} | ${r.batch} | ${r.export_ms} | ${r.file_mb} | ${Number(r.max_logit_diff).toExponential(1)} | ${r.lorkd_img_per_s} | ${r.ort_img_per_s} |`);
-console.log(JSON.stringify({ date: new Date().toISOString(), onnx: rows }));
+const machine = watch.stop();
+console.log(machineLine(machine));
+console.log(JSON.stringify({ date: new Date().toISOString(), onnx: rows, machine }));

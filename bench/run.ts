@@ -6,10 +6,12 @@ import { benchOps } from './ops.js';
 import { benchTrain, type TrainBenchResult } from './train.js';
 import { benchEks, type EksBenchResult } from './eks.js';
 import { STRATEGIES, type Strategy } from '../src/lorkd/strategies.js';
+import { machineLine, watchMachine } from './machine.js';
 
 const what = process.argv[2] ?? 'all';
 const quick = process.argv.includes('--quick');
 const out: Record<string, unknown> = { date: new Date().toISOString() };
+const watch = watchMachine();
 const f = (v: number | null | undefined, d = 2) => (v === null || v === undefined ? '-' : v.toFixed(d));
 
 if (what === 'ops' || what === 'all') {
@@ -55,4 +57,6 @@ if (what === 'eks' || what === 'all') {
   }
 }
 
+out.machine = watch.stop();
+console.log(`\n${machineLine(out.machine as ReturnType<typeof watch.stop>)}`);
 writeFileSync(new URL('../../bench/results.json', import.meta.url), JSON.stringify(out, null, 2) + '\n');

@@ -9,7 +9,8 @@
 //   node dist/bench/serve.js [--departments 10] [--seconds 6] [--concurrency 32] [--json] ...
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
+import { watchMachine, machineLine, type MachineLoad } from './machine.js';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -66,6 +67,8 @@ export interface ServeBenchRow {
   runs?: number[];
   /** auto only: share of requests served through EKS. */
   eks_share?: number;
+  /** CPU seconds the load generator (the benchmark's own process) used during the run. */
+  loadgen_cpu_s: number;
 }
 
 const BIN = fileURLToPath(new URL('../../bin/lorkd.js', import.meta.url));
@@ -186,7 +189,7 @@ async function load(urlOf: (dept: number) => string, k: number, bodies: Uint8Arr
   return res;
 }
 
-export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: ServeBenchRow[]; settings: Record<string, unknown> }> {
+export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: ServeBenchRow[]; settings: Record<string, unknown> & { machine: MachineLoad } }> {
   const o = {
     departments: 10,
     model: 'shufflenet_v2_x1_0',
@@ -205,6 +208,7 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
     ...opts,
   };
   const mixes = [...new Set([1, Math.min(3, o.departments), o.departments])];
+  const watch = watchMachine();
   const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-bench-serve-'));
   const runs: ServeBenchRow[] = [];
   const bodies = pngs(48);
@@ -227,9 +231,11 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
     }
     running.push(...servers.map((s) => s.child));
     try {
+      const cpu0 = process.cpuUsage();
       const r = await load((d) => servers[mode === 'plain' ? d : 0]!.url, k, bodies, o);
       const mem = servers.map((s) => rss(s.child.pid!));
       const modelBytes = await Promise.all(servers.map(async (s) => Number(/^lorkd_model_bytes (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1] ?? NaN)));
+      const cpu = process.cpuUsage(cpu0);
       const lat = r.latencies.slice().sort((a, b) => a - b);
       const n = r.latencies.length;
       return {
@@ -246,6 +252,8 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
         model_mb: modelBytes.reduce((a, b) => a + b, 0) / 2 ** 20,
         mean_batch: r.batches.reduce((a, b) => a + b, 0) / Math.max(1, n),
         max_batch: Math.max(0, ...r.batches),
+        // The load generator (this process) shares the machine with the servers: its CPU time.
+        loadgen_cpu_s: (cpu.user + cpu.system) / 1e6,
         ...(mode === 'auto' ? { eks_share: r.eks / Math.max(1, n) } : {}),
       };
     } finally {
@@ -280,7 +288,7 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
     }),
   ).flat();
   const { log: _log, ...settings } = o;
-  return { rows, settings: { ...settings, loadavg_1m: loadavg()[0] } };
+  return { rows, settings: { ...settings, machine: watch.stop() } };
 }
 
 const f = (v: number | undefined, d = 1): string => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
@@ -323,5 +331,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     }).filter(([, v]) => v !== undefined),
   ) as ServeBenchOptions;
   const r = await benchServe(picked);
-  console.log(process.argv.includes('--json') ? JSON.stringify(r) : `${serveTable(r.rows)}\n\nsettings: ${JSON.stringify(r.settings)}`);
+  console.log(process.argv.includes('--json') ? JSON.stringify(r) : `${serveTable(r.rows)}\n\n${machineLine(r.settings.machine)}\nsettings: ${JSON.stringify(r.settings)}`);
 }

@@ -9,6 +9,7 @@ import { STRATEGIES, type Strategy } from '../lorkd/strategies.js';
 import { UserError } from '../tensor/errors.js';
 import { emit, intOption, run, table } from './output.js';
 import { strategyOf } from './pipeline.js';
+import { machineLine, measured } from '../../bench/machine.js';
 
 const f1 = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v.toFixed(v < 10 ? 2 : 1));
 
@@ -26,13 +27,13 @@ export function registerBench(program: Command): void {
     .option('--forward-only', 'time forward passes only (no grad)')
     .option('--json', 'print one JSON object')
     .action((o) =>
-      run(() => {
+      run(async () => {
         if (o.format !== 'channels_last' && o.format !== 'contiguous') throw new UserError('--format must be channels_last or contiguous');
-        const r = benchTrain({ model: o.model, input: o.input, batch: o.batch, format: o.format, threads: o.threads, steps: o.steps, forwardOnly: !!o.forwardOnly });
+        const r = await measured(() => benchTrain({ model: o.model, input: o.input, batch: o.batch, format: o.format, threads: o.threads, steps: o.steps, forwardOnly: !!o.forwardOnly }));
         emit(!!o.json, r, () =>
           table(['model', 'input', 'batch', 'format', 'lorkd img/s', 'pytorch img/s', 'ratio', 'lorkd RSS MB', 'pytorch RSS MB'], [
             [r.model, r.input, r.batch, r.format, f1(r.lorkd_img_per_s), f1(r.pytorch_img_per_s), f1(r.ratio), f1(r.lorkd_peak_rss_mb), f1(r.pytorch_peak_rss_mb)],
-          ]),
+          ]) + '\n' + machineLine(r.machine),
         );
       }),
     );
@@ -47,16 +48,16 @@ export function registerBench(program: Command): void {
     .option('--strategies <list>', `comma list of ${STRATEGIES.join(', ')}`)
     .option('--json', 'print one JSON object')
     .action((o) =>
-      run(() => {
+      run(async () => {
         const strategies = o.strategies ? (String(o.strategies).split(',') as Strategy[]) : undefined;
         for (const s of strategies ?? []) if (!STRATEGIES.includes(s)) throw new UserError(`unknown strategy "${s}"; known: ${STRATEGIES.join(', ')}`);
-        const r = benchEks({ tasks: o.tasks, rank: o.rank, batch: o.batch, input: o.input, steps: o.steps, strategies });
+        const r = await measured(() => benchEks({ tasks: o.tasks, rank: o.rank, batch: o.batch, input: o.input, steps: o.steps, strategies }));
         emit(!!o.json, r, () =>
           table(['strategy', 'ms/step', 'x plain'], [
             ['plain', f1(r.plain_ms), '1.00'],
             ...(strategies ?? [...STRATEGIES]).map((s) => [s, f1(r[`${s}_ms`] as number), f1(r[`${s}_over_plain`] as number)]),
             [`auto (${r.auto_choice})`, f1(r.auto_ms as number), f1(r.auto_over_plain)],
-          ]),
+          ]) + '\n' + machineLine(r.machine),
         );
       }),
     );
@@ -73,24 +74,24 @@ export function registerBench(program: Command): void {
     .option('--precision <p>', 'fp32 | bf16 (autocast), both engines', 'fp32')
     .option('--json', 'print one JSON object')
     .action((o) =>
-      run(() => {
+      run(async () => {
         const { device, precision } = runtimeOf(o);
-        const r = benchDecompose({ batch: o.batch, input: o.input, steps: o.steps, threads: o.threads, strategy: strategyOf(o.strategy), noTorch: o.torch === false, device, precision });
+        const r = await measured(() => benchDecompose({ batch: o.batch, input: o.input, steps: o.steps, threads: o.threads, strategy: strategyOf(o.strategy), noTorch: o.torch === false, device, precision }));
         emit(!!o.json, r, () =>
           table(['batch', 'input', 'lorkd img/s', 'pytorch img/s (best)', 'ratio', 'mtl img/s', 'lorkd step / mtl step'], [
             [r.batch, r.input, `${f1(r.lorkd_img_per_s)} (${r.lorkd_strategy})`, r.pytorch_img_per_s === null ? '-' : `${f1(r.pytorch_img_per_s)} (${r.pytorch_best})`, f1(r.ratio), f1(r.mtl_img_per_s), f1(r.lorkd_over_mtl)],
-          ]),
+          ]) + '\n' + machineLine(r.machine),
         );
       }),
     );
   bench
     .command('ops')
     .description('per-op dispatch overhead and conv2d forward+backward, lorkd vs PyTorch')
-    .option('--json', 'print one JSON array')
+    .option('--json', 'print one JSON object: rows (one per op) and machine')
     .action((o) =>
-      run(() => {
-        const r = benchOps();
-        emit(!!o.json, r, () => table(['op', 'lorkd', 'pytorch', 'lorkd/pytorch'], r.map((e) => [e.op, f1(e.lorkd), f1(e.pytorch), f1(e.ratio)])));
+      run(async () => {
+        const r = await measured(() => ({ rows: benchOps() }));
+        emit(!!o.json, r, () => table(['op', 'lorkd', 'pytorch', 'lorkd/pytorch'], r.rows.map((e) => [e.op, f1(e.lorkd), f1(e.pytorch), f1(e.ratio)])) + '\n' + machineLine(r.machine));
       }),
     );
 }
