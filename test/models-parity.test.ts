@@ -12,7 +12,7 @@ import { Tensor, randn, tidy, noGrad, manualSeed } from '../src/tensor/index.js'
 import { BatchNorm2d, type Module } from '../src/nn/index.js';
 import { createModel, listModels } from '../src/models/index.js';
 import { saveSafetensors } from '../src/io/safetensors.js';
-import { runPython, skipWithoutTorch } from './helpers/python.js';
+import { runPython, skipWithoutTorch, PY_LOAD_SAFETENSORS } from './helpers/python.js';
 
 const PARITY = ['shufflenet_v2_x1_0', 'resnet50'];
 const CLASSES = 10;
@@ -25,18 +25,7 @@ const skip = skipWithoutTorch();
 const PY = `
 import json, struct, sys, torch, torchvision
 torch.nn.init.kaiming_normal_ = torch.nn.init.kaiming_uniform_ = lambda t, *a, **k: t
-DT = {'F32': torch.float32, 'F64': torch.float64, 'I64': torch.int64}
-def load(p):
-    b = open(p, 'rb').read()
-    n = struct.unpack('<Q', b[:8])[0]
-    out = {}
-    for k, v in json.loads(b[8:8 + n]).items():
-        if k == '__metadata__':
-            continue
-        s, e = v['data_offsets']
-        out[k] = torch.frombuffer(bytearray(b[8 + n + s:8 + n + e]), dtype=DT[v['dtype']]).reshape(v['shape'])
-    return out
-
+${PY_LOAD_SAFETENSORS}
 def parity(name, wfile, ofile, classes):
     w, ours = load(wfile), load(ofile)
     x = w.pop('input')
@@ -68,10 +57,16 @@ def parity(name, wfile, ofile, classes):
     return out
 
 job = json.loads(sys.argv[1])
+# lorkd's small ViT is torchvision's VisionTransformer in another configuration; lorkd names every
+# head fc (torchvision's ViT: heads.head).
+def build(n):
+    if n == 'vit_tiny_p8':
+        return torchvision.models.VisionTransformer(image_size=64, patch_size=8, num_layers=12, num_heads=3, hidden_dim=192, mlp_dim=768, num_classes=7)
+    return getattr(torchvision.models, n)(num_classes=7)
 names = {}
 for n in job['models']:
-    m = getattr(torchvision.models, n)(num_classes=7)
-    names[n] = [[k, list(v.shape), str(v.dtype).replace('torch.', '')] for k, v in m.state_dict().items()]
+    m = build(n)
+    names[n] = [[k.replace('heads.head.', 'fc.'), list(v.shape), str(v.dtype).replace('torch.', '')] for k, v in m.state_dict().items()]
 print(json.dumps({'names': names, 'parity': {p['name']: parity(p['name'], p['weights'], p['ours'], job['classes']) for p in job['parity']}}))
 `;
 

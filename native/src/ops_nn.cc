@@ -16,7 +16,10 @@ DEF("conv2d", R(at::conv2d(T(0), T(1), OT(2), IV(3), IV(4), IV(5), I(6)));)
 DEF("batchNorm", R(at::batch_norm(T(0), OT(1), OT(2), OT(3), OT(4), B(5), D(6), D(7), true));)
 DEF("relu", R(at::relu(T(0)));)
 DEF("relu_", { at::relu_(T(0)); return info[0]; })
-DEF("gelu", R(at::gelu(T(0)));)
+// gelu(x, approximate: none (exact erf form) | tanh)
+DEF("gelu", R(at::gelu(T(0), info.Length() > 1 ? STR(1) : std::string("none")));)
+// layerNorm(x, normalizedShape, weight|null, bias|null, eps)
+DEF("layerNorm", R(at::layer_norm(T(0), IV(1), OT(2), OT(3), D(4)));)
 // maxPool2d(x, kernel, stride, padding, dilation, ceilMode)
 DEF("maxPool2d", R(at::max_pool2d(T(0), IV(1), IV(2), IV(3), IV(4), B(5)));)
 // avgPool2d(x, kernel, stride, padding, ceilMode, countIncludePad)
@@ -24,13 +27,14 @@ DEF("avgPool2d", R(at::avg_pool2d(T(0), IV(1), IV(2), IV(3), B(4), B(5)));)
 DEF("adaptiveAvgPool2d", R(at::adaptive_avg_pool2d(T(0), IV(1)));)
 DEF("linear", R(at::linear(T(0), T(1), OT(2)));)
 DEF("dropout", R(at::dropout(T(0), D(1), B(2)));)
-// interpolate(x, size[2], mode: bilinear|nearest, alignCorners)
+// interpolate(x, size[2], mode: bilinear|bicubic|nearest, alignCorners)
 DEF("interpolate", {
   std::string mode = STR(2);
   auto size = IV(1);
   if (mode == "bilinear") R(at::upsample_bilinear2d(T(0), size, B(3)));
+  if (mode == "bicubic") R(at::upsample_bicubic2d(T(0), size, B(3)));
   if (mode == "nearest") R(at::upsample_nearest2d(T(0), size));
-  throw std::invalid_argument("interpolate mode must be bilinear or nearest, got '" + mode + "'");
+  throw std::invalid_argument("interpolate mode must be bilinear, bicubic or nearest, got '" + mode + "'");
 })
 DEF("softmax", R(at::softmax(T(0), I(1)));)
 DEF("logSoftmax", R(at::log_softmax(T(0), I(1)));)

@@ -32,7 +32,7 @@ export function registerCompare(program: Command, rt: CliRuntime): void {
     .option('--seeds <list>', 'comma list of seeds', '0,1,2')
     .option('--ranks <list>', "LoRKD's ranks (Table 3)", '8')
     .option('--model <name>', 'backbone of every method but the foundation', 'shufflenet_v2_x1_0')
-    .option('--foundation-arch <name>', "the foundation's architecture", 'resnet18')
+    .option('--foundation-arch <name>', "the foundation's architecture (resnet18, resnet50, vit_tiny_p8, vit_b_16, ...: docs/ARCHITECTURES.md)", 'resnet18')
     .option('--foundation <file>', "every seed's teacher: a foundation model file or any ONNX model (.onnx); default: each seed's own foundation run")
     .requiredOption('--out <dir>', 'compare directory (re-running continues where it stopped)');
   methodOptions(c, { rank: false, kdHelp: 'transfer loss of LoRKD and the KD baselines: feature | logits | none (LoRKD CE only)' });

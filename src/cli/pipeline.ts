@@ -33,8 +33,8 @@ export function printResults(json: boolean, r: RunResults & Record<string, unkno
 export function registerPipeline(program: Command, rt: CliRuntime): void {
   deviceOptions(trainOptions(dataOptions(program.command('foundation'), { input: 64, batch: 128 }), { epochs: 12, lr: 0.05 }))
     .description('train the foundation (teacher) model on the union of the tasks with one unified head')
-    .option('--arch <name>', 'architecture: resnet50 (the paper), resnet18, or any registered model', 'resnet18')
-    .option('--init <file>', 'start from these weights (safetensors, torchvision names)')
+    .option('--arch <name>', 'architecture: resnet50 (the paper), resnet18, vit_b_16, vit_tiny_p8 (a ViT-Tiny with 8 px patches, made for 64 px), or any registered model (docs/ARCHITECTURES.md)', 'resnet18')
+    .option('--init <file>', "start from these weights (safetensors, torchvision names; a ViT's heads.head is read as fc, its position embedding resized to the input's patch grid)")
     .requiredOption('--out <dir>', 'run directory')
     .action((o) =>
       run(async () => {

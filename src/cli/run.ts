@@ -28,7 +28,7 @@ export function registerRun(program: Command, rt: CliRuntime): void {
     .requiredOption('--method <name>', `one of ${availableMethods().join(', ')}`)
     .requiredOption('--out <dir>', 'run directory')
     .option('--model <name>', 'backbone of every method but the foundation', 'shufflenet_v2_x1_0')
-    .option('--foundation-arch <name>', "the foundation method's architecture", 'resnet18')
+    .option('--foundation-arch <name>', "the foundation method's architecture (resnet18, resnet50, vit_tiny_p8, vit_b_16, ...: docs/ARCHITECTURES.md)", 'resnet18')
     .option('--foundation <file>', 'the teacher of a method that distils: a foundation model file or any ONNX model (.onnx)')
 ;
   methodOptions(c, { rank: true });

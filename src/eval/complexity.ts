@@ -3,12 +3,15 @@
 // - Params(deployment): one fused expert = a plain backbone, without head.
 // - FLOPs are multiply-accumulates for one image, counted as ptflops does (the usual "0.15 G" of
 //   ShuffleNetV2 1.0x at 224): convolutions and linear layers, plus BatchNorm (2 per output
-//   element), ReLU (1 per element) and max-pooling (1 per input element). FLOPs(training) adds each sample's own low-rank
+//   element), ReLU (1 per element) and max-pooling (1 per input element); for transformers,
+//   LayerNorm (2 per element), GELU (1 per element) and self-attention: the input projection
+//   (3 D^2 per token) and the two attention matmuls (Q K^T and A V: 2 L^2 D per image), the output
+//   projection being a Linear. A Linear counts once per token. FLOPs(training) adds each sample's own low-rank
 //   path: r (Cin + Cout) per output pixel for a 1x1 expert, the full-kernel delta
 //   (Cout Cin k k per output pixel) for the k > 1 stem.
 import { Conv2d } from '../nn/conv.js';
 import { Linear } from '../nn/linear.js';
-import { BatchNorm2d, ReLU, MaxPool2d } from '../nn/layers.js';
+import { BatchNorm2d, ReLU, MaxPool2d, LayerNorm, GELU, MultiheadAttention } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { createModel } from '../models/registry.js';
 import { backboneShape, decompositionParams } from './param-count.js';
@@ -16,7 +19,7 @@ import { type Tensor, zeros, noGrad, tidy } from '../tensor/index.js';
 
 export interface LayerCall {
   name: string;
-  kind: 'conv' | 'linear' | 'elementwise';
+  kind: 'conv' | 'linear' | 'attention' | 'elementwise';
   macs: number;
   /** For convs: output pixels, channels, kernel, groups. */
   outPixels: number;
@@ -41,10 +44,21 @@ export function traceLayers(model: Module, input: number[]): LayerCall[] {
     const macs = outPixels * c.outChannels * (c.inChannels / c.groups) * c.kernelSize[0] * c.kernelSize[1];
     return { kind: 'conv', macs, outPixels, inChannels: c.inChannels, outChannels: c.outChannels, kernel: c.kernelSize[0], groups: c.groups };
   });
-  record(Linear, (l) => ({ kind: 'linear', macs: l.inFeatures * l.outFeatures, outPixels: 1, inChannels: l.inFeatures, outChannels: l.outFeatures, kernel: 1, groups: 1 }));
+  // A Linear over tokens [N, L, in] runs once per token (outPixels = L).
+  record(Linear, (l, _x, y) => {
+    const outPixels = y.numel / (y.size(0) * l.outFeatures);
+    return { kind: 'linear', macs: outPixels * l.inFeatures * l.outFeatures, outPixels, inChannels: l.inFeatures, outChannels: l.outFeatures, kernel: 1, groups: 1 };
+  });
   record(BatchNorm2d, (_m, _x, y) => elementwise(2 * y.numel));
   record(ReLU, (_m, _x, y) => elementwise(y.numel));
   record(MaxPool2d, (_m, x) => elementwise(x.numel));
+  record(LayerNorm, (_m, _x, y) => elementwise(2 * y.numel));
+  record(GELU, (_m, _x, y) => elementwise(y.numel));
+  // The input projection and Q K^T, A V (its out_proj is a Linear, counted by its own hook).
+  record(MultiheadAttention, (a, x) => {
+    const l = x.size(1);
+    return { kind: 'attention', macs: 3 * l * a.dim * a.dim + 2 * l * l * a.dim, outPixels: l, inChannels: a.dim, outChannels: a.dim, kernel: 1, groups: 1 };
+  });
   for (const [name, m] of model.namedModules()) {
     const cost = costs.find(([C]) => m instanceof C)?.[1];
     if (cost) handles.push(m.registerForwardHook((mod, inputs, y) => calls.push({ name, ...cost(mod, inputs[0] as Tensor, y) })));

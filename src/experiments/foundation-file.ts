@@ -27,7 +27,7 @@ export function suiteMeta(suite: TaskSuite): FoundationMeta['tasks'] {
 
 /** Loads torchvision-named weights into `model`; a head of another size is left freshly initialised. */
 export function loadInit(model: ImageClassifier, file: string, progress: Progress): void {
-  const { tensors } = loadSafetensors(file);
+  const tensors = model.fromTorchvision(loadSafetensors(file).tensors);
   try {
     const fc = tensors.get('fc.weight');
     if (fc && fc.shape[0] !== model.numClasses) {

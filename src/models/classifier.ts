@@ -1,6 +1,6 @@
 // The shape every lorkd backbone shares (timm's forward_features / forward_head split).
 import type { Tensor } from '../tensor/tensor.js';
-import { Module } from '../nn/module.js';
+import { Module, type StateDict } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
 import { Sequential } from '../nn/sequential.js';
 
@@ -52,6 +52,14 @@ export abstract class ImageClassifier extends Module {
   }
   get numClasses(): number {
     return this.fc.outFeatures;
+  }
+
+  /**
+   * A torchvision state dict of this architecture made loadable here (renamed or resized entries);
+   * the identity where the names already match (ResNet, ShuffleNetV2). Entries not returned are disposed.
+   */
+  fromTorchvision(sd: StateDict): StateDict {
+    return sd;
   }
 
   /** Replaces the head by a freshly initialised Linear(numFeatures, numClasses); the old one is disposed. */

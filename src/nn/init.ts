@@ -75,3 +75,10 @@ export function kaimingUniform(t: Tensor, o: KaimingOptions = {}): Tensor {
 export function kaimingNormal(t: Tensor, o: KaimingOptions = {}): Tensor {
   return normal(t, 0, kaimingStd(t, o));
 }
+
+/** Glorot uniform: U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out)) (xavier_uniform_). */
+export function xavierUniform(t: Tensor, gainValue = 1): Tensor {
+  const { fanIn, fanOut } = fans(t);
+  const bound = gainValue * Math.sqrt(6 / (fanIn + fanOut));
+  return uniform(t, -bound, bound);
+}

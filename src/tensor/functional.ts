@@ -46,7 +46,11 @@ export const batchNorm = (x: Tensor, o: BatchNormOptions = {}): Tensor =>
     N.batchNorm(x.handle, ho(o.weight), ho(o.bias), ho(o.runningMean), ho(o.runningVar), o.training ?? false, o.momentum ?? 0.1, o.eps ?? 1e-5),
   );
 export const relu = (x: Tensor): Tensor => Tensor.wrap(N.relu(x.handle));
-export const gelu = (x: Tensor): Tensor => Tensor.wrap(N.gelu(x.handle));
+/** GELU: x * Phi(x) in the exact erf form (default, as torch.nn.GELU()), or its tanh approximation. */
+export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => Tensor.wrap(N.gelu(x.handle, approximate));
+/** layer_norm over the trailing dims `normalizedShape`, with optional elementwise affine weight and bias. */
+export const layerNorm = (x: Tensor, normalizedShape: number[], weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor =>
+  Tensor.wrap(N.layerNorm(x.handle, normalizedShape, ho(weight), ho(bias), eps));
 export const sigmoid = (x: Tensor): Tensor => x.sigmoid();
 
 export interface Pool2dOptions {
@@ -63,7 +67,7 @@ export const avgPool2d = (x: Tensor, kernel: number | number[], o: Pool2dOptions
 export const adaptiveAvgPool2d = (x: Tensor, size: number | number[]): Tensor => Tensor.wrap(N.adaptiveAvgPool2d(x.handle, pair(size)));
 export const linear = (x: Tensor, w: Tensor, b: Tensor | null = null): Tensor => Tensor.wrap(N.linear(x.handle, w.handle, ho(b)));
 export const dropout = (x: Tensor, p = 0.5, training = true): Tensor => Tensor.wrap(N.dropout(x.handle, p, training));
-export const interpolate = (x: Tensor, size: number | number[], mode: 'bilinear' | 'nearest' = 'bilinear', alignCorners = false): Tensor =>
+export const interpolate = (x: Tensor, size: number | number[], mode: 'bilinear' | 'bicubic' | 'nearest' = 'bilinear', alignCorners = false): Tensor =>
   Tensor.wrap(N.interpolate(x.handle, pair(size), mode, alignCorners));
 export const softmax = (x: Tensor, dim: number): Tensor => Tensor.wrap(N.softmax(x.handle, dim));
 export const logSoftmax = (x: Tensor, dim: number): Tensor => Tensor.wrap(N.logSoftmax(x.handle, dim));

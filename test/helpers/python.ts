@@ -29,3 +29,21 @@ export function runPython(code: string, args: string[] = []): string {
   if (r.status !== 0) throw new Error(`python failed (status ${r.status}): ${r.stderr}`);
   return r.stdout;
 }
+
+/**
+ * Python source of `load(path)`: a safetensors file as {name: torch tensor}, read by hand (the
+ * safetensors package is not installed). Needs `import json, struct, torch` before it.
+ */
+export const PY_LOAD_SAFETENSORS = `
+DT = {'F32': torch.float32, 'F64': torch.float64, 'I64': torch.int64}
+def load(p):
+    b = open(p, 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    out = {}
+    for k, v in json.loads(b[8:8 + n]).items():
+        if k == '__metadata__':
+            continue
+        s, e = v['data_offsets']
+        out[k] = torch.frombuffer(bytearray(b[8 + n + s:8 + n + e]), dtype=DT[v['dtype']]).reshape(v['shape'])
+    return out
+`;

@@ -67,14 +67,19 @@ export interface OnnxNetwork {
   fc: Linear;
 }
 
-/** pooled = Flatten(GAP(A)) and logits = Gemm(pooled) on the feature map A; `weight` is the head's initializer. */
-export function emitPooledHead(g: GraphBuilder, fc: Linear, a: Value): { pooled: string; logits: string; weight: string } {
-  const k = a.shape[0]!;
+/** logits = Gemm(pooled) with the head `fc` on pooled features [k]; returns the head weight's initializer. */
+export function emitGemmHead(g: GraphBuilder, fc: Linear, pooled: Value): { logits: string; weight: string } {
+  const k = pooled.shape[0]!;
   if (k !== fc.inFeatures) throw new UserError(`ONNX export: the head takes ${fc.inFeatures} features, the last blocks give ${k}`);
   const weight = g.float('fc.weight', Float32Array.from(fc.weight.toArray() as ArrayLike<number>), [fc.outFeatures, k]);
   const bias = g.float('fc.bias', fc.bias ? Float32Array.from(fc.bias.toArray() as ArrayLike<number>) : new Float32Array(fc.outFeatures), [fc.outFeatures]);
+  return { logits: g.op('Gemm', [pooled.name, weight, bias], 'fc', { transB: 1 }), weight };
+}
+
+/** pooled = Flatten(GAP(A)) and logits = Gemm(pooled) on the feature map A; `weight` is the head's initializer. */
+export function emitPooledHead(g: GraphBuilder, fc: Linear, a: Value): { pooled: string; logits: string; weight: string } {
   const pooled = g.op('Flatten', [g.op('GlobalAveragePool', [a.name], 'avgpool')], 'avgpool', { axis: 1 });
-  return { pooled, logits: g.op('Gemm', [pooled, weight, bias], 'fc', { transB: 1 }), weight };
+  return { pooled, ...emitGemmHead(g, fc, { name: pooled, shape: [a.shape[0]!] }) };
 }
 
 /** logits = Gemm(GAP(A)) and cam = ReLU(sum_k W[argmax, k] A_k) on the (concatenated) feature map A. */

@@ -1,7 +1,8 @@
 // A foundation model (one backbone, one unified head over every task's classes) as an ONNX file
 // that `--foundation FILE.onnx` takes as a teacher (src/experiments/teacher/):
 //   input    `input`     float32 [N, 3, S, S], preprocessed as lorkd_preprocessing says
-//   outputs  `features`  float32 [N, F]: the pooled features (global average pooling)
+//   outputs  `features`  float32 [N, F]: the pooled features (global average pooling; a ViT's
+//                        class token after its final LayerNorm)
 //            `logits`    float32 [N, C]: the unified head over all C classes, tasks in order
 //   metadata_props  lorkd_format "foundation", lorkd_preprocessing (no class names: tasks may
 //                   share them), lorkd_tasks JSON [{name, classNames}], lorkd_model, lorkd_version
@@ -12,7 +13,9 @@ import { lorkdVersion } from '../expert-file.js';
 import { GraphBuilder, type Value } from './graph.js';
 import { emitFeatureMap } from './emit.js';
 import { encodeModel } from './proto.js';
-import { ONNX_IR_VERSION, ONNX_OPSET, emitPooledHead } from './export.js';
+import { ONNX_IR_VERSION, ONNX_OPSET, emitGemmHead, emitPooledHead } from './export.js';
+import { emitViTFeatures } from './vit.js';
+import { VisionTransformer } from '../../models/vit.js';
 
 export interface OnnxFoundationMeta {
   model: string;
@@ -29,7 +32,11 @@ export function foundationToOnnx(model: ImageClassifier, meta: OnnxFoundationMet
   return tidy(() => {
     const g = new GraphBuilder();
     const input: Value = { name: g.fresh('input'), shape: [3, meta.input, meta.input] };
-    const { pooled, logits } = emitPooledHead(g, model.fc, emitFeatureMap(g, model, input));
+    // A ViT's pooled feature is its class token; a CNN's, the global average of its last map.
+    const { pooled, logits } =
+      model instanceof VisionTransformer
+        ? ((f) => ({ pooled: f.name, ...emitGemmHead(g, model.fc, f) }))(emitViTFeatures(g, model, input))
+        : emitPooledHead(g, model.fc, emitFeatureMap(g, model, input));
     g.rename(pooled, 'features');
     g.rename(logits, 'logits');
     const graph = g.graph('lorkd_foundation', [input], [
