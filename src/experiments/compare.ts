@@ -52,7 +52,7 @@ export interface CompareResult {
 
 /** The methods of `--methods all|LIST`. */
 export function parseMethods(text: string): MethodName[] {
-  const names = text === 'all' ? availableMethods() : text.split(',').map((s) => methodName(s.trim()));
+  const names = text === 'all' ? availableMethods().filter((n) => !methodSpec(n).needsDecomposition) : text.split(',').map((s) => methodName(s.trim()));
   if (!names.length) throw new UserError('--methods needs at least one method');
   if (new Set(names).size !== names.length) throw new UserError(`--methods lists a method twice: ${text}`);
   return names;

@@ -28,6 +28,11 @@ export function rankFor(spec: RankSpec, name: string): number | undefined {
   return typeof spec === 'number' ? spec : spec[name];
 }
 
+/** The largest rank of a spec (memory estimates bound by it). */
+export function maxRank(spec: RankSpec): number {
+  return typeof spec === 'number' ? spec : Math.max(...Object.values(spec));
+}
+
 /** `8`, or `a=4,b=8` (report and file labels). */
 export function rankLabel(spec: RankSpec): string {
   return typeof spec === 'number' ? String(spec) : Object.entries(spec).map(([n, r]) => `${n}=${r}`).join(',');
