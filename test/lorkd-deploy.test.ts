@@ -196,7 +196,7 @@ describe('decomposition checkpoints', () => {
       assert.equal(loaded.metadata.lorkd_format, 'decomposition');
       assert.deepEqual(JSON.parse(loaded.metadata.config!), {
         model: MODEL,
-        tasks: TASKS.map((t) => ({ ...t, rank: 4, loraAlpha: 16 })),
+        tasks: TASKS,
         rank: 4,
         loraAlpha: 16,
         inChannels: 3,
@@ -246,7 +246,7 @@ describe('decomposition checkpoints', () => {
     expectError(withMeta('bad-json.safetensors', { lorkd_format: 'decomposition', config: '{rank: 4' }), /config metadata \(not JSON/);
     // Another shape: the config says rank 8, the tensors have rank 4.
     expectError(
-      withMeta('rank.safetensors', { lorkd_format: 'decomposition', config: JSON.stringify({ ...config, tasks: config.tasks.map((t) => ({ ...t, rank: 8 })) }) }),
+      withMeta('rank.safetensors', { lorkd_format: 'decomposition', config: JSON.stringify({ ...config, rank: 8 }) }),
       /tensors do not fit the checkpoint's config: .*shape mismatch.*expertA\.\w+: checkpoint \[4, \d+\] vs model \[8, \d+\]/,
     );
     // Another task count: missing head and expert shapes.

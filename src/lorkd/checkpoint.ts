@@ -32,11 +32,20 @@ const FLOATING = new Set<DType>(['float32', 'float64', 'float16', 'bfloat16']);
 /** The checkpoint config of a decomposition model. */
 export function checkpointConfig(dm: DecompositionModel): DecompositionCheckpointConfig {
   const c = dm.config;
+  // A task records its own rank and loraAlpha only where they differ from the top-level ones, so a
+  // model of equal ranks writes the config of earlier versions.
+  const rank = Math.max(...c.tasks.map((t) => t.rank));
+  const loraAlpha = c.tasks[0]!.loraAlpha;
   return {
     model: c.model,
-    tasks: c.tasks.map((t) => ({ name: t.name, classNames: t.classNames.slice(), rank: t.rank, loraAlpha: t.loraAlpha })),
-    rank: Math.max(...c.tasks.map((t) => t.rank)),
-    loraAlpha: c.tasks[0]!.loraAlpha,
+    tasks: c.tasks.map((t) => ({
+      name: t.name,
+      classNames: t.classNames.slice(),
+      ...(t.rank !== rank ? { rank: t.rank } : {}),
+      ...(t.loraAlpha !== loraAlpha ? { loraAlpha: t.loraAlpha } : {}),
+    })),
+    rank,
+    loraAlpha,
     inChannels: c.inChannels,
   };
 }
