@@ -3,7 +3,7 @@
 export { DecompositionModel, type DecompositionConfig, type DecompositionOutput, type RoutedOutput, type TaskSpec, type ExpertTaskSpec, type RankSpec } from './decomposition.js';
 export { ExpertConv2d, type ExpertOptions, type ExpertTask } from './expert-conv.js';
 export { TaskParameters, packFactors, type TaskFactors, type PackedFactors } from './task-factors.js';
-export { parseRankSpec, rankFor, rankLabel, ranksOf } from './ranks.js';
+export { parseRankSpec, parseRankList, rankFor, rankLabel, ranksOf, maxRank } from './ranks.js';
 export { STRATEGIES, RUN, expertDelta, type Strategy, type StrategyOption, type ExpertWeights } from './strategies.js';
 export { AutoStrategy, AUTO_CANDIDATES, type AutoMeasurement } from './auto.js';
 export { Routing, sortByTask } from './routing.js';

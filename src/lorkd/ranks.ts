@@ -23,6 +23,13 @@ export function parseRankSpec(text: string, flag = '--rank'): RankSpec {
   return out;
 }
 
+/** `--ranks`: `4,8,16`, or specs separated by ';' when one gives a rank per task (`8;a=4,b=16`). */
+export function parseRankList(text: string, flag = '--ranks'): RankSpec[] {
+  const parts = (text.includes('=') ? text.split(';') : text.split(',')).map((s) => s.trim()).filter(Boolean);
+  if (!parts.length) throw new UserError(`${flag}: no rank given`);
+  return parts.map((p) => parseRankSpec(p, flag));
+}
+
 /** The rank of task `name` under a spec (undefined when a map does not name it). */
 export function rankFor(spec: RankSpec, name: string): number | undefined {
   return typeof spec === 'number' ? spec : spec[name];
