@@ -3,7 +3,7 @@
 // alternated round by round in one run, so that a busy machine slows both alike. Prints each
 // build's median per measurement, the new/old ratio (eks: step ms, > 1 is slower; decompose:
 // img/s, < 1 is slower) and the load average before and after.
-//   node dist/bench/factors-ab.js [--old /work/main] [--rounds 3] [--tasks 10] [--rank 8] [--batch 64] [--input 64] [--json]
+//   node dist/bench/factors-ab.js [--old /work/main] [--rounds 3] [--tasks 10] [--rank 8] [--batch 64] [--input 64] [--only eks|decompose] [--json]
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import path from 'node:path';
@@ -16,8 +16,9 @@ const arg = (name: string, d: string): string => {
 const NEW = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OLD = path.resolve(arg('old', '/work/main'));
 const rounds = Number(arg('rounds', '3'));
+const only = arg('only', '');
 const eksArgs = ['bench', 'eks', '--tasks', arg('tasks', '10'), '--rank', arg('rank', '8'), '--batch', arg('batch', '64'), '--input', arg('input', '64'), '--steps', '5', '--strategies', 'fused,routed,gathered,loop', '--json'];
-const decArgs = ['bench', 'decompose', '--no-torch', '--batch', '128', '--input', arg('input', '64'), '--steps', '4', '--json'];
+const decArgs = ['bench', 'decompose', '--no-torch', '--batch', arg('decompose-batch', '128'), '--input', arg('input', '64'), '--steps', '4', '--json'];
 
 function lorkd(root: string, args: string[]): Record<string, unknown> {
   const r = spawnSync(process.execPath, [path.join(root, 'bin', 'lorkd.js'), ...args], { encoding: 'utf8', cwd: root, timeout: 1_800_000 });
@@ -36,6 +37,7 @@ for (let round = 1; round <= rounds; round++) {
   for (const which of order) {
     const root = which === 'old' ? OLD : NEW;
     for (const [bench, args] of [['eks', eksArgs], ['decompose', decArgs]] as const) {
+      if (only && only !== bench) continue;
       const r = lorkd(root, args);
       for (const k of KEYS[bench]) if (typeof r[k] === 'number') (samples[which][`${bench}.${k}`] ??= []).push(r[k] as number);
     }
