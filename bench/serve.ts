@@ -80,7 +80,7 @@ function writeCheckpoint(file: string, T: number, model: string, rank: number, i
   const dm = new DecompositionModel({ model, tasks, rank, strategy: 'fused' });
   try {
     noGrad(() => {
-      for (const [, c] of dm.expertConvs()) c.getParameter('expertB').normal_(0, 0.02);
+      for (const [, c] of dm.expertConvs()) c.getModule('expertB').parameters().forEach((b) => b.normal_(0, 0.02));
       for (const m of dm.modules()) if (m instanceof BatchNorm2d) m.getBuffer('running_var').uniform_(0.5, 1.5);
     });
     saveDecomposition(file, dm, { input_size: String(input), mean: '[0.5,0.5,0.5]', std: '[0.5,0.5,0.5]' });

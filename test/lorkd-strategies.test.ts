@@ -1,7 +1,8 @@
 // EKS strategies: every strategy (and `auto`) computes the same function with the same gradients
 // for every parameter (float64), equals a per-sample reference (each sample through a plain
 // ShuffleNetV2 with W0 + delta of its task), keeps absent tasks' factor gradients exactly zero,
-// and passes PEFT's mixed-batch test. The fused native op is checked against finite differences.
+// and passes PEFT's mixed-batch test, with equal ranks and with a different rank per task. The fused
+// native op is checked against finite differences.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -30,6 +31,7 @@ import {
   type StrategyOption,
   type ExpertWeights,
   type TaskSpec,
+  type RankSpec,
 } from '../src/lorkd/index.js';
 import { randArray } from './helpers/random.js';
 import { gradcheck } from './helpers/gradcheck.js';
@@ -37,6 +39,13 @@ import { gradcheck } from './helpers/gradcheck.js';
 const MODEL = 'shufflenet_v2_x0_5';
 const RANK = 2;
 const ALPHA = 4; // scale alpha / r = 2, so a wrong scaling cannot hide
+/** Unequal ranks: scales 2, 4/3 and 4 (every task's rank and scale differ). */
+const UNEQUAL: Record<string, number> = { task0: 2, task1: 3, task2: 1 };
+const RANKS: { name: string; rank: RankSpec }[] = [
+  { name: 'equal ranks', rank: RANK },
+  { name: 'unequal ranks', rank: UNEQUAL },
+];
+const rankOf = (spec: RankSpec, t: number): number => (typeof spec === 'number' ? spec : spec[`task${t}`]!);
 // 24 px and 8-row batches: BatchNorm in train mode over few values amplifies rounding (~1e-8
 // relative at 16 px with 4 rows); here strategies agree to ~1e-11, far inside RTOL.
 const SIZE = 24;
@@ -51,7 +60,7 @@ const fixed = (shape: number[], seed: number, dtype: DType = 'float64'): Tensor 
 /** Gives B (zero at init), BatchNorm affine parameters and running statistics random values. */
 function randomize(dm: DecompositionModel): void {
   noGrad(() => {
-    for (const [, c] of dm.expertConvs()) c.getParameter('expertB').normal_(0, 0.2);
+    for (const [, c] of dm.expertConvs()) for (const b of c.getModule('expertB').parameters()) b.normal_(0, 0.2);
     for (const m of dm.modules()) {
       if (!(m instanceof BatchNorm2d)) continue;
       m.getParameter('weight').uniform_(0.5, 1.5);
@@ -62,9 +71,9 @@ function randomize(dm: DecompositionModel): void {
   });
 }
 
-function build(strategy: StrategyOption, dtype: DType = 'float64', seed = 1): DecompositionModel {
+function build(strategy: StrategyOption, dtype: DType = 'float64', seed = 1, rank: RankSpec = RANK): DecompositionModel {
   manualSeed(seed);
-  const dm = new DecompositionModel({ model: MODEL, tasks: TASKS, rank: RANK, loraAlpha: ALPHA, strategy });
+  const dm = new DecompositionModel({ model: MODEL, tasks: TASKS, rank, loraAlpha: ALPHA, strategy });
   randomize(dm);
   return dtype === 'float32' ? dm : dm.toDtype(dtype);
 }
@@ -124,15 +133,22 @@ function assertSameStep(got: StepResult, ref: StepResult, what: string, rtol = R
   }
 }
 
+/** The task of a factor parameter `....expertA.task<t>` (null for other parameters). */
+const factorTask = (name: string): number | null => {
+  const m = /\.expert[AB]\.task(\d)$/.exec(name);
+  return m ? Number(m[1]) : null;
+};
+
 const CASES: { name: string; ids: number[] }[] = [
   { name: 'mixed batch, unsorted task ids', ids: [2, 0, 1, 2, 0, 1, 1, 2] },
   { name: 'single-task batch', ids: [1, 1, 1, 1, 1, 1, 1, 1] },
   { name: 'task 1 absent', ids: [2, 0, 2, 0, 0, 2, 2, 0] },
 ];
 
-describe('EKS strategies agree in float64 (outputs and every gradient)', () => {
-  const base = build('fused');
-  const auto = build('auto', 'float64', 99);
+for (const R of RANKS)
+describe(`EKS strategies agree in float64 (outputs and every gradient), ${R.name}`, () => {
+  const base = build('fused', 'float64', 1, R.rank);
+  const auto = build('auto', 'float64', 99, R.rank);
   tidy(() => void auto.loadStateDict(base.stateDict()));
   after(() => {
     base.dispose();
@@ -156,13 +172,10 @@ describe('EKS strategies agree in float64 (outputs and every gradient)', () => {
       // The reference itself must carry information: every expert of a present task has a nonzero gradient.
       const present = new Set(c.ids);
       for (const [name, g] of ref.grads) {
-        if (!/expert[AB]$/.test(name)) continue;
-        const per = g!.length / TASKS.length;
-        for (let t = 0; t < TASKS.length; t++) {
-          const slice = g!.slice(t * per, (t + 1) * per);
-          const nonzero = slice.some((v) => v !== 0);
-          assert.equal(nonzero, present.has(t), `${name}: task ${t} ${present.has(t) ? 'present but zero' : 'absent but nonzero'} gradient`);
-        }
+        const t = factorTask(name);
+        if (t === null) continue;
+        const nonzero = g!.some((v) => v !== 0);
+        assert.equal(nonzero, present.has(t), `${name}: task ${t} ${present.has(t) ? 'present but zero' : 'absent but nonzero'} gradient`);
       }
       for (const s of STRATEGIES) {
         const got = s === 'loop' ? ref : step(base, x, c.ids, s);
@@ -171,9 +184,8 @@ describe('EKS strategies agree in float64 (outputs and every gradient)', () => {
         for (let t = 0; t < TASKS.length; t++) {
           if (present.has(t)) continue;
           for (const [name, g] of got.grads) {
-            if (!/expert[AB]$/.test(name)) continue;
-            const per = g!.length / TASKS.length;
-            assert.ok(g!.slice(t * per, (t + 1) * per).every((v) => v === 0), `${s}: ${name} task ${t} gradient not exactly zero`);
+            if (factorTask(name) !== t) continue;
+            assert.ok(g!.every((v) => v === 0), `${s}: ${name} task ${t} gradient not exactly zero`);
           }
           assert.equal(got.grads.get(`heads.${t}.weight`), null, `${s}: absent head ${t} got a gradient`);
         }
@@ -188,20 +200,20 @@ describe('EKS strategies agree in float64 (outputs and every gradient)', () => {
   });
 });
 
-/** A plain ShuffleNetV2 with W0 + (alpha/r) reshape(B_t A_t) in every expert conv and head t (eval mode). */
-function referenceModel(dm: DecompositionModel, t: number): ImageClassifier {
+/** A plain ShuffleNetV2 with W0 + (alpha/r_t) reshape(B_t A_t) in every expert conv and head t (eval mode). */
+function referenceModel(dm: DecompositionModel, t: number, rank: RankSpec): ImageClassifier {
   const m = createModel(MODEL, { numClasses: TASKS[t]!.classNames.length }).toDtype('float64').eval();
   tidy(() =>
     noGrad(() => {
       const src = dm.stateDict();
       const sd = new Map<string, Tensor>();
       for (const k of m.stateDict().keys()) {
-        const a = src.get(k.replace(/weight$/, 'expertA'));
+        const a = src.get(k.replace(/weight$/, `expertA.task${t}`));
         if (k.startsWith('fc.')) sd.set(k, src.get(`heads.${t}.${k.slice(3)}`)!);
         else if (k.endsWith('.weight') && a) {
           const w0 = src.get(k)!;
-          const b = src.get(k.replace(/weight$/, 'expertB'))!;
-          sd.set(k, w0.add(mm(b.select(0, t), a.select(0, t)).reshape(w0.shape).mul(ALPHA / RANK)));
+          const b = src.get(k.replace(/weight$/, `expertB.task${t}`))!;
+          sd.set(k, w0.add(mm(b, a).reshape(w0.shape).mul(ALPHA / rankOf(rank, t))));
         } else sd.set(k, src.get(k)!);
       }
       m.loadStateDict(sd);
@@ -210,9 +222,10 @@ function referenceModel(dm: DecompositionModel, t: number): ImageClassifier {
   return m;
 }
 
-describe('eval mode: per-sample reference and PEFT mixed-batch test', () => {
-  const dm = build('fused').eval();
-  const refs = TASKS.map((_, t) => referenceModel(dm, t));
+for (const R of RANKS)
+describe(`eval mode: per-sample reference and PEFT mixed-batch test, ${R.name}`, () => {
+  const dm = build('fused', 'float64', 1, R.rank).eval();
+  const refs = TASKS.map((_, t) => referenceModel(dm, t, R.rank));
   after(() => {
     dm.dispose();
     refs.forEach((r) => r.dispose());
@@ -277,23 +290,27 @@ const CONV_CASES: ConvCase[] = [
 ];
 const COUNTS = [2, 0, 3]; // task 1 absent
 
-function expertConv(c: ConvCase, seed: number): ExpertConv2d {
+function expertConv(c: ConvCase, seed: number, rank: RankSpec = RANK): ExpertConv2d {
   manualSeed(seed);
   const base = new Conv2d(c.cin, c.cout, c.k, { stride: c.stride, padding: c.padding, bias: false, dtype: 'float64' });
-  const conv = new ExpertConv2d(base, { numTasks: COUNTS.length, rank: RANK, loraAlpha: ALPHA });
-  noGrad(() => conv.getParameter('expertB').normal_(0, 0.5));
+  const conv = new ExpertConv2d(base, { tasks: COUNTS.map((_, t) => ({ name: `task${t}`, rank: rankOf(rank, t), loraAlpha: ALPHA })) });
+  noGrad(() => conv.getModule('expertB').parameters().forEach((b) => b.normal_(0, 0.5)));
   return conv;
 }
 
 describe('single ExpertConv2d, train mode: every strategy equals a per-sample loop (outputs and gradients)', () => {
-  for (const c of CONV_CASES) {
-    test(c.name, () => {
-      const conv = expertConv(c, 3);
+  for (const c of CONV_CASES) for (const R of RANKS) {
+    test(`${c.name}, ${R.name}`, () => {
+      const conv = expertConv(c, 3, R.rank);
       const routing = new Routing(COUNTS);
       const n = routing.batchSize;
       const taskOf = COUNTS.flatMap((cnt, t) => new Array<number>(cnt).fill(t));
-      const [w0, A, B] = ['weight', 'expertA', 'expertB'].map((p) => conv.getParameter(p)) as [Tensor, Tensor, Tensor];
-      const grads = (x: Tensor) => [x, w0, A, B].map((p) => p.grad!.toNumbers());
+      const w0 = conv.getParameter('weight');
+      const A = COUNTS.map((_, t) => conv.factors(t).a);
+      const B = COUNTS.map((_, t) => conv.factors(t).b);
+      // A task without rows gets no gradient in the reference and exact zeros in the strategies.
+      const grads = (x: Tensor) => [x, w0, ...A, ...B].map((p) => p.grad?.toNumbers() ?? new Array<number>(p.numel).fill(0));
+      const names = ['x', 'W0', ...A.map((_, t) => `A${t}`), ...B.map((_, t) => `B${t}`)];
       tidy(() => {
         const x0 = fixed([n, c.cin, 7, 7], 40);
         const g = fixed([n, c.cout, c.stride === 1 ? 7 : 4, c.stride === 1 ? 7 : 4], 41);
@@ -304,7 +321,7 @@ describe('single ExpertConv2d, train mode: every strategy equals a per-sample lo
         // Reference: each sample alone, convolved with W0 + s reshape(B_t A_t) (autograd through A, B, W0).
         const r = input();
         const outs = taskOf.map((t, b) => {
-          const w = w0.add(mm(B.select(0, t), A.select(0, t)).reshape(w0.shape).mul(ALPHA / RANK));
+          const w = w0.add(mm(B[t]!, A[t]!).reshape(w0.shape).mul(ALPHA / rankOf(R.rank, t)));
           return conv2d(r.x.narrow(0, b, 1), w, null, { stride: c.stride, padding: c.padding });
         });
         const yRef = cat(outs, 0);
@@ -316,9 +333,8 @@ describe('single ExpertConv2d, train mode: every strategy equals a per-sample lo
           const y = conv.forward(q.x, routing, s);
           assertNear(y.toNumbers(), yRef.toNumbers(), RTOL, `${s}: output`);
           y.mul(g).sum().backward();
-          grads(q.leaf).forEach((gr, i) => assertNear(gr, refGrads[i]!, RTOL, `${s}: grad of ${['x', 'W0', 'A', 'B'][i]}`));
-          const per = A.numel / COUNTS.length;
-          assert.ok(A.grad!.toNumbers().slice(per, 2 * per).every((v) => v === 0), `${s}: absent task's A gradient`);
+          grads(q.leaf).forEach((gr, i) => assertNear(gr, refGrads[i]!, RTOL, `${s}: grad of ${names[i]}`));
+          assert.ok(A[1]!.grad!.toNumbers().every((v) => v === 0), `${s}: absent task's A gradient`);
         }
         conv.zeroGrad();
       });
@@ -345,7 +361,8 @@ describe('fused native op: gradients against central finite differences (float64
       };
       tidy(() => {
         const x = fixed([routing.batchSize, c.cin, 5, 5], 50);
-        const report = gradcheck(fn, [x, ...['weight', 'expertA', 'expertB'].map((p) => conv.getParameter(p))], { atol: 1e-7, rtol: 1e-6 });
+        const w = conv.weights();
+        const report = gradcheck(fn, [x, w.weight, w.expertA.detach(), w.expertB.detach()], { atol: 1e-7, rtol: 1e-6 });
         assert.ok(report.checked > x.numel, `checked ${report.checked} elements`);
       });
       routing.dispose();
@@ -356,8 +373,9 @@ describe('fused native op: gradients against central finite differences (float64
 
 // In train mode, ~50 BatchNorms over batch statistics amplify float32 rounding (features differ
 // by ~1e-4 between strategies, gradients by ~1e-3); with running statistics they agree to ~2e-7.
-test('float32, eval mode: every strategy gives the same outputs as loop to 1e-5', () => {
-  const dm = build('fused', 'float32').eval();
+for (const R of RANKS)
+test(`float32, eval mode: every strategy gives the same outputs as loop to 1e-5, ${R.name}`, () => {
+  const dm = build('fused', 'float32', 1, R.rank).eval();
   const ids = [2, 0, 1, 2, 0, 1, 1, 2];
   manualSeed(8);
   tidy(() => {

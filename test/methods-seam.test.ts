@@ -113,7 +113,7 @@ test('routing and strategy are arguments: interleaved calls give what each call 
   };
   noGrad(() =>
     tidy(() => {
-      for (const [, c] of dm.expertConvs()) noGrad(() => c.getParameter('expertB').normal_(0, 0.3));
+      for (const [, c] of dm.expertConvs()) noGrad(() => c.getModule('expertB').parameters().forEach((b) => b.normal_(0, 0.3)));
       const x1 = randn([4, 3, 16, 16], { dtype: 'float64' });
       const x2 = randn([3, 3, 16, 16], { dtype: 'float64' });
       const r1 = new Routing([1, 2, 1]);

@@ -263,7 +263,7 @@ test('lorkd export --model X.safetensors --format onnx, and --run DIR --all --fo
   const runDir = path.join(dir, 'run');
   // Non-zero experts (B starts at zero), so each task's fused network differs from the base.
   tidy(() => noGrad(() => {
-    for (const [, c] of dm.expertConvs()) c.getParameter('expertB').copy_(randnLike(c.getParameter('expertB')).mul(0.05));
+    for (const [, c] of dm.expertConvs()) c.getModule('expertB').parameters().forEach((b) => b.copy_(randnLike(b).mul(0.05)));
   }));
   mkdirSync(runDir);
   saveDecomposition(path.join(runDir, 'decomposition.safetensors'), dm, { input_size: String(S), mean: '[0.5,0.5,0.5]', std: '[0.5,0.5,0.5]' });

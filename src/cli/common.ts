@@ -6,6 +6,7 @@ import { expandTaskList } from '../data/bundled.js';
 import { intOption, numberOption } from './output.js';
 import { STRATEGIES } from '../lorkd/strategies.js';
 import { checkDevice, checkPrecision, parseDevice, parsePrecision, type Precision } from '../tensor/index.js';
+import { parseRankSpec } from '../lorkd/ranks.js';
 import type { CliRuntime } from './distributed.js';
 
 export function dataOptions(c: Command, defaults: { input: number; batch: number }): Command {
@@ -65,7 +66,7 @@ export function methodOptions(c: Command, o: { rank: boolean; kdHelp?: string })
     .option('--beta <w>', 'KD weight', numberOption('beta'), 1)
     .option('--strategy <s>', `EKS strategy of LoRKD: auto | ${STRATEGIES.join(' | ')}`, 'auto');
   if (o.rank) {
-    c.option('--rank <r>', 'expert rank', intOption('rank'), 8).option('--lora-alpha <a>', 'expert scaling numerator (delta = BA * a / r); default r', numberOption('lora-alpha'));
+    c.option('--rank <r>', 'expert rank: one for every task (8) or one per task (breastmnist=4,retinamnist=16)', (v: string) => parseRankSpec(v), 8).option('--lora-alpha <a>', 'expert scaling numerator (delta = BA * a / r); default r', numberOption('lora-alpha'));
   }
   return c;
 }

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { runCompare, compareTable, parseMethods, type CompareResult } from '../experiments/compare.js';
 import { UserError } from '../tensor/errors.js';
+import { parseRankList } from '../lorkd/ranks.js';
 import { DECOMPOSITION_FILE } from '../experiments/run-method.js';
 import type { CliRuntime } from './distributed.js';
 import type { StudySource, TransferRunOptions } from '../experiments/transfer.js';
@@ -30,7 +31,7 @@ export function registerCompare(program: Command, rt: CliRuntime): void {
     .description('train and evaluate every method (Table 1) over seeds: accuracy with 95% t intervals, paired differences vs LoRKD')
     .option('--methods <list>', 'all | comma list of methods', 'all')
     .option('--seeds <list>', 'comma list of seeds', '0,1,2')
-    .option('--ranks <list>', "LoRKD's ranks (Table 3)", '8')
+    .option('--ranks <list>', "LoRKD's ranks (Table 3): 4,8,16; with a rank per task, specs separated by ';' (\"8;breastmnist=4,retinamnist=16\")", '8')
     .option('--model <name>', 'backbone of every method but the foundation', 'shufflenet_v2_x1_0')
     .option('--foundation-arch <name>', "the foundation's architecture (resnet18, resnet50, vit_tiny_p8, vit_b_16, ...: docs/ARCHITECTURES.md)", 'resnet18')
     .option('--foundation <file>', "every seed's teacher: a foundation model file or any ONNX model (.onnx); default: each seed's own foundation run")
@@ -47,7 +48,7 @@ export function registerCompare(program: Command, rt: CliRuntime): void {
       // Transfer settings are checked before any training: a typo must not cost the comparison.
       const plan = (o.transfer as string[]).length ? await planTransfer(o.transfer as string[], seeds, o.transferTask, data.tasks) : null;
       const r = await runCompare({
-        ...data, methods: parseMethods(String(o.methods)), seeds, ranks: intList('ranks', String(o.ranks)),
+        ...data, methods: parseMethods(String(o.methods)), seeds, ranks: parseRankList(String(o.ranks)),
         model: o.model, foundationArch: o.foundationArch, foundation: o.foundation, teacher: teacherFlagsOf(o), kd: kdOf(o.kd), alpha: o.alpha, beta: o.beta, strategy: strategyOf(o.strategy),
         epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, progress: progressOf(o), ...runtimeOf(o, rt),
       });

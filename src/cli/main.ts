@@ -16,6 +16,7 @@ import { registerReport } from './report.js';
 import { registerLaunch } from './launch.js';
 import { setupDistributed, type CliRuntime } from './distributed.js';
 import { registerRun } from './run.js';
+import { registerGrow } from './grow.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -26,6 +27,7 @@ function buildProgram(rt: CliRuntime): Command {
     .showHelpAfterError();
   registerPipeline(program, rt);
   registerRun(program, rt);
+  registerGrow(program, rt);
   registerExport(program);
   registerPredict(program);
   registerServe(program);

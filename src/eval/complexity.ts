@@ -14,7 +14,7 @@ import { Linear } from '../nn/linear.js';
 import { BatchNorm2d, ReLU, MaxPool2d, LayerNorm, GELU, MultiheadAttention } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { createModel } from '../models/registry.js';
-import { backboneShape, decompositionParams } from './param-count.js';
+import { backboneShape, decompositionParams, expertParams, taskRanks } from './param-count.js';
 import { type Tensor, zeros, noGrad, tidy } from '../tensor/index.js';
 
 export interface LayerCall {
@@ -74,10 +74,21 @@ export function traceLayers(model: Module, input: number[]): LayerCall[] {
   return calls;
 }
 
+/** One task's share: its rank, its experts' parameters and the FLOPs of one of its images in training. */
+export interface TaskComplexity {
+  name: string;
+  rank: number;
+  params_experts: number;
+  flops_training: number;
+}
+
 export interface ComplexityReport {
   model: string;
   tasks: number;
+  /** The largest rank (every task's when they are equal). */
   rank: number;
+  /** Per task (names task0, task1, ... unless given). */
+  per_task: TaskComplexity[];
   input: number;
   params_training: number;
   params_training_with_heads: number;
@@ -87,8 +98,8 @@ export interface ComplexityReport {
   flops_deployment: number;
 }
 
-/** Counts a decomposition model with `tasks` tasks of `classes` classes each, at rank r. */
-export function complexity(o: { model?: string; tasks: number; rank: number; input?: number; classes?: number[] }): ComplexityReport {
+/** Counts a decomposition model with `tasks` tasks of `classes` classes each, at rank r (or a rank per task, named by `names`). */
+export function complexity(o: { model?: string; tasks: number; rank: number | readonly number[]; names?: readonly string[]; input?: number; classes?: number[] }): ComplexityReport {
   const model = o.model ?? 'shufflenet_v2_x1_0';
   const input = o.input ?? 224;
   const classes = o.classes ?? new Array<number>(o.tasks).fill(2);
@@ -102,16 +113,19 @@ export function complexity(o: { model?: string; tasks: number; rank: number; inp
     const fc = count(plain.namedParameters().filter(([n]) => n.startsWith('fc.')));
     const calls = traceLayers(plain, [3, input, input]);
     const deployMacs = calls.reduce((s, c) => s + c.macs, 0);
-    const expertMacs = calls
+    const expertMacs = (r: number) => calls
       .filter((c) => c.kind === 'conv' && c.groups === 1)
-      .reduce((s, c) => s + (c.kernel === 1 ? o.rank * (c.inChannels + c.outChannels) : c.outChannels * c.inChannels * c.kernel * c.kernel) * c.outPixels, 0);
+      .reduce((s, c) => s + (c.kernel === 1 ? r * (c.inChannels + c.outChannels) : c.outChannels * c.inChannels * c.kernel * c.kernel) * c.outPixels, 0);
+    const ranks = taskRanks(o.tasks, o.rank);
+    const rank = Math.max(...ranks);
+    const per_task = ranks.map((r, t) => ({ name: o.names?.[t] ?? `task${t}`, rank: r, params_experts: expertParams(shape, 1, r), flops_training: deployMacs + expertMacs(r) }));
     return {
-      model, tasks: o.tasks, rank: o.rank, input,
+      model, tasks: o.tasks, rank, per_task, input,
       params_training: all - heads,
       params_training_with_heads: all,
       params_deployment: plain.numParameters() - fc,
       params_deployment_with_head: plain.numParameters(),
-      flops_training: deployMacs + expertMacs,
+      flops_training: deployMacs + expertMacs(rank),
       flops_deployment: deployMacs,
     };
   } finally {

@@ -43,9 +43,13 @@ export function expertParams(shape: BackboneShape, tasks: number, rank: number):
   return tasks * shape.convs.reduce((a, c) => a + rank * c.kernel * c.kernel * (c.inChannels + c.outChannels), 0);
 }
 
+/** The ranks of `tasks` tasks: one rank for all, or one per task. */
+export const taskRanks = (tasks: number, rank: number | readonly number[]): number[] => (typeof rank === 'number' ? new Array<number>(tasks).fill(rank) : rank.slice());
+
 /** Parameters of a decomposition model: backbone without its head, the experts, one head per task. */
-export function decompositionParams(shape: BackboneShape, classes: readonly number[], rank: number): number {
+export function decompositionParams(shape: BackboneShape, classes: readonly number[], rank: number | readonly number[]): number {
   const head = (n: number) => n * (shape.numFeatures + 1);
-  return shape.params - head(2) + expertParams(shape, classes.length, rank) + classes.reduce((a, n) => a + head(n), 0);
+  const experts = taskRanks(classes.length, rank).reduce((a, r) => a + expertParams(shape, 1, r), 0);
+  return shape.params - head(2) + experts + classes.reduce((a, n) => a + head(n), 0);
 }
 

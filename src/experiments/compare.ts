@@ -14,18 +14,24 @@ import { runMethod, usesTeacher, type MethodResult, type MethodRunOptions } from
 import { FOUNDATION_FILE } from './foundation.js';
 import { availableMethods, methodName, methodSpec, REFERENCE_METHOD, TEACHER_METHOD, type MethodName } from './methods/index.js';
 import { estimate, pairedDifference, type Estimate } from './stats.js';
+import type { RankSpec } from '../lorkd/decomposition.js';
 
 export interface CompareOptions extends Omit<MethodRunOptions, 'method' | 'out' | 'seed' | 'resume' | 'rank' | 'cacheDir'> {
   methods: MethodName[];
   seeds: number[];
-  /** LoRKD's ranks (Table 3); the run at rank 8 (or the first) is "lorkd", others "lorkd-r<r>". */
-  ranks: number[];
+  /**
+   * LoRKD's ranks (Table 3), each one rank or a rank per task; the run at rank 8 (or the first) is
+   * "lorkd", others "lorkd-r<r>" (a per-task map: "lorkd-r<task><r>-<task><r>...").
+   */
+  ranks: RankSpec[];
   out: string;
 }
 
 export interface MethodSummary {
   method: MethodName;
   rank?: number;
+  /** A run with a rank per task. */
+  ranks?: Record<string, number>;
   params_training: number;
   params_deployment: number;
   per_task: Record<string, { accuracy: Estimate; auc: Estimate }>;
@@ -52,7 +58,7 @@ export interface CompareResult {
 
 /** The methods of `--methods all|LIST`. */
 export function parseMethods(text: string): MethodName[] {
-  const names = text === 'all' ? availableMethods() : text.split(',').map((s) => methodName(s.trim()));
+  const names = text === 'all' ? availableMethods().filter((n) => !methodSpec(n).needsDecomposition) : text.split(',').map((s) => methodName(s.trim()));
   if (!names.length) throw new UserError('--methods needs at least one method');
   if (new Set(names).size !== names.length) throw new UserError(`--methods lists a method twice: ${text}`);
   return names;
@@ -61,19 +67,20 @@ export function parseMethods(text: string): MethodName[] {
 interface Planned {
   key: string;
   method: MethodName;
-  rank?: number;
+  rank?: RankSpec;
   report: boolean;
 }
 
 function plan(o: CompareOptions): Planned[] {
   const main = o.ranks.includes(8) ? 8 : o.ranks[0]!;
+  const keyOf = (r: RankSpec) => (typeof r === 'number' ? `r${r}` : `r${Object.entries(r).map(([n, k]) => `${n}${k}`).join('-')}`);
   const out: Planned[] = [];
   const needsTeacher = o.methods.some((m) => usesTeacher(m, o));
   if ((needsTeacher && !o.foundation) || o.methods.includes(TEACHER_METHOD)) out.push({ key: TEACHER_METHOD, method: TEACHER_METHOD, report: o.methods.includes(TEACHER_METHOD) });
   for (const m of o.methods) {
     if (m === TEACHER_METHOD) continue;
     if (!methodSpec(m).ranked) out.push({ key: m, method: m, report: true });
-    else for (const r of o.ranks) out.push({ key: r === main ? m : `${m}-r${r}`, method: m, rank: r, report: true });
+    else for (const r of o.ranks) out.push({ key: r === main ? m : `${m}-${keyOf(r)}`, method: m, rank: r, report: true });
   }
   return out;
 }
@@ -81,7 +88,8 @@ function plan(o: CompareOptions): Planned[] {
 export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   if (!o.seeds.length) throw new UserError('--seeds needs at least one seed');
   if (new Set(o.seeds).size !== o.seeds.length) throw new UserError(`--seeds lists a seed twice: ${o.seeds.join(',')}`);
-  if (!o.ranks.length || o.ranks.some((r) => !(Number.isInteger(r) && r >= 1))) throw new UserError('--ranks must be positive integers');
+  const positive = (r: number) => Number.isInteger(r) && r >= 1;
+  if (!o.ranks.length || o.ranks.some((r) => !(typeof r === 'number' ? positive(r) : Object.values(r).every(positive)))) throw new UserError('--ranks must be positive integers (or name=rank maps)');
   const t0 = performance.now();
   const root = RunDir.open(o.out, { resume: true, marker: '-' });
   const runs = plan(o);
@@ -112,7 +120,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     if (!rs) continue;
     const per = (k: 'accuracy' | 'auc', i: number) => estimate(rs.map((r) => r.per_task[i]![k]));
     methods[p.key] = {
-      method: p.method, ...(p.rank !== undefined ? { rank: p.rank } : {}),
+      method: p.method, ...(typeof p.rank === 'number' ? { rank: p.rank } : p.rank !== undefined ? { ranks: p.rank } : {}),
       params_training: rs[0]!.params_training, params_deployment: rs[0]!.params_deployment,
       per_task: Object.fromEntries(tasks.map((t, i) => [t, { accuracy: per('accuracy', i), auc: per('auc', i) }])),
       mean_accuracy: estimate(rs.map((r) => r.mean_accuracy)),

@@ -17,6 +17,8 @@ import type { Module } from '../nn/module.js';
 import type { TaskSuite } from '../data/index.js';
 import { preprocessingMetadata, preprocessingOf } from '../data/preprocessing.js';
 import type { StrategyOption } from '../lorkd/strategies.js';
+import type { RankSpec } from '../lorkd/decomposition.js';
+import { maxRank } from '../lorkd/ranks.js';
 import { type DataOptions, loadSuite, trainLoader, evalLoader } from './data-options.js';
 import { RunDir } from './run-dir.js';
 import { train, type EpochRecord, type TrainResult, type DataParallel } from './trainer.js';
@@ -69,9 +71,11 @@ export interface MethodRunOptions extends DataOptions, Runtime {
   kd: KdMode;
   alpha: number;
   beta: number;
-  rank?: number;
+  rank?: RankSpec;
   loraAlpha?: number;
   strategy?: StrategyOption;
+  /** Grow: the trained decomposition that learns the suite's tasks. */
+  decomposition?: string;
   /** Where the teacher cache is kept (default: the run directory; compare shares one per seed). */
   cacheDir?: string;
   /** torchvision-named weights to start the networks from (the foundation's --init). */
@@ -190,7 +194,7 @@ function moveTo(t: Tensor, device: string): Tensor {
 function methodContext(spec: MethodSpec, o: MethodRunOptions, suite: TaskSuite, kd: KdContext | null): MethodContext {
   return {
     tasks: contextTasks(suite), model: archOf(spec, o), inChannels: 3, channelsLast: o.channelsLast ?? true, kd,
-    rank: o.rank, loraAlpha: o.loraAlpha, strategy: o.strategy, group: o.dist?.group ?? null,
+    rank: o.rank, loraAlpha: o.loraAlpha, strategy: o.strategy, decomposition: o.decomposition, group: o.dist?.group ?? null,
   };
 }
 
@@ -223,7 +227,7 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
   const suite = opened?.suite ?? loadSuite(o);
   const arch = archOf(spec, o);
   const device = checkDevice(o.device ?? 'cpu');
-  const mem = spec.memory?.({ suite, model: arch, batch: o.batch, input: o.input, rank: o.rank ?? 8 });
+  const mem = spec.memory?.({ suite, model: arch, batch: o.batch, input: o.input, rank: maxRank(o.rank ?? 8) });
   if (mem && deviceType(device) === 'cpu') checkMemory(mem, `this ${stage.label ?? spec.name} run`);
   else if (mem) checkMemoryOn(mem, `this ${stage.label ?? spec.name} run on ${device}`, gpuMemoryBytes(device));
   const ckpt = `${stage.name}.ckpt.safetensors`;

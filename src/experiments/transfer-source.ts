@@ -124,14 +124,14 @@ function sourceFromFile(o: SourceOptions): Omit<TransferSource, 'foundationParam
 
 /**
  * The shared W0 backbone of a decomposition checkpoint as a plain network: every tensor but the
- * expert factors (`.expertA`, `.expertB`) and the task heads (`heads.`), under torchvision's names.
+ * expert factors (`.expertA.<task>`, `.expertB.<task>`, or stacked in older files) and the task heads (`heads.`), under torchvision's names.
  */
 export function backboneOf(file: string, arch: string): ImageClassifier {
   const { tensors } = loadSafetensors(file);
   const model = createModel(arch, { numClasses: 1 });
   try {
     const sd = new Map<string, Tensor>();
-    for (const [k, t] of tensors) if (!k.startsWith('heads.') && !k.endsWith('.expertA') && !k.endsWith('.expertB')) sd.set(k, t);
+    for (const [k, t] of tensors) if (!k.startsWith('heads.') && !/\.expert[AB](\.|$)/.test(k)) sd.set(k, t);
     const r = model.loadStateDict(sd, { strict: false });
     const missing = r.missing.filter((k) => !k.startsWith('fc.'));
     if (missing.length || r.unexpected.length) {

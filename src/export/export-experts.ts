@@ -26,7 +26,7 @@ export function exportExpert(dm: DecompositionModel, task: number | string, file
     }
     saveExpertFile(file, model, {
       model: dm.config.model, task: spec.name, classNames: spec.classNames, inputSize: o.input, channels: 3, resize: 'bilinear', mean: o.mean, std: o.std,
-      source: { rank: String(dm.config.rank), tasks: String(dm.numTasks), ...o.source },
+      source: { rank: String(spec.rank), tasks: String(dm.numTasks), ...o.source },
     });
     return file;
   } finally {

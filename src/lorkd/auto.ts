@@ -27,6 +27,11 @@ export class AutoStrategy {
     return [...this.#cache.values()];
   }
 
+  /** Forgets every choice (the tasks changed: the timings no longer hold). */
+  reset(): void {
+    this.#cache.clear();
+  }
+
   /** Fixes the choice for a key (e.g. restored from a checkpoint, so a resumed run matches). */
   set(key: string, best: Strategy): void {
     this.#cache.set(key, { key, ms: {}, best });

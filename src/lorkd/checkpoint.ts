@@ -1,7 +1,10 @@
 // Decomposition checkpoints: safetensors with the model's state dict (torchvision backbone names,
-// `<conv>.expertA` / `<conv>.expertB` beside each expert conv weight, `heads.<t>.weight/bias`)
-// and lorkd's config in the metadata: `lorkd_format: "decomposition"` and `config`, a JSON
-// object {model, tasks: [{name, classNames}], rank, loraAlpha, inChannels}. Nothing is pickled.
+// `<conv>.expertA.<task>` / `<conv>.expertB.<task>` beside each expert conv weight,
+// `heads.<t>.weight/bias`) and lorkd's config in the metadata: `lorkd_format: "decomposition"` and
+// `config`, a JSON object {model, tasks: [{name, classNames, rank, loraAlpha}], rank, loraAlpha,
+// inChannels}; a task's own rank and loraAlpha win over the top-level ones. Nothing is pickled.
+// Files of earlier versions (one stacked (T, ...) `<conv>.expertA` / `.expertB` per conv, no
+// per-task ranks) load too: their stacked factors are split by task.
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { StateDictError } from '../nn/errors.js';
 import { type Tensor, type DType, tidy } from '../tensor/index.js';
@@ -17,6 +20,7 @@ export const DECOMPOSITION_FORMAT = 'decomposition';
 export interface DecompositionCheckpointConfig {
   model: string;
   tasks: TaskSpec[];
+  /** The largest rank (every task's, in files of earlier versions). */
   rank: number;
   loraAlpha: number;
   inChannels: number;
@@ -28,11 +32,20 @@ const FLOATING = new Set<DType>(['float32', 'float64', 'float16', 'bfloat16']);
 /** The checkpoint config of a decomposition model. */
 export function checkpointConfig(dm: DecompositionModel): DecompositionCheckpointConfig {
   const c = dm.config;
+  // A task records its own rank and loraAlpha only where they differ from the top-level ones, so a
+  // model of equal ranks writes the config of earlier versions.
+  const rank = Math.max(...c.tasks.map((t) => t.rank));
+  const loraAlpha = c.tasks[0]!.loraAlpha;
   return {
     model: c.model,
-    tasks: c.tasks.map((t) => ({ name: t.name, classNames: t.classNames.slice() })),
-    rank: c.rank,
-    loraAlpha: c.loraAlpha,
+    tasks: c.tasks.map((t) => ({
+      name: t.name,
+      classNames: t.classNames.slice(),
+      ...(t.rank !== rank ? { rank: t.rank } : {}),
+      ...(t.loraAlpha !== loraAlpha ? { loraAlpha: t.loraAlpha } : {}),
+    })),
+    rank,
+    loraAlpha,
     inChannels: c.inChannels,
   };
 }
@@ -98,14 +111,37 @@ function parseConfig(text: string | undefined, file: string): DecompositionCheck
       Array.isArray((t as TaskSpec).classNames) &&
       (t as TaskSpec).classNames.every((n) => typeof n === 'string');
     if (!ok) bad('every task must be {name: string, classNames: string[]}');
+    const { rank, loraAlpha } = t as TaskSpec;
+    if (rank !== undefined && !(Number.isInteger(rank) && rank > 0 && rank <= limit('rank'))) bad(`task "${(t as TaskSpec).name}": "rank" must be a positive integer within ${limitHint('rank')}`);
+    if (loraAlpha !== undefined && !(typeof loraAlpha === 'number' && Number.isFinite(loraAlpha))) bad(`task "${(t as TaskSpec).name}": "loraAlpha" must be a finite number`);
   }
   return {
     model: o.model as string,
-    tasks: (tasks as TaskSpec[]).map((t) => ({ name: t.name, classNames: t.classNames.slice() })),
+    tasks: (tasks as TaskSpec[]).map((t) => ({
+      name: t.name,
+      classNames: t.classNames.slice(),
+      ...(t.rank !== undefined ? { rank: t.rank } : {}),
+      ...(t.loraAlpha !== undefined ? { loraAlpha: t.loraAlpha } : {}),
+    })),
     rank: o.rank as number,
     loraAlpha: o.loraAlpha as number,
     inChannels: o.inChannels as number,
   };
+}
+
+/**
+ * The state dict with the stacked factors of earlier versions (`<conv>.expertA`, (T, ...)) split
+ * into one entry per task (`<conv>.expertA.<task>`), in the config's task order. Views: nothing is
+ * copied until loadStateDict. Other entries pass as they are.
+ */
+export function splitStackedFactors(tensors: Map<string, Tensor>, tasks: readonly TaskSpec[]): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [k, v] of tensors) {
+    if ((k.endsWith('.expertA') || k.endsWith('.expertB')) && v.ndim === 3 && v.size(0) === tasks.length) {
+      tasks.forEach((t, i) => out.set(`${k}.${t.name}`, v.select(0, i)));
+    } else out.set(k, v);
+  }
+  return out;
 }
 
 /**
@@ -132,7 +168,7 @@ export function readDecomposition(path: string, o: LoadDecompositionOptions = {}
     try {
       const dtype = [...tensors.values()].map((t: Tensor) => t.dtype).find((d) => FLOATING.has(d));
       if (dtype !== undefined && dtype !== 'float32') model.toDtype(dtype);
-      model.loadStateDict(tensors);
+      model.loadStateDict(splitStackedFactors(tensors, config.tasks));
     } catch (e) {
       model.dispose();
       if (e instanceof StateDictError) throw new UserError(`${path}: tensors do not fit the checkpoint's config: ${e.message}`);

@@ -1,7 +1,8 @@
 // The decomposition model (paper 3): a shared ShuffleNetV2 backbone whose every non-depthwise
 // convolution carries T low-rank experts, plus per-task heads h_t: Linear(C_final, n_t).
 // State keys: the backbone's torchvision names (conv1.0.weight, stage2.0.branch2.0.weight, ...),
-// expert factors beside each conv weight (....expertA / ....expertB), heads as heads.<t>.weight.
+// expert factors beside each conv weight, keyed by task (....expertA.<task> / ....expertB.<task>),
+// heads as heads.<t>.weight. Tasks can be added (grow) and removed (retire) after training.
 import { Module } from '../nn/module.js';
 import { Conv2d } from '../nn/conv.js';
 import { Linear } from '../nn/linear.js';
@@ -10,7 +11,7 @@ import { createModel } from '../models/registry.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import { type Tensor, tensor, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
-import { ExpertConv2d } from './expert-conv.js';
+import { ExpertConv2d, checkRank, type ExpertTask } from './expert-conv.js';
 import { Routing, sortByTask } from './routing.js';
 import type { Strategy, StrategyOption } from './strategies.js';
 import { AutoStrategy } from './auto.js';
@@ -18,15 +19,25 @@ import { AutoStrategy } from './auto.js';
 export interface TaskSpec {
   name: string;
   classNames: string[];
+  /** This task's expert rank r_t (default: the config's rank). */
+  rank?: number;
+  /** This task's scaling numerator (default: the config's loraAlpha, else r_t). */
+  loraAlpha?: number;
 }
+
+/** A task of a built model: its rank and scaling numerator resolved. */
+export type ExpertTaskSpec = TaskSpec & ExpertTask;
+
+/** One rank for every task, or a rank per task name (`--rank a=4,b=8`). */
+export type RankSpec = number | Record<string, number>;
 
 export interface DecompositionConfig {
   /** Backbone model name (default shufflenet_v2_x1_0). */
   model?: string;
   tasks: TaskSpec[];
-  /** Rank r of every expert (paper default 8). */
-  rank?: number;
-  /** delta = B A * loraAlpha / r (default loraAlpha = r). */
+  /** Rank r of every expert (paper default 8), or a rank per task name. A task's own `rank` wins. */
+  rank?: RankSpec;
+  /** delta = B A * loraAlpha / r_t (default loraAlpha = r_t, scale 1). */
   loraAlpha?: number;
   /** EKS strategy (default auto). */
   strategy?: StrategyOption;
@@ -47,6 +58,26 @@ export interface DecompositionOutput extends RoutedOutput {
   routing: Routing;
 }
 
+/** Every task with its rank and scaling numerator resolved; refuses duplicates and bad names in one line. */
+function resolveTasks(config: Pick<DecompositionConfig, 'tasks' | 'rank' | 'loraAlpha'>): ExpertTaskSpec[] {
+  const names = new Set<string>();
+  const spec = config.rank ?? 8;
+  if (typeof spec === 'object') {
+    const unknown = Object.keys(spec).filter((n) => !config.tasks.some((t) => t.name === n));
+    if (unknown.length) throw new UserError(`rank given for unknown task${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; tasks: ${config.tasks.map((t) => t.name).join(', ')}`);
+  }
+  return config.tasks.map((t) => {
+    if (names.has(t.name)) throw new UserError(`duplicate task name "${t.name}"`);
+    if (t.name === '' || t.name.includes('.')) throw new UserError(`task name "${t.name}" must be non-empty and without "."`);
+    names.add(t.name);
+    if (t.classNames.length < 1) throw new UserError(`task "${t.name}" has no classes`);
+    const rank = t.rank ?? (typeof spec === 'number' ? spec : spec[t.name]);
+    if (rank === undefined) throw new UserError(`no rank for task "${t.name}" in the rank map`);
+    checkRank(rank, t.name);
+    return { name: t.name, classNames: t.classNames.slice(), rank, loraAlpha: t.loraAlpha ?? config.loraAlpha ?? rank };
+  });
+}
+
 /** Rows of x in the given order, in x's memory format (indexSelect alone returns NCHW). */
 function sortRows(x: Tensor, order: number[]): Tensor {
   const y = x.indexSelect(0, tensor(order, [order.length], { dtype: 'int64' }));
@@ -54,44 +85,65 @@ function sortRows(x: Tensor, order: number[]): Tensor {
 }
 
 export class DecompositionModel extends Module {
-  readonly config: Required<Omit<DecompositionConfig, 'strategy'>> & { strategy: StrategyOption };
+  readonly config: { model: string; tasks: ExpertTaskSpec[]; strategy: StrategyOption; inChannels: number };
   readonly backbone: ImageClassifier;
   readonly auto: AutoStrategy;
 
   constructor(config: DecompositionConfig) {
     super();
     if (!config.tasks.length) throw new UserError('decomposition model needs at least one task');
-    const names = new Set<string>();
-    for (const t of config.tasks) {
-      if (names.has(t.name)) throw new UserError(`duplicate task name "${t.name}"`);
-      names.add(t.name);
-      if (t.classNames.length < 1) throw new UserError(`task "${t.name}" has no classes`);
-    }
-    this.config = {
-      model: config.model ?? 'shufflenet_v2_x1_0',
-      tasks: config.tasks.map((t) => ({ name: t.name, classNames: t.classNames.slice() })),
-      rank: config.rank ?? 8,
-      loraAlpha: config.loraAlpha ?? config.rank ?? 8,
-      strategy: config.strategy ?? 'auto',
-      inChannels: config.inChannels ?? 3,
-    };
-    const T = config.tasks.length;
+    const tasks = resolveTasks(config);
+    this.config = { model: config.model ?? 'shufflenet_v2_x1_0', tasks, strategy: config.strategy ?? 'auto', inChannels: config.inChannels ?? 3 };
     this.backbone = createModel(this.config.model, { numClasses: 1, inChannels: this.config.inChannels });
     // Inject the experts into every non-depthwise convolution (PEFT's inject_adapter).
+    const experts = tasks.map((t) => ({ name: t.name, rank: t.rank, loraAlpha: t.loraAlpha }));
     for (const [name, m] of this.backbone.namedModules()) {
-      if (m instanceof Conv2d && m.groups === 1) {
-        this.backbone.setSubmodule(name, new ExpertConv2d(m, { numTasks: T, rank: this.config.rank, loraAlpha: this.config.loraAlpha }));
-      }
+      if (m instanceof Conv2d && m.groups === 1) this.backbone.setSubmodule(name, new ExpertConv2d(m, { tasks: experts }));
     }
     // The backbone's children (all but its placeholder fc) become ours, so keys stay torchvision's.
     for (const [name, child] of this.backbone.namedChildren()) if (name !== 'fc') this.registerModule(name, child);
-    const heads = new Sequential(...this.config.tasks.map((t) => new Linear(this.backbone.numFeatures, t.classNames.length)));
-    this.registerModule('heads', heads);
+    this.registerModule('heads', new Sequential(...tasks.map((t) => new Linear(this.backbone.numFeatures, t.classNames.length))));
     this.auto = new AutoStrategy(this);
   }
 
   get numTasks(): number {
     return this.config.tasks.length;
+  }
+  /** Every task's rank by name: one number when all are equal. */
+  get rank(): RankSpec {
+    const ranks = this.config.tasks.map((t) => t.rank);
+    return ranks.every((r) => r === ranks[0]) ? ranks[0]! : Object.fromEntries(this.config.tasks.map((t) => [t.name, t.rank]));
+  }
+
+  /**
+   * Adds a task after the others (grow): a new expert (B = 0, so delta starts at 0) in every expert
+   * conv and a new head, in the model's dtype and device. Nothing else changes: W0, BatchNorm
+   * buffers and the other tasks' experts and heads keep their tensors. Returns its index.
+   */
+  addTask(spec: TaskSpec & { rank: number }): number {
+    const [task] = resolveTasks({ tasks: [...this.config.tasks, spec] }).slice(-1) as [ExpertTaskSpec];
+    const ref = this.getModule<Sequential>('heads').getModule<Linear>('0').weight;
+    for (const [, c] of this.expertConvs()) c.addTask({ name: task.name, rank: task.rank, loraAlpha: task.loraAlpha });
+    const head = new Linear(this.numFeatures, task.classNames.length);
+    if (ref.dtype !== 'float32') head.toDtype(ref.dtype);
+    if (ref.device !== 'cpu') head.to(ref.device);
+    this.registerModule('heads', new Sequential(...this.config.tasks.map((_, t) => this.head(t)), head.train(this.training)));
+    this.config.tasks.push(task);
+    this.auto.reset();
+    return this.numTasks - 1;
+  }
+
+  /** Removes a task (retire): its experts and head are freed; every other tensor is untouched. */
+  removeTask(name: string): void {
+    const t = this.taskIndex(name);
+    if (this.numTasks === 1) throw new UserError(`task "${name}" is the only task of this decomposition`);
+    for (const [, c] of this.expertConvs()) c.removeTask(name);
+    const keepHeads = this.config.tasks.map((_, i) => this.head(i));
+    const [gone] = keepHeads.splice(t, 1);
+    this.registerModule('heads', new Sequential(...keepHeads));
+    gone!.dispose();
+    this.config.tasks.splice(t, 1);
+    this.auto.reset();
   }
   get numFeatures(): number {
     return this.backbone.numFeatures;

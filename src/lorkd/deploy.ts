@@ -159,10 +159,13 @@ export class DeployedExpert {
   static from(dm: DecompositionModel, task: number | string): DeployedExpert {
     const t = resolveTask(dm.config.tasks, task);
     const model = expertModel(dm, t);
-    const experts: StoredExpert[] = dm.expertConvs().map(([path, c]) => {
-      const w = c.weights();
-      return { path, weight: detachedClone(w.weight), expertA: detachedClone(w.expertA), expertB: detachedClone(w.expertB), scale: w.scale };
-    });
+    // The factors of every task, packed (one (T, ...) tensor each, see task-factors.ts) and copied.
+    const experts: StoredExpert[] = tidy(() =>
+      dm.expertConvs().map(([path, c]) => {
+        const w = c.weights();
+        return { path, weight: detachedClone(w.weight), expertA: detachedClone(w.expertA), expertB: detachedClone(w.expertB), scale: w.scale };
+      }),
+    );
     const heads: StoredHead[] = dm.config.tasks.map((_, i) => {
       const h = dm.head(i);
       return { weight: detachedClone(h.weight), bias: h.bias ? detachedClone(h.bias) : null };

@@ -122,6 +122,14 @@ export abstract class Module {
     return m;
   }
 
+  /** Removes parameter `name` and returns it (the caller owns it: dispose it or register it elsewhere). */
+  removeParameter(name: string): Tensor {
+    const t = this.#parameters.get(name);
+    if (!t) throw new UserError(`${this.#cls}: no parameter "${name}"`);
+    this.#parameters.delete(name);
+    return t;
+  }
+
   get #cls(): string {
     return this.constructor.name;
   }

@@ -11,6 +11,7 @@ import { fileFormat } from '../experiments/network-file.js';
 import { UserError } from '../tensor/errors.js';
 import { recordedPreprocessing } from '../data/preprocessing.js';
 import { SharedDecomposition, disposeSpec, type DepartmentSpec, type Preprocessing } from './departments.js';
+import { joinRunning } from './join.js';
 
 export const MODES = ['eks', 'fused', 'auto'] as const;
 export type ServeMode = (typeof MODES)[number];
@@ -105,10 +106,15 @@ export function expertDirDepartments(dir: string): DepartmentSpec[] {
 
 /**
  * One department `name` from a file: an expert file, or task `task` (default `name`) of a
- * decomposition checkpoint (hot add/replace).
+ * decomposition checkpoint (hot add/replace). A task of a grown decomposition whose shared part is
+ * one of the `running` models' joins that model's EKS pass (serve/join.ts); otherwise the file is
+ * loaded as a model of its own.
  */
-export function departmentFromFile(file: string, name: string, mode: ServeMode, task?: string, d: PreprocessingDefaults = {}): DepartmentSpec {
-  if (fileFormat(file).format === DECOMPOSITION_FORMAT) return decompositionDepartments(file, mode, d, new Map([[task ?? name, name]]))[0]!;
+export function departmentFromFile(file: string, name: string, mode: ServeMode, task?: string, d: PreprocessingDefaults = {}, running: SharedDecomposition[] = []): DepartmentSpec {
+  if (fileFormat(file).format === DECOMPOSITION_FORMAT) {
+    const joined = joinRunning(file, name, task ?? name, running, mode, (md) => checkpointPreprocessing(md, file, d));
+    return joined ?? decompositionDepartments(file, mode, d, new Map([[task ?? name, name]]))[0]!;
+  }
   if (task !== undefined) throw new UserError(`${file}: an expert file holds one task; "task" is only for decomposition checkpoints`);
   return expertDepartment(file, name);
 }

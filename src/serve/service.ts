@@ -203,12 +203,14 @@ export class Service {
 
   /**
    * Hot add or replace: department `name` from `file` (an expert file, or task `task` of a
-   * decomposition checkpoint). Requests already running finish on the version they started with.
+   * decomposition checkpoint). A new task of a grown decomposition joins the running model's EKS
+   * pass (serve/join.ts). Requests already running finish on the version they started with.
    */
   put(name: string, file: string, task?: string): { task: string; version: number; replaced: number | null; source: string } {
     if (this.#draining) throw new HttpError(503, 'shutting down');
     checkTaskName(name);
-    const spec = departmentFromFile(file, name, this.o.mode, task, this.o.defaults);
+    const running = [...new Set(this.departments.list().flatMap((d) => (d.eks ? [d.eks.shared] : [])))];
+    const spec = departmentFromFile(file, name, this.o.mode, task, this.o.defaults, running);
     const { current, replaced } = this.#put(spec);
     return { task: name, version: current.version, replaced: replaced?.version ?? null, source: current.source };
   }

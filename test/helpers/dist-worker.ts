@@ -44,7 +44,7 @@ function trainDecomposition(group: ProcessGroup | null, out: string, steps: numb
   manualSeed(200 + rank);
   const dm = new DecompositionModel({ model: 'shufflenet_v2_x0_5', tasks: [{ name: 'a', classNames: ['x', 'y'] }, { name: 'b', classNames: ['x', 'y'] }], rank: 2, strategy: 'fused' }).toDtype('float64');
   // Experts start at B = 0; move them off zero so their gradients matter from the first step.
-  noGrad(() => dm.expertConvs().forEach(([, c]) => c.getParameter('expertB').copy_(randn(c.getParameter('expertB').shape, { dtype: 'float64' }).mul(0.02))));
+  noGrad(() => dm.expertConvs().forEach(([, c]) => c.getModule('expertB').parameters().forEach((b) => b.copy_(randn(b.shape, { dtype: 'float64' }).mul(0.02)))));
   const ddp = group ? new DistributedDataParallel(dm, group, { syncBn: true }) : null;
   const opt = new SGD(dm.parameters(), { lr: 0.05, momentum: 0.9 });
   dm.train();

@@ -6,7 +6,7 @@ import type { DecompositionModel } from '../../src/lorkd/index.js';
 
 export function randomizeDecomposition(dm: DecompositionModel, o: { headStd?: number } = {}): DecompositionModel {
   noGrad(() => {
-    for (const [, c] of dm.expertConvs()) c.getParameter('expertB').normal_(0, 0.05);
+    for (const [, c] of dm.expertConvs()) c.getModule('expertB').parameters().forEach((b) => b.normal_(0, 0.05));
     for (const m of dm.modules()) {
       if (!(m instanceof BatchNorm2d)) continue;
       m.getBuffer('running_mean').normal_(0, 0.1);

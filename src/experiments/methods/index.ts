@@ -11,8 +11,9 @@ import { LORKD } from './lorkd.js';
 import { MOCO_MTL } from './moco-mtl.js';
 import { ALIGNED_MTL } from './aligned-mtl.js';
 import { KF } from './kf.js';
+import { GROW } from './grow.js';
 
-const SPECS: readonly MethodSpec[] = [FOUNDATION, STL, MTL, STL_KD, MTL_KD, MOCO_MTL, ALIGNED_MTL, KF, LORKD];
+const SPECS: readonly MethodSpec[] = [FOUNDATION, STL, MTL, STL_KD, MTL_KD, MOCO_MTL, ALIGNED_MTL, KF, LORKD, GROW];
 
 /** The method whose run is a comparison's teacher (trained first for every seed whose runs distil). */
 export const TEACHER_METHOD: MethodName = FOUNDATION.name;

@@ -11,6 +11,7 @@ import { kdOutputs, type MethodSpec } from './spec.js';
 import { estimateDecomposition, suiteBytes } from '../resources.js';
 import { classifierDeployment } from './multi-task-net.js';
 import { Bundle, evalNoGrad, backboneParams } from './common.js';
+import { rankLabel } from '../../lorkd/ranks.js';
 import { singleNetworkBackward } from './kd.js';
 import type { Strategy } from '../../lorkd/strategies.js';
 
@@ -51,7 +52,7 @@ export function createLorkd(ctx: MethodContext): LorkdMethod {
     params: () => ({ params_training: dm.numParameters() - heads, params_deployment: backboneParams(ctx.model, ctx.inChannels) }),
     deploy: (t) => classifierDeployment(expertModel(dm, t).eval(), ctx.model, ctx.tasks[t]!, ctx.inChannels),
     describe: () => ({
-      method: 'lorkd', rank: dm.config.rank, kd: kd && kd.beta !== 0 ? kd.mode : 'none', ...(kd ? { alpha: kd.alpha, beta: kd.beta } : {}),
+      method: 'lorkd', rank: typeof dm.rank === 'number' ? dm.rank : rankLabel(dm.rank), kd: kd && kd.beta !== 0 ? kd.mode : 'none', ...(kd ? { alpha: kd.alpha, beta: kd.beta } : {}),
       strategy: distributed ? `${distributed} (rank 0, broadcast)` : dm.config.strategy === 'auto' ? dm.auto.measurements.map((m) => `${m.key}=${m.best}`).join(' ') || 'auto' : dm.config.strategy,
     }),
     dispose: () => module.dispose(),

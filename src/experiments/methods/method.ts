@@ -2,10 +2,10 @@
 // object of this shape. One trainer, one evaluation path and one results schema serve them all.
 import type { Module } from '../../nn/module.js';
 import type { Tensor } from '../../tensor/index.js';
-import type { DecompositionModel } from '../../lorkd/decomposition.js';
+import type { DecompositionModel, RankSpec } from '../../lorkd/decomposition.js';
 
-export type MethodName = 'foundation' | 'stl' | 'mtl' | 'stl-kd' | 'mtl-kd' | 'moco-mtl' | 'aligned-mtl' | 'kf' | 'lorkd';
-export const METHOD_NAMES: readonly MethodName[] = ['foundation', 'stl', 'mtl', 'stl-kd', 'mtl-kd', 'moco-mtl', 'aligned-mtl', 'kf', 'lorkd'];
+export type MethodName = 'foundation' | 'stl' | 'mtl' | 'stl-kd' | 'mtl-kd' | 'moco-mtl' | 'aligned-mtl' | 'kf' | 'lorkd' | 'grow';
+export const METHOD_NAMES: readonly MethodName[] = ['foundation', 'stl', 'mtl', 'stl-kd', 'mtl-kd', 'moco-mtl', 'aligned-mtl', 'kf', 'lorkd', 'grow'];
 
 /**
  * A batch sorted by task where it is made (the loader's plan): images in the model's memory format,
@@ -91,11 +91,13 @@ export interface MethodContext {
     features: Tensor;
     logits: Tensor;
   };
-  /** LoRKD only. */
-  rank?: number;
+  /** LoRKD and grow: one rank, or one per task name. */
+  rank?: RankSpec;
   loraAlpha?: number;
   /** LoRKD only: the EKS strategy (default auto). */
   strategy?: StrategyOption;
+  /** Grow only: the trained decomposition file that learns the suite's tasks. */
+  decomposition?: string;
   /** Data parallelism: the run's process group (LoRKD measures its auto strategy once and takes rank 0's choice). */
   group?: ProcessGroup | null;
 }

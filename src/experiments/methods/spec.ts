@@ -38,6 +38,8 @@ export interface MethodSpec {
   readonly backward: 'single' | 'per-task';
   /** Has a rank, swept by `compare --ranks` (Table 3). */
   readonly ranked: boolean;
+  /** Trains on a decomposition given with --decomposition (grow); not one of a comparison's methods. */
+  readonly needsDecomposition?: boolean;
   /** The options it takes beyond the shared budget (`lorkd run` refuses the others). */
   readonly options: readonly MethodOption[];
   create(ctx: MethodContext): Method;
