@@ -26,7 +26,8 @@ export function trainOptions(c: Command, d: { epochs: number; lr: number }): Com
     .option('--momentum <x>', 'SGD momentum', numberOption('momentum'), 0.9)
     .option('--wd <x>', 'weight decay', numberOption('wd'), 1e-4)
     .option('--patience <n>', 'stop when validation accuracy has not improved for n epochs', intOption('patience'))
-    .option('--resume', 'continue the run in --out from its last checkpoint');
+    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option('--checkpoint-every <steps>', 'also write the checkpoint every n steps inside an epoch (long epochs; --resume continues at the next step)', intOption('checkpoint-every', 0), 0);
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -85,9 +85,9 @@ export class DataLoader {
     return plans.filter((p): p is BatchPlan => p !== null);
   }
 
-  /** The batches of an epoch, built on the calling thread (see the file comment). */
-  *epoch(epoch: number): Generator<SortedBatch, void, undefined> {
-    const plan = this.plan(epoch);
+  /** The batches of an epoch from batch `from` on (a resumed epoch), built on the calling thread (see the file comment). */
+  *epoch(epoch: number, from = 0): Generator<SortedBatch, void, undefined> {
+    const plan = this.plan(epoch).slice(from);
     let next = plan.length ? gatherImages(this.split, plan[0]!.indices, plan[0]!.flips) : null;
     for (let k = 0; k < plan.length; k++) {
       const bytes = next!;
@@ -98,8 +98,8 @@ export class DataLoader {
   }
 
   /** The batches of an epoch, gathered ahead by a worker thread (see the file comment). */
-  async *epochAsync(epoch: number): AsyncGenerator<SortedBatch, void, undefined> {
-    const plan = this.plan(epoch);
+  async *epochAsync(epoch: number, from = 0): AsyncGenerator<SortedBatch, void, undefined> {
+    const plan = this.plan(epoch).slice(from);
     const ahead = this.opts.prefetch ?? 2;
     const requests: Promise<Uint8Array>[] = [];
     const request = (k: number): void => {

@@ -1,6 +1,7 @@
 // A multi-task suite: several classification tasks, concatenated in task order. Each sample has a
 // task id, a local label (within its task) and a global label (local + the task's class offset),
 // the latter for the foundation model's unified head.
+import { createHash } from 'node:crypto';
 import { UserError } from '../tensor/errors.js';
 import { checkLimit } from '../io/limits.js';
 import { type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
@@ -77,6 +78,23 @@ export class SuiteSplit {
       for (let i = 0; i < p.n; i++) this.global[s + i] = p.labels[i]! + task.classOffset;
     });
     this.sources = parts.map((p) => p.images);
+  }
+
+  #identity: string | null = null;
+
+  /**
+   * What the split's data is, for cache keys (the teacher cache): a hash of its images and labels,
+   * computed once (the images are in memory already, so this costs one pass over them).
+   */
+  identity(): string {
+    if (this.#identity === null) {
+      const h = createHash('sha256');
+      for (const s of this.sources) h.update(s);
+      h.update(new Uint8Array(this.global.buffer, this.global.byteOffset, this.global.byteLength));
+      h.update(JSON.stringify([this.heights, this.widths, this.taskSizes]));
+      this.#identity = h.digest('hex');
+    }
+    return this.#identity;
   }
 
   /** The row of suite sample i within its task. */
