@@ -10,7 +10,7 @@ import type { CliRuntime } from './distributed.js';
 
 export function dataOptions(c: Command, defaults: { input: number; batch: number }): Command {
   return c
-    .option('--tasks <list>', 'comma list of bundled task names, med6 (= all: the six bundled tasks), MedMNIST-format .npz paths or ImageFolder roots (task = folder name)', DEFAULT_TASKS.join(','))
+    .option('--tasks <list>', 'comma list of bundled task names, med6 (= all: the six bundled tasks), MedMNIST-format .npz paths, ImageFolder roots (task = folder name), or packs of lorkd pack (pack:DIR or the folder: every task it holds, streamed from disk)', DEFAULT_TASKS.join(','))
     .option('--input <size>', 'input side (bilinear resize)', intOption('input', 8), defaults.input)
     .option('--batch <n>', 'batch size', intOption('batch'), defaults.batch)
     .option('--seed <n>', 'seed (data order, flips, initialisation)', intOption('seed', 0), 0)

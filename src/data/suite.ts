@@ -6,6 +6,7 @@ import { UserError } from '../tensor/errors.js';
 import { checkLimit } from '../io/limits.js';
 import { type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
 import { loadMedMnist } from './medmnist.js';
+import { type PackRef, RowStream, packIdentity } from './stream.js';
 
 /** One task of a suite. */
 export interface SuiteTask {
@@ -47,6 +48,9 @@ export class SuiteSplit {
   readonly sources: Uint8Array[];
   /** Bytes of one sample of the largest size (3 * height * width). */
   readonly sampleBytes: number;
+  /** Per task: its pack when its rows are streamed (null: in memory, in `sources`). */
+  readonly packs: (PackRef | null)[];
+  #stream: RowStream | null = null;
 
   constructor(
     readonly split: Split,
@@ -78,18 +82,32 @@ export class SuiteSplit {
       for (let i = 0; i < p.n; i++) this.global[s + i] = p.labels[i]! + task.classOffset;
     });
     this.sources = parts.map((p) => p.images);
+    this.packs = parts.map((p) => p.pack ?? null);
+  }
+
+  /** True when some task's rows are streamed from a pack. */
+  get streamed(): boolean {
+    return this.packs.some((p) => p !== null);
+  }
+
+  /** The stream of a split with packed tasks (started on first use; null for an in-memory split). */
+  get stream(): RowStream | null {
+    if (!this.streamed) return null;
+    this.#stream ??= new RowStream(this);
+    return this.#stream;
   }
 
   #identity: string | null = null;
 
   /**
-   * What the split's data is, for cache keys (the teacher cache): a hash of its images and labels,
-   * computed once (the images are in memory already, so this costs one pass over them).
+   * What the split's data is, for cache keys (the teacher cache): a hash of its labels and of its
+   * in-memory images (one pass over what is in memory already) or, for a packed task, of its pack's
+   * shard checksums and which task and split it is (no pixel is read). Computed once.
    */
   identity(): string {
     if (this.#identity === null) {
       const h = createHash('sha256');
-      for (const s of this.sources) h.update(s);
+      this.sources.forEach((s, t) => h.update(this.packs[t] ? packIdentity(this.packs[t]!) : s));
       h.update(new Uint8Array(this.global.buffer, this.global.byteOffset, this.global.byteLength));
       h.update(JSON.stringify([this.heights, this.widths, this.taskSizes]));
       this.#identity = h.digest('hex');
