@@ -141,8 +141,10 @@ export class DataLoader {
       if (k < plan.length && !pending[k]) pending[k] = stream.request(plan[k]!.indices, plan[k]!.flips, crop);
     };
     for (let k = 0; k <= ahead; k++) request(k);
+    // One host buffer for every batch (the batch's tensor is a copy): memory stays flat.
+    let host: Uint8Array | undefined;
     for (let k = 0; k < plan.length; k++) {
-      const bytes = stream.take(pending[k]!);
+      const bytes = (host = stream.take(pending[k]!, host));
       delete pending[k];
       request(k + ahead + 1);
       yield makeTaskBatch(this.split, plan[k]!.indices, plan[k]!.flips, this.opts, bytes);

@@ -55,6 +55,13 @@ export interface StreamRequest {
 export interface Pending {
   data: Uint8Array;
   state: Int32Array;
+  /** The shared buffers, returned to the pool when the batch is taken. */
+  slot: Slot;
+}
+
+interface Slot {
+  data: SharedArrayBuffer;
+  state: SharedArrayBuffer;
 }
 
 /** How long a take waits for the worker before it gives up (a stuck or dead worker). */
@@ -63,6 +70,11 @@ const TAKE_LIMIT_MS = 10 * 60 * 1000;
 export class RowStream {
   readonly #data: StreamData;
   #worker: Worker | null = null;
+  /**
+   * Shared buffers of taken batches, reused by later requests: a SharedArrayBuffer's memory is only
+   * freed when both threads have collected it, which V8 does too late to keep memory flat.
+   */
+  readonly #free: Slot[] = [];
 
   /** A stream over `src` (a split with packed tasks); in-memory tasks' rows are copied into shared memory once. */
   constructor(src: GatherSource & { packs: (PackRef | null)[] }) {
@@ -96,15 +108,21 @@ export class RowStream {
 
   /** Asks the worker for a batch; it is read, decoded and written while the caller works. */
   request(indices: Int32Array, flips: Uint8Array, crop: CropMode): Pending {
-    const data = new SharedArrayBuffer(this.batchBytes(indices));
-    const state = new SharedArrayBuffer(8 + 1024);
-    const msg: StreamRequest = { indices: indices.slice(), flips: flips.slice(), crop, data, state };
+    const need = this.batchBytes(indices);
+    const k = this.#free.findIndex((s) => s.data.byteLength >= need && s.data.byteLength <= 2 * need + 4096);
+    const slot = k >= 0 ? this.#free.splice(k, 1)[0]! : { data: new SharedArrayBuffer(need), state: new SharedArrayBuffer(8 + 1024) };
+    const state = new Int32Array(slot.state);
+    Atomics.store(state, 0, 0);
+    const msg: StreamRequest = { indices: indices.slice(), flips: flips.slice(), crop, data: slot.data, state: slot.state };
     this.#start().postMessage(msg);
-    return { data: new Uint8Array(data), state: new Int32Array(state) };
+    return { data: new Uint8Array(slot.data, 0, need), state, slot };
   }
 
-  /** The bytes of a requested batch, waiting for the worker when it is not done yet. */
-  take(p: Pending): Uint8Array {
+  /**
+   * The bytes of a requested batch, waiting for the worker when it is not done yet; copied into
+   * `out` when it has the batch's length (a buffer the caller reuses), else into a new array.
+   */
+  take(p: Pending, out?: Uint8Array): Uint8Array {
     const t0 = Date.now();
     while (Atomics.load(p.state, 0) === 0) {
       if (Date.now() - t0 > TAKE_LIMIT_MS) throw new UserError(`data stream: no batch from the worker within ${TAKE_LIMIT_MS / 1000} s`);
@@ -114,7 +132,10 @@ export class RowStream {
       const n = Atomics.load(p.state, 1);
       throw new UserError(new TextDecoder().decode(new Uint8Array(p.state.buffer, 8, n).slice()));
     }
-    return p.data.slice();
+    const bytes = out && out.length === p.data.length ? out : new Uint8Array(p.data.length);
+    bytes.set(p.data);
+    if (this.#free.length < 16) this.#free.push(p.slot);
+    return bytes;
   }
 
   /** A batch, synchronously (request and take). */
