@@ -16,6 +16,7 @@ import { registerReport } from './report.js';
 import { registerLaunch } from './launch.js';
 import { setupDistributed, type CliRuntime } from './distributed.js';
 import { registerRun } from './run.js';
+import { registerPack } from './pack.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -37,6 +38,7 @@ function buildProgram(rt: CliRuntime): Command {
   registerCompare(program, rt);
   registerParams(program);
   registerBench(program);
+  registerPack(program);
   return program;
 }
 

@@ -186,6 +186,13 @@ export class PackWriter {
     this.#parts = [];
   }
 
+  /** Closes an open shard's file without keeping it (a stopped or failed pack; the next run rewrites it). */
+  close(): void {
+    if (this.#fd === null) return;
+    closeSync(this.#fd);
+    this.#fd = null;
+  }
+
   /** Closes the last shard, writes the index files and then manifest.json (the pack is then finished). */
   finish(base: Omit<PackManifest, 'tasks' | 'counts' | 'skipped' | 'shards' | 'shardBytes'> & { tasks: Omit<PackManifest['tasks'][number], 'counts' | 'skipped' | 'channels'>[] }): PackManifest {
     if (this.#fd !== null) this.#closeShard(this.#pendingNext);
