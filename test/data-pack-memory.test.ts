@@ -13,7 +13,7 @@ import { writeSyntheticPack } from './helpers/synthetic-pack.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-pack-memory-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-const HELPER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'stream-epoch.js');
+const HELPER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bench', 'stream-epoch.js');
 
 function peak(pack: string): { seen: number; maxRssMb: number } {
   const r = spawnSync(process.execPath, [HELPER, pack, '32', '64'], { encoding: 'utf8' });

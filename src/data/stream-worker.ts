@@ -1,10 +1,12 @@
 // The stream worker (stream.ts): fills requested batches from packs and in-memory rows. It never
 // loads libtorch. Raw rows are read with pread and copied (flipped where asked); JPEG rows are
 // decoded, cropped (crop.ts), resized bilinearly to the delivered size and flipped by sharp, many at
-// once on libuv's thread pool. An error is written into the request as one line.
+// once on libuv's thread pool. An error is written into the request as one line. It imports the
+// pack's reader and codec only (src/pack/index.js would load libtorch through the pack sources).
 import { workerData, parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
-import { openPack, type Pack, type PackRecord } from '../pack/index.js';
+import { openPack, type Pack } from '../pack/reader.js';
+import type { PackRecord } from '../pack/format.js';
 import { decodeRaw, hwcToImage } from '../pack/codec.js';
 import { cropBox } from './crop.js';
 import { copyRow, taskOfIndex } from './gather.js';

@@ -7,7 +7,7 @@
 // Memory holds the batches in flight, whatever the pack's size.
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../tensor/errors.js';
-import { openPack } from '../pack/index.js';
+import { openPack } from '../pack/reader.js';
 import type { Split } from './dataset.js';
 import type { CropMode } from './crop.js';
 import type { GatherSource } from './gather.js';

@@ -1,9 +1,9 @@
 // Streams one training epoch from a pack in a child process and prints its peak RSS
-// (data-pack-memory.test.ts, bench/data.ts): `node stream-epoch.js DIR INPUT BATCH`. Without
+// (bench/data.ts, test/data-pack-memory.test.ts): `node stream-epoch.js DIR INPUT BATCH`. Without
 // arguments it does nothing.
 import { fileURLToPath } from 'node:url';
-import { setNumThreads } from '../../src/tensor/index.js';
-import { loadSuite, trainLoader } from '../../src/experiments/data-options.js';
+import { setNumThreads } from '../src/tensor/index.js';
+import { loadSuite, trainLoader } from '../src/experiments/data-options.js';
 
 /** Streams epoch 0 of the pack in `dir`; returns the images seen. */
 export function streamEpoch(dir: string, input: number, batch: number): number {
