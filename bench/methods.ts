@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { manualSeed, randn, keep, tidy } from '../src/tensor/index.js';
 import { SGD } from '../src/optim/index.js';
+import { tensorRows } from '../src/experiments/methods/kd.js';
 import { createMtl } from '../src/experiments/methods/mtl.js';
 import { createMocoMtl } from '../src/experiments/methods/moco-mtl.js';
 import { createAlignedMtl } from '../src/experiments/methods/aligned-mtl.js';
@@ -25,7 +26,7 @@ const rounds = arg('--rounds', 3);
 manualSeed(0);
 const features = keep(randn([batchSize, 512]));
 const logits = keep(randn([batchSize, 7]));
-const ctx: MethodContext = { tasks: TINY_TASKS, model: 'shufflenet_v2_x1_0', inChannels: 3, channelsLast: true, kd: { mode: 'feature', alpha: 10, beta: 1, features, logits } };
+const ctx: MethodContext = { tasks: TINY_TASKS, model: 'shufflenet_v2_x1_0', inChannels: 3, channelsLast: true, kd: { mode: 'feature', alpha: 10, beta: 1, features: tensorRows(features), logits: tensorRows(logits) } };
 const third = Math.floor(batchSize / 3);
 const batch = taskBatch([third, third, batchSize - 2 * third], input);
 const nchw = batch.images;

@@ -18,6 +18,8 @@ import { loadSafetensors } from '../src/io/safetensors.js';
 import { type ExpertMeta, saveExpertFile } from '../src/export/expert-file.js';
 import { type Prediction, predict, predictInputs } from '../src/export/predict.js';
 import { decodeDicom } from '../src/data/dicom.js';
+import { packTasks } from '../src/data/pack-tasks.js';
+import { loadTasks } from '../src/data/medmnist.js';
 import { lcg } from './helpers/random.js';
 import { runPython, skipWithoutTorch } from './helpers/python.js';
 import { npy } from './helpers/pipeline.js';
@@ -139,6 +141,18 @@ test('npz: one prediction per test image, equal to a direct forward on the same 
   const p0 = rows.map((r) => r.probs.normal!);
   assert.ok(Math.max(...p0) - Math.min(...p0) > 0.05, `probabilities barely vary: ${p0.join(', ')}`);
   assert.ok(rows.every((r) => Math.max(...Object.values(r.probs)) < 0.99), 'probabilities are saturated: ' + JSON.stringify(rows.map((r) => Object.values(r.probs).map((v) => v.toFixed(3)))));
+});
+
+test("a pack of the npz (pack:DIR or the folder): the expert's task streamed, the npz's predictions and labels; --limit counts its rows", async () => {
+  const pack = path.join(dir, 'toy.pack');
+  await packTasks(pack, loadTasks([npzFile]), { storage: 'raw' });
+  const ref = predict(expertFile, [npzFile]);
+  for (const input of [`pack:${pack}`, pack]) {
+    const rows = predict(expertFile, [input]);
+    assert.deepEqual(rows.map((r) => [r.index, r.label, r.probs]), ref.map((r) => [r.index, r.label, r.probs]));
+    assert.ok(rows.every((r) => r.input === pack));
+  }
+  assert.equal(predict(expertFile, [pack], { limit: 3, batchSize: 2 }).length, 3);
 });
 
 test('npz: --split and --limit; batching does not change the result', () => {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { type Tensor, tensor, tidy, noGrad, manualSeed, randn, keep, UserError } from '../src/tensor/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { loadExpertFile } from '../src/export/expert-file.js';
+import { tensorRows } from '../src/experiments/methods/kd.js';
 import { createKf, infoMax, infoMin, kfParams, KF_TSN_MODEL } from '../src/experiments/methods/kf.js';
 import { loadKfExpert } from '../src/experiments/methods/kf-expert.js';
 import type { MethodContext } from '../src/experiments/methods/method.js';
@@ -64,7 +65,7 @@ test('parameter counts: Table 4 at 11 tasks (5.01 M trained, 1.60 M deployed)', 
 function tinyKf(): { m: ReturnType<typeof createKf>; teacherLogits: Tensor; dispose: () => void } {
   const features = keep(randn([32, 8]));
   const logits = keep(randn([32, 7]));
-  const ctx: MethodContext = tinyContext({ kd: { mode: 'feature', alpha: 10, beta: 1, features, logits } });
+  const ctx: MethodContext = tinyContext({ kd: { mode: 'feature', alpha: 10, beta: 1, features: tensorRows(features), logits: tensorRows(logits) } });
   const m = createKf(ctx);
   return {
     m,

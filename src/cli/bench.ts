@@ -1,10 +1,11 @@
-// lorkd bench: training-step, EKS-strategy and per-op benchmarks against PyTorch eager.
+// lorkd bench: training-step, EKS-strategy, per-op and data-loader benchmarks against PyTorch.
 import { runtimeOf } from './common.js';
 import type { Command } from 'commander';
 import { benchTrain } from '../../bench/train.js';
 import { benchEks } from '../../bench/eks.js';
 import { benchOps } from '../../bench/ops.js';
 import { benchDecompose } from '../../bench/decompose.js';
+import { benchData } from '../../bench/data.js';
 import { STRATEGIES, type Strategy } from '../lorkd/strategies.js';
 import { UserError } from '../tensor/errors.js';
 import { emit, intOption, run, table } from './output.js';
@@ -81,6 +82,28 @@ export function registerBench(program: Command): void {
           table(['batch', 'input', 'lorkd img/s', 'pytorch img/s (best)', 'ratio', 'mtl img/s', 'lorkd step / mtl step'], [
             [r.batch, r.input, `${f1(r.lorkd_img_per_s)} (${r.lorkd_strategy})`, r.pytorch_img_per_s === null ? '-' : `${f1(r.pytorch_img_per_s)} (${r.pytorch_best})`, f1(r.ratio), f1(r.mtl_img_per_s), f1(r.lorkd_over_mtl)],
           ]) + '\n' + machineLine(r.machine),
+        );
+      }),
+    );
+  bench
+    .command('data')
+    .description('the streaming loader vs PyTorch DataLoader + ImageFolder + PIL (num_workers = cores) on the same files: 224-jpeg and 64-raw img/s, peak RSS of an epoch from a large vs a 2,000-image pack, pack speed')
+    .option('--data <pack>', 'time this JPEG pack in the 224-jpeg case (PyTorch reads the folder it was packed from)')
+    .option('--images <n>', 'images of the large generated tree (peak RSS, pack speed)', intOption('images'), 200000)
+    .option('--loader-images <n>', 'images of the loader trees and of the small pack', intOption('loader-images'), 2000)
+    .option('--batch <n>', 'batch size (both loaders)', intOption('batch'), 64)
+    .option('--no-torch', 'skip the PyTorch side')
+    .option('--quiet', 'no progress lines')
+    .option('--json', 'print one JSON object')
+    .action((o) =>
+      run(async () => {
+        const r = await benchData({ images: o.images, loaderImages: o.loaderImages, batch: o.batch, data: o.data, noTorch: o.torch === false, log: o.quiet ? undefined : (l) => console.error(l) });
+        emit(!!o.json, r, () =>
+          [
+            table(['case', 'lorkd img/s', 'pytorch img/s', 'ratio'], r.rows.map((x) => [x.case, f1(x.lorkd_img_per_s), f1(x.pytorch_img_per_s), f1(x.ratio)])),
+            `peak RSS of an epoch: ${f1(r.rss_small_mb)} MB (${r.images_small} images), ${f1(r.rss_large_mb)} MB (${r.images_large} images)`,
+            `pack: ${f1(r.pack_img_per_s)} img/s; ${r.cores} cores; load average ${r.loadavg_before.map((v) => v.toFixed(2)).join(' ')} before, ${r.loadavg_after.map((v) => v.toFixed(2)).join(' ')} after`,
+          ].join('\n'),
         );
       }),
     );

@@ -11,7 +11,7 @@ import type { CliRuntime } from './distributed.js';
 
 export function dataOptions(c: Command, defaults: { input: number; batch: number }): Command {
   return c
-    .option('--tasks <list>', 'comma list of bundled task names, med6 (= all: the six bundled tasks), MedMNIST-format .npz paths or ImageFolder roots (task = folder name)', DEFAULT_TASKS.join(','))
+    .option('--tasks <list>', 'comma list of bundled task names, med6 (= all: the six bundled tasks), MedMNIST-format .npz paths, ImageFolder roots (task = folder name), or packs of lorkd pack (pack:DIR or the folder: every task it holds, streamed from disk)', DEFAULT_TASKS.join(','))
     .option('--input <size>', 'input side (bilinear resize)', intOption('input', 8), defaults.input)
     .option('--batch <n>', 'batch size', intOption('batch'), defaults.batch)
     .option('--seed <n>', 'seed (data order, flips, initialisation)', intOption('seed', 0), 0)
@@ -27,7 +27,8 @@ export function trainOptions(c: Command, d: { epochs: number; lr: number }): Com
     .option('--momentum <x>', 'SGD momentum', numberOption('momentum'), 0.9)
     .option('--wd <x>', 'weight decay', numberOption('wd'), 1e-4)
     .option('--patience <n>', 'stop when validation accuracy has not improved for n epochs', intOption('patience'))
-    .option('--resume', 'continue the run in --out from its last checkpoint');
+    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option('--checkpoint-every <steps>', 'also write the checkpoint every n steps inside an epoch (long epochs; --resume continues at the next step)', intOption('checkpoint-every', 0), 0);
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -50,7 +50,7 @@ export function registerCompare(program: Command, rt: CliRuntime): void {
       const r = await runCompare({
         ...data, methods: parseMethods(String(o.methods)), seeds, ranks: parseRankList(String(o.ranks)),
         model: o.model, foundationArch: o.foundationArch, foundation: o.foundation, teacher: teacherFlagsOf(o), kd: kdOf(o.kd), alpha: o.alpha, beta: o.beta, strategy: strategyOf(o.strategy),
-        epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, progress: progressOf(o), ...runtimeOf(o, rt),
+        epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, checkpointSteps: o.checkpointEvery, out: o.out, progress: progressOf(o), ...runtimeOf(o, rt),
       });
       const transfer = plan ? await transferOf(r, plan, o.out, { progress: progressOf(o), ...runtimeOf(o, rt) }) : null;
       if (!o.json) {

@@ -49,8 +49,8 @@ export function setupDistributed(argv: string[], environ: NodeJS.ProcessEnv = pr
   process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
   const mine = path.join(scratch, 'out');
   if (argv.includes('--resume') && existsSync(real)) {
-    // Everything but locks and temporary files: checkpoints, teacher cache, finished runs.
-    cpSync(real, mine, { recursive: true, filter: (src) => !/\.lock$|\.tmp|\.lorkd-tmp/.test(path.basename(src)) });
+    // Everything but locks, temporary files and the teacher cache's rows (read from rank 0's folder): checkpoints, finished runs.
+    cpSync(real, mine, { recursive: true, filter: (src) => !/\.lock$|\.tmp|\.lorkd-tmp|^teacher-cache-.*\.bin$/.test(path.basename(src)) });
   }
   const out = argv.slice();
   if (argv[i]!.startsWith('--out=')) out[i] = `--out=${mine}`;

@@ -17,6 +17,7 @@ import { registerLaunch } from './launch.js';
 import { setupDistributed, type CliRuntime } from './distributed.js';
 import { registerRun } from './run.js';
 import { registerGrow } from './grow.js';
+import { registerPack } from './pack.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -39,6 +40,7 @@ function buildProgram(rt: CliRuntime): Command {
   registerCompare(program, rt);
   registerParams(program);
   registerBench(program);
+  registerPack(program);
   return program;
 }
 

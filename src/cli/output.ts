@@ -93,6 +93,11 @@ export const OPTION_RANGES: Record<string, Range> = {
   'max-pixels': { min: 1, max: Number.MAX_SAFE_INTEGER },
   'decode-threads': { min: 1, max: 64 },
   'drain-timeout-ms': { min: 0, max: 3_600_000 },
+  // lorkd pack
+  size: { min: 1, max: 65535 },
+  quality: { min: 1, max: 100 },
+  'shard-mib': { min: 0, minExclusive: true, max: 4095 },
+  threads: { min: 1, max: 1024 },
 };
 
 function rangeOf(name: string, min: number | undefined): Required<Pick<Range, 'min' | 'max'>> & Range {

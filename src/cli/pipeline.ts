@@ -38,7 +38,7 @@ export function registerPipeline(program: Command, rt: CliRuntime): void {
     .requiredOption('--out <dir>', 'run directory')
     .action((o) =>
       run(async () => {
-        const r = await trainFoundation({ ...toData(o), arch: o.arch, epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, init: o.init, out: o.out, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt) });
+        const r = await trainFoundation({ ...toData(o), arch: o.arch, epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, checkpointSteps: o.checkpointEvery, init: o.init, out: o.out, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt) });
         emit(!!o.json, { file: r.file, best_epoch: r.result.bestEpoch, best_val_accuracy: r.result.bestVal, history: r.result.history }, () => `foundation written to ${r.file} (best validation accuracy ${r.result.bestVal?.toFixed(4) ?? '-'})`);
         r.model.dispose();
       }),
@@ -53,7 +53,7 @@ export function registerPipeline(program: Command, rt: CliRuntime): void {
       run(async () => {
         const r = await trainDecomposition({
           ...toData(o), foundation: o.foundation, teacher: teacherFlagsOf(o), model: o.model, rank: o.rank, loraAlpha: o.loraAlpha, alpha: o.alpha, beta: o.beta, kd: kdOf(o.kd),
-          strategy: strategyOf(o.strategy), epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, out: o.out, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt),
+          strategy: strategyOf(o.strategy), epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd, patience: o.patience, checkpointSteps: o.checkpointEvery, out: o.out, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt),
         });
         emit(!!o.json, { file: r.file, best_epoch: r.result.bestEpoch, best_val_accuracy: r.result.bestVal, history: r.result.history }, () => `decomposition model written to ${r.file} (best validation accuracy ${r.result.bestVal?.toFixed(4) ?? '-'})`);
         r.dm.dispose();

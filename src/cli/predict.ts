@@ -73,10 +73,10 @@ const summary = (r: PredictReport): string =>
 
 export function registerPredict(program: Command): void {
   deviceOptions(program.command('predict'))
-    .description('predict classes with an exported expert (.safetensors or .onnx) on MedMNIST-format .npz files, PNG/JPEG/DICOM files and folders of them (bad files are reported and skipped; exit status 1 when any failed)')
+    .description('predict classes with an exported expert (.safetensors or .onnx) on MedMNIST-format .npz files, packs (pack:DIR or the folder; streamed), PNG/JPEG/DICOM files and folders of them (bad files are reported and skipped; exit status 1 when any failed)')
     .requiredOption('--model <file>', 'expert file written by lorkd export: .safetensors (run by lorkd) or .onnx (run by onnxruntime-node)')
-    .requiredOption('--input <path>', 'a .npz (MedMNIST layout), an image (PNG, JPEG, DICOM) or a folder of images (recursive; class subfolders named after the classes give labels); repeat for more', collect, [])
-    .addOption(new Option('--split <split>', 'split of .npz inputs').choices(SPLITS).default('test'))
+    .requiredOption('--input <path>', 'a .npz (MedMNIST layout), a pack (pack:DIR or its folder), an image (PNG, JPEG, DICOM) or a folder of images (recursive; class subfolders named after the classes give labels); repeat for more', collect, [])
+    .addOption(new Option('--split <split>', 'split of .npz and pack inputs').choices(SPLITS).default('test'))
     .option('--limit <n>', 'predict at most n images', parsed(intOption('limit')))
     .option('--batch-size <n>', 'images per forward pass', parsed(intOption('batch-size')), 256)
     .option('--quiet', 'no progress on stderr (bad files are still reported)')

@@ -43,7 +43,7 @@ export function registerRun(program: Command, rt: CliRuntime): void {
       const r = await runMethod({
         ...toData(o), method: spec.name, out: o.out, model: o.model, foundationArch: o.foundationArch, foundation: o.foundation, teacher: teacherFlagsOf(o), kd, alpha: o.alpha, beta: o.beta,
         rank: o.rank, loraAlpha: o.loraAlpha, strategy: strategyOf(o.strategy), epochs: o.epochs, lr: o.lr, momentum: o.momentum, weightDecay: o.wd,
-        patience: o.patience, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt),
+        patience: o.patience, checkpointSteps: o.checkpointEvery, resume: !!o.resume, progress: progressOf(o), ...runtimeOf(o, rt),
       });
       emit(!!o.json, r, () => resultTable(r));
     }),

@@ -1,8 +1,7 @@
 // Deflated DICOM (transfer syntax 1.2.840.10008.1.2.1.99) inflated with a bound: the data set is
 // inflated in steps until its Image Pixel module and the Pixel Data element are readable; the
-// image size is then checked against the pixel limit, and inflating stops at the end of the first
-// frame (rows x columns x samples x bytes per sample after the Pixel Data offset), the only frame
-// lorkd reads. A 4 MB file that inflates to 4 GiB costs what its header declares, no more. Before
+// image size is then checked against the pixel limit, and inflating stops at the end of the last
+// frame (frames x rows x columns x samples x bytes per sample after the Pixel Data offset). A 4 MB file that inflates to 4 GiB costs what its header declares, no more. Before
 // the Pixel Data element is found at most HEADER_BYTES come out.
 import { Inflate } from 'fflate';
 import { type DataSetLike, DicomPixelError, type DicomParserLike } from './dicom-pixels.js';
@@ -21,6 +20,8 @@ export interface DeclaredFrame {
   dataOffset: number;
   /** Bytes of one frame. */
   frameBytes: number;
+  /** Number of Frames (0028,0008), 1 when absent. */
+  frames: number;
 }
 
 /** The first frame's declaration in `ds`, or null while the Pixel Data element is not in it. */
@@ -31,7 +32,8 @@ export function declaredFrame(ds: DataSetLike): DeclaredFrame | null {
   const columns = ds.uint16('x00280011') ?? 0;
   const spp = ds.uint16('x00280002') ?? 1;
   const bytes = Math.ceil((ds.uint16('x00280100') ?? 8) / 8);
-  return { rows, columns, dataOffset: el.dataOffset, frameBytes: rows * columns * spp * bytes };
+  const frames = Math.max(1, ds.intString('x00280008') ?? 1);
+  return { rows, columns, dataOffset: el.dataOffset, frameBytes: rows * columns * spp * bytes, frames };
 }
 
 /** The data set parsed up to (and including the header of) the Pixel Data element, or null when `full` does not reach it yet. */
@@ -52,7 +54,7 @@ export interface BoundedInflateOptions {
 
 /**
  * A dicom-parser `inflater`: (file bytes, offset of the deflated data set) -> the meta header
- * followed by the inflated data set, cut at the end of the first frame.
+ * followed by the inflated data set, cut at the end of the last frame.
  */
 export function boundedInflater(parser: DicomParserLike, o: BoundedInflateOptions = {}): (bytes: Uint8Array, position: number) => Uint8Array {
   return (bytes, position) => {
@@ -88,7 +90,7 @@ export function boundedInflater(parser: DicomParserLike, o: BoundedInflateOption
       o.checkSize?.(frame.rows, frame.columns);
       known = true;
       if (o.headerOnly) break;
-      cap = frame.dataOffset + frame.frameBytes;
+      cap = frame.dataOffset + frame.frameBytes * frame.frames;
     }
     if (!known && total >= cap) throw new DicomPixelError(`no Pixel Data (7FE0,0010) within the first ${HEADER_BYTES} inflated bytes`);
     const full = join();

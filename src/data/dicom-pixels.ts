@@ -275,7 +275,7 @@ export function isDicom(bytes: Uint8Array): boolean {
 /** The part of a dicom-parser DataSet used here. */
 export interface DataSetLike {
   byteArray: Uint8Array;
-  elements: Record<string, { length: number; dataOffset: number; encapsulatedPixelData?: boolean; fragments?: unknown[] } | undefined>;
+  elements: Record<string, { length: number; dataOffset: number; encapsulatedPixelData?: boolean; fragments?: unknown[]; basicOffsetTable?: unknown[] } | undefined>;
   uint16(tag: string): number | undefined;
   string(tag: string): string | undefined;
   floatString(tag: string): number | undefined;
@@ -286,7 +286,14 @@ export interface DataSetLike {
 export interface DicomParserLike {
   parseDicom(bytes: Uint8Array, options?: { TransferSyntaxUID?: string; untilTag?: string; inflater?: (bytes: Uint8Array, position: number) => Uint8Array }): DataSetLike;
   readEncapsulatedPixelDataFromFragments(ds: DataSetLike, element: NonNullable<DataSetLike['elements'][string]>, start: number, count: number): Uint8Array;
+  readEncapsulatedImageFrame?(ds: DataSetLike, element: NonNullable<DataSetLike['elements'][string]>, frame: number): Uint8Array;
 }
+
+/**
+ * Decoders of compressed transfer syntaxes, by UID: one encapsulated frame -> native pixel bytes,
+ * little endian, interleaved by pixel; `photometric` when decoding changed it (YBR -> RGB).
+ */
+export type DicomCodecs = Readonly<Record<string, (frame: Uint8Array, info: DicomPixelInfo) => { bytes: Uint8Array; photometric?: string }>>;
 
 export interface ReadDicomOptions {
   /** Raw-deflate decompression (bytes -> bytes) for deflated files; Node's dicom-parser uses node:zlib without it. */
@@ -295,12 +302,14 @@ export interface ReadDicomOptions {
   inflater?: (bytes: Uint8Array, position: number) => Uint8Array;
   /** Called with the image size before any pixel is decoded (to enforce a limit by throwing). */
   checkSize?: (rows: number, columns: number) => void;
+  /** Decoders of compressed transfer syntaxes (Node passes the WASM codecs: src/data/dicom-codecs.ts). */
+  codecs?: DicomCodecs;
 }
 
-/** The first frame of a DICOM file, native (RLE decoded), with its pixel description. */
+/** One frame of a DICOM file, native (RLE or compressed frames decoded), with its pixel description. */
 export interface DicomFrame {
   info: DicomPixelInfo;
-  /** Native pixel bytes of frame 0 (as `info` describes them). */
+  /** Native pixel bytes of the frame (as `info` describes them). */
   bytes: Uint8Array;
   transferSyntax: string;
 }
@@ -334,31 +343,56 @@ function pixelInfo(ds: DataSetLike, littleEndian: boolean): DicomPixelInfo {
   };
 }
 
-/** The first frame's native pixel bytes (RLE decoded: the info then describes little-endian, by-pixel data). */
-function firstFrame(parser: DicomParserLike, ds: DataSetLike, ts: string, info: DicomPixelInfo): { bytes: Uint8Array; info: DicomPixelInfo } {
+/** Frame k's bytes inside encapsulated pixel data (PS3.5 A.4): by the basic offset table, one fragment per frame, or all fragments for a single frame. */
+function encapsulatedFrame(parser: DicomParserLike, ds: DataSetLike, el: PixelDataElement, k: number, count: number, what: string): Uint8Array {
+  if (!el.encapsulatedPixelData) fail(`${what} pixel data is not encapsulated`);
+  const fragments = el.fragments?.length ?? 0;
+  if (!fragments) fail(`${what} pixel data has no fragments`);
+  if (el.basicOffsetTable?.length && parser.readEncapsulatedImageFrame) return parser.readEncapsulatedImageFrame(ds, el, k);
+  if (fragments === count) return parser.readEncapsulatedPixelDataFromFragments(ds, el, k, 1);
+  if (count === 1) return parser.readEncapsulatedPixelDataFromFragments(ds, el, 0, fragments);
+  return fail(`${what} pixel data has ${fragments} fragments for ${count} frames and no basic offset table`);
+}
+
+type PixelDataElement = NonNullable<DataSetLike['elements'][string]>;
+
+/** Frame k's native pixel bytes (RLE and compressed frames decoded: the info then describes little-endian, by-pixel data). */
+function frameAt(parser: DicomParserLike, ds: DataSetLike, ts: string, info: DicomPixelInfo, k: number, codecs: DicomCodecs | undefined): { bytes: Uint8Array; info: DicomPixelInfo } {
   const el = ds.elements.x7fe00010 ?? fail('the file has no Pixel Data (7FE0,0010)');
+  const count = Math.max(1, info.numberOfFrames);
   if (ts === RLE) {
-    if (!el.encapsulatedPixelData) fail('RLE Lossless pixel data is not encapsulated');
-    // RLE puts each frame in one fragment (PS3.5 A.4.2).
-    if (!el.fragments?.length) fail('RLE Lossless pixel data has no fragments');
-    const frame = parser.readEncapsulatedPixelDataFromFragments(ds, el, 0, 1);
+    const frame = encapsulatedFrame(parser, ds, el, k, count, 'RLE Lossless');
     return { bytes: decodeRleFrame(frame, info), info: { ...info, littleEndian: true, planarConfiguration: 0 } };
+  }
+  const codec = codecs?.[ts];
+  if (codec) {
+    const frame = encapsulatedFrame(parser, ds, el, k, count, SUPPORTED_TRANSFER_SYNTAXES[ts] ?? ts);
+    const out = codec(frame, info);
+    return { bytes: out.bytes, info: { ...info, littleEndian: true, planarConfiguration: 0, ...(out.photometric ? { photometric: out.photometric } : {}) } };
   }
   if (el.encapsulatedPixelData) fail('native transfer syntax with encapsulated pixel data');
   const need = frameBytes(info);
-  if (el.dataOffset + need > ds.byteArray.length || el.length < need) {
-    fail(`pixel data is truncated (${Math.min(el.length, ds.byteArray.length - el.dataOffset)} of ${need} bytes of the first frame)`);
+  const start = el.dataOffset + k * need;
+  if (start + need > ds.byteArray.length || el.length < (k + 1) * need) {
+    fail(`pixel data is truncated (${Math.max(0, Math.min(el.length - k * need, ds.byteArray.length - start))} of ${need} bytes of frame ${k + 1} of ${count})`);
   }
-  return { bytes: ds.byteArray.subarray(el.dataOffset, el.dataOffset + need), info };
+  return { bytes: ds.byteArray.subarray(start, start + need), info };
+}
+
+/** A DICOM file's frames: the description they share, and each frame decoded when asked. */
+export interface DicomFrames {
+  count: number;
+  transferSyntax: string;
+  frame(k: number): DicomFrame;
 }
 
 /**
- * Parses DICOM bytes with `parser` (dicom-parser) and returns the first frame's native pixel
- * bytes and description. Every problem is a one-line DicomPixelError: not DICOM, truncated, no
+ * Parses DICOM bytes with `parser` (dicom-parser) and returns its frames (each decoded to native
+ * pixel bytes when asked) and their description. Every problem is a one-line DicomPixelError: not DICOM, truncated, no
  * pixel data, an unsupported transfer syntax (named, with its UID) or pixel format. Files
  * without the Part 10 header are read as a bare implicit VR little endian data set.
  */
-export function readDicomFrameWith(parser: DicomParserLike, bytes: Uint8Array, o: ReadDicomOptions = {}): DicomFrame {
+export function readDicomFramesWith(parser: DicomParserLike, bytes: Uint8Array, o: ReadDicomOptions = {}): DicomFrames {
   let ds: DataSetLike;
   try {
     const inflateRaw = o.inflateRaw;
@@ -376,7 +410,8 @@ export function readDicomFrameWith(parser: DicomParserLike, bytes: Uint8Array, o
     const parse = (until: boolean): DataSetLike =>
       parser.parseDicom(bytes, { ...(isDicom(bytes) ? (inflater ? { inflater } : {}) : { TransferSyntaxUID: IMPLICIT_LE }), ...(until ? { untilTag: 'x7fe00010' } : {}) });
     ds = parse(true);
-    if ((ds.string('x00020010') ?? '').replace(/\0/g, '').trim() === RLE) ds = parse(false);
+    const tsOf = (): string => (ds.string('x00020010') ?? '').replace(/\0/g, '').trim();
+    if (tsOf() === RLE || o.codecs?.[tsOf()]) ds = parse(false);
   } catch (e) {
     // The inflater's own refusals (a bound, a limit) pass through as they are.
     if (e instanceof DicomPixelError || (e instanceof Error && e.name === 'UserError')) throw e;
@@ -384,7 +419,7 @@ export function readDicomFrameWith(parser: DicomParserLike, bytes: Uint8Array, o
     return fail(/buffer overrun/.test(msg) ? 'truncated or corrupt DICOM file (the data ends inside an element)' : `not a readable DICOM file (${msg})`);
   }
   const ts = (ds.string('x00020010') ?? IMPLICIT_LE).replace(/\0/g, '').trim();
-  if (!(ts in SUPPORTED_TRANSFER_SYNTAXES)) {
+  if (!(ts in SUPPORTED_TRANSFER_SYNTAXES) && !o.codecs?.[ts]) {
     fail(`unsupported transfer syntax ${UNSUPPORTED_TRANSFER_SYNTAXES[ts] ?? 'unknown'} (${ts}); lorkd reads ${Object.values(SUPPORTED_TRANSFER_SYNTAXES).join(', ')}`);
   }
   const guard = <T>(f: () => T): T => {
@@ -396,9 +431,21 @@ export function readDicomFrameWith(parser: DicomParserLike, bytes: Uint8Array, o
   };
   const described = guard(() => pixelInfo(ds, ts !== BIG_ENDIAN));
   o.checkSize?.(described.rows, described.columns);
-  return guard(() => {
-    const { bytes: frame, info } = firstFrame(parser, ds, ts, described);
-    checkPixelInfo(info);
-    return { info, bytes: frame, transferSyntax: ts };
-  });
+  const count = Math.max(1, described.numberOfFrames);
+  return {
+    count,
+    transferSyntax: ts,
+    frame: (k) =>
+      guard(() => {
+        if (!(Number.isInteger(k) && k >= 0 && k < count)) fail(`frame ${k} does not exist (the file has ${count})`);
+        const { bytes: frame, info } = frameAt(parser, ds, ts, described, k, o.codecs);
+        checkPixelInfo(info);
+        return { info, bytes: frame, transferSyntax: ts };
+      }),
+  };
+}
+
+/** The first frame of DICOM bytes (see readDicomFramesWith). */
+export function readDicomFrameWith(parser: DicomParserLike, bytes: Uint8Array, o: ReadDicomOptions = {}): DicomFrame {
+  return readDicomFramesWith(parser, bytes, o).frame(0);
 }

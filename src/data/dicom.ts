@@ -3,12 +3,12 @@
 // dependency-free dicom-pixels.ts, which the browser app shares; this file passes it the npm
 // parser, the pixel limit and one-line UserErrors. Transfer syntaxes: implicit/explicit VR little
 // endian, explicit big endian, deflated (inflated with a bound: dicom-inflate.ts) and RLE
-// Lossless. JPEG-family syntaxes (JPEG-LS, JPEG 2000, ...) are one-line "unsupported transfer
-// syntax" errors: their codecs are not installed. Multi-frame files give their first frame.
+// Lossless. Multi-frame files: readDicomFrame and decodeDicom give the first frame, dicomFrames
+// every frame.
 // image-decode.ts's decodeImage (and images.ts's readImage) hand DICOM bytes (by signature or a .dcm name) to decodeDicom.
 import dicomParser from 'dicom-parser';
 import { UserError } from '../tensor/errors.js';
-import { type DicomFrame, type DicomParserLike, type DisplayImage, DicomPixelError, displayImage, isDicom, readDicomFrameWith, rgbPlanes } from './dicom-pixels.js';
+import { type DicomFrame, type DicomParserLike, type DisplayImage, type ReadDicomOptions, DicomPixelError, displayImage, isDicom, readDicomFramesWith, rgbPlanes } from './dicom-pixels.js';
 import { type Image, decodeImage } from './image-decode.js';
 import { readRegular } from '../io/read.js';
 import { checkLimit } from '../io/limits.js';
@@ -25,6 +25,32 @@ export interface DicomImage extends DisplayImage {
   window?: { center: number; width: number };
 }
 
+const asUserError = <T>(name: string, f: () => T): T => {
+  try {
+    return f();
+  } catch (e) {
+    throw e instanceof DicomPixelError ? new UserError(`${name}: ${e.message}`) : e;
+  }
+};
+
+/** dicom-parser with the pixel limit and the bounded inflater. */
+function readOptions(name: string): ReadDicomOptions & { parser: DicomParserLike } {
+  const parser = dicomParser as unknown as DicomParserLike;
+  const checkSize = (rows: number, columns: number): void => checkLimit('imagePixels', rows * columns, `${name}: a ${columns}x${rows} DICOM image (${rows * columns} pixels)`);
+  return { parser, checkSize, inflater: boundedInflater(parser, { checkSize }) };
+}
+
+/**
+ * Parses DICOM bytes (dicom-parser; deflated files inflated with a bound) and returns the number
+ * of frames and each frame as an 8-bit display image, decoded when asked (see decodeDicom).
+ * Errors as readDicomFrame.
+ */
+export function dicomFrames(bytes: Uint8Array, name = '<dicom>'): { count: number; frame(k: number): DicomImage } {
+  const { parser, ...o } = readOptions(name);
+  const frames = asUserError(name, () => readDicomFramesWith(parser, bytes, o));
+  return { count: frames.count, frame: (k) => toDicomImage(asUserError(name, () => frames.frame(k)), name) };
+}
+
 /**
  * Parses DICOM bytes (dicom-parser; deflated files inflated with node:zlib) and returns the
  * first frame's native pixel bytes and description. `name` prefixes errors, which are one-line
@@ -32,13 +58,8 @@ export interface DicomImage extends DisplayImage {
  * its UID) or pixel format, an image over LORKD_MAX_IMAGE_PIXELS.
  */
 export function readDicomFrame(bytes: Uint8Array, name = '<dicom>'): DicomFrame {
-  try {
-    const parser = dicomParser as unknown as DicomParserLike;
-    const checkSize = (rows: number, columns: number): void => checkLimit('imagePixels', rows * columns, `${name}: a ${columns}x${rows} DICOM image (${rows * columns} pixels)`);
-    return readDicomFrameWith(parser, bytes, { checkSize, inflater: boundedInflater(parser, { checkSize }) });
-  } catch (e) {
-    throw e instanceof DicomPixelError ? new UserError(`${name}: ${e.message}`) : e;
-  }
+  const { parser, ...o } = readOptions(name);
+  return asUserError(name, () => readDicomFramesWith(parser, bytes, o).frame(0));
 }
 
 /**
@@ -57,18 +78,9 @@ export function dicomImageSize(bytes: Uint8Array): { rows: number; columns: numb
   }
 }
 
-/**
- * Decodes the first frame of a DICOM file's bytes into an 8-bit display image (modality LUT,
- * window or min-max, MONOCHROME1 inverted; see dicom-pixels.ts). Errors as readDicomFrame.
- */
-export function decodeDicom(bytes: Uint8Array, name = '<dicom>'): DicomImage {
-  const { info, bytes: frame, transferSyntax } = readDicomFrame(bytes, name);
-  let img: DisplayImage;
-  try {
-    img = displayImage(frame, info);
-  } catch (e) {
-    throw e instanceof DicomPixelError ? new UserError(`${name}: ${e.message}`) : e;
-  }
+/** One native frame -> the display image and what the file said about it. */
+function toDicomImage({ info, bytes: frame, transferSyntax }: DicomFrame, name: string): DicomImage {
+  const img = asUserError(name, () => displayImage(frame, info));
   return {
     ...img,
     transferSyntax,
@@ -76,6 +88,14 @@ export function decodeDicom(bytes: Uint8Array, name = '<dicom>'): DicomImage {
     numberOfFrames: info.numberOfFrames,
     ...(info.windowCenter !== undefined && info.windowWidth !== undefined ? { window: { center: info.windowCenter, width: info.windowWidth } } : {}),
   };
+}
+
+/**
+ * Decodes the first frame of a DICOM file's bytes into an 8-bit display image (modality LUT,
+ * window or min-max, MONOCHROME1 inverted; see dicom-pixels.ts). Errors as readDicomFrame.
+ */
+export function decodeDicom(bytes: Uint8Array, name = '<dicom>'): DicomImage {
+  return toDicomImage(readDicomFrame(bytes, name), name);
 }
 
 /** A decoded DICOM frame as the data layer's Image (grey repeated into 3 channels). */

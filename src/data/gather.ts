@@ -1,4 +1,5 @@
 // Gathering a batch's uint8 images (pure JS, no tensors: also runs in the prefetch worker).
+import type { RowStream } from './stream.js';
 
 /**
  * Where the images of a split are: one uint8 CHW (3-channel) buffer per task. SuiteSplit is one.
@@ -7,6 +8,8 @@
  */
 export interface GatherSource {
   sources: Uint8Array[];
+  /** A split with packed tasks: rows come from its stream (stream.ts), not from `sources`. */
+  stream?: RowStream | null;
   taskStart: number[];
   height: number;
   width: number;
@@ -39,11 +42,29 @@ export function sizeRuns(src: GatherSource, indices: ArrayLike<number>): [number
   return runs;
 }
 
+/** Copies one (3, h, w) image from src[s..] to dst[d..], mirrored left-right when `flip`. */
+export function copyRow(src: Uint8Array, s: number, dst: Uint8Array, d: number, h: number, w: number, flip: boolean): void {
+  if (!flip) {
+    dst.set(src.subarray(s, s + 3 * h * w), d);
+    return;
+  }
+  for (let r = 0; r < 3 * h; r++) {
+    const so = s + r * w;
+    const dOff = d + r * w + w - 1;
+    for (let x = 0; x < w; x++) dst[dOff - x] = src[so + x]!;
+  }
+}
+
 /**
  * Copies the images of `indices` into one uint8 buffer, row after row, each row (3, h, w) at its
  * task's stored size; where flips[b] is non-zero, row b is mirrored left-right (horizontal flip).
  */
 export function gatherImages(src: GatherSource, indices: ArrayLike<number>, flips?: ArrayLike<number>, out?: Uint8Array): Uint8Array {
+  if (src.stream) {
+    const bytes = src.stream.fetch(Int32Array.from(indices), flips ? Uint8Array.from(flips) : new Uint8Array(indices.length), { kind: 'center' });
+    if (out) out.set(bytes);
+    return out ?? bytes;
+  }
   let total = 0;
   for (let b = 0; b < indices.length; b++) {
     const [h, w] = sizeOf(src, taskOfIndex(src.taskStart, indices[b]!));
@@ -61,14 +82,7 @@ export function gatherImages(src: GatherSource, indices: ArrayLike<number>, flip
     const buf = src.sources[t]!;
     const s = row * per;
     if (row < 0 || s + per > buf.length) throw new RangeError(`gatherImages: index ${i} is out of range`);
-    if (!flips || !flips[b]) dst.set(buf.subarray(s, s + per), d);
-    else {
-      for (let r = 0; r < 3 * h; r++) {
-        const so = s + r * w;
-        const dOff = d + r * w + w - 1;
-        for (let x = 0; x < w; x++) dst[dOff - x] = buf[so + x]!;
-      }
-    }
+    copyRow(buf, s, dst, d, h, w, !!flips?.[b]);
     d += per;
   }
   return dst;

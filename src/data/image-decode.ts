@@ -6,7 +6,7 @@ import jpeg from 'jpeg-js';
 import { UserError } from '../tensor/errors.js';
 import { limit, checkLimit } from '../io/limits.js';
 import { decodePngPixels } from './png-decode.js';
-import { DICOM_EXTENSIONS, decodeDicom, dicomImageSize, dicomToImage, isDicom } from './dicom.js';
+import { DICOM_EXTENSIONS, decodeDicom, dicomFrames, dicomImageSize, dicomToImage, isDicom } from './dicom.js';
 
 /** One decoded image: uint8 CHW with 3 channels (R, G, B). */
 export interface Image {
@@ -104,6 +104,23 @@ export function decodeImage(bytes: Uint8Array, name = '<image>'): Image {
   if (isPng(bytes)) return decodePngPixels(bytes, name);
   if (isJpeg(bytes)) return decodeJpeg(bytes, name);
   throw new UserError(`${name}: not a PNG or JPEG image (unsupported format)`);
+}
+
+/** The frames of an image file: one for PNG and JPEG, every frame of a multi-frame DICOM file. */
+export interface ImageFrames {
+  count: number;
+  /** Frame k, decoded when asked (errors as decodeImage). */
+  frame(k: number): Image;
+}
+
+/** The frames of PNG, JPEG or DICOM bytes (see decodeImage); a DICOM file's frames are decoded one by one. */
+export function imageFrames(bytes: Uint8Array, name = '<image>'): ImageFrames {
+  if (isDicom(bytes) || DICOM_EXTENSIONS.includes(path.extname(name).toLowerCase())) {
+    const d = dicomFrames(bytes, name);
+    return { count: d.count, frame: (k) => dicomToImage(d.frame(k)) };
+  }
+  const img = decodeImage(bytes, name);
+  return { count: 1, frame: () => img };
 }
 
 /**

@@ -34,12 +34,15 @@ export function selectRows(s: ImageSplit, rows: ArrayLike<number>): ImageSplit {
   return { n: rows.length, channels: 3, height: s.height, width: s.width, images, labels };
 }
 
-/** Row indices of each class of a split, in row order. */
-function rowsByClass(s: ImageSplit, numClasses: number): number[][] {
+/** Row indices of each class, in row order. */
+function rowsByLabel(labels: ArrayLike<number>, numClasses: number): number[][] {
   const out = Array.from({ length: numClasses }, () => [] as number[]);
-  for (let i = 0; i < s.n; i++) out[s.labels[i]!]!.push(i);
+  for (let i = 0; i < labels.length; i++) out[labels[i]!]!.push(i);
   return out;
 }
+
+/** Row indices of each class of a split, in row order. */
+const rowsByClass = (s: ImageSplit, numClasses: number): number[][] => rowsByLabel(s.labels, numClasses);
 
 const fraction = (v: number, what: string): number => {
   if (!(Number.isFinite(v) && v >= 0 && v < 1)) throw new UserError(`${what} must be a fraction in [0, 1), got ${v}`);
@@ -47,22 +50,28 @@ const fraction = (v: number, what: string): number => {
 };
 
 /**
- * Splits the images of one split into train/val/test, class by class (stratified): each class's
- * rows are permuted with Rng(seed, 'split', class) and the first round(n * test) go to test, the
- * next round(n * val) to val, the rest to train.
+ * The stratified split of rows with labels `labels` into train/val/test, class by class: each
+ * class's rows are permuted with Rng(seed, 'split', class) and the first round(n * test) go to
+ * test, the next round(n * val) to val, the rest to train. Each split's rows are ascending.
  */
-export function splitStratified(all: ImageSplit, numClasses: number, val: number, test: number, seed: number): Record<Split, ImageSplit> {
+export function stratifiedRows(labels: ArrayLike<number>, numClasses: number, val: number, test: number, seed: number): Record<Split, number[]> {
   fraction(val, 'val split');
   fraction(test, 'test split');
   if (val + test >= 1) throw new UserError(`val split + test split must be below 1, got ${val} + ${test}`);
   const parts: Record<Split, number[]> = { train: [], val: [], test: [] };
-  rowsByClass(all, numClasses).forEach((rows, c) => {
+  rowsByLabel(labels, numClasses).forEach((rows, c) => {
     const perm = Rng.from(seed, 'split', c).permutation(rows.length);
     const nTest = Math.round(rows.length * test);
     const nVal = Math.round(rows.length * val);
     perm.forEach((p, i) => parts[i < nTest ? 'test' : i < nTest + nVal ? 'val' : 'train'].push(rows[p]!));
   });
   for (const s of SPLITS) parts[s].sort((a, b) => a - b);
+  return parts;
+}
+
+/** Splits the images of one split into train/val/test, class by class (see stratifiedRows). */
+export function splitStratified(all: ImageSplit, numClasses: number, val: number, test: number, seed: number): Record<Split, ImageSplit> {
+  const parts = stratifiedRows(all.labels, numClasses, val, test, seed);
   return { train: selectRows(all, parts.train), val: selectRows(all, parts.val), test: selectRows(all, parts.test) };
 }
 

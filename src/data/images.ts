@@ -72,6 +72,46 @@ function listClasses(root: string): Map<string, string[]> {
   return out;
 }
 
+/** The files of an ImageFolder-layout directory, without reading any image (see loadImageFolder). */
+export interface ImageFolderListing {
+  /** Class folder names, sorted (label i = i-th name), over all splits. */
+  classNames: string[];
+  /** True for the split layout (train/ val/ test/), false for the flat one. */
+  splitLayout: boolean;
+  /** Each split's [file, label] pairs, by class folder then file name (only the splits present). */
+  files: Map<Split, [string, number][]>;
+}
+
+/**
+ * Lists an ImageFolder-layout directory (see loadImageFolder): class names and each split's files
+ * with their labels; with the flat layout every file goes to `flatSplit`. Refuses a folder with no
+ * class folders or no images, and (flat layout) an empty class folder.
+ */
+export function listImageFolder(dir: string, flatSplit: Split = 'test'): ImageFolderListing {
+  const top = subdirs(dir);
+  if (top.length === 0) throw new UserError(`${dir}: no class folders (expected ImageFolder layout: ${dir}/<class>/<image>)`);
+  const splitLayout = top.every((d) => (SPLITS as readonly string[]).includes(d));
+  const perSplit = new Map<Split, Map<string, string[]>>();
+  if (splitLayout) for (const s of top as Split[]) perSplit.set(s, listClasses(path.join(dir, s)));
+  else perSplit.set(flatSplit, listClasses(dir));
+
+  const classNames = [...new Set([...perSplit.values()].flatMap((m) => [...m.keys()]))].sort();
+  if (classNames.length === 0) throw new UserError(`${dir}: no class folders under ${top.map((s) => `${s}/`).join(', ')}`);
+  if (!splitLayout) {
+    const empty = classNames.filter((c) => perSplit.get(flatSplit)!.get(c)!.length === 0);
+    if (empty.length) throw new UserError(`${dir}: class folder${empty.length > 1 ? 's' : ''} ${empty.join(', ')} hold${empty.length > 1 ? '' : 's'} no PNG or JPEG image`);
+  }
+  const total = [...perSplit.values()].reduce((s, m) => s + [...m.values()].reduce((a, f) => a + f.length, 0), 0);
+  if (total === 0) throw new UserError(`${dir}: no PNG or JPEG images found`);
+  const files = new Map<Split, [string, number][]>();
+  for (const [s, byClass] of perSplit) {
+    const list: [string, number][] = [];
+    for (const [c, fs] of byClass) for (const f of fs) list.push([f, classNames.indexOf(c)]);
+    files.set(s, list);
+  }
+  return { classNames, splitLayout, files };
+}
+
 /**
  * Loads a directory in torchvision's ImageFolder layout as a TaskData (the form loadMedMnist
  * returns), so image files can be used wherever a MedMNIST task can:
@@ -86,22 +126,7 @@ function listClasses(root: string): Map<string, string[]> {
  * classes and 'multi-class' otherwise.
  */
 export function loadImageFolder(dir: string, opts: ImageFolderOptions = {}): TaskData {
-  const top = subdirs(dir);
-  if (top.length === 0) throw new UserError(`${dir}: no class folders (expected ImageFolder layout: ${dir}/<class>/<image>)`);
-  const splitLayout = top.every((d) => (SPLITS as readonly string[]).includes(d));
-  const perSplit = new Map<Split, Map<string, string[]>>();
-  if (splitLayout) for (const s of top as Split[]) perSplit.set(s, listClasses(path.join(dir, s)));
-  else perSplit.set(opts.flatSplit ?? 'test', listClasses(dir));
-
-  const classNames = [...new Set([...perSplit.values()].flatMap((m) => [...m.keys()]))].sort();
-  if (classNames.length === 0) throw new UserError(`${dir}: no class folders under ${top.map((s) => `${s}/`).join(', ')}`);
-  if (!splitLayout) {
-    const empty = classNames.filter((c) => perSplit.get(opts.flatSplit ?? 'test')!.get(c)!.length === 0);
-    if (empty.length) throw new UserError(`${dir}: class folder${empty.length > 1 ? 's' : ''} ${empty.join(', ')} hold${empty.length > 1 ? '' : 's'} no PNG or JPEG image`);
-  }
-  const total = [...perSplit.values()].reduce((s, m) => s + [...m.values()].reduce((a, f) => a + f.length, 0), 0);
-  if (total === 0) throw new UserError(`${dir}: no PNG or JPEG images found`);
-
+  const { classNames, files: perSplit } = listImageFolder(dir, opts.flatSplit ?? 'test');
   let height = 0;
   let width = 0;
   if (opts.size !== undefined) {
@@ -112,9 +137,7 @@ export function loadImageFolder(dir: string, opts: ImageFolderOptions = {}): Tas
   }
   let allGrey = true;
   const build = (s: Split): ImageSplit => {
-    const byClass = perSplit.get(s);
-    const files: [string, number][] = [];
-    if (byClass) for (const [c, fs] of byClass) for (const f of fs) files.push([f, classNames.indexOf(c)]);
+    const files = perSplit.get(s) ?? [];
     const images: Uint8Array[] = [];
     for (const [f] of files) {
       let img = readImage(f);

@@ -22,6 +22,8 @@ import type { Split } from './dataset.js';
 import { gatherImages } from './gather.js';
 import { GatherChannel } from './gather-pool.js';
 import { Rng } from './rng.js';
+import type { CropMode } from './crop.js';
+import type { Pending } from './stream.js';
 import { BatchSampler, type SamplerOptions } from './sampler.js';
 import type { SuiteSplit, TaskSuite } from './suite.js';
 import { type SortedBatch, makeTaskBatch, sortByTaskStable, type TransformOptions } from './transforms.js';
@@ -85,9 +87,13 @@ export class DataLoader {
     return plans.filter((p): p is BatchPlan => p !== null);
   }
 
-  /** The batches of an epoch, built on the calling thread (see the file comment). */
-  *epoch(epoch: number): Generator<SortedBatch, void, undefined> {
-    const plan = this.plan(epoch);
+  /** The batches of an epoch from batch `from` on (a resumed epoch), built on the calling thread (see the file comment). */
+  *epoch(epoch: number, from = 0): Generator<SortedBatch, void, undefined> {
+    const plan = this.plan(epoch).slice(from);
+    if (this.split.stream) {
+      yield* this.#streamed(plan, epoch);
+      return;
+    }
     let next = plan.length ? gatherImages(this.split, plan[0]!.indices, plan[0]!.flips) : null;
     for (let k = 0; k < plan.length; k++) {
       const bytes = next!;
@@ -98,8 +104,12 @@ export class DataLoader {
   }
 
   /** The batches of an epoch, gathered ahead by a worker thread (see the file comment). */
-  async *epochAsync(epoch: number): AsyncGenerator<SortedBatch, void, undefined> {
-    const plan = this.plan(epoch);
+  async *epochAsync(epoch: number, from = 0): AsyncGenerator<SortedBatch, void, undefined> {
+    if (this.split.stream) {
+      yield* this.epoch(epoch, from);
+      return;
+    }
+    const plan = this.plan(epoch).slice(from);
     const ahead = this.opts.prefetch ?? 2;
     const requests: Promise<Uint8Array>[] = [];
     const request = (k: number): void => {
@@ -117,11 +127,36 @@ export class DataLoader {
     }
   }
 
+  /**
+   * A split with packed tasks: each batch is read and decoded by the stream worker (stream.ts),
+   * `prefetch` batches ahead of the one handed out. Training crops JPEG rows at random (seeded by
+   * seed, epoch and suite index: crop.ts), evaluation takes their centre.
+   */
+  *#streamed(plan: BatchPlan[], epoch: number): Generator<SortedBatch, void, undefined> {
+    const stream = this.split.stream!;
+    const crop: CropMode = this.opts.flip ? { kind: 'random', seed: this.sampler.seed, epoch } : { kind: 'center' };
+    const ahead = this.opts.prefetch ?? 2;
+    const pending: (Pending | undefined)[] = [];
+    const request = (k: number): void => {
+      if (k < plan.length && !pending[k]) pending[k] = stream.request(plan[k]!.indices, plan[k]!.flips, crop);
+    };
+    for (let k = 0; k <= ahead; k++) request(k);
+    // One host buffer for every batch (the batch's tensor is a copy): memory stays flat.
+    let host: Uint8Array | undefined;
+    for (let k = 0; k < plan.length; k++) {
+      const bytes = (host = stream.take(pending[k]!, host));
+      delete pending[k];
+      request(k + ahead + 1);
+      yield makeTaskBatch(this.split, plan[k]!.indices, plan[k]!.flips, this.opts, bytes);
+    }
+  }
+
   /** Stops the prefetch worker (a later epochAsync starts a new one). */
   async close(): Promise<void> {
     const c = this.#channel;
     this.#channel = null;
     if (c) await c.close();
+    await this.split.stream?.close();
   }
 
   #request(p: BatchPlan): Promise<Uint8Array> {

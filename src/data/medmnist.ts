@@ -11,6 +11,7 @@ import { type ImageSplit, type Split, SPLITS, type TaskData, type TaskType } fro
 import { isDirectory, loadImageTask, type ImageTaskOptions } from './image-folder.js';
 import { type InfoJson, readInfoJson } from './info-json.js';
 import { TASKS64, expandTaskList } from './bundled.js';
+import { loadPackTasks, packSource } from './packed.js';
 
 /** One entry of MedMNIST's INFO dict (medmnist/info.py, v2.1.0), for a 2D subset. */
 export interface MedMnistInfo {
@@ -250,9 +251,12 @@ export function loadTask(source: string, opts: ImageTaskOptions = {}): TaskData 
 
 /**
  * The tasks of a `--tasks` list (see loadTask; the named suites `med6` and `all` expand to the six
- * bundled tasks). Each task keeps its stored image size (28 and 64 may share a suite): batches
+ * bundled tasks; a pack, `pack:DIR` or its folder, gives every task it holds: packed.ts). Each task keeps its stored image size (28 and 64 may share a suite): batches
  * are resized to the command's input size where they are made (src/data/transforms.ts).
  */
-export function loadTasks(sources: readonly string[], opts: ImageTaskOptions = {}): TaskData[] {
-  return expandTaskList(sources).map((s) => loadTask(s, opts));
+export function loadTasks(sources: readonly string[], opts: ImageTaskOptions & { input?: number } = {}): TaskData[] {
+  return expandTaskList(sources).flatMap((s) => {
+    const pack = packSource(s);
+    return pack !== null ? loadPackTasks(pack, opts) : [loadTask(s, opts)];
+  });
 }

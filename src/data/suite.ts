@@ -1,10 +1,12 @@
 // A multi-task suite: several classification tasks, concatenated in task order. Each sample has a
 // task id, a local label (within its task) and a global label (local + the task's class offset),
 // the latter for the foundation model's unified head.
+import { createHash } from 'node:crypto';
 import { UserError } from '../tensor/errors.js';
 import { checkLimit } from '../io/limits.js';
 import { type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
 import { loadMedMnist } from './medmnist.js';
+import { type PackRef, RowStream, packIdentity } from './stream.js';
 
 /** One task of a suite. */
 export interface SuiteTask {
@@ -46,6 +48,9 @@ export class SuiteSplit {
   readonly sources: Uint8Array[];
   /** Bytes of one sample of the largest size (3 * height * width). */
   readonly sampleBytes: number;
+  /** Per task: its pack when its rows are streamed (null: in memory, in `sources`). */
+  readonly packs: (PackRef | null)[];
+  #stream: RowStream | null = null;
 
   constructor(
     readonly split: Split,
@@ -77,6 +82,37 @@ export class SuiteSplit {
       for (let i = 0; i < p.n; i++) this.global[s + i] = p.labels[i]! + task.classOffset;
     });
     this.sources = parts.map((p) => p.images);
+    this.packs = parts.map((p) => p.pack ?? null);
+  }
+
+  /** True when some task's rows are streamed from a pack. */
+  get streamed(): boolean {
+    return this.packs.some((p) => p !== null);
+  }
+
+  /** The stream of a split with packed tasks (started on first use; null for an in-memory split). */
+  get stream(): RowStream | null {
+    if (!this.streamed) return null;
+    this.#stream ??= new RowStream(this);
+    return this.#stream;
+  }
+
+  #identity: string | null = null;
+
+  /**
+   * What the split's data is, for cache keys (the teacher cache): a hash of its labels and of its
+   * in-memory images (one pass over what is in memory already) or, for a packed task, of its pack's
+   * shard checksums and which task and split it is (no pixel is read). Computed once.
+   */
+  identity(): string {
+    if (this.#identity === null) {
+      const h = createHash('sha256');
+      this.sources.forEach((s, t) => h.update(this.packs[t] ? packIdentity(this.packs[t]!) : s));
+      h.update(new Uint8Array(this.global.buffer, this.global.byteOffset, this.global.byteLength));
+      h.update(JSON.stringify([this.heights, this.widths, this.taskSizes]));
+      this.#identity = h.digest('hex');
+    }
+    return this.#identity;
   }
 
   /** The row of suite sample i within its task. */

@@ -3,7 +3,7 @@ import { DataLoader, TaskSuite, type Split, type Triple } from '../data/index.js
 import { loadTasks } from '../data/medmnist.js';
 
 export interface DataOptions {
-  /** Bundled MedMNIST names (breastmnist, ...), paths of MedMNIST-format npz files, or ImageFolder roots. */
+  /** Bundled MedMNIST names (breastmnist, ...), paths of MedMNIST-format npz files, ImageFolder roots, or packs (`pack:DIR` or the pack's folder). */
   tasks: string[];
   /** Input side S (images are resized bilinearly to S x S). */
   input: number;
@@ -19,8 +19,8 @@ export interface DataOptions {
 
 export const DEFAULT_TASKS = ['breastmnist', 'pneumoniamnist', 'retinamnist'];
 
-export function loadSuite(o: Pick<DataOptions, 'tasks'>): TaskSuite {
-  return new TaskSuite(loadTasks(o.tasks));
+export function loadSuite(o: Pick<DataOptions, 'tasks'> & { input?: number }): TaskSuite {
+  return new TaskSuite(loadTasks(o.tasks, { input: o.input }));
 }
 
 /**

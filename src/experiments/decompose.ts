@@ -34,6 +34,8 @@ export interface DecomposeOptions extends DataOptions, Runtime {
   momentum: number;
   weightDecay: number;
   patience?: number;
+  /** Also checkpoint every this many steps inside an epoch (default 0: at epochs' ends). */
+  checkpointSteps?: number;
   out: string;
   resume?: boolean;
   progress: Progress;

@@ -19,6 +19,8 @@ export interface FoundationOptions extends DataOptions, Runtime {
   weightDecay: number;
   /** Early stopping on validation accuracy (unified head). */
   patience?: number;
+  /** Also checkpoint every this many steps inside an epoch (default 0: at epochs' ends). */
+  checkpointSteps?: number;
   /** safetensors with torchvision names: the user's own (pre)trained weights to start from. */
   init?: string;
   out: string;

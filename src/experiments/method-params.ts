@@ -3,6 +3,7 @@
 // building, where its networks are many). A KD method is built against a stand-in teacher (its
 // projection is not counted: training counts the networks).
 import { zeros } from '../tensor/index.js';
+import { tensorRows } from './methods/kd.js';
 import { methodSpec } from './methods/index.js';
 import type { MethodContext, ParamCounts } from './methods/method.js';
 
@@ -15,7 +16,7 @@ export function methodParams(o: { method: string; tasks: number; classes: number
     return { ...head, params_training: c.params_training, params_deployment: c.params_deployment };
   }
   const tasks = Array.from({ length: o.tasks }, (_, t) => ({ name: `task${t}`, classNames: Array.from({ length: o.classes }, (_, c) => `c${c}`), classOffset: t * o.classes }));
-  const kd = spec.teacherRequired ? { mode: 'logits' as const, alpha: 10, beta: 1, features: zeros([1, 512]), logits: zeros([1, o.tasks * o.classes]) } : null;
+  const kd = spec.teacherRequired ? { mode: 'logits' as const, alpha: 10, beta: 1, features: tensorRows(zeros([1, 512])), logits: tensorRows(zeros([1, o.tasks * o.classes])) } : null;
   const ctx: MethodContext = { tasks, model, inChannels: 3, channelsLast: false, kd, rank: o.rank, strategy: 'fused' };
   try {
     const m = spec.create(ctx);

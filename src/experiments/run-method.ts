@@ -24,7 +24,10 @@ import { RunDir } from './run-dir.js';
 import { train, type EpochRecord, type TrainResult, type DataParallel } from './trainer.js';
 import { evalMethod, evalDeployed, meanOf, type TaskResult } from './evaluate.js';
 import { loadInit, saveFoundation, suiteMeta, FOUNDATION_FILE } from './foundation-file.js';
-import { teacherOutputs, standardise } from './teacher-cache.js';
+import { teacherOutputs, type TeacherCache } from './teacher-cache.js';
+import { DiskRows } from './teacher-rows.js';
+import { tensorRows } from './methods/kd.js';
+import type { RowTable } from './methods/method.js';
 import { type Teacher, type TeacherFlags, checkTeacher, openTeacherFile } from './teacher/index.js';
 import { saveDecomposition } from '../lorkd/checkpoint.js';
 import { methodSpec, type Method, type MethodContext, type MethodName, type MethodSpec, type KdSettings } from './methods/index.js';
@@ -64,6 +67,8 @@ export interface MethodRunOptions extends DataOptions, Runtime {
   momentum: number;
   weightDecay: number;
   patience?: number;
+  /** Also checkpoint every this many steps inside an epoch (default 0: at epochs' ends). */
+  checkpointSteps?: number;
   /** The teacher (a lorkd foundation file, or an ONNX model) of the KD methods; LoRKD with --kd none needs none. */
   foundation?: string;
   /** An ONNX teacher's preprocessing (when its metadata does not state it) and output names. */
@@ -154,38 +159,47 @@ async function openTeacher(spec: MethodSpec, o: MethodRunOptions, suite: TaskSui
   return t;
 }
 
-/** The KD context of a run: the teacher's cached outputs (features standardised for feature KD; an output it lacks, which the run does not use, empty). */
-async function kdContext(o: MethodRunOptions, teacher: Teacher, suite: TaskSuite, run: RunDir): Promise<KdContext> {
+/**
+ * The KD context of a run: the teacher's cached outputs (features standardised for feature KD; an
+ * output it lacks, which the run does not use, empty). On the CPU the rows stay on disk and each
+ * batch reads its own; on a GPU a cache that takes at most a quarter of its memory is loaded there.
+ */
+async function kdContext(o: MethodRunOptions, teacher: Teacher, suite: TaskSuite, run: RunDir): Promise<{ kd: KdContext; cache: TeacherCache }> {
   const device = o.device ?? 'cpu';
   teacher.place(device, o.channelsLast ?? true);
   const cacheRun = o.cacheDir ? RunDir.open(o.cacheDir, { resume: true, marker: '-' }) : run;
   const share = o.dist ? { group: o.dist.group, sharedOut: o.dist.sharedOut } : null;
   // The teacher runs once, in float32 (its outputs are the targets of every epoch, whatever the run's precision).
-  const cache = await teacherOutputs(teacher, trainLoader(suite, o), cacheRun, o.progress, share);
+  const cache = await teacherOutputs(teacher, trainLoader(suite, o), cacheRun, o.progress, { share });
   const mode = o.kd === 'logits' ? 'logits' : 'feature';
-  const features = cache.features && mode === 'feature' ? standardise(cache.features) : (cache.features ?? keep(zeros([0, 0])));
-  const logits = cache.logits ?? keep(zeros([0, 0]));
-  const where = cachePlace(device, features.numel + logits.numel, o.progress);
-  return { mode, alpha: o.alpha, beta: o.beta, features: moveTo(features, where), logits: moveTo(logits, where) };
+  const features = (mode === 'feature' ? cache.standardised() : cache.features) ?? EMPTY_ROWS;
+  const logits = cache.logits ?? EMPTY_ROWS;
+  const widths = features.width + logits.width;
+  const where = cachePlace(device, 2 * suite.split('train').n * widths, o.progress);
+  const place = (t: RowTable): RowTable => (where === 'cpu' || !(t instanceof DiskRows) ? t : tensorRows(moveTo(t.all(), where)));
+  return { kd: { mode, alpha: o.alpha, beta: o.beta, features: place(features), logits: place(logits) }, cache };
 }
 
+/** A table without rows (an output the teacher lacks and the run does not use). */
+const EMPTY_ROWS: RowTable = { width: 0, rows: () => { throw new UserError('the teacher cache holds no such output'); }, dispose: () => {} };
+
 /**
- * Where the teacher cache lives during training: the run's device when it takes at most a quarter
- * of the GPU's memory (nvidia-smi's total; the rest is the model's), else the host, from which each
- * batch's rows are gathered and copied over (methods/kd.ts cacheRows).
+ * Where the teacher cache lives during training: on disk for a CPU run; on a GPU when it takes at
+ * most a quarter of its memory (nvidia-smi's total; the rest is the model's), else on disk, from
+ * which each batch's rows are read and copied over.
  */
 function cachePlace(device: string, floats: number, progress: Progress): string {
-  if (deviceType(device) === 'cpu') return device;
+  if (deviceType(device) === 'cpu') return 'cpu';
   const total = gpuMemoryBytes(device);
   const bytes = 4 * floats;
   const where = total !== null && bytes <= total / 4 ? device : 'cpu';
-  progress.log(`[teacher] cache of ${(bytes / 2 ** 20).toFixed(0)} MiB kept on ${where === 'cpu' ? 'the host' : device}${total === null ? ' (GPU memory unknown: nvidia-smi did not answer)' : ''}`);
+  progress.log(`[teacher] cache of ${(bytes / 2 ** 20).toFixed(0)} MiB kept on ${where === 'cpu' ? 'disk' : device}${total === null ? ' (GPU memory unknown: nvidia-smi did not answer)' : ''}`);
   return where;
 }
 
 /** The tensor on `device` (the same one when it is there already; else moved and the original freed). */
 function moveTo(t: Tensor, device: string): Tensor {
-  if (t.device === device) return t;
+  if (t.device === device) return keep(t);
   const moved = keep(t.to(device));
   t.dispose();
   return moved;
@@ -240,13 +254,14 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
   // The inputs are checked before the run directory is created.
   const teacher = await openTeacher(spec, o, suite);
   let kd: KdContext | null = null;
+  let cache: TeacherCache | null = null;
   let method: Method | null = null;
   try {
     const run = opened?.run ?? RunDir.open(o.out, { resume: o.resume, marker: ckpt, outputs: [`${stage.name}.best.safetensors`, ...stage.outputs] });
     if (o.resume && run.has(ckpt)) {
       // A checkpoint that does not fit (other tasks, model or rank) fails here, before the teacher
       // outputs are computed: checked against the method built with stand-ins of the teacher's widths.
-      const standIn: KdContext | null = teacher ? { mode: o.kd === 'logits' ? 'logits' : 'feature', alpha: o.alpha, beta: o.beta, features: zeros([1, teacher.numFeatures ?? 1]), logits: zeros([1, suite.totalClasses]) } : null;
+      const standIn: KdContext | null = teacher ? { mode: o.kd === 'logits' ? 'logits' : 'feature', alpha: o.alpha, beta: o.beta, features: tensorRows(zeros([1, teacher.numFeatures ?? 1])), logits: tensorRows(zeros([1, suite.totalClasses])) } : null;
       const probe = spec.create(methodContext(spec, o, suite, standIn));
       try {
         checkTrainState(run.file(ckpt), probe.module);
@@ -256,7 +271,7 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
         standIn?.logits.dispose();
       }
     }
-    if (teacher) kd = await kdContext(o, teacher, suite, run);
+    if (teacher) ({ kd, cache } = await kdContext(o, teacher, suite, run));
     manualSeed(o.seed);
     method = spec.create(methodContext(spec, o, suite, kd));
     const m = method;
@@ -267,7 +282,7 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
     const shard = o.dist ? { rank: o.dist.group.rank, world: o.dist.group.worldSize } : undefined;
     const val = evalLoader(suite, o, 'val');
     const result = await train({
-      name: stage.name, run, method: m, optimizer: opt, scheduler: sched, loader: trainLoader(suite, o, shard), epochs: o.epochs, resume: o.resume, patience: o.patience, progress: o.progress,
+      name: stage.name, run, method: m, optimizer: opt, scheduler: sched, loader: trainLoader(suite, o, shard), epochs: o.epochs, resume: o.resume, patience: o.patience, checkpointSteps: o.checkpointSteps, progress: o.progress,
       dist: o.dist, device, precision, validate: () => meanOf(evalMethod(m, suite, val).perTask, 'accuracy'),
     });
     opt.dispose();
@@ -276,6 +291,7 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
       o.progress.log(`[${stage.name}] EKS strategy for ${s.key}: ${s.best}${timings ? ` (measured: ${timings})` : ''}`);
     }
     const kdHeld = kd;
+    const cacheHeld = cache as TeacherCache | null;
     return {
       method: m, teacher: teacher && teacherRecord(teacher.file, teacher.arch), spec, suite, run, result,
       dispose: (d) => {
@@ -283,12 +299,14 @@ export async function trainMethod(o: MethodRunOptions, stage: Stage = METHOD_STA
         else if (d.keep !== m.module) for (const [, c] of m.module.namedChildren()) if (c !== d.keep) c.dispose();
         kdHeld?.features.dispose();
         kdHeld?.logits.dispose();
+        cacheHeld?.dispose();
       },
     };
   } catch (e) {
     method?.dispose();
     kd?.features.dispose();
     kd?.logits.dispose();
+    (cache as TeacherCache | null)?.dispose();
     throw e;
   } finally {
     await teacher?.dispose();

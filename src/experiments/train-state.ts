@@ -9,8 +9,10 @@ import { type Tensor, getRngState, setRngState, tidy } from '../tensor/index.js'
 import { UserError } from '../tensor/errors.js';
 
 export interface TrainState {
-  /** Last completed epoch (0-based). */
+  /** Last completed epoch (0-based; -1 when a checkpoint inside the first epoch). */
   epoch: number;
+  /** Steps done inside the epoch after it (0: the checkpoint is at an epoch's end). */
+  step?: number;
   extra: Record<string, unknown>;
 }
 
@@ -27,6 +29,7 @@ export function saveTrainState(file: string, model: Module, optimizer: AnyOptimi
     saveSafetensors(file, tensors, {
       lorkd_format: 'train-state',
       epoch: String(state.epoch),
+      step: String(state.step ?? 0),
       optimizer_groups: JSON.stringify(o.groups),
       scheduler: JSON.stringify(scheduler?.stateDict() ?? null),
       extra: JSON.stringify(state.extra),
@@ -71,7 +74,7 @@ export function loadTrainState(file: string, model: Module, optimizer: AnyOptimi
     if (scheduler && sched) scheduler.loadStateDict(sched);
     const rng = tensors.get('rng.cpu');
     if (rng) setRngState(rng);
-    return { epoch: Number(metadata.epoch), extra: JSON.parse(metadata.extra ?? '{}') };
+    return { epoch: Number(metadata.epoch), step: Number(metadata.step ?? 0), extra: JSON.parse(metadata.extra ?? '{}') };
   } finally {
     for (const t of tensors.values()) t.dispose();
   }

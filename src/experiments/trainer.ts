@@ -47,6 +47,12 @@ export interface TrainerOptions {
   loader: DataLoader;
   epochs: number;
   resume: boolean;
+  /**
+   * Also write the resumable checkpoint every this many steps inside an epoch (default 0: at the
+   * end of each epoch only). A run resumed from such a checkpoint continues at the next step of the
+   * same epoch and ends equal to an uninterrupted run.
+   */
+  checkpointSteps?: number;
   /** Data parallelism (null or absent: one process). */
   dist?: DataParallel | null;
   /** The device the method's parameters and the loader's batches are on (default 'cpu'). */
@@ -76,6 +82,8 @@ interface Extra {
   bestEpoch: number;
   bestVal: number | null;
   stoppedEarly: boolean;
+  /** A checkpoint inside an epoch: the loss sum and images seen by its steps so far. */
+  partial?: { sum: number; seen: number };
 }
 
 /** The name of the first parameter holding a NaN or an infinity, or null. */
@@ -99,13 +107,18 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   // fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
   const scaler = new GradScaler({ enabled: precision === 'fp16' });
   let start = 0;
+  // Steps already done in the first epoch of this call (a checkpoint written inside an epoch).
+  let skip = 0;
   if (o.resume && o.run.has(ckpt)) {
     const s = loadTrainState(o.run.file(ckpt), model, o.optimizer, o.scheduler);
     extra = s.extra as unknown as Extra;
     if (scaler.enabled && s.extra.grad_scaler) scaler.loadStateDict(s.extra.grad_scaler as Parameters<GradScaler['loadStateDict']>[0]);
     start = s.epoch + 1;
-    o.progress.log(`[${o.name}] resuming after epoch ${s.epoch + 1}/${o.epochs}`);
+    skip = s.step ?? 0;
+    o.progress.log(skip > 0 ? `[${o.name}] resuming epoch ${start + 1}/${o.epochs} at step ${skip + 1}` : `[${o.name}] resuming after epoch ${s.epoch + 1}/${o.epochs}`);
   }
+  const every = o.checkpointSteps ?? 0;
+  if (!(Number.isInteger(every) && every >= 0)) throw new UserError(`checkpoint interval must be a non-negative number of steps, got ${every}`);
   // Data parallelism (lorkd launch, docs/DISTRIBUTED.md): every rank starts from rank 0's state,
   // gradients are averaged by c10d (DDP's Reducer while backward runs, or one bucketed
   // all-reduce after a method's several backward passes), BatchNorm buffers follow rank 0.
@@ -118,11 +131,13 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   for (let epoch = start; epoch < o.epochs && !extra.stoppedEarly; epoch++) {
     model.train();
     const t0 = performance.now();
-    let sum = 0;
-    let seen = 0;
-    let step = 0;
+    let sum = extra.partial?.sum ?? 0;
+    let seen = extra.partial?.seen ?? 0;
+    let step = skip;
+    delete extra.partial;
+    skip = 0;
     o.progress.start(`[${o.name}] epoch ${epoch + 1}/${o.epochs}`, o.loader.numBatches);
-    for (const batch of o.loader.epoch(epoch)) {
+    for (const batch of o.loader.epoch(epoch, step)) {
       try {
         const l = tidy(() => {
           o.optimizer.zeroGrad();
@@ -160,6 +175,10 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         batch.dispose();
       }
       step++;
+      if (every > 0 && step % every === 0 && step < o.loader.numBatches) {
+        const state = { ...extra, partial: { sum, seen }, ...(scaler.enabled ? { grad_scaler: scaler.stateDict() } : {}) };
+        saveTrainState(o.run.file(ckpt), model, o.optimizer, o.scheduler, { epoch: epoch - 1, step, extra: state as unknown as Record<string, unknown> });
+      }
       await yieldToEventLoop();
       const el = (performance.now() - t0) / 1000;
       o.progress.update(step, { loss: sum / seen, 'img/s': (seen * world) / el });

@@ -9,6 +9,9 @@ import { type Tensor, noGrad, softmax, tensor, tidy, autocast, hostToDevice, typ
 import { UserError } from '../tensor/errors.js';
 import { type Split, SPLITS } from '../data/dataset.js';
 import { loadMedMnist } from '../data/medmnist.js';
+import { loadPackTasks, packSource } from '../data/packed.js';
+import { SuiteSplit } from '../data/suite.js';
+import { gatherImages } from '../data/gather.js';
 import { IMAGE_EXTENSIONS, readImage } from '../data/images.js';
 import { imageToInput } from '../data/image-input.js';
 import { isDicom } from '../data/dicom.js';
@@ -240,17 +243,19 @@ function* batches(run: Run, inputs: string[], o: { split: Split; limit: number; 
   const { meta, report } = run;
   checkChannels(meta);
   const names = meta.classNames;
-  type Item = { npz: string } | FileItem;
+  type Item = { npz: string } | { pack: string } | FileItem;
   const items: Item[] = [];
   for (const input of inputs) {
-    if (isNpz(input) && !isFolder(input)) items.push({ npz: input });
+    const pack = packSource(input);
+    if (pack !== null) items.push({ pack });
+    else if (isNpz(input) && !isFolder(input)) items.push({ npz: input });
     else if (isFolder(input)) {
       const found = walkFolder(input, names, report);
       if (found.length === 0) run.fail(input, new UserError(`${input}: no PNG, JPEG or DICOM files in this folder`));
       items.push(...found);
     } else items.push({ file: input });
   }
-  const total = Math.min(o.limit, items.reduce((n, it) => n + ('npz' in it ? 0 : 1), 0));
+  const total = Math.min(o.limit, items.reduce((n, it) => n + ('npz' in it || 'pack' in it ? 0 : 1), 0));
   // Image files are made into model inputs as they are read (image-input.ts: O(S^2) for any
   // source size), so a batch holds S x S inputs, never the full-size images.
   let pending: { item: FileItem; input: Float32Array }[] = [];
@@ -268,6 +273,11 @@ function* batches(run: Run, inputs: string[], o: { split: Split; limit: number; 
   }
   for (const it of items) {
     if (room() <= 0) break;
+    if ('pack' in it) {
+      yield* flush();
+      yield* packBatches(run, it.pack, o, room);
+      continue;
+    }
     if ('npz' in it) {
       yield* flush();
       let s;
@@ -300,8 +310,34 @@ function* batches(run: Run, inputs: string[], o: { split: Split; limit: number; 
 }
 
 /**
+ * The `split` of the expert's task in a pack (or its only task), streamed a batch at a time
+ * (src/data/stream.ts; JPEG rows centre-cropped to the expert's input): memory holds one batch.
+ */
+function* packBatches(run: Run, dir: string, o: { split: Split; batchSize: number }, room: () => number): Generator<Batch> {
+  const { meta } = run;
+  let s: SuiteSplit;
+  try {
+    const tasks = loadPackTasks(dir, { input: meta.inputSize });
+    const task = tasks.find((t) => t.name === meta.task) ?? (tasks.length === 1 ? tasks[0] : undefined);
+    if (!task) throw new UserError(`${dir}: the pack has no task '${meta.task}' (it has ${tasks.map((t) => t.name).join(', ')})`);
+    if (task.classNames.length > meta.classNames.length) throw new UserError(`${dir}: task '${task.name}' has ${task.classNames.length} classes, expert "${meta.task}" ${meta.classNames.length}`);
+    s = new SuiteSplit(o.split, [{ id: 0, name: task.name, classNames: task.classNames, numClasses: task.classNames.length, classOffset: 0, task: task.task, sizes: { train: task.splits.train.n, val: task.splits.val.n, test: task.splits.test.n }, data: task }]);
+  } catch (e) {
+    run.fail(dir, e);
+    return;
+  }
+  for (let b = 0; b < s.n && room() > 0; b += o.batchSize) {
+    const m = Math.min(o.batchSize, s.n - b, room());
+    const idx = Int32Array.from({ length: m }, (_, k) => b + k);
+    const x = preprocess(meta, gatherImages(s, idx), m, s.heights[0]!, s.widths[0]!);
+    yield { x, rows: Array.from(idx, (i) => ({ input: dir, index: i, label: s.local[i]! })) };
+  }
+}
+
+/**
  * Runs the expert in `file` on `inputs`: MedMNIST-format .npz files (the `split` of each; its
- * labels are reported as `label`), image files (PNG, JPEG or DICOM, any size; resized to the
+ * labels are reported as `label`), packs (`pack:DIR` or the folder: the `split` of the expert's
+ * task, streamed), image files (PNG, JPEG or DICOM, any size; resized to the
  * expert's input) and folders of them. Returns the predictions in input order (at most `limit`)
  * and every input that failed (unreadable, corrupt, unsupported), each with a one-line reason;
  * the others are predicted all the same. A bad expert file or bad options throw a UserError.

@@ -6,16 +6,22 @@
 import { type Tensor, cat, klDiv, logSoftmax, softmax, crossEntropy } from '../../tensor/index.js';
 import { UserError } from '../../tensor/errors.js';
 import type { Routing } from '../../data/routing.js';
-import { PLAIN_STEP, type TrainStep, type MethodContext, type TaskBatch } from './method.js';
+import { PLAIN_STEP, type TrainStep, type MethodContext, type TaskBatch, type RowTable } from './method.js';
 
 /**
- * A batch's rows of a teacher-cache tensor, gathered where the cache lives (the device, or the
- * host when it does not fit there) and delivered on the batch's device.
+ * A teacher-cache tensor as a RowTable: a batch's rows gathered where the tensor lives (the device,
+ * or the host) and delivered on the batch's device. The table owns the tensor.
  */
-export function cacheRows(cache: Tensor, rows: Tensor): Tensor {
-  if (cache.device === rows.device) return cache.indexSelect(0, rows);
-  return cache.indexSelect(0, rows.to(cache.device)).to(rows.device, { nonBlocking: true });
+export function tensorRows(cache: Tensor): RowTable {
+  return {
+    width: cache.shape.length === 2 ? cache.size(1) : 0,
+    rows: (rows) => (cache.device === rows.device ? cache.indexSelect(0, rows) : cache.indexSelect(0, rows.to(cache.device)).to(rows.device, { nonBlocking: true })),
+    dispose: () => cache.dispose(),
+  };
 }
+
+/** A batch's rows of a teacher-cache table. */
+export const cacheRows = (cache: RowTable, rows: Tensor): Tensor => cache.rows(rows);
 
 export type KdContext = NonNullable<MethodContext['kd']>;
 

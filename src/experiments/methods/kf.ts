@@ -129,7 +129,7 @@ export function createKf(ctx: MethodContext, o: { tsnModel?: string } = {}): Met
   const cF = ckn.numFeatures;
   const heads = new Sequential(...ctx.tasks.map((t) => new Linear(cF + tF, t.classNames.length)));
   const tsnHeads = new Sequential(...ctx.tasks.map((t) => new Linear(tF, t.classNames.length)));
-  const projector = new Sequential(new Linear(kd.features.size(1), cF), new BatchNorm1d(cF), new ReLU(), new Linear(cF, cF));
+  const projector = new Sequential(new Linear(kd.features.width, cF), new BatchNorm1d(cF), new ReLU(), new Linear(cF, cF));
   const module = new Bundle({ ckn, tsn: tsns, heads, tsn_heads: tsnHeads, projector });
   if (ctx.channelsLast) module.toChannelsLast();
   const cknParams = featureParameters(ckn.backbone).reduce((s, p) => s + p.numel, 0);

@@ -26,7 +26,7 @@ export function createLorkd(ctx: MethodContext): LorkdMethod {
     model: ctx.model, tasks: ctx.tasks.map((t) => ({ name: t.name, classNames: t.classNames })), rank: ctx.rank ?? 8, loraAlpha: ctx.loraAlpha, strategy: ctx.strategy ?? 'auto', inChannels: ctx.inChannels,
   });
   if (ctx.channelsLast) dm.toChannelsLast();
-  const projection = kd?.mode === 'feature' && kd.beta !== 0 ? new Linear(kd.features.size(1), dm.numFeatures) : null;
+  const projection = kd?.mode === 'feature' && kd.beta !== 0 ? new Linear(kd.features.width, dm.numFeatures) : null;
   const module = new Bundle({ dm, projection });
   const heads = dm.namedParameters().filter(([n]) => n.startsWith('heads.')).reduce((s, [, p]) => s + p.numel, 0);
   // Data parallelism: the auto strategy is measured once, on the first training batch, and rank

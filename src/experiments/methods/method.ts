@@ -75,6 +75,17 @@ export interface Method {
   dispose(): void;
 }
 
+/**
+ * Rows of a teacher-cache table, wherever it lives (a tensor on the device, or a file on disk read a
+ * batch's rows at a time: teacher-rows.ts). `rows` returns float32 (B, width) on the device of
+ * `rows`, in the current scope.
+ */
+export interface RowTable {
+  readonly width: number;
+  rows(rows: Tensor): Tensor;
+  dispose(): void;
+}
+
 /** What a method is built from (the suite's tasks, the shared budget's architecture choices, the teacher). */
 export interface MethodContext {
   tasks: { name: string; classNames: string[]; classOffset: number }[];
@@ -88,8 +99,8 @@ export interface MethodContext {
     alpha: number;
     beta: number;
     /** The teacher cache, rows addressed by TaskBatch.teacherRows: pooled features (N, F) standardised, unified logits (N, K). */
-    features: Tensor;
-    logits: Tensor;
+    features: RowTable;
+    logits: RowTable;
   };
   /** LoRKD and grow: one rank, or one per task name. */
   rank?: RankSpec;

@@ -14,7 +14,7 @@ export function createMtl(ctx: MethodContext, o: { kd: boolean } = { kd: false }
   const kd = o.kd ? requireKd(name, ctx) : null;
   const net = new MultiTaskNet(ctx);
   if (ctx.channelsLast) net.toChannelsLast();
-  const projection = kd?.mode === 'feature' ? new Linear(kd.features.size(1), net.numFeatures) : null;
+  const projection = kd?.mode === 'feature' ? new Linear(kd.features.width, net.numFeatures) : null;
   const module = new Bundle({ net, projection });
   const shared = net.sharedParameters().reduce((s, p) => s + p.numel, 0);
   const forward = (b: Parameters<Method['backward']>[0]) => {

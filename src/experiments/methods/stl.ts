@@ -19,7 +19,7 @@ export function createStl(ctx: MethodContext, o: { kd: boolean } = { kd: false }
   const kd = o.kd ? requireKd(name, ctx) : null;
   const nets = ctx.tasks.map((t) => new MultiTaskNet({ tasks: [t], model: ctx.model, inChannels: ctx.inChannels }));
   if (ctx.channelsLast) nets.forEach((n) => n.toChannelsLast());
-  const projections = kd?.mode === 'feature' ? ctx.tasks.map((_, t) => new Linear(kd.features.size(1), nets[t]!.numFeatures)) : null;
+  const projections = kd?.mode === 'feature' ? ctx.tasks.map((_, t) => new Linear(kd.features.width, nets[t]!.numFeatures)) : null;
   const module = new Bundle({ nets: new Sequential(...nets), projections: projections ? new Sequential(...projections) : null });
   const one = nets[0]!.sharedParameters().reduce((s, p) => s + p.numel, 0);
 

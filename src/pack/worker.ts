@@ -1,0 +1,50 @@
+// A pack worker (piscina, see pack.ts): one item -> its stored images. A source file is read and
+// decoded (PNG, JPEG, DICOM with every frame: data/image-decode.ts), an npz row arrives as pixels;
+// each image is resized (data/image-resize.ts: raw to S x S, jpeg with the shorter side S) and
+// encoded (codec.ts). A bad file is returned as {error} (one line), so the pack skips it.
+import { readRegular } from '../io/read.js';
+import { type Image, imageFrames } from '../data/image-decode.js';
+import { resizeBilinear } from '../data/image-resize.js';
+import { encodeStored } from './codec.js';
+import type { Storage } from './format.js';
+import type { StoredImage } from './writer.js';
+
+export interface PackJob {
+  file?: string;
+  /** An npz row: CHW 3 planes. */
+  pixels?: { data: Uint8Array; height: number; width: number; grey: boolean };
+  storage: Storage;
+  size: number;
+  quality: number;
+}
+
+export type PackReply = { images: StoredImage[] } | { error: string };
+
+/** The stored size of an image of height x width: S x S (raw) or the shorter side S (jpeg, torchvision's Resize(S)). */
+export function storedSize(height: number, width: number, storage: Storage, size: number): [number, number] {
+  if (storage === 'raw') return [size, size];
+  if (height <= width) return [size, Math.max(1, Math.trunc((size * width) / height))];
+  return [Math.max(1, Math.trunc((size * height) / width)), size];
+}
+
+export async function storeImage(img: Image, job: Pick<PackJob, 'storage' | 'size' | 'quality'>): Promise<StoredImage> {
+  const [h, w] = storedSize(img.height, img.width, job.storage, job.size);
+  const r = resizeBilinear(img, h, w);
+  return { bytes: await encodeStored(r, job.storage, job.quality), height: h, width: w, grey: r.grey };
+}
+
+export default async function packItem(job: PackJob): Promise<PackReply> {
+  try {
+    const images: StoredImage[] = [];
+    if (job.pixels) images.push(await storeImage(job.pixels, job));
+    else {
+      // Frames are decoded one at a time: a long multi-frame file costs one frame of pixels.
+      const frames = imageFrames(readRegular(job.file!, { what: 'image' }), job.file!);
+      for (let k = 0; k < frames.count; k++) images.push(await storeImage(frames.frame(k), job));
+    }
+    return { images };
+  } catch (e) {
+    if ((e as Error)?.name === 'UserError') return { error: (e as Error).message.split('\n')[0]! };
+    return { error: `${job.file ?? 'npz row'}: ${(e as Error)?.message?.split('\n')[0] ?? String(e)}` };
+  }
+}
