@@ -2,6 +2,7 @@
 // decoded (PNG, JPEG, DICOM with every frame: data/image-decode.ts), an npz row arrives as pixels;
 // each image is resized (data/image-resize.ts: raw to S x S, jpeg with the shorter side S) and
 // encoded (codec.ts). A bad file is returned as {error} (one line), so the pack skips it.
+import { Piscina } from 'piscina';
 import { readRegular } from '../io/read.js';
 import { type Image, imageFrames } from '../data/image-decode.js';
 import { resizeBilinear } from '../data/image-resize.js';
@@ -33,6 +34,20 @@ export async function storeImage(img: Image, job: Pick<PackJob, 'storage' | 'siz
   return { bytes: await encodeStored(r, job.storage, job.quality), height: h, width: w, grey: r.grey };
 }
 
+/** The reply with each image's bytes transferred, not copied (a copy would leave garbage in both threads). */
+function moved(images: StoredImage[]): PackReply {
+  const own = images.map((im) => (im.bytes.byteOffset === 0 && im.bytes.byteLength === im.bytes.buffer.byteLength ? im : { ...im, bytes: im.bytes.slice() }));
+  const buffers = [...new Set(own.map((im) => im.bytes.buffer as ArrayBuffer))];
+  return Piscina.move({
+    get [Piscina.transferableSymbol]() {
+      return buffers;
+    },
+    get [Piscina.valueSymbol]() {
+      return { images: own };
+    },
+  } as unknown as ArrayBuffer) as unknown as PackReply;
+}
+
 export default async function packItem(job: PackJob): Promise<PackReply> {
   try {
     const images: StoredImage[] = [];
@@ -42,7 +57,7 @@ export default async function packItem(job: PackJob): Promise<PackReply> {
       const frames = imageFrames(readRegular(job.file!, { what: 'image' }), job.file!);
       for (let k = 0; k < frames.count; k++) images.push(await storeImage(frames.frame(k), job));
     }
-    return { images };
+    return moved(images);
   } catch (e) {
     if ((e as Error)?.name === 'UserError') return { error: (e as Error).message.split('\n')[0]! };
     return { error: `${job.file ?? 'npz row'}: ${(e as Error)?.message?.split('\n')[0] ?? String(e)}` };
