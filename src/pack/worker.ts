@@ -6,7 +6,8 @@ import { Piscina } from 'piscina';
 import { readRegular } from '../io/read.js';
 import { type Image, imageFrames } from '../data/image-decode.js';
 import { resizeBilinear } from '../data/image-resize.js';
-import { encodeStored } from './codec.js';
+import { limit } from '../io/limits.js';
+import { decodeJpeg, encodeStored } from './codec.js';
 import type { Storage } from './format.js';
 import type { StoredImage } from './writer.js';
 
@@ -20,6 +21,8 @@ export interface PackJob {
 }
 
 export type PackReply = { images: StoredImage[] } | { error: string };
+
+const isJpeg = (b: Uint8Array): boolean => b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 
 /** The stored size of an image of height x width: S x S (raw) or the shorter side S (jpeg, torchvision's Resize(S)). */
 export function storedSize(height: number, width: number, storage: Storage, size: number): [number, number] {
@@ -53,9 +56,15 @@ export default async function packItem(job: PackJob): Promise<PackReply> {
     const images: StoredImage[] = [];
     if (job.pixels) images.push(await storeImage(job.pixels, job));
     else {
-      // Frames are decoded one at a time: a long multi-frame file costs one frame of pixels.
-      const frames = imageFrames(readRegular(job.file!, { what: 'image' }), job.file!);
-      for (let k = 0; k < frames.count; k++) images.push(await storeImage(frames.frame(k), job));
+      const bytes = readRegular(job.file!, { what: 'image' });
+      // JPEG files through libjpeg-turbo (sharp): 4x jpeg-js here. Its pixels may differ from the
+      // in-memory path's jpeg-js by a level or two; PNG and DICOM pixels are the same.
+      if (isJpeg(bytes)) images.push(await storeImage(await decodeJpeg(bytes, job.file!, limit('imagePixels')), job));
+      else {
+        // Frames are decoded one at a time: a long multi-frame file costs one frame of pixels.
+        const frames = imageFrames(bytes, job.file!);
+        for (let k = 0; k < frames.count; k++) images.push(await storeImage(frames.frame(k), job));
+      }
     }
     return moved(images);
   } catch (e) {
