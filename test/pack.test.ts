@@ -184,3 +184,29 @@ test('pack: the CLI refuses bad options and a corrupt shard in one line', async 
   assert.throws(() => parseSplit('train=0.5'), /--split must look like val=0.1,test=0.2/);
   assert.deepEqual(parseSplit('test=0.3'), { val: 0.1, test: 0.3 });
 });
+
+test('pack: a CSV source (path,label,split; a|b multi-label) keeps its rows, splits and labels; a missing file is skipped', async () => {
+  const root = path.join(tmp(), 'scans');
+  await imageFolder(root, 6, true);
+  const files = readdirSync(root, { recursive: true }).map(String).filter((f) => f.endsWith('.png')).sort();
+  const csvDir = path.dirname(root);
+  const lines = ['path,label,split', ...files.map((f, i) => `scans/${f},${['edema', 'edema|nodule', 'nodule', '"effusion"'][i % 4]},${i < 4 ? 'train' : 'test'}`), 'scans/missing.png,edema,val'];
+  writeFileSync(path.join(csvDir, 'chest.csv'), lines.join('\n') + '\n');
+  const skipped: string[] = [];
+  const out = path.join(tmp(), 'p');
+  const r = await packSources([path.join(csvDir, 'chest.csv')], opts(out, { size: 16, onSkip: (l) => skipped.push(l) }));
+  const m = r.manifest!;
+  assert.equal(m.tasks[0]!.name, 'chest');
+  assert.equal(m.tasks[0]!.task, 'multi-label');
+  assert.deepEqual(m.tasks[0]!.classNames, ['edema', 'effusion', 'nodule']);
+  assert.deepEqual(m.tasks[0]!.counts, { train: 4, val: 0, test: 2 });
+  assert.equal(skipped.length, 1);
+  assert.match(skipped[0]!, /missing\.png: cannot read image \(ENOENT\)/);
+  const pack = openPack(out);
+  // labels per record: one 0/1 value per class (edema, effusion, nodule), in CSV order per split
+  const want = [[1, 0, 0], [1, 0, 1], [0, 0, 1], [0, 1, 0]];
+  for (let i = 0; i < 4; i++) assert.deepEqual([...pack.record(0, 'train', i).labels], want[i]);
+  assert.deepEqual([...pack.record(0, 'test', 0).labels], [1, 0, 0]);
+  const img = await pack.image(0, 'train', 0);
+  assert.deepEqual([img.height, img.width], [16, 16]);
+});
