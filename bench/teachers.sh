@@ -5,11 +5,12 @@
 #   2. the same resnet18 exported to ONNX (lorkd export --format onnx), run by onnxruntime-node;
 #   3. a small ViT foundation (vit_tiny_p8 at 64 px, the same epochs).
 # Each teacher is decomposed as the demo does: shufflenet_v2_x1_0 + rank-8 experts, feature KD
-# (alpha 10, beta 1), 12 epochs at 64 px. The ONNX teacher's own accuracy is that of the
+# (alpha 10, beta 1), EKS strategy fused, 12 epochs at 64 px. The ONNX teacher's own accuracy is that of the
 # safetensors file it was exported from (the same weights; test/teacher-onnx.test.ts checks the
 # two fill equal teacher caches within 1e-4).
 #
-#   bash bench/teachers.sh [OUT]            the full run (OUT default runs/teachers; hours on 2 cores)
+#   bash bench/teachers.sh [OUT]            the full run (OUT default runs/teachers; estimated under an hour on
+#                                           2 idle cores, not measured at this budget)
 #   TINY=1 bash bench/teachers.sh OUT       a smoke run: 1 epoch each, breastmnist only, the ViT at 32 px
 # Resumable: a step whose output exists is skipped, an interrupted one continues (--resume).
 # Prints a markdown table and writes OUT/teachers.json; records os.loadavg() before and after.
@@ -41,7 +42,7 @@ decompose() { # NAME TEACHER_FILE FOUNDATION_SAFETENSORS
   local dir="$out/decompose-$1"
   if [ ! -f "$dir/decomposition.safetensors" ]; then
     say "decompose from $1 ($2): $EPOCHS epochs"
-    lorkd decompose --foundation "$2" --tasks "$TASKS" --model shufflenet_v2_x1_0 --rank 8 --alpha 10 --beta 1 --kd feature \
+    lorkd decompose --foundation "$2" --tasks "$TASKS" --model shufflenet_v2_x1_0 --rank 8 --alpha 10 --beta 1 --kd feature --strategy fused \
       --input 64 --epochs "$EPOCHS" --lr 0.05 --out "$dir" $(resume "$dir") >&2
   fi
   [ -f "$dir/eval.json" ] || lorkd eval --foundation "$3" --decomposition "$dir/decomposition.safetensors" --tasks "$TASKS" --input 64 --json > "$dir/eval.json"

@@ -76,10 +76,15 @@ export function emitGemmHead(g: GraphBuilder, fc: Linear, pooled: Value): { logi
   return { logits: g.op('Gemm', [pooled.name, weight, bias], 'fc', { transB: 1 }), weight };
 }
 
+/** pooled = Flatten(GAP(A)) of the feature map A [K, h, w]: [K]. */
+export function emitGlobalPool(g: GraphBuilder, a: Value): Value {
+  return { name: g.op('Flatten', [g.op('GlobalAveragePool', [a.name], 'avgpool')], 'avgpool', { axis: 1 }), shape: [a.shape[0]!] };
+}
+
 /** pooled = Flatten(GAP(A)) and logits = Gemm(pooled) on the feature map A; `weight` is the head's initializer. */
 export function emitPooledHead(g: GraphBuilder, fc: Linear, a: Value): { pooled: string; logits: string; weight: string } {
-  const pooled = g.op('Flatten', [g.op('GlobalAveragePool', [a.name], 'avgpool')], 'avgpool', { axis: 1 });
-  return { pooled, ...emitGemmHead(g, fc, { name: pooled, shape: [a.shape[0]!] }) };
+  const pooled = emitGlobalPool(g, a);
+  return { pooled: pooled.name, ...emitGemmHead(g, fc, pooled) };
 }
 
 /** logits = Gemm(GAP(A)) and cam = ReLU(sum_k W[argmax, k] A_k) on the (concatenated) feature map A. */

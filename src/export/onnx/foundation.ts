@@ -13,7 +13,7 @@ import { lorkdVersion } from '../expert-file.js';
 import { GraphBuilder, type Value } from './graph.js';
 import { emitFeatureMap } from './emit.js';
 import { encodeModel } from './proto.js';
-import { ONNX_IR_VERSION, ONNX_OPSET, emitGemmHead, emitPooledHead } from './export.js';
+import { ONNX_IR_VERSION, ONNX_OPSET, emitGemmHead, emitGlobalPool } from './export.js';
 import { emitViTFeatures } from './vit.js';
 import { VisionTransformer } from '../../models/vit.js';
 
@@ -33,11 +33,9 @@ export function foundationToOnnx(model: ImageClassifier, meta: OnnxFoundationMet
     const g = new GraphBuilder();
     const input: Value = { name: g.fresh('input'), shape: [3, meta.input, meta.input] };
     // A ViT's pooled feature is its class token; a CNN's, the global average of its last map.
-    const { pooled, logits } =
-      model instanceof VisionTransformer
-        ? ((f) => ({ pooled: f.name, ...emitGemmHead(g, model.fc, f) }))(emitViTFeatures(g, model, input))
-        : emitPooledHead(g, model.fc, emitFeatureMap(g, model, input));
-    g.rename(pooled, 'features');
+    const pooled = model instanceof VisionTransformer ? emitViTFeatures(g, model, input) : emitGlobalPool(g, emitFeatureMap(g, model, input));
+    const { logits } = emitGemmHead(g, model.fc, pooled);
+    g.rename(pooled.name, 'features');
     g.rename(logits, 'logits');
     const graph = g.graph('lorkd_foundation', [input], [
       { name: 'features', shape: [model.fc.inFeatures] },
