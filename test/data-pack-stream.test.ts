@@ -1,6 +1,6 @@
 // Training and evaluation from packs (src/data/packed.ts, stream.ts): raw packs of the six bundled
 // tasks give the same batches as the in-memory suite, bit for bit (images, labels, teacher rows,
-// routing), in training and evaluation; a decomposition epoch from a pack ends with the weights of
+// routing), in training (one process, and a rank's share of two) and evaluation; a decomposition epoch from a pack ends with the weights of
 // the in-memory epoch (with a teacher cache: logit KD from a foundation); a JPEG pack's rows are
 // cropped to the input, the random crop a function of (seed, epoch, index); a broken shard is one
 // line naming it.
@@ -58,6 +58,9 @@ test('raw packs of the six bundled tasks give the in-memory batches bit for bit 
   assert.deepEqual(packed.tasks.map((t) => t.name), mem.tasks.map((t) => t.name));
   assert.ok(packed.split('train').streamed && !mem.split('train').streamed);
   for (const e of [1]) assertSameEpochs(epochOf(trainLoader(packed, o), e), epochOf(trainLoader(mem, o), e), `train epoch ${e}`);
+  // Data parallelism: rank 1 of 2 streams its share of every global batch, equal to the in-memory share.
+  const shard = { rank: 1, world: 2 };
+  assertSameEpochs(epochOf(trainLoader(packed, o, shard), 0), epochOf(trainLoader(mem, o, shard), 0), 'rank 1 of 2');
   assertSameEpochs(epochOf(evalLoader(packed, o, 'val'), 0), epochOf(evalLoader(mem, o, 'val'), 0), 'val');
   await trainLoader(packed, o).close();
 });
