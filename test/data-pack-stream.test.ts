@@ -21,6 +21,7 @@ import { createProgress } from '../src/experiments/progress.js';
 import { createModel } from '../src/models/index.js';
 import { saveFoundation } from '../src/experiments/foundation-file.js';
 import { decodeJpeg, openPack } from '../src/pack/index.js';
+import { probeSet } from '../src/experiments/analysis.js';
 
 setNumThreads(1);
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-pack-stream-'));
@@ -120,4 +121,16 @@ test('a truncated shard is one line naming it', { timeout: 60_000 }, async () =>
   truncateSync(path.join(pack, 'shards', '000000.shard'), 100);
   const o = { tasks: [pack], input: 28, batch: 4, seed: 0 };
   assert.throws(() => [...trainLoader(loadSuite(o), o).epoch(0)], (e: Error) => e instanceof UserError && /000000\.shard: shard is truncated/.test(e.message) && !e.message.includes('\n'));
+});
+
+test("analyze's probe set from a pack holds the in-memory task's first test rows", { timeout: 60_000 }, async () => {
+  const A = path.join(dir, 'p2.npz');
+  writeTaskNpz(A, { classes: 2, sizes: { train: 6, val: 4, test: 9 }, rgb: true, seed: 9 });
+  const pack = path.join(dir, 'probe');
+  await packTasks(pack, loadTasks([A]), { storage: 'raw' });
+  const [m] = probeSet(loadTasks([A]), 5);
+  const [p] = probeSet(loadTasks([`pack:${pack}`]), 5);
+  assert.equal(p!.splits.test.pack, undefined, 'read into memory');
+  assert.deepEqual(Array.from(p!.splits.test.labels), Array.from(m!.splits.test.labels));
+  assert.ok(Buffer.from(p!.splits.test.images).equals(Buffer.from(m!.splits.test.images)));
 });
