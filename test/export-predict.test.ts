@@ -273,7 +273,9 @@ test('folders: recursive, PNG + DICOM (with or without .dcm), class subfolders g
   const pa = pngFile(path.join(root, 'benign', 'a.png'), 20, 24, 7);
   copyFileSync(path.join(fix, 'CT_small.dcm'), path.join(root, 'benign', 'deeper', 'ct.dcm'));
   copyFileSync(path.join(fix, 'MR_small.dcm'), path.join(root, 'normal', 'IM0001')); // no extension: found by its DICM signature
-  copyFileSync(path.join(fix, 'MR_small_jpeg_ls_lossless.dcm'), path.join(root, 'normal', 'jls.dcm'));
+  // a transfer syntax without a pixel codec: JPEG-LS's UID changed to JPIP's (same length)
+  const jls = readFileSync(path.join(fix, 'MR_small_jpeg_ls_lossless.dcm')).toString('latin1').replaceAll('1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.94');
+  writeFileSync(path.join(root, 'normal', 'jls.dcm'), Buffer.from(jls, 'latin1'));
   writeFileSync(path.join(root, 'normal', 'broken.png'), new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]));
   writeFileSync(path.join(root, 'normal', 'notes.txt'), 'not an image');
   symlinkSync(root, path.join(root, 'normal', 'loop')); // a link back up the tree is walked once
@@ -290,7 +292,7 @@ test('folders: recursive, PNG + DICOM (with or without .dcm), class subfolders g
   assert.equal(r.skipped, 1, 'notes.txt');
   assert.deepEqual(r.failures.map((f) => path.relative(root, f.input)), [path.join('normal', 'broken.png'), path.join('normal', 'jls.dcm')]);
   assert.deepEqual(failures, r.failures.map((f) => f.error));
-  assert.match(r.failures[1]!.error, /jls\.dcm: unsupported transfer syntax JPEG-LS Lossless Image Compression \(1\.2\.840\.10008\.1\.2\.4\.80\)/);
+  assert.match(r.failures[1]!.error, /jls\.dcm: unsupported transfer syntax unknown \(1\.2\.840\.10008\.1\.2\.4\.94\)/);
   for (const f of r.failures) assert.ok(!f.error.includes('\n'));
   // Each prediction equals a direct forward on the decoded image (DICOM: windowed or min-max grey, repeated to 3 channels).
   checkRows(r.predictions.slice(0, 1), directProbs(pa, 1, 24, 20), 'a.png');
@@ -307,7 +309,7 @@ test('folders: recursive, PNG + DICOM (with or without .dcm), class subfolders g
   const err = t.stderr.trim().split('\n');
   assert.equal(err.length, 4, t.stderr);
   assert.match(err[0]!, /^lorkd: .*broken\.png: corrupt or unsupported PNG/);
-  assert.match(err[1]!, /^lorkd: .*jls\.dcm: unsupported transfer syntax JPEG-LS/);
+  assert.match(err[1]!, /^lorkd: .*jls\.dcm: unsupported transfer syntax unknown/);
   assert.match(err[2]!, /^lorkd: .*missing\.png: cannot read image \(ENOENT\)$/);
   assert.equal(err[3], 'lorkd: 3 images predicted, 3 inputs failed, 1 non-image file skipped');
   assert.match(t.stdout, /accuracy \d\.\d{4} {2}AUC (\d\.\d{4}|n\/a) {2}\(3 labelled images\)/);

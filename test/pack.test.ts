@@ -35,8 +35,8 @@ async function assertSameAsMemory(pack: Pack, t: number, data: TaskData): Promis
   }
 }
 
-/** A small image folder (flat layout, 3 classes, images of various sizes, grey and colour). */
-async function imageFolder(root: string, n: number, seed = 0): Promise<void> {
+/** A small image folder (flat layout, 3 classes, images of various sizes, grey and colour; PNG, and JPEG unless `pngOnly`). */
+async function imageFolder(root: string, n: number, pngOnly = false, seed = 0): Promise<void> {
   const rng = Rng.from(seed, 'pack-test-folder');
   for (let i = 0; i < n; i++) {
     const cls = ['cyst', 'normal', 'tumour'][i % 3]!;
@@ -48,7 +48,7 @@ async function imageFolder(root: string, n: number, seed = 0): Promise<void> {
     for (let p = 0; p < px.length; p++) px[p] = ((p % w) * 5 + Math.floor(p / w) * 3 + i * 11) & 255;
     const img = sharp(px, { raw: { width: w, height: h, channels } });
     const file = path.join(root, cls, `img${String(i).padStart(4, '0')}`);
-    if (i % 2 === 0) await img.png().toFile(file + '.png');
+    if (pngOnly || i % 2 === 0) await img.png().toFile(file + '.png');
     else await img.jpeg({ quality: 95 }).toFile(file + '.jpg');
   }
 }
@@ -68,8 +68,9 @@ test('pack: a raw pack of npz tasks holds the in-memory pixels and labels; shard
 });
 
 test('pack: an image folder split by seed and resized equals loadImageTask at that size', async () => {
+  // PNG only: JPEG files are decoded by libjpeg-turbo in a pack and by jpeg-js in memory (a level or two apart)
   const root = path.join(tmp(), 'scans');
-  await imageFolder(root, 45);
+  await imageFolder(root, 45, true);
   const out = path.join(tmp(), 'p');
   await packSources([root], opts(out, { size: 24, seed: 3, val: 0.2, test: 0.2 }));
   const pack = openPack(out);
@@ -182,4 +183,30 @@ test('pack: the CLI refuses bad options and a corrupt shard in one line', async 
   assert.throws(() => parseSplit('val=0.7,test=0.5'), /val \+ test must be below 1/);
   assert.throws(() => parseSplit('train=0.5'), /--split must look like val=0.1,test=0.2/);
   assert.deepEqual(parseSplit('test=0.3'), { val: 0.1, test: 0.3 });
+});
+
+test('pack: a CSV source (path,label,split; a|b multi-label) keeps its rows, splits and labels; a missing file is skipped', async () => {
+  const root = path.join(tmp(), 'scans');
+  await imageFolder(root, 6, true);
+  const files = readdirSync(root, { recursive: true }).map(String).filter((f) => f.endsWith('.png')).sort();
+  const csvDir = path.dirname(root);
+  const lines = ['path,label,split', ...files.map((f, i) => `scans/${f},${['edema', 'edema|nodule', 'nodule', '"effusion"'][i % 4]},${i < 4 ? 'train' : 'test'}`), 'scans/missing.png,edema,val'];
+  writeFileSync(path.join(csvDir, 'chest.csv'), lines.join('\n') + '\n');
+  const skipped: string[] = [];
+  const out = path.join(tmp(), 'p');
+  const r = await packSources([path.join(csvDir, 'chest.csv')], opts(out, { size: 16, onSkip: (l) => skipped.push(l) }));
+  const m = r.manifest!;
+  assert.equal(m.tasks[0]!.name, 'chest');
+  assert.equal(m.tasks[0]!.task, 'multi-label');
+  assert.deepEqual(m.tasks[0]!.classNames, ['edema', 'effusion', 'nodule']);
+  assert.deepEqual(m.tasks[0]!.counts, { train: 4, val: 0, test: 2 });
+  assert.equal(skipped.length, 1);
+  assert.match(skipped[0]!, /missing\.png: cannot read image \(ENOENT\)/);
+  const pack = openPack(out);
+  // labels per record: one 0/1 value per class (edema, effusion, nodule), in CSV order per split
+  const want = [[1, 0, 0], [1, 0, 1], [0, 0, 1], [0, 1, 0]];
+  for (let i = 0; i < 4; i++) assert.deepEqual([...pack.record(0, 'train', i).labels], want[i]);
+  assert.deepEqual([...pack.record(0, 'test', 0).labels], [1, 0, 0]);
+  const img = await pack.image(0, 'train', 0);
+  assert.deepEqual([img.height, img.width], [16, 16]);
 });

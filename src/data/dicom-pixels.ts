@@ -246,7 +246,7 @@ export const SUPPORTED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
   '1.2.840.10008.1.2.5': 'RLE Lossless',
 };
 
-/** Compressed transfer syntaxes lorkd names but cannot decode (no codecs are installed). */
+/** Compressed transfer syntaxes, by name: decoded where a codec is passed (Node: src/data/dicom-codecs.ts), else refused by name. */
 export const UNSUPPORTED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
   '1.2.840.10008.1.2.4.50': 'JPEG Baseline (Process 1)',
   '1.2.840.10008.1.2.4.51': 'JPEG Extended (Process 2 & 4)',
@@ -420,7 +420,8 @@ export function readDicomFramesWith(parser: DicomParserLike, bytes: Uint8Array, 
   }
   const ts = (ds.string('x00020010') ?? IMPLICIT_LE).replace(/\0/g, '').trim();
   if (!(ts in SUPPORTED_TRANSFER_SYNTAXES) && !o.codecs?.[ts]) {
-    fail(`unsupported transfer syntax ${UNSUPPORTED_TRANSFER_SYNTAXES[ts] ?? 'unknown'} (${ts}); lorkd reads ${Object.values(SUPPORTED_TRANSFER_SYNTAXES).join(', ')}`);
+    const readable = [...Object.values(SUPPORTED_TRANSFER_SYNTAXES), ...Object.keys(o.codecs ?? {}).map((u) => UNSUPPORTED_TRANSFER_SYNTAXES[u] ?? u)];
+    fail(`unsupported transfer syntax ${UNSUPPORTED_TRANSFER_SYNTAXES[ts] ?? 'unknown'} (${ts}); lorkd reads ${readable.join(', ')}`);
   }
   const guard = <T>(f: () => T): T => {
     try {

@@ -2,8 +2,8 @@
 // rules and the pixel math (modality LUT, window or min-max, MONOCHROME1 inversion) live in the
 // dependency-free dicom-pixels.ts, which the browser app shares; this file passes it the npm
 // parser, the pixel limit and one-line UserErrors. Transfer syntaxes: implicit/explicit VR little
-// endian, explicit big endian, deflated (inflated with a bound: dicom-inflate.ts) and RLE
-// Lossless. Multi-frame files: readDicomFrame and decodeDicom give the first frame, dicomFrames
+// endian, explicit big endian, deflated (inflated with a bound: dicom-inflate.ts), RLE Lossless,
+// and the JPEG family (Baseline, Lossless, JPEG-LS, JPEG 2000) through dicom-codecs.ts. Multi-frame files: readDicomFrame and decodeDicom give the first frame, dicomFrames
 // every frame.
 // image-decode.ts's decodeImage (and images.ts's readImage) hand DICOM bytes (by signature or a .dcm name) to decodeDicom.
 import dicomParser from 'dicom-parser';
@@ -13,6 +13,7 @@ import { type Image, decodeImage } from './image-decode.js';
 import { readRegular } from '../io/read.js';
 import { checkLimit } from '../io/limits.js';
 import { boundedInflater, declaredFrame } from './dicom-inflate.js';
+import { DICOM_CODECS } from './dicom-codecs.js';
 
 export { isDicom, SUPPORTED_TRANSFER_SYNTAXES, UNSUPPORTED_TRANSFER_SYNTAXES, type DicomFrame } from './dicom-pixels.js';
 
@@ -37,7 +38,7 @@ const asUserError = <T>(name: string, f: () => T): T => {
 function readOptions(name: string): ReadDicomOptions & { parser: DicomParserLike } {
   const parser = dicomParser as unknown as DicomParserLike;
   const checkSize = (rows: number, columns: number): void => checkLimit('imagePixels', rows * columns, `${name}: a ${columns}x${rows} DICOM image (${rows * columns} pixels)`);
-  return { parser, checkSize, inflater: boundedInflater(parser, { checkSize }) };
+  return { parser, checkSize, inflater: boundedInflater(parser, { checkSize }), codecs: DICOM_CODECS };
 }
 
 /**

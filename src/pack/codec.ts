@@ -38,14 +38,28 @@ export function hwcToImage(src: Uint8Array, height: number, width: number, chann
   return { height, width, data, grey: false };
 }
 
-/** JPEG bytes -> Image (sharp). A corrupt or truncated JPEG is a one-line UserError naming `name`. */
-export async function decodeJpeg(bytes: Uint8Array, name = '<jpeg>'): Promise<Image> {
+/** True when every pixel of a 3-plane image has R = G = B. */
+function allGrey(img: Image): boolean {
+  const hw = img.height * img.width;
+  const d = img.data;
+  for (let p = 0; p < hw; p++) if (d[p] !== d[hw + p] || d[p] !== d[2 * hw + p]) return false;
+  return true;
+}
+
+/**
+ * JPEG bytes -> Image (sharp). A colour JPEG whose pixels are all grey counts as grey (as
+ * data/image-decode.ts's reading does). A corrupt or truncated JPEG, or one over `maxPixels`, is
+ * a one-line UserError naming `name`.
+ */
+export async function decodeJpeg(bytes: Uint8Array, name = '<jpeg>', maxPixels?: number): Promise<Image> {
+  let img: Image;
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'truncated' }).raw().toBuffer({ resolveWithObject: true });
-    return hwcToImage(data, info.height, info.width, info.channels);
+    const { data, info } = await sharp(bytes, { failOn: 'truncated', ...(maxPixels ? { limitInputPixels: maxPixels } : {}) }).raw().toBuffer({ resolveWithObject: true });
+    img = hwcToImage(data, info.height, info.width, info.channels);
   } catch (e) {
     throw new UserError(`${name}: corrupt JPEG (${(e as Error).message.split('\n')[0]})`);
   }
+  return img.grey || !allGrey(img) ? img : { ...img, grey: true };
 }
 
 /**
