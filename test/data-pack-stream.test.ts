@@ -1,6 +1,6 @@
 // Training and evaluation from packs (src/data/packed.ts, stream.ts): raw packs of the six bundled
 // tasks give the same batches as the in-memory suite, bit for bit (images, labels, teacher rows,
-// routing), in training and evaluation; a decomposition epoch from a pack ends with the weights of
+// routing), in training (one process, and a rank's share of two) and evaluation; a decomposition epoch from a pack ends with the weights of
 // the in-memory epoch (with a teacher cache: logit KD from a foundation); a JPEG pack's rows are
 // cropped to the input, the random crop a function of (seed, epoch, index); a broken shard is one
 // line naming it.
@@ -21,6 +21,7 @@ import { createProgress } from '../src/experiments/progress.js';
 import { createModel } from '../src/models/index.js';
 import { saveFoundation } from '../src/experiments/foundation-file.js';
 import { decodeJpeg, openPack } from '../src/pack/index.js';
+import { probeSet } from '../src/experiments/analysis.js';
 
 setNumThreads(1);
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-pack-stream-'));
@@ -58,6 +59,9 @@ test('raw packs of the six bundled tasks give the in-memory batches bit for bit 
   assert.deepEqual(packed.tasks.map((t) => t.name), mem.tasks.map((t) => t.name));
   assert.ok(packed.split('train').streamed && !mem.split('train').streamed);
   for (const e of [1]) assertSameEpochs(epochOf(trainLoader(packed, o), e), epochOf(trainLoader(mem, o), e), `train epoch ${e}`);
+  // Data parallelism: rank 1 of 2 streams its share of every global batch, equal to the in-memory share.
+  const shard = { rank: 1, world: 2 };
+  assertSameEpochs(epochOf(trainLoader(packed, o, shard), 0), epochOf(trainLoader(mem, o, shard), 0), 'rank 1 of 2');
   assertSameEpochs(epochOf(evalLoader(packed, o, 'val'), 0), epochOf(evalLoader(mem, o, 'val'), 0), 'val');
   await trainLoader(packed, o).close();
 });
@@ -117,4 +121,16 @@ test('a truncated shard is one line naming it', { timeout: 60_000 }, async () =>
   truncateSync(path.join(pack, 'shards', '000000.shard'), 100);
   const o = { tasks: [pack], input: 28, batch: 4, seed: 0 };
   assert.throws(() => [...trainLoader(loadSuite(o), o).epoch(0)], (e: Error) => e instanceof UserError && /000000\.shard: shard is truncated/.test(e.message) && !e.message.includes('\n'));
+});
+
+test("analyze's probe set from a pack holds the in-memory task's first test rows", { timeout: 60_000 }, async () => {
+  const A = path.join(dir, 'p2.npz');
+  writeTaskNpz(A, { classes: 2, sizes: { train: 6, val: 4, test: 9 }, rgb: true, seed: 9 });
+  const pack = path.join(dir, 'probe');
+  await packTasks(pack, loadTasks([A]), { storage: 'raw' });
+  const [m] = probeSet(loadTasks([A]), 5);
+  const [p] = probeSet(loadTasks([`pack:${pack}`]), 5);
+  assert.equal(p!.splits.test.pack, undefined, 'read into memory');
+  assert.deepEqual(Array.from(p!.splits.test.labels), Array.from(m!.splits.test.labels));
+  assert.ok(Buffer.from(p!.splits.test.images).equals(Buffer.from(m!.splits.test.images)));
 });

@@ -4,7 +4,8 @@
 // rows equal an independent computation over the whole table; float16 rows round to the float32 ones.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,6 +21,7 @@ import { loadSuite, trainLoader } from '../src/experiments/data-options.js';
 import { makeBatch } from '../src/data/index.js';
 import { RunDir } from '../src/experiments/run-dir.js';
 import { createProgress } from '../src/experiments/progress.js';
+import type { ProcessGroup } from '../src/dist/index.js';
 
 setNumThreads(1);
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-teacher-cache-'));
@@ -101,5 +103,27 @@ test('rows equal the teacher on each view; a complete cache is reused; standardi
   assert.equal(diff(h, f), 0);
   half.dispose();
   full.dispose();
+  await opened.dispose();
+});
+
+test('data parallelism: rank 1 waits for rank 0 (another process) to fill the cache in its run directory and reads those files', { timeout: 120_000 }, async () => {
+  const shared = path.join(dir, 'rank0');
+  const own = path.join(dir, 'rank1');
+  const rank0 = spawn(process.execPath, [HELPER, JSON.stringify({ tasks, teacher: TEACHER, out: shared, batch: 8 })], { stdio: 'ignore' });
+  const opened = await openTeacherFile(TEACHER, {}, suite.totalClasses, ['features', 'logits']);
+  const t = withBatch(opened, 8);
+  t.place('cpu', true);
+  const logs: string[] = [];
+  const group = { rank: 1, env: { timeoutS: 60 } } as unknown as ProcessGroup; // only its rank and timeout are read
+  const cache = await teacherOutputs(t, trainLoader(suite, { tasks, input: 16, batch: 8, seed: 0 }), RunDir.open(own, { resume: true, marker: '-' }), { ...quiet, log: (l: string) => logs.push(l), start: () => assert.fail('rank 1 ran the teacher') }, { share: { group, sharedOut: shared } });
+  const [code] = (await once(rank0, 'exit')) as [number];
+  assert.equal(code, 0);
+  assert.equal(path.dirname(cache.file), shared, "rank 1 reads rank 0's files");
+  assert.equal(readdirSync(own).filter((f) => f.startsWith('teacher-cache-')).length, 0, 'nothing copied');
+  const whole = path.join(dir, 'whole');
+  const mine = tidy(() => cache.logits!.all().toArray() as Float32Array);
+  const ref = readFileSync(path.join(whole, readdirSync(whole).find((f) => f.endsWith('.logits.bin'))!));
+  assert.ok(Buffer.from(mine.buffer, mine.byteOffset, mine.byteLength).equals(ref), 'the rows of an uninterrupted fill');
+  cache.dispose();
   await opened.dispose();
 });

@@ -4,7 +4,9 @@
 import { createHash } from 'node:crypto';
 import { UserError } from '../tensor/errors.js';
 import { checkLimit } from '../io/limits.js';
-import { type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
+import { type ImageSplit, type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
+import { selectRows } from './image-folder.js';
+import { gatherImages } from './gather.js';
 import { loadMedMnist } from './medmnist.js';
 import { type PackRef, RowStream, packIdentity } from './stream.js';
 
@@ -119,6 +121,23 @@ export class SuiteSplit {
   rowOf(i: number): number {
     return i - this.taskStart[this.taskIds[i]!]!;
   }
+}
+
+/** One task as the only task of a split view (its rows, whether in memory or packed, read through it). */
+export function taskSplit(d: TaskData, split: Split): SuiteSplit {
+  const sizes = { train: d.splits.train.n, val: d.splits.val.n, test: d.splits.test.n };
+  return new SuiteSplit(split, [{ id: 0, name: d.name, classNames: d.classNames, numClasses: d.classNames.length, classOffset: 0, task: d.task, sizes, data: d }]);
+}
+
+/**
+ * Rows `rows` of a task's split as an in-memory ImageSplit: copied, or read from its pack (the
+ * centre of a JPEG row) when the task is packed. For small selections (a probe set).
+ */
+export function splitRows(d: TaskData, split: Split, rows: ArrayLike<number>): ImageSplit {
+  const s = d.splits[split];
+  if (!s.pack) return selectRows(s, rows);
+  const images = gatherImages(taskSplit(d, split), Int32Array.from(rows));
+  return { n: rows.length, channels: 3, height: s.height, width: s.width, images, labels: Int32Array.from(rows, (r) => s.labels[r]!) };
 }
 
 const SPLIT_USE: Record<Split, string> = {

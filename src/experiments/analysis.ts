@@ -6,7 +6,7 @@ import path from 'node:path';
 import { type Tensor, cat, noGrad, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { imagesToTensor, type TaskData } from '../data/index.js';
-import { selectRows } from '../data/image-folder.js';
+import { splitRows } from '../data/suite.js';
 import { mig, type MigResult } from '../eval/mig.js';
 import { ckaMatrix } from '../eval/cka.js';
 import { fileFormat, readNetworkFile, type NetworkFile } from './network-file.js';
@@ -69,7 +69,7 @@ export function probeSet(tasks: readonly TaskData[], perTask: number): TaskData[
   return tasks.map((t) => {
     const n = Math.min(perTask, t.splits.test.n);
     if (n < 2) throw new UserError(`task '${t.name}' has ${t.splits.test.n} test images; the analyses need at least 2`);
-    return { ...t, splits: { ...t.splits, test: selectRows(t.splits.test, Array.from({ length: n }, (_, i) => i)) } };
+    return { ...t, splits: { ...t.splits, test: splitRows(t, 'test', Array.from({ length: n }, (_, i) => i)) } };
   });
 }
 

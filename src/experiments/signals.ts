@@ -22,15 +22,19 @@ export interface Checkpoint {
   file: string;
   /** Last completed epoch, 1-based (null when the file has no epoch metadata). */
   epoch: number | null;
+  /** Steps done in the epoch after it (a checkpoint written inside an epoch; 0 otherwise). */
+  step?: number;
 }
 
-/** The epoch recorded in a checkpoint's safetensors header (reads the header only). */
-function checkpointEpoch(file: string): number | null {
+/** The epoch (and step inside the next one) recorded in a checkpoint's safetensors header (reads the header only). */
+function checkpointEpoch(file: string): { epoch: number | null; step: number } {
   try {
-    const epoch = Number(readSafetensorsMetadata(file).epoch);
-    return Number.isInteger(epoch) ? epoch + 1 : null;
+    const meta = readSafetensorsMetadata(file);
+    const epoch = Number(meta.epoch);
+    const step = Number(meta.step ?? 0);
+    return { epoch: Number.isInteger(epoch) ? epoch + 1 : null, step: Number.isInteger(step) ? step : 0 };
   } catch {
-    return null;
+    return { epoch: null, step: 0 };
   }
 }
 
@@ -51,7 +55,7 @@ export function lastCheckpoint(): Checkpoint | null {
       if (!best || mtime > best.mtime) best = { file, mtime };
     }
   }
-  return best && { file: best.file, epoch: checkpointEpoch(best.file) };
+  return best && { file: best.file, ...checkpointEpoch(best.file) };
 }
 
 const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
@@ -71,7 +75,7 @@ export function interruptMessage(signal: NodeJS.Signals): string {
   const cmd = process.argv[2] ?? '';
   if (runDirs.size === 0 || !(RESUMABLE.has(cmd) || cmd === 'demo')) return `lorkd: interrupted by ${signal}; nothing was left half written`;
   const c = lastCheckpoint();
-  const where = c ? `last good checkpoint: ${c.file}${c.epoch !== null ? ` (epoch ${c.epoch})` : ''}` : 'no checkpoint was written yet';
+  const where = c ? `last good checkpoint: ${c.file}${c.epoch !== null ? (c.step ? ` (epoch ${c.epoch + 1}, step ${c.step})` : ` (epoch ${c.epoch})`) : ''}` : 'no checkpoint was written yet';
   return `lorkd: interrupted by ${signal}; ${where}; resume with: ${resumeCommand()}`;
 }
 

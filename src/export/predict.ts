@@ -10,7 +10,7 @@ import { UserError } from '../tensor/errors.js';
 import { type Split, SPLITS } from '../data/dataset.js';
 import { loadMedMnist } from '../data/medmnist.js';
 import { loadPackTasks, packSource } from '../data/packed.js';
-import { SuiteSplit } from '../data/suite.js';
+import { type SuiteSplit, taskSplit } from '../data/suite.js';
 import { gatherImages } from '../data/gather.js';
 import { IMAGE_EXTENSIONS, readImage } from '../data/images.js';
 import { imageToInput } from '../data/image-input.js';
@@ -321,7 +321,7 @@ function* packBatches(run: Run, dir: string, o: { split: Split; batchSize: numbe
     const task = tasks.find((t) => t.name === meta.task) ?? (tasks.length === 1 ? tasks[0] : undefined);
     if (!task) throw new UserError(`${dir}: the pack has no task '${meta.task}' (it has ${tasks.map((t) => t.name).join(', ')})`);
     if (task.classNames.length > meta.classNames.length) throw new UserError(`${dir}: task '${task.name}' has ${task.classNames.length} classes, expert "${meta.task}" ${meta.classNames.length}`);
-    s = new SuiteSplit(o.split, [{ id: 0, name: task.name, classNames: task.classNames, numClasses: task.classNames.length, classOffset: 0, task: task.task, sizes: { train: task.splits.train.n, val: task.splits.val.n, test: task.splits.test.n }, data: task }]);
+    s = taskSplit(task, o.split);
   } catch (e) {
     run.fail(dir, e);
     return;
