@@ -53,8 +53,6 @@ export interface DataBenchResult {
   images_large: number;
   images_small: number;
   cores: number;
-  loadavg_before: number[];
-  loadavg_after: number[];
 }
 
 /** Writes `n` images of side `side` (random crops of the bundled images, rescaled) as an ImageFolder tree under root/{train,val,test}/<task>. */
@@ -129,7 +127,6 @@ export async function benchData(o: DataBenchOptions): Promise<DataBenchResult> {
     if (!(Number.isInteger(v) && v >= 1)) throw new UserError(`--${k} must be a positive integer, got ${v}`);
   }
   const log = o.log ?? (() => {});
-  const loadavgBefore = os.loadavg();
   const cores = os.availableParallelism();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'lorkd-bench-data-'));
   try {
@@ -161,7 +158,6 @@ export async function benchData(o: DataBenchOptions): Promise<DataBenchResult> {
     const large = epochRss(tree('jpeg-large.pack'), 224, o.batch);
     return {
       rows, rss_small_mb: small, rss_large_mb: large, pack_img_per_s: packRate, images_large: o.images, images_small: o.loaderImages, cores,
-      loadavg_before: loadavgBefore, loadavg_after: os.loadavg(),
     };
   } finally {
     rmSync(tmp, { recursive: true, force: true });

@@ -6,6 +6,7 @@
 //   node dist/bench/factors-ab.js [--old /work/main] [--rounds 3] [--tasks 10] [--rank 8] [--batch 64] [--input 64] [--only eks|decompose] [--json]
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
+import { machineLine, watchMachine } from './machine.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,6 +31,7 @@ function lorkd(root: string, args: string[]): Record<string, unknown> {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const KEYS = { eks: ['plain_ms', 'fused_ms', 'routed_ms', 'gathered_ms', 'loop_ms'], decompose: ['lorkd_img_per_s', 'mtl_img_per_s'] } as const;
 const samples: Record<'old' | 'new', Record<string, number[]>> = { old: {}, new: {} };
+const watch = watchMachine();
 const load0 = loadavg();
 for (let round = 1; round <= rounds; round++) {
   // Alternate which build goes first, so neither always runs on a warmer (or busier) machine.
@@ -45,13 +47,15 @@ for (let round = 1; round <= rounds; round++) {
   }
 }
 const load1 = loadavg();
+const machine = watch.stop();
 const rows = Object.keys(samples.new).map((k) => {
   const o = median(samples.old[k] ?? [NaN]);
   const n = median(samples.new[k]!);
   return { measure: k, old: o, new: n, new_over_old: n / o };
 });
-if (process.argv.includes('--json')) console.log(JSON.stringify({ old: OLD, new: NEW, rounds, loadavg_before: load0, loadavg_after: load1, rows }));
+if (process.argv.includes('--json')) console.log(JSON.stringify({ old: OLD, new: NEW, rounds, loadavg_before: load0, loadavg_after: load1, rows, machine }));
 else {
   console.log(`old ${OLD}, new ${NEW}, ${rounds} rounds; load average ${load0.map((l) => l.toFixed(2)).join(' ')} before, ${load1.map((l) => l.toFixed(2)).join(' ')} after`);
   for (const r of rows) console.log(`${r.measure.padEnd(28)} old ${r.old.toFixed(2).padStart(9)}  new ${r.new.toFixed(2).padStart(9)}  new/old ${r.new_over_old.toFixed(3)}`);
+  console.log(machineLine(machine));
 }

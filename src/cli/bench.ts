@@ -97,12 +97,13 @@ export function registerBench(program: Command): void {
     .option('--json', 'print one JSON object')
     .action((o) =>
       run(async () => {
-        const r = await benchData({ images: o.images, loaderImages: o.loaderImages, batch: o.batch, data: o.data, noTorch: o.torch === false, log: o.quiet ? undefined : (l) => console.error(l) });
+        const r = await measured(() => benchData({ images: o.images, loaderImages: o.loaderImages, batch: o.batch, data: o.data, noTorch: o.torch === false, log: o.quiet ? undefined : (l) => console.error(l) }));
         emit(!!o.json, r, () =>
           [
             table(['case', 'lorkd img/s', 'pytorch img/s', 'ratio'], r.rows.map((x) => [x.case, f1(x.lorkd_img_per_s), f1(x.pytorch_img_per_s), f1(x.ratio)])),
             `peak RSS of an epoch: ${f1(r.rss_small_mb)} MB (${r.images_small} images), ${f1(r.rss_large_mb)} MB (${r.images_large} images)`,
-            `pack: ${f1(r.pack_img_per_s)} img/s; ${r.cores} cores; load average ${r.loadavg_before.map((v) => v.toFixed(2)).join(' ')} before, ${r.loadavg_after.map((v) => v.toFixed(2)).join(' ')} after`,
+            `pack: ${f1(r.pack_img_per_s)} img/s`,
+            machineLine(r.machine),
           ].join('\n'),
         );
       }),

@@ -45,7 +45,7 @@ export function createGrow(ctx: MethodContext): Method {
   const file = ctx.decomposition;
   if (!file) throw new UserError('method grow needs a trained decomposition: use lorkd grow --decomposition FILE');
   const dm = readDecomposition(file, { strategy: ctx.strategy ?? 'auto' }).model;
-  const projection = ctx.kd?.mode === 'feature' && ctx.kd.beta !== 0 ? new Linear(ctx.kd.features.size(1), dm.numFeatures) : null;
+  const projection = ctx.kd?.mode === 'feature' && ctx.kd.beta !== 0 ? new Linear(ctx.kd.features.width, dm.numFeatures) : null;
   const module = new GrowBundle(dm, projection);
   try {
     if (dm.config.model !== ctx.model) throw new UserError(`${file} is a ${dm.config.model} decomposition, --model says ${ctx.model}`);
