@@ -54,8 +54,8 @@ DEF("convPrepack", {
                           c10::IValue(std::string(B(7) ? "relu" : "none"))};
   try {
     op->callBoxed(&stack);
-  } catch (const c10::Error&) {
-    return ENV.Null();  // a shape oneDNN does not pre-pack: the plain path
+  } catch (const std::exception&) {
+    return ENV.Null();  // a shape oneDNN does not pre-pack (c10::Error, or ideep's dnnl::error): the plain path
   }
   auto* packed = new Packed(std::move(stack.at(0)));
   return Napi::External<Packed>::New(ENV, packed, [](Napi::Env, Packed* p) { delete p; });

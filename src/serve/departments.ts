@@ -66,7 +66,10 @@ export interface DepartmentSpec {
 
 /** Frees a spec that will not become a version (its plain model and its reference to the shared model). */
 export function disposeSpec(spec: DepartmentSpec): void {
-  spec.plain?.dispose();
+  if (spec.plain) {
+    forgetPlan(spec.plain);
+    spec.plain.dispose();
+  }
   spec.eks?.shared.release();
 }
 
