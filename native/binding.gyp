@@ -11,7 +11,9 @@
         "src/allocator.cc",
         "src/dist.cc",
         "src/autocast.cc",
-        "src/amp.cc"
+        "src/amp.cc",
+        "src/infer.cc",
+        "src/optim.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

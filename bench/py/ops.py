@@ -31,4 +31,17 @@ def conv_step():
     inp.grad = None
     w.grad = None
 out["conv_fwd_bwd_ms"] = per_call_us(conv_step, c["steps"]) / 1000
+
+# Optimiser steps over shufflenet_v2_x1_0's parameters with fixed random gradients (foreach).
+import torchvision
+def step_ms(make):
+    model = torchvision.models.shufflenet_v2_x1_0(num_classes=10)
+    ps = list(model.parameters())
+    for p in ps:
+        p.grad = torch.randn_like(p) * 1e-3
+    opt = make(ps)
+    return per_call_us(opt.step, 20) / 1000
+out["sgd_step_ms"] = step_ms(lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9, weight_decay=1e-4, foreach=True))
+out["adamw_step_ms"] = step_ms(lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True))
+out["adamw_step_composed_ms"] = step_ms(lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=False))
 print(json.dumps(out))

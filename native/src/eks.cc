@@ -41,6 +41,57 @@ at::Tensor mergedAll(const at::Tensor& w0, const at::Tensor& A, const at::Tensor
 // (N, C, H, W) channels_last -> (N*H*W, C) view of the same memory.
 at::Tensor rows(const at::Tensor& x) { return x.permute({0, 2, 3, 1}).reshape({-1, x.size(1)}); }
 
+// The forward of the expert convolution (see the top of this file), with an optional bias added
+// by the convolutions themselves (the inference path's folded BatchNorm). Returns the output and
+// what the backward needs besides the inputs: Z = X A^T on the GEMM path, the merged weights
+// W_all otherwise.
+std::pair<at::Tensor, at::Tensor> eksForward(const at::Tensor& x, const at::Tensor& w0, const at::Tensor& A, const at::Tensor& B,
+                                             const std::vector<int64_t>& counts, double s, const std::vector<int64_t>& stride,
+                                             const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation,
+                                             const c10::optional<at::Tensor>& bias) {
+  const int64_t T = A.size(0);
+  if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
+    auto out = at::conv2d(x, w0, bias, stride, padding, dilation, 1).contiguous(at::MemoryFormat::ChannelsLast);
+    auto X = rows(x), O = rows(out);
+    const int64_t hw = x.size(2) * x.size(3), r = A.size(1);
+    auto Z = at::empty({X.size(0), r}, x.options());
+    int64_t off = 0;
+    for (int64_t t = 0; t < T; t++) {
+      if (counts[t] == 0) continue;
+      auto Zt = Z.narrow(0, off * hw, counts[t] * hw);
+      at::mm_out(Zt, X.narrow(0, off * hw, counts[t] * hw), A[t].t());
+      O.narrow(0, off * hw, counts[t] * hw).addmm_(Zt, B[t].t(), 1, s);
+      off += counts[t];
+    }
+    return {out, Z};
+  }
+  auto W = mergedAll(w0, A, B, s);
+  std::vector<at::Tensor> outs;
+  int64_t off = 0;
+  for (int64_t t = 0; t < T; t++) {
+    if (counts[t] == 0) continue;
+    outs.push_back(at::conv2d(x.narrow(0, off, counts[t]), W[t], bias, stride, padding, dilation, 1));
+    off += counts[t];
+  }
+  return {outs.size() == 1 ? outs[0] : at::cat(outs, 0), W};
+}
+
+// Checks the routing counts and the factor shapes against x and W0.
+void checkEks(const at::Tensor& x, const at::Tensor& w0, const at::Tensor& A, const at::Tensor& B, const std::vector<int64_t>& counts) {
+  const int64_t T = A.size(0);
+  TORCH_CHECK(static_cast<int64_t>(counts.size()) == T, "eksConv: counts has ", counts.size(), " entries for ", T, " tasks");
+  int64_t total = 0;
+  for (auto c : counts) {
+    TORCH_CHECK(c >= 0, "eksConv: negative task count");
+    total += c;
+  }
+  TORCH_CHECK(total == x.size(0), "eksConv: task counts sum to ", total, " but the batch has ", x.size(0), " rows");
+  const int64_t k = w0.size(2);
+  TORCH_CHECK(A.dim() == 3 && B.dim() == 3 && A.size(2) == w0.size(1) * k && B.size(1) == w0.size(0) * k &&
+                  B.size(0) == T && B.size(2) == A.size(1),
+              "eksConv: expert factor shapes A ", A.sizes(), " B ", B.sizes(), " do not fit weight ", w0.sizes());
+}
+
 struct EksConv : public torch::autograd::Function<EksConv> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& xin, const at::Tensor& w0, const at::Tensor& A,
                             const at::Tensor& B, std::vector<int64_t> counts, double s, std::vector<int64_t> stride,
@@ -50,49 +101,16 @@ struct EksConv : public torch::autograd::Function<EksConv> {
     const at::Tensor x = xin.dim() == 4 && xin.suggest_memory_format() == at::MemoryFormat::ChannelsLast
                              ? xin.contiguous(at::MemoryFormat::ChannelsLast)
                              : xin;
-    const int64_t T = A.size(0);
-    TORCH_CHECK(static_cast<int64_t>(counts.size()) == T, "eksConv: counts has ", counts.size(), " entries for ", T, " tasks");
-    int64_t total = 0;
-    for (auto c : counts) {
-      TORCH_CHECK(c >= 0, "eksConv: negative task count");
-      total += c;
-    }
-    TORCH_CHECK(total == x.size(0), "eksConv: task counts sum to ", total, " but the batch has ", x.size(0), " rows");
-    const int64_t k = w0.size(2);
-    TORCH_CHECK(A.dim() == 3 && B.dim() == 3 && A.size(2) == w0.size(1) * k && B.size(1) == w0.size(0) * k &&
-                    B.size(0) == T && B.size(2) == A.size(1),
-                "eksConv: expert factor shapes A ", A.sizes(), " B ", B.sizes(), " do not fit weight ", w0.sizes());
+    checkEks(x, w0, A, B, counts);
     ctx->saved_data["counts"] = counts;
     ctx->saved_data["s"] = s;
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
     ctx->saved_data["dilation"] = dilation;
-    if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
-      auto out = at::conv2d(x, w0, {}, stride, padding, dilation, 1).contiguous(at::MemoryFormat::ChannelsLast);
-      auto X = rows(x), O = rows(out);
-      const int64_t hw = x.size(2) * x.size(3), r = A.size(1);
-      auto Z = at::empty({X.size(0), r}, x.options());
-      int64_t off = 0;
-      for (int64_t t = 0; t < T; t++) {
-        if (counts[t] == 0) continue;
-        auto Zt = Z.narrow(0, off * hw, counts[t] * hw);
-        at::mm_out(Zt, X.narrow(0, off * hw, counts[t] * hw), A[t].t());
-        O.narrow(0, off * hw, counts[t] * hw).addmm_(Zt, B[t].t(), 1, s);
-        off += counts[t];
-      }
-      ctx->save_for_backward({x, w0, A, B, Z});
-      return out;
-    }
-    auto W = mergedAll(w0, A, B, s);
-    ctx->save_for_backward({x, w0, A, B, W});
-    std::vector<at::Tensor> outs;
-    int64_t off = 0;
-    for (int64_t t = 0; t < T; t++) {
-      if (counts[t] == 0) continue;
-      outs.push_back(at::conv2d(x.narrow(0, off, counts[t]), W[t], {}, stride, padding, dilation, 1));
-      off += counts[t];
-    }
-    return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+    auto r = eksForward(x, w0, A, B, counts, s, stride, padding, dilation, c10::nullopt);
+    // slot 4: Z = X A^T on the GEMM path, the merged weights W_all otherwise
+    ctx->save_for_backward({x, w0, A, B, r.second});
+    return r.first;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -170,18 +188,39 @@ struct EksConv : public torch::autograd::Function<EksConv> {
     return {dx, dw0, dA, dB, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
+// Under autocast the op acts as custom_fwd(cast_inputs=<the autocast dtype>): its tensors are
+// cast (with autocast's weight cache) before it runs. Undefined tensors stay undefined.
+void autocastInputs(const at::Tensor& x, std::initializer_list<at::Tensor*> ts) {
+  const auto dev = x.device().type();
+  if (!((dev == c10::DeviceType::CPU || dev == c10::DeviceType::CUDA) && lorkd::autocastEnabled(dev))) return;
+  const auto dt = lorkd::autocastDtype(dev);
+  for (auto* t : ts)
+    if (t->defined()) *t = at::autocast::cached_cast(dt, *t, dev);
+}
 }  // namespace
 
 // eksConv(x, w0, A, B, counts[T], scale, stride[2], padding[2], dilation[2])
 DEF("eksConv", {
   at::Tensor x = T(0), w0 = T(1), A = T(2), B = T(3);
-  const auto dev = x.device().type();
-  if ((dev == c10::DeviceType::CPU || dev == c10::DeviceType::CUDA) && autocastEnabled(dev)) {
-    const auto dt = autocastDtype(dev);
-    x = at::autocast::cached_cast(dt, x, dev);
-    w0 = at::autocast::cached_cast(dt, w0, dev);
-    A = at::autocast::cached_cast(dt, A, dev);
-    B = at::autocast::cached_cast(dt, B, dev);
-  }
+  autocastInputs(x, {&x, &w0, &A, &B});
   R(EksConv::apply(x, w0, A, B, IV(4), D(5), IV(6), IV(7), IV(8)));
+})
+
+// The EKS pass of the inference path (src/infer): the same forward with no autograd record, a
+// folded BatchNorm's bias added by the convolutions and, where the network has one, the ReLU
+// applied in place. eksConvInfer(x, w0, A, B, counts, scale, stride, padding, dilation, bias|null, relu)
+DEF("eksConvInfer", {
+  at::Tensor xin = T(0), w0 = T(1), A = T(2), B = T(3);
+  auto given = OT(9);
+  at::Tensor bias = given ? *given : at::Tensor();
+  autocastInputs(xin, {&xin, &w0, &A, &B, &bias});
+  const at::Tensor x = xin.dim() == 4 && xin.suggest_memory_format() == at::MemoryFormat::ChannelsLast
+                           ? xin.contiguous(at::MemoryFormat::ChannelsLast)
+                           : xin;
+  auto counts = IV(4);
+  checkEks(x, w0, A, B, counts);
+  at::NoGradGuard ng;
+  auto out = eksForward(x, w0, A, B, counts, D(5), IV(6), IV(7), IV(8), given ? c10::optional<at::Tensor>(bias) : c10::nullopt).first;
+  if (B(10)) out.relu_();
+  R(out);
 })

@@ -6,6 +6,7 @@ import { benchEks } from '../../bench/eks.js';
 import { benchOps } from '../../bench/ops.js';
 import { benchDecompose } from '../../bench/decompose.js';
 import { benchData } from '../../bench/data.js';
+import { benchInfer } from '../../bench/infer.js';
 import { STRATEGIES, type Strategy } from '../lorkd/strategies.js';
 import { UserError } from '../tensor/errors.js';
 import { emit, intOption, run, table } from './output.js';
@@ -82,6 +83,38 @@ export function registerBench(program: Command): void {
           table(['batch', 'input', 'lorkd img/s', 'pytorch img/s (best)', 'ratio', 'mtl img/s', 'lorkd step / mtl step'], [
             [r.batch, r.input, `${f1(r.lorkd_img_per_s)} (${r.lorkd_strategy})`, r.pytorch_img_per_s === null ? '-' : `${f1(r.pytorch_img_per_s)} (${r.pytorch_best})`, f1(r.ratio), f1(r.mtl_img_per_s), f1(r.lorkd_over_mtl)],
           ]) + '\n' + machineLine(r.machine),
+        );
+      }),
+    );
+  const list = (name: string, f: (v: string) => number = Number) => (v: string): number[] => {
+    const out = v.split(',').map((e) => f(e.trim()));
+    if (out.some((e) => !Number.isInteger(e) || e < 1)) throw new UserError(`--${name} must be a comma list of positive integers, got "${v}"`);
+    return out;
+  };
+  bench
+    .command('infer')
+    .description('inference img/s on the same weights: lorkd\'s inference path vs PyTorch eager (inference_mode, best memory format) vs onnxruntime-node, and the EKS pass vs the fused expert')
+    .option('--models <list>', 'comma list of models', 'shufflenet_v2_x1_0,resnet18')
+    .option('--inputs <list>', 'comma list of input sizes', list('inputs'), [64, 224])
+    .option('--batches <list>', 'comma list of batch sizes', list('batches'), [1, 8, 32])
+    .option('--threads <list>', 'comma list of intra-op thread counts (all engines)', list('threads'), [1, 2])
+    .option('--seconds <s>', 'minimum time per measurement', (v: string) => Number(v), 1)
+    .option('--eks-tasks <T>', 'tasks of the EKS-pass comparison (0: skip it)', (v: string) => Number(v), 10)
+    .option('--no-torch', 'skip PyTorch')
+    .option('--no-ort', 'skip onnxruntime')
+    .option('--json', 'print one JSON object: rows (one per case), eks, machine')
+    .action((o) =>
+      run(async () => {
+        if (!(o.seconds > 0)) throw new UserError('--seconds must be a positive number');
+        if (!(Number.isInteger(o.eksTasks) && o.eksTasks >= 0)) throw new UserError('--eks-tasks must be an integer >= 0');
+        const models = String(o.models).split(',').map((m) => m.trim());
+        const r = await measured(() =>
+          benchInfer({ models, inputs: o.inputs, batches: o.batches, threads: o.threads, seconds: o.seconds, torch: o.torch !== false, ort: o.ort !== false, eksTasks: o.eksTasks, progress: (l) => process.stderr.write(l + '\n') }),
+        );
+        emit(!!o.json, r, () =>
+          table(['model', 'input', 'batch', 'threads', 'lorkd img/s', 'pytorch img/s', 'ort img/s', 'lorkd/ort', 'lorkd/pytorch'], r.rows.map((e) => [e.model, e.input, e.batch, e.threads, f1(e.lorkd_img_per_s), e.pytorch_img_per_s === null ? '-' : `${f1(e.pytorch_img_per_s)} (${e.pytorch_format})`, f1(e.ort_img_per_s), f1(e.lorkd_over_ort), f1(e.lorkd_over_pytorch)])) +
+            (r.eks.length ? '\n' + table(['EKS pass', 'input', 'batch', 'threads', 'eks img/s', 'fused expert img/s', 'eks time / fused'], r.eks.map((e) => [`${e.tasks} tasks`, e.input, e.batch, e.threads, f1(e.eks_img_per_s), f1(e.fused_img_per_s), f1(e.eks_time_over_fused)])) : '') +
+            '\n' + machineLine(r.machine),
         );
       }),
     );

@@ -7,6 +7,8 @@ import type { DecompositionModel } from '../lorkd/decomposition.js';
 import { type Tensor, tidy, noGrad, softmax } from '../tensor/index.js';
 import { accuracy, auc } from '../eval/metrics.js';
 import type { Method } from './methods/method.js';
+import type { Module } from '../nn/module.js';
+import { InferencePlan } from '../infer/index.js';
 
 export interface TaskResult {
   task: string;
@@ -38,13 +40,23 @@ function prepare(batch: SortedBatch, channelsLast: boolean): Tensor {
   return channelsLast ? batch.images.contiguous('channels_last') : batch.images;
 }
 
-function forEachBatch(loader: DataLoader, fn: (b: SortedBatch) => void): void {
-  for (const b of loader.epoch(0)) {
-    try {
-      noGrad(() => tidy(() => fn(b)));
-    } finally {
-      b.dispose();
+/**
+ * fn on every batch, through the inference path of `net` (src/infer: BatchNorm folded, inference
+ * mode), built once from its weights now; without a network, under no-grad.
+ */
+function forEachBatch(loader: DataLoader, net: Module | null, fn: (b: SortedBatch) => void): void {
+  const plan = net ? InferencePlan.of(net) : null;
+  try {
+    for (const b of loader.epoch(0)) {
+      try {
+        if (plan) plan.run(() => tidy(() => fn(b)));
+        else noGrad(() => tidy(() => fn(b)));
+      } finally {
+        b.dispose();
+      }
     }
+  } finally {
+    plan?.dispose();
   }
 }
 
@@ -64,7 +76,7 @@ export function summarise(suite: TaskSuite, s: Scores): TaskResult[] {
  */
 export function evalFoundation(model: ImageClassifier, suite: TaskSuite, loader: DataLoader, channelsLast = true): { unified: TaskResult[]; restricted: TaskResult[] } {
   model.eval();
-  const r = scoreLogits(suite, loader, true, (b) => {
+  const r = scoreLogits(suite, loader, model, true, (b) => {
     const l = model.forward(prepare(b, channelsLast));
     return b.routing.counts.map((c, t) => (c ? b.routing.slice(l, t) : null));
   });
@@ -74,19 +86,20 @@ export function evalFoundation(model: ImageClassifier, suite: TaskSuite, loader:
 /** The decomposition model (each sample through its own expert and head) on a split. */
 export function evalDecomposition(dm: DecompositionModel, suite: TaskSuite, loader: DataLoader, channelsLast = true): TaskResult[] {
   dm.eval();
-  return scoreLogits(suite, loader, false, (b) => dm.forwardRouted(prepare(b, channelsLast), b.routing).logits).perTask;
+  // Every strategy computes the same function; the inference path runs the fused one.
+  return scoreLogits(suite, loader, dm, false, (b) => dm.forwardRouted(prepare(b, channelsLast), b.routing, 'fused').logits).perTask;
 }
 
 /** One deployed expert (a plain model with task t's head) on task t's samples of a split. */
 export function evalExpert(model: ImageClassifier, taskId: number, suite: TaskSuite, loader: DataLoader, channelsLast = true): TaskResult {
   model.eval();
-  return scoreTask((x) => model.forward(x), taskId, suite, loader, channelsLast);
+  return scoreTask(model, (x) => model.forward(x), taskId, suite, loader, channelsLast);
 }
 
 /** A network of task t (logits over its classes) on task t's rows of a split. */
-function scoreTask(forward: (x: Tensor) => Tensor, taskId: number, suite: TaskSuite, loader: DataLoader, channelsLast: boolean): TaskResult {
+function scoreTask(net: Module, forward: (x: Tensor) => Tensor, taskId: number, suite: TaskSuite, loader: DataLoader, channelsLast: boolean): TaskResult {
   const s = emptyScores(suite.numTasks);
-  forEachBatch(loader, (b) => {
+  forEachBatch(loader, net, (b) => {
     // The batch is sorted by task: task t's rows are one slice (no gather, memory format kept).
     if (taskId >= b.routing.numTasks || !b.routing.counts[taskId]) return;
     const off = b.routing.offsets[taskId]!;
@@ -114,15 +127,15 @@ export interface MethodEval {
  * only if it is the row's own class) and AUC is from the task's columns of the softmax, renormalised.
  */
 export function evalMethod(method: Method, suite: TaskSuite, loader: DataLoader): MethodEval {
-  return scoreLogits(suite, loader, !!method.unifiedHead, (b) => method.logits(b));
+  return scoreLogits(suite, loader, method.module, !!method.unifiedHead, (b) => method.logits(b));
 }
 
 /** Scores per-task logits of task-sorted batches (unified: over all classes; see evalMethod). */
-function scoreLogits(suite: TaskSuite, loader: DataLoader, unified: boolean, logitsOf: (b: SortedBatch) => (Tensor | null)[]): MethodEval {
+function scoreLogits(suite: TaskSuite, loader: DataLoader, net: Module, unified: boolean, logitsOf: (b: SortedBatch) => (Tensor | null)[]): MethodEval {
   const T = suite.numTasks;
   const uni = emptyScores(T);
   const res = emptyScores(T);
-  forEachBatch(loader, (b) => {
+  forEachBatch(loader, net, (b) => {
     logitsOf(b).forEach((l, t) => {
       if (!l) return;
       const task = suite.tasks[t]!;
@@ -155,7 +168,7 @@ export function evalDeployed(method: Method, suite: TaskSuite, loader: DataLoade
       net.module.to(device);
       if (channelsLast) net.module.toChannelsLast();
       net.module.eval();
-      return scoreTask((x) => net.forward(x), t, suite, loader, channelsLast);
+      return scoreTask(net.module, (x) => net.forward(x), t, suite, loader, channelsLast);
     } finally {
       net.dispose();
     }

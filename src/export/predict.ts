@@ -5,7 +5,8 @@
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { readAt, withFile } from '../io/read.js';
 import path from 'node:path';
-import { type Tensor, noGrad, softmax, tensor, tidy, autocast, hostToDevice, type Precision } from '../tensor/index.js';
+import { InferencePlan } from '../infer/index.js';
+import { type Tensor, softmax, tensor, tidy, autocast, hostToDevice, type Precision } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { type Split, SPLITS } from '../data/dataset.js';
 import { loadMedMnist } from '../data/medmnist.js';
@@ -82,23 +83,28 @@ function checkChannels(meta: ExpertMeta): void {
 
 const isNpz = (f: string): boolean => path.extname(f).toLowerCase() === '.npz';
 
-/** Softmax probabilities of a preprocessed batch, one row per image. */
-function probsOf(model: ImageClassifier, x: () => Tensor): Float32Array[] {
-  const p = tidy(() => noGrad(() => softmax(model.forward(x()), 1).toArray() as Float32Array));
+/** Softmax probabilities of a preprocessed batch, one row per image, through the model's inference path. */
+function probsOf(model: ImageClassifier, plan: InferencePlan, x: () => Tensor): Float32Array[] {
+  const p = plan.run(() => tidy(() => softmax(model.forward(x().contiguous('channels_last')), 1).toArray() as Float32Array));
   const n = p.length / model.numClasses;
   return Array.from({ length: n }, (_, i) => p.slice(i * model.numClasses, (i + 1) * model.numClasses));
 }
 
 /**
  * Class probabilities (n rows of numClasses) of uint8 (n, 3, h, w) images, in batches of
- * `batchSize`, each under tidy and noGrad. The model must be in eval mode.
+ * `batchSize`, each under tidy, through the model's inference path (src/infer).
  */
 export function predictProbs(model: ImageClassifier, meta: ExpertMeta, images: Uint8Array, n: number, height: number, width: number, batchSize = 256): Float32Array[] {
   const out: Float32Array[] = [];
   const per = 3 * height * width;
-  for (let b = 0; b < n; b += batchSize) {
-    const m = Math.min(batchSize, n - b);
-    out.push(...probsOf(model, () => preprocess(meta, images.subarray(b * per, (b + m) * per), m, height, width)));
+  const plan = InferencePlan.of(model);
+  try {
+    for (let b = 0; b < n; b += batchSize) {
+      const m = Math.min(batchSize, n - b);
+      out.push(...probsOf(model, plan, () => preprocess(meta, images.subarray(b * per, (b + m) * per), m, height, width)));
+    }
+  } finally {
+    plan.dispose();
   }
   return out;
 }
@@ -346,20 +352,24 @@ export function predictInputs(file: string, inputs: string[], opts: PredictInput
   const o = checkOptions(opts);
   if (inputs.length === 0) throw new UserError('no inputs given');
   const { model, meta } = loadExpertFile(file);
+  let plan: InferencePlan | null = null;
   try {
     const device = opts.device ?? 'cpu';
     const precision = opts.precision ?? 'fp32';
     model.to(device);
+    plan = InferencePlan.of(model);
     const run = new Run(meta, opts);
     for (const b of batches(run, inputs, o)) {
       try {
-        run.add(b, tidy(() => noGrad(() => softmax(autocast(device, precision, () => model.forward(hostToDevice(b.x, device))).float(), 1).toArray() as Float32Array)));
+        const x = () => hostToDevice(b.x, device).contiguous('channels_last');
+        run.add(b, plan.run(() => tidy(() => softmax(autocast(device, precision, () => model.forward(x())).float(), 1).toArray() as Float32Array)));
       } finally {
         b.x.dispose();
       }
     }
     return run.report;
   } finally {
+    plan?.dispose();
     model.dispose();
   }
 }

@@ -7,10 +7,9 @@
 import { Tensor } from '../tensor/tensor.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { noGrad, zerosLike } from '../tensor/creation.js';
-import { foreachAdd_, foreachMul_ } from '../tensor/functional.js';
+import { N } from '../tensor/ops-native.js';
 import { UserError } from '../tensor/errors.js';
-import { sqrt_ } from './inplace.js';
-import { Optimizer, withDefaults, type OptimizerOptions, type ParamGroup, type ParamGroupSpec } from './optimizer.js';
+import { Optimizer, handles, withDefaults, type OptimizerOptions, type ParamGroup, type ParamGroupSpec } from './optimizer.js';
 
 export interface AdamWOptions extends OptimizerOptions {
   /** Decay rates of the first and second moment estimates (default [0.9, 0.999]). */
@@ -80,32 +79,27 @@ export class AdamW extends Optimizer<AdamWOptions, AdamWState> {
     if (params.length === 0) return;
     const { lr, eps, weightDecay, amsgrad } = g;
     const [beta1, beta2] = g.betas;
-    const m = states.map((s) => s.exp_avg);
-    const v = states.map((s) => s.exp_avg_sq);
-
-    if (weightDecay !== 0) foreachMul_(params, 1 - lr * weightDecay);
-    foreachMul_(m, beta1);
-    foreachAdd_(m, grads, 1 - beta1);
-    foreachMul_(v, beta2);
-    for (let i = 0; i < params.length; i++) {
-      const s = states[i]!;
-      const grad = grads[i]!;
-      v[i]!.addcmul_(grad, grad, 1 - beta2);
-      const stepSize = lr / (1 - beta1 ** s.step);
-      const bc2Sqrt = Math.sqrt(1 - beta2 ** s.step);
-      let second = v[i]!;
-      if (amsgrad) {
-        if (s.max_exp_avg_sq === undefined) throw new UserError('AdamW: amsgrad was switched on after training started (no max_exp_avg_sq state)');
-        const max = keep(s.max_exp_avg_sq.maximum(second)); // no in-place maximum in the binding: swap buffers
-        s.max_exp_avg_sq.dispose();
-        s.max_exp_avg_sq = max;
-        second = max;
-      }
-      // denom = sqrt(v) / sqrt(1 - beta2^t) + eps, in the parameter's workspace
-      const denom = sqrt_(this.workspace(params[i]!).copy_(second));
-      denom.div_(bc2Sqrt).add_(eps);
-      params[i]!.addcdiv_(m[i]!, denom, -stepSize);
-      grad.dispose();
+    if (amsgrad && states.some((s) => s.max_exp_avg_sq === undefined)) {
+      throw new UserError('AdamW: amsgrad was switched on after training started (no max_exp_avg_sq state)');
     }
+    // One native call for the group (optim.cc), per parameter:
+    //   p *= 1 - lr * wd;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g g;  vmax = max(vmax, v)
+    //   denom = sqrt(v) / sqrt(1 - beta2^t) + eps (in the parameter's workspace);  p -= lr / (1 - beta1^t) * m / denom
+    N.adamwStep(
+      handles(params),
+      handles(grads),
+      states.map((s) => s.exp_avg.handle),
+      states.map((s) => s.exp_avg_sq.handle),
+      amsgrad ? states.map((s) => s.max_exp_avg_sq!.handle) : null,
+      params.map((p) => this.workspace(p).handle),
+      states.map((s) => lr / (1 - beta1 ** s.step)),
+      states.map((s) => Math.sqrt(1 - beta2 ** s.step)),
+      lr,
+      beta1,
+      beta2,
+      eps,
+      weightDecay,
+    );
+    for (const grad of grads) grad.dispose();
   }
 }

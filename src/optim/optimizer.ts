@@ -2,6 +2,7 @@
 // each with its own hyper-parameters (schedulers change `lr` per group); per-parameter state
 // (momentum buffers, moment estimates, step counts) is created lazily on the first step and
 // saved/restored through stateDict()/loadStateDict() for resumable training.
+import type { NativeHandle } from '../tensor/native.js';
 import { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
 import { noGrad, tensor, zerosLike } from '../tensor/creation.js';
@@ -38,6 +39,9 @@ export interface OptimizerStateDict {
   groups: GroupState[];
   tensors: Map<string, Tensor>;
 }
+
+/** The native handles of tensors (the multi-tensor steps take whole lists in one call). */
+export const handles = (ts: Tensor[]): NativeHandle[] => ts.map((t) => t.handle);
 
 /**
  * The defaults of an optimizer: `base` overridden by the caller's `options`; an option that

@@ -7,9 +7,10 @@
 import { Tensor } from '../tensor/tensor.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { noGrad } from '../tensor/creation.js';
-import { foreachAdd_, foreachMul_ } from '../tensor/functional.js';
+import { N } from '../tensor/ops-native.js';
+import type { NativeHandle } from '../tensor/native.js';
 import { UserError } from '../tensor/errors.js';
-import { Optimizer, withDefaults, type OptimizerOptions, type ParamGroup, type ParamGroupSpec } from './optimizer.js';
+import { Optimizer, handles, withDefaults, type OptimizerOptions, type ParamGroup, type ParamGroupSpec } from './optimizer.js';
 
 export interface SGDOptions extends OptimizerOptions {
   /** Momentum factor (default 0: plain SGD). */
@@ -71,38 +72,15 @@ export class SGD extends Optimizer<SGDOptions, SGDState> {
     }
     if (params.length === 0) return;
     const { lr, momentum, dampening, nesterov, weightDecay } = g;
-    // d = grad + weightDecay * p. It is computed in the parameter's workspace (never in .grad)
-    // when it differs from the gradient or Nesterov adds to it; no allocation after the first step.
+    // One native call for the group (optim.cc): d = grad + weightDecay * p is computed in the
+    // parameter's workspace (never in .grad) when it differs from the gradient or Nesterov adds
+    // to it; the first step's momentum buffers come back from it.
     const own = weightDecay !== 0 || (momentum !== 0 && nesterov);
-    let d = grads;
-    if (own) {
-      d = params.map((p, i) => this.workspace(p).copy_(grads[i]!));
-      if (weightDecay !== 0) foreachAdd_(d, params, weightDecay);
-    }
-    let update = d;
-    if (momentum !== 0) {
-      const bufs: Tensor[] = [];
-      const old: Tensor[] = [];
-      const oldD: Tensor[] = [];
-      params.forEach((p, i) => {
-        const s = this.state.get(p);
-        if (s === undefined) {
-          const buf = keep(d[i]!.clone()); // first step: the buffer is a copy of d
-          this.state.set(p, { momentum_buffer: buf });
-          bufs.push(buf);
-        } else {
-          old.push(s.momentum_buffer);
-          oldD.push(d[i]!);
-          bufs.push(s.momentum_buffer);
-        }
-      });
-      if (old.length) {
-        foreachMul_(old, momentum);
-        foreachAdd_(old, oldD, 1 - dampening);
-      }
-      if (nesterov) foreachAdd_(d, bufs, momentum); // d is the workspace here
-      else update = bufs;
-    }
-    foreachAdd_(params, update, -lr);
+    const bufs = params.map((p) => (momentum !== 0 ? (this.state.get(p)?.momentum_buffer.handle ?? null) : null));
+    const work = own ? params.map((p) => this.workspace(p).handle) : grads.map((t) => t.handle);
+    const created = N.sgdStep(handles(params), handles(grads), work, bufs, lr, momentum, dampening, nesterov, weightDecay) as (NativeHandle | null)[];
+    created.forEach((h, i) => {
+      if (h !== null) this.state.set(params[i]!, { momentum_buffer: keep(Tensor.wrap(h)) });
+    });
   }
 }

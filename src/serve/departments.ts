@@ -7,6 +7,7 @@ import type { DecompositionModel } from '../lorkd/decomposition.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import type { ExpertMeta } from '../export/expert-file.js';
 import { UserError } from '../tensor/errors.js';
+import { forgetPlan } from './forward.js';
 
 /** How a department's images are turned into model input (an expert file's preprocessing record). */
 export type Preprocessing = Pick<ExpertMeta, 'inputSize' | 'channels' | 'resize' | 'mean' | 'std'>;
@@ -40,7 +41,10 @@ export class SharedDecomposition extends RefCounted {
     readonly model: DecompositionModel,
     readonly source: string,
   ) {
-    super(() => model.dispose());
+    super(() => {
+      forgetPlan(model);
+      model.dispose();
+    });
     this.init();
   }
 }
@@ -62,7 +66,10 @@ export interface DepartmentSpec {
 
 /** Frees a spec that will not become a version (its plain model and its reference to the shared model). */
 export function disposeSpec(spec: DepartmentSpec): void {
-  spec.plain?.dispose();
+  if (spec.plain) {
+    forgetPlan(spec.plain);
+    spec.plain.dispose();
+  }
   spec.eks?.shared.release();
 }
 

@@ -3,11 +3,30 @@
 // expert and head) and plain (one model, one department). Both return softmax probabilities per
 // input, in input order, and free everything they create. The inputs are made on the host; the
 // batch goes to the model's device (pinned, non-blocking on CUDA) and runs under the service's
-// precision (autocast).
+// precision (autocast). Both run the network's inference path (src/infer), built once per model.
 import type { DecompositionModel } from '../lorkd/decomposition.js';
 import { Routing } from '../lorkd/routing.js';
 import type { ImageClassifier } from '../models/classifier.js';
-import { type Tensor, cat, noGrad, softmax, tidy, autocast, hostToDevice, type Precision } from '../tensor/index.js';
+import type { Module } from '../nn/module.js';
+import { type Tensor, cat, softmax, tidy, autocast, hostToDevice, type Precision } from '../tensor/index.js';
+import { InferencePlan } from '../infer/index.js';
+
+// A served model's weights never change: its plan is made on its first batch and lives as long
+// as it does (the folded weights are freed with it, by the garbage collector, or by forgetPlan).
+const plans = new WeakMap<Module, InferencePlan>();
+function planOf(model: Module): InferencePlan {
+  let p = plans.get(model);
+  if (!p) {
+    p = InferencePlan.of(model);
+    plans.set(model, p);
+  }
+  return p;
+}
+/** Frees the inference path of a model that is being disposed. */
+export function forgetPlan(model: Module): void {
+  plans.get(model)?.dispose();
+  plans.delete(model);
+}
 
 /** The rows of a (n, c) probability tensor as separate arrays. */
 function rowsOf(p: Tensor): Float32Array[] {
@@ -27,9 +46,10 @@ export function eksProbs(dm: DecompositionModel, inputs: Tensor[], tasks: readon
   const routing = Routing.fromSortedTaskIds(tasks, dm.numTasks);
   const device = dm.device;
   try {
-    return noGrad(() =>
+    return planOf(dm).run(() =>
       tidy(() => {
-        const { logits } = autocast(device, precision, () => dm.forwardRouted(batchOf(inputs, device), routing));
+        // Every EKS strategy computes the same function; the inference path runs the fused one.
+        const { logits } = autocast(device, precision, () => dm.forwardRouted(batchOf(inputs, device), routing, 'fused'));
         return logits.flatMap((l) => (l ? rowsOf(softmax(l.float(), 1)) : []));
       }),
     );
@@ -41,5 +61,5 @@ export function eksProbs(dm: DecompositionModel, inputs: Tensor[], tasks: readon
 /** One plain model over its department's inputs. */
 export function plainProbs(model: ImageClassifier, inputs: Tensor[], precision: Precision = 'fp32'): Float32Array[] {
   const device = model.device;
-  return noGrad(() => tidy(() => rowsOf(softmax(autocast(device, precision, () => model.forward(batchOf(inputs, device))).float(), 1))));
+  return planOf(model).run(() => tidy(() => rowsOf(softmax(autocast(device, precision, () => model.forward(batchOf(inputs, device))).float(), 1))));
 }

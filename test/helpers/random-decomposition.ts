@@ -3,17 +3,25 @@
 import { noGrad } from '../../src/tensor/index.js';
 import { BatchNorm2d } from '../../src/nn/index.js';
 import type { DecompositionModel } from '../../src/lorkd/index.js';
+import type { Module } from '../../src/nn/module.js';
 
-export function randomizeDecomposition(dm: DecompositionModel, o: { headStd?: number } = {}): DecompositionModel {
+/** Every BatchNorm's statistics and affine parameters away from their identity init. */
+export function randomizeBatchNorms(net: Module): void {
   noGrad(() => {
-    for (const [, c] of dm.expertConvs()) c.getModule('expertB').parameters().forEach((b) => b.normal_(0, 0.05));
-    for (const m of dm.modules()) {
+    for (const m of net.modules()) {
       if (!(m instanceof BatchNorm2d)) continue;
       m.getBuffer('running_mean').normal_(0, 0.1);
       m.getBuffer('running_var').uniform_(0.5, 1.5);
       m.getParameter('weight').uniform_(0.5, 1.5);
       m.getParameter('bias').uniform_(-0.2, 0.2);
     }
+  });
+}
+
+export function randomizeDecomposition(dm: DecompositionModel, o: { headStd?: number } = {}): DecompositionModel {
+  randomizeBatchNorms(dm);
+  noGrad(() => {
+    for (const [, c] of dm.expertConvs()) c.getModule('expertB').parameters().forEach((b) => b.normal_(0, 0.05));
     if (o.headStd !== undefined) for (let t = 0; t < dm.numTasks; t++) dm.head(t).weight.normal_(0, o.headStd);
   });
   return dm;

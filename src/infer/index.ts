@@ -1,0 +1,4 @@
+// The inference path: BatchNorm folded, ReLU fused, weights pre-packed, libtorch's inference mode.
+export { InferencePlan, withInference } from './plan.js';
+export { foldConvBn, foldExpertBn, type FoldedConv, type FoldedExpert } from './fold.js';
+export { InferenceConv2d, InferenceExpertConv2d, type ConvGeometry } from './layers.js';

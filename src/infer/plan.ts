@@ -1,0 +1,157 @@
+// An InferencePlan: a network's inference path, built once from its current weights. Every
+// convolution followed by a BatchNorm (and ReLU) becomes one InferenceConv2d (or, for LoRKD's
+// expert convolutions, one InferenceExpertConv2d): BatchNorm folded exactly, ReLU fused, weights
+// pre-packed. `run(fn)` swaps those layers in, runs fn in libtorch's inference mode and swaps the
+// originals back, so the network itself (its state dict, its training) is never changed; a
+// deployed network keeps one plan for its whole life, an evaluation builds one per pass.
+import { Module } from '../nn/module.js';
+import { Conv2d } from '../nn/conv.js';
+import { BatchNorm2d } from '../nn/batchnorm.js';
+import { ReLU, Identity } from '../nn/basic.js';
+import { Sequential } from '../nn/sequential.js';
+import { inferenceMode } from '../tensor/index.js';
+import { UserError } from '../tensor/errors.js';
+import { ExpertConv2d } from '../lorkd/expert-conv.js';
+import { DecompositionModel } from '../lorkd/decomposition.js';
+import { BasicBlock, Bottleneck, ResNet } from '../models/resnet.js';
+import { foldConvBn, foldExpertBn } from './fold.js';
+import { InferenceConv2d, InferenceExpertConv2d, type ConvGeometry } from './layers.js';
+
+interface Swap {
+  parent: Module;
+  name: string;
+  original: Module;
+  replacement: Module;
+}
+
+// Blocks whose `relu` child only ever follows the listed conv<i>/bn<i> pairs (torchvision's
+// ResNet): there the ReLU is fused into those convolutions and the child becomes an Identity.
+const RELU_AFTER = new Map<Function, string[]>([
+  [ResNet, ['1']],
+  [BasicBlock, ['1']],
+  [Bottleneck, ['1', '2']],
+]);
+
+const isConv = (m: Module | undefined): m is Conv2d | ExpertConv2d => m instanceof Conv2d || m instanceof ExpertConv2d;
+const foldable = (m: Module | undefined): m is BatchNorm2d => m instanceof BatchNorm2d && m.trackRunningStats;
+
+function geometryOf(c: Conv2d | ExpertConv2d): ConvGeometry {
+  return { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c instanceof Conv2d ? c.groups : 1 };
+}
+
+export class InferencePlan {
+  readonly #swaps: Swap[] = [];
+  readonly #folded = new Map<Module, Module>();
+  #applied = false;
+  #disposed = false;
+
+  /**
+   * The plan of a network's eval-mode forward, from its weights and BatchNorm statistics now
+   * (later changes need a new plan).
+   */
+  static of(model: Module): InferencePlan {
+    return new InferencePlan(model);
+  }
+
+  private constructor(readonly model: Module) {
+    const parents = model.modules();
+    // The decomposition model runs its backbone's forward, which reads the backbone's own children.
+    if (model instanceof DecompositionModel) parents.push(...model.backbone.modules().filter((m) => !parents.includes(m)));
+    for (const p of parents) {
+      if (p instanceof Sequential) this.#sequential(p);
+      else if (!(p instanceof DecompositionModel)) this.#named(p); // its backbone's children are the ones that run
+    }
+  }
+
+  /** Number of convolutions with a BatchNorm folded in. */
+  get foldedConvs(): number {
+    return this.#folded.size;
+  }
+
+  #fold(conv: Conv2d | ExpertConv2d, bn: BatchNorm2d, relu: boolean): Module {
+    let f = this.#folded.get(conv);
+    if (!f) {
+      const g = geometryOf(conv);
+      f = conv instanceof ExpertConv2d ? new InferenceExpertConv2d(foldExpertBn(conv.weights(), bn), g, relu) : new InferenceConv2d(foldConvBn(conv.weight, conv.bias, bn), g, relu);
+      this.#folded.set(conv, f);
+    }
+    return f;
+  }
+
+  #swap(parent: Module, name: string, replacement: Module): void {
+    this.#swaps.push({ parent, name, original: parent.getModule(name), replacement });
+  }
+
+  // conv, bn[, relu] in a row.
+  #sequential(s: Sequential): void {
+    const layers = [...s];
+    for (let i = 0; i + 1 < layers.length; i++) {
+      const conv = layers[i];
+      const bn = layers[i + 1];
+      if (!isConv(conv) || !foldable(bn)) continue;
+      const relu = layers[i + 2] instanceof ReLU;
+      this.#swap(s, String(i), this.#fold(conv, bn, relu));
+      this.#swap(s, String(i + 1), new Identity());
+      if (relu) this.#swap(s, String(i + 2), new Identity());
+      i += relu ? 2 : 1;
+    }
+  }
+
+  // Children conv<i> and bn<i> (torchvision's names), with the ReLU of RELU_AFTER.
+  #named(p: Module): void {
+    const reluAfter = RELU_AFTER.get(p.constructor) ?? [];
+    const fused = new Set<string>();
+    for (const [name, conv] of p.namedChildren()) {
+      const i = /^conv(\d*)$/.exec(name)?.[1];
+      if (i === undefined || !isConv(conv) || !p.hasModule(`bn${i}`)) continue;
+      const bn = p.getModule(`bn${i}`);
+      if (!foldable(bn)) continue;
+      this.#swap(p, name, this.#fold(conv, bn, reluAfter.includes(i)));
+      this.#swap(p, `bn${i}`, new Identity());
+      fused.add(i);
+    }
+    // The ReLU child goes only when every convolution it follows has it fused.
+    if (reluAfter.length > 0 && reluAfter.every((i) => fused.has(i)) && p.hasModule('relu') && p.getModule('relu') instanceof ReLU) {
+      this.#swap(p, 'relu', new Identity());
+    }
+  }
+
+  /**
+   * fn with the folded layers in place and the network in eval mode, in inference mode. fn must
+   * be synchronous (the network holds its folded layers only while it runs). Afterwards every
+   * module has its own layers and training flag back. A nested run of the same plan just runs fn.
+   */
+  run<R>(fn: () => R): R {
+    if (this.#disposed) throw new UserError('InferencePlan: used after dispose()');
+    if (this.#applied) return inferenceMode(fn);
+    const modes = this.model.modules().map((m) => [m, m.training] as const);
+    for (const s of this.#swaps) s.parent.registerModule(s.name, s.replacement);
+    this.#applied = true;
+    try {
+      this.model.eval();
+      return inferenceMode(fn);
+    } finally {
+      for (let i = this.#swaps.length - 1; i >= 0; i--) this.#swaps[i]!.parent.registerModule(this.#swaps[i]!.name, this.#swaps[i]!.original);
+      for (const [m, training] of modes) m.training = training;
+      this.#applied = false;
+    }
+  }
+
+  /** Frees the folded weights (the network's own are untouched). */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const f of this.#folded.values()) f.dispose();
+    this.#folded.clear();
+  }
+}
+
+/** fn under a plan of `model` built for this call alone (an evaluation pass). */
+export function withInference<R>(model: Module, fn: () => R): R {
+  const plan = InferencePlan.of(model);
+  try {
+    return plan.run(fn);
+  } finally {
+    plan.dispose();
+  }
+}
