@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeTaskNpz, lorkdOk, lorkdSpawn, lastJson } from './helpers/pipeline.js';
-import { availableMethods } from '../src/experiments/methods/index.js';
+import { comparableMethods } from '../src/experiments/methods/index.js';
 import { estimate, pairedDifference, t975 } from '../src/experiments/stats.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-compare-'));
@@ -90,7 +90,7 @@ test('compare: every method, killed with SIGKILL and continued, schema, deployed
   assert.deepEqual(JSON.parse(readFileSync(path.join(OUT, 'compare.json'), 'utf8')).methods, out.methods);
   assert.deepEqual(out.tasks, ['grey2', 'rgb3']);
   assert.deepEqual(out.seeds, [0, 1]);
-  assert.deepEqual(Object.keys(out.methods).sort(), availableMethods().slice().sort());
+  assert.deepEqual(Object.keys(out.methods).sort(), comparableMethods().slice().sort());
 
   const lorkd = out.methods.lorkd!;
   for (const [name, m] of Object.entries(out.methods)) {

@@ -61,13 +61,13 @@ export function runtimeOf(o: any, rt?: CliRuntime): { device: string; precision:
 }
 
 /** The options of the methods that distil and decompose (their specs list which they take): --kd, --alpha, --beta, --strategy, and with `rank` --rank and --lora-alpha. */
-export function methodOptions(c: Command, o: { rank: boolean; kdHelp?: string }): Command {
-  c.option('--kd <mode>', o.kdHelp ?? 'feature (released code) | logits | none', 'feature')
+export function methodOptions(c: Command, o: { rank: boolean; kdHelp?: string; kdDefault?: string; rankDefault?: number | null }): Command {
+  c.option('--kd <mode>', o.kdHelp ?? 'feature (released code) | logits | none', o.kdDefault ?? 'feature')
     .option('--alpha <t>', 'KD temperature', numberOption('alpha'), 10)
     .option('--beta <w>', 'KD weight', numberOption('beta'), 1)
     .option('--strategy <s>', `EKS strategy of LoRKD: auto | ${STRATEGIES.join(' | ')}`, 'auto');
   if (o.rank) {
-    c.option('--rank <r>', 'expert rank: one for every task (8) or one per task (breastmnist=4,retinamnist=16)', (v: string) => parseRankSpec(v), 8).option('--lora-alpha <a>', 'expert scaling numerator (delta = BA * a / r); default r', numberOption('lora-alpha'));
+    c.option('--rank <r>', 'expert rank: one for every task (8) or one per task (breastmnist=4,retinamnist=16)', (v: string) => parseRankSpec(v), o.rankDefault === null ? undefined : (o.rankDefault ?? 8)).option('--lora-alpha <a>', 'expert scaling numerator (delta = BA * a / r); default r', numberOption('lora-alpha'));
   }
   return c;
 }

@@ -25,9 +25,8 @@ export function registerGrow(program: Command, rt: CliRuntime): void {
     .requiredOption('--out <dir>', 'run directory')
     .option('--model <name>', 'backbone (must be the decomposition\'s)', 'shufflenet_v2_x1_0')
     .option('--foundation <file>', 'the teacher for --kd feature|logits: a foundation model file or ONNX model that knows the new tasks')
-    .addHelpText('after', '\nThe new tasks (--tasks: bundled names, .npz files or folders) must not be tasks of the decomposition. --input defaults to the\ndecomposition\'s recorded input size; another size is refused (its BatchNorm statistics were taken at that size). --rank defaults\nto the decomposition\'s largest rank; --kd defaults to none here.');
-  methodOptions(c, { rank: true });
-  c.setOptionValueWithSource('kd', 'none', 'default');
+    .addHelpText('after', '\nThe new tasks (--tasks: bundled names, .npz files or folders) must not be tasks of the decomposition. --input defaults to the\ndecomposition\'s recorded input size; another size is refused (its BatchNorm statistics were taken at that size). --rank defaults\nto the decomposition\'s largest rank.');
+  methodOptions(c, { rank: true, kdDefault: 'none', rankDefault: null });
   c.action((o) =>
     run(async () => {
       const file = String(o.decomposition);

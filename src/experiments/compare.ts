@@ -12,7 +12,7 @@ import { UserError } from '../tensor/errors.js';
 import { RunDir } from './run-dir.js';
 import { runMethod, usesTeacher, type MethodResult, type MethodRunOptions } from './run-method.js';
 import { FOUNDATION_FILE } from './foundation.js';
-import { availableMethods, methodName, methodSpec, REFERENCE_METHOD, TEACHER_METHOD, type MethodName } from './methods/index.js';
+import { comparableMethods, methodName, methodSpec, REFERENCE_METHOD, TEACHER_METHOD, type MethodName } from './methods/index.js';
 import { estimate, pairedDifference, type Estimate } from './stats.js';
 import type { RankSpec } from '../lorkd/decomposition.js';
 
@@ -58,7 +58,7 @@ export interface CompareResult {
 
 /** The methods of `--methods all|LIST`. */
 export function parseMethods(text: string): MethodName[] {
-  const names = text === 'all' ? availableMethods().filter((n) => !methodSpec(n).needsDecomposition) : text.split(',').map((s) => methodName(s.trim()));
+  const names = text === 'all' ? comparableMethods() : text.split(',').map((s) => methodName(s.trim()));
   if (!names.length) throw new UserError('--methods needs at least one method');
   if (new Set(names).size !== names.length) throw new UserError(`--methods lists a method twice: ${text}`);
   return names;

@@ -7,6 +7,7 @@ import type { Optimizer, OptimizerStateDict } from '../optim/optimizer.js';
 import type { LRScheduler, SchedulerStateDict } from '../optim/lr-scheduler.js';
 import { type Tensor, getRngState, setRngState, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
+import { upgradeStackedTrainState } from './train-state-upgrade.js';
 
 export interface TrainState {
   /** Last completed epoch (0-based; -1 when a checkpoint inside the first epoch). */
@@ -56,7 +57,8 @@ function loadModelPart(file: string, tensors: Map<string, Tensor>, metadata: Rec
 export function checkTrainState(file: string, model: Module): void {
   const { tensors, metadata } = loadSafetensors(file);
   try {
-    loadModelPart(file, tensors, metadata, model);
+    // The split views of a checkpoint of earlier versions are freed with the scope.
+    tidy(() => loadModelPart(file, upgradeStackedTrainState(model, tensors, metadata.optimizer_groups ?? '[]')?.tensors ?? tensors, metadata, model));
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
@@ -64,18 +66,24 @@ export function checkTrainState(file: string, model: Module): void {
 
 /** Restores model, optimizer, scheduler and RNG; returns the epoch and extras. */
 export function loadTrainState(file: string, model: Module, optimizer: AnyOptimizer, scheduler: LRScheduler | null): TrainState {
-  const { tensors, metadata } = loadSafetensors(file);
+  const { tensors: stored, metadata } = loadSafetensors(file);
   try {
-    loadModelPart(file, tensors, metadata, model);
-    const optimTensors = new Map<string, Tensor>();
-    for (const [k, v] of tensors) if (k.startsWith('optim.')) optimTensors.set(k.slice(6), v);
-    optimizer.loadStateDict({ groups: JSON.parse(metadata.optimizer_groups ?? '[]'), tensors: optimTensors });
-    const sched = JSON.parse(metadata.scheduler ?? 'null') as SchedulerStateDict | null;
-    if (scheduler && sched) scheduler.loadStateDict(sched);
-    const rng = tensors.get('rng.cpu');
-    if (rng) setRngState(rng);
-    return { epoch: Number(metadata.epoch), step: Number(metadata.step ?? 0), extra: JSON.parse(metadata.extra ?? '{}') };
+    // A checkpoint of earlier versions (stacked expert factors) is read in the current layout
+    // (its split views are freed with the scope).
+    return tidy(() => {
+      const upgraded = upgradeStackedTrainState(model, stored, metadata.optimizer_groups ?? '[]');
+      const tensors = upgraded?.tensors ?? stored;
+      loadModelPart(file, tensors, metadata, model);
+      const optimTensors = new Map<string, Tensor>();
+      for (const [k, v] of tensors) if (k.startsWith('optim.')) optimTensors.set(k.slice(6), v);
+      optimizer.loadStateDict({ groups: JSON.parse(upgraded?.groups ?? metadata.optimizer_groups ?? '[]'), tensors: optimTensors });
+      const sched = JSON.parse(metadata.scheduler ?? 'null') as SchedulerStateDict | null;
+      if (scheduler && sched) scheduler.loadStateDict(sched);
+      const rng = tensors.get('rng.cpu');
+      if (rng) setRngState(rng);
+      return { epoch: Number(metadata.epoch), step: Number(metadata.step ?? 0), extra: JSON.parse(metadata.extra ?? '{}') as Record<string, unknown> };
+    });
   } finally {
-    for (const t of tensors.values()) t.dispose();
+    for (const t of stored.values()) t.dispose();
   }
 }

@@ -30,6 +30,11 @@ export function availableMethods(): MethodName[] {
   return SPECS.map((s) => s.name);
 }
 
+/** The methods `compare --methods all` runs: every registered one but those that grow a given decomposition. */
+export function comparableMethods(): MethodName[] {
+  return SPECS.filter((s) => !s.needsDecomposition).map((s) => s.name);
+}
+
 /** The spec of a method (one-line error listing the known ones). */
 export function methodSpec(name: string): MethodSpec {
   const s = findMethodSpec(name);
