@@ -32,8 +32,9 @@ const tasks = expandTaskList(arg('tasks', 'med6').split(','));
 if (tasks.length < 2) throw new Error('--tasks needs at least two tasks (the last one is grown)');
 const [old, fresh] = [tasks.slice(0, -1), tasks[tasks.length - 1]!];
 const seeds = arg('seeds', '0,1,2').split(',').map(Number);
-const budget = ['--epochs', arg('epochs', '12'), '--input', arg('input', '64'), '--batch', arg('batch', '128'), '--strategy', arg('strategy', 'auto')];
-const rank = ['--rank', arg('rank', '8')];
+const budget = ['--epochs', arg('epochs', '12'), '--input', arg('input', '64'), '--batch', arg('batch', '128')];
+/** LoRKD's own options (STL takes neither). */
+const rank = ['--rank', arg('rank', '8'), '--strategy', arg('strategy', 'auto')];
 
 interface Result {
   tasks: string[];
