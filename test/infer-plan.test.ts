@@ -55,11 +55,18 @@ for (const name of ['shufflenet_v2_x0_5', 'resnet18', 'resnet50']) {
   });
 }
 
-// Every strategy on ShuffleNetV2; two on ResNet (its named conv/bn pairs), to keep the file fast.
-for (const [backbone, strategies] of [['shufflenet_v2_x0_5', STRATEGIES], ['resnet18', ['fused', 'loop']]] as const) {
-  test(`decomposition model (${backbone}): the folded EKS pass equals the unfolded output of ${strategies.join(', ')} within 1e-5`, () => {
+// Every strategy on ShuffleNetV2; two on ResNet (its named conv/bn pairs), to keep the file fast;
+// and a rank per task (factors zero-padded to the largest rank when packed).
+const CASES: [string, readonly string[], number | Record<string, number>][] = [
+  ['shufflenet_v2_x0_5', STRATEGIES, 2],
+  ['shufflenet_v2_x0_5', ['fused', 'loop'], { task0: 1, task1: 4, task2: 2 }],
+  ['resnet18', ['fused', 'loop'], 2],
+];
+for (const [backbone, strategies, rank] of CASES) {
+  test(`decomposition model (${backbone}, rank ${JSON.stringify(rank)}): the folded EKS pass equals the unfolded output of ${strategies.join(', ')} within 1e-5`, () => {
     manualSeed(2);
-    const dm = new DecompositionModel({ model: backbone, tasks: TASKS, rank: 2, strategy: 'fused' });
+    const live = memory().liveTensors;
+    const dm = new DecompositionModel({ model: backbone, tasks: TASKS, rank, strategy: 'fused' });
     randomize(dm);
     dm.eval();
     const routing = new Routing([2, 0, 3]);
@@ -68,7 +75,7 @@ for (const [backbone, strategies] of [['shufflenet_v2_x0_5', STRATEGIES], ['resn
       const x = randn([5, 3, 16, 16]).contiguous('channels_last');
       const got = plan.run(() => dm.forwardRouted(x, routing, 'fused'));
       for (const s of strategies) {
-        const ref = noGrad(() => dm.forwardRouted(x, routing, s));
+        const ref = noGrad(() => dm.forwardRouted(x, routing, s as (typeof STRATEGIES)[number]));
         assert.ok(maxRelDiff(got.features, ref.features) <= 1e-5, `${s}: features differ by ${maxRelDiff(got.features, ref.features)}`);
         ref.logits.forEach((l, t) => {
           if (!l) return assert.equal(got.logits[t], null);
@@ -79,6 +86,7 @@ for (const [backbone, strategies] of [['shufflenet_v2_x0_5', STRATEGIES], ['resn
     plan.dispose();
     routing.dispose();
     dm.dispose();
+    assert.equal(memory().liveTensors, live, 'plan, model and packed factors all freed');
   });
 }
 

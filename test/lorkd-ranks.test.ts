@@ -22,7 +22,8 @@ test('--rank and --ranks parse one rank or a rank per task; bad input is a one-l
 test('params per task: each task\'s expert count is its rank times the rank-1 count, and the model has exactly that many', () => {
   const names = ['a', 'b', 'c'];
   const r = complexity({ model: 'shufflenet_v2_x0_5', tasks: 3, rank: [1, 4, 2], names, input: 32, classes: [2, 2, 2] });
-  const one = complexity({ model: 'shufflenet_v2_x0_5', tasks: 1, rank: 1, input: 32, classes: [2] });
+  const one = complexity({ model: 'shufflenet_v2_x0_5', tasks: 1, rank: [1], input: 32, classes: [2] });
+  assert.deepEqual(complexity({ model: 'shufflenet_v2_x0_5', tasks: 3, rank: 4, input: 32 }).per_task, [], 'one rank for every task: nothing per task');
   const perRank1 = one.per_task[0]!.params_experts;
   assert.deepEqual(r.per_task.map((t) => [t.name, t.rank, t.params_experts]), [['a', 1, perRank1], ['b', 4, 4 * perRank1], ['c', 2, 2 * perRank1]]);
   const dm = new DecompositionModel({ model: 'shufflenet_v2_x0_5', tasks: names.map((name) => ({ name, classNames: ['x', 'y'] })), rank: { a: 1, b: 4, c: 2 } });

@@ -17,6 +17,7 @@ test('the registry lists torchvision names and rejects unknown ones with the lis
   assert.deepEqual(listModels(), [
     'resnet18', 'resnet34', 'resnet50',
     'shufflenet_v2_x0_5', 'shufflenet_v2_x1_0', 'shufflenet_v2_x1_5', 'shufflenet_v2_x2_0',
+    'vit_b_16', 'vit_tiny_p8',
   ]);
   assert.throws(
     () => createModel('shufflenet_v3'),

@@ -343,7 +343,9 @@ test('predict with the .onnx file (onnxruntime-node) gives the probabilities of 
   assert.deepEqual(got.predictions.map((p) => [p.input, p.index, p.class, p.label]), want.predictions.map((p) => [p.input, p.index, p.class, p.label]));
   let worst = 0;
   got.predictions.forEach((p, i) => b.meta.classNames.forEach((c) => (worst = Math.max(worst, Math.abs(p.probs[c]! - want.predictions[i]!.probs[c]!)))));
-  assert.ok(worst < 1e-5, `probabilities differ by ${worst}`);
+  // predict runs the folded inference path (BatchNorm inside the conv weights, rounded once in
+  // float32), the ONNX graph the exported layers: the same function in another order of operations.
+  assert.ok(worst < 5e-5, `probabilities differ by ${worst}`);
   // The limit (40) is reached inside the npz: the folder is not read.
   assert.deepEqual(got.failures, []);
   const all = await predictInputsOnnx(onnx, [folder], {});

@@ -87,7 +87,7 @@ export interface ComplexityReport {
   tasks: number;
   /** The largest rank (every task's when they are equal). */
   rank: number;
-  /** Per task (names task0, task1, ... unless given). */
+  /** Per task, when the ranks are given per task (names task0, task1, ... unless given); empty for one rank. */
   per_task: TaskComplexity[];
   input: number;
   params_training: number;
@@ -117,8 +117,9 @@ export function complexity(o: { model?: string; tasks: number; rank: number | re
       .filter((c) => c.kind === 'conv' && c.groups === 1)
       .reduce((s, c) => s + (c.kernel === 1 ? r * (c.inChannels + c.outChannels) : c.outChannels * c.inChannels * c.kernel * c.kernel) * c.outPixels, 0);
     const ranks = taskRanks(o.tasks, o.rank);
-    const rank = Math.max(...ranks);
-    const per_task = ranks.map((r, t) => ({ name: o.names?.[t] ?? `task${t}`, rank: r, params_experts: expertParams(shape, 1, r), flops_training: deployMacs + expertMacs(r) }));
+    const rank = ranks.reduce((a, r) => Math.max(a, r), 0);
+    // Per task only where ranks are per task: a uniform rank over a million tasks lists nothing.
+    const per_task = typeof o.rank === 'number' ? [] : ranks.map((r, t) => ({ name: o.names?.[t] ?? `task${t}`, rank: r, params_experts: expertParams(shape, 1, r), flops_training: deployMacs + expertMacs(r) }));
     return {
       model, tasks: o.tasks, rank, per_task, input,
       params_training: all - heads,

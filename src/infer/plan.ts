@@ -9,7 +9,7 @@ import { Conv2d } from '../nn/conv.js';
 import { BatchNorm2d } from '../nn/batchnorm.js';
 import { ReLU, Identity } from '../nn/basic.js';
 import { Sequential } from '../nn/sequential.js';
-import { inferenceMode } from '../tensor/index.js';
+import { inferenceMode, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { ExpertConv2d } from '../lorkd/expert-conv.js';
 import { DecompositionModel } from '../lorkd/decomposition.js';
@@ -72,7 +72,8 @@ export class InferencePlan {
     let f = this.#folded.get(conv);
     if (!f) {
       const g = geometryOf(conv);
-      f = conv instanceof ExpertConv2d ? new InferenceExpertConv2d(foldExpertBn(conv.weights(), bn), g, relu) : new InferenceConv2d(foldConvBn(conv.weight, conv.bias, bn), g, relu);
+      // weights() may pack per-task factors into new tensors: they are freed once folded.
+      f = conv instanceof ExpertConv2d ? new InferenceExpertConv2d(tidy(() => foldExpertBn(conv.weights(), bn)), g, relu) : new InferenceConv2d(foldConvBn(conv.weight, conv.bias, bn), g, relu);
       this.#folded.set(conv, f);
     }
     return f;

@@ -10,6 +10,7 @@ import type { DecompositionModel } from '../lorkd/decomposition.js';
 import { type Tensor, noGrad, tidy } from '../tensor/index.js';
 import type { SharedDecomposition, DepartmentSpec, Preprocessing } from './departments.js';
 import type { ServeMode } from './load.js';
+import { forgetPlan } from './forward.js';
 
 /** Keys of the shared part: everything but the heads and the tasks' own factors. */
 const isShared = (key: string): boolean => !key.startsWith('heads.') && !/\.expert[AB]\.[^.]+$/.test(key);
@@ -53,6 +54,8 @@ export function joinRunning(file: string, name: string, task: string, running: S
     const dm = shared.model;
     const pre = preprocessing(metadata);
     const index = dm.addTask({ name: spec.name, classNames: spec.classNames, rank: spec.rank, loraAlpha: spec.loraAlpha });
+    // The running model's inference plan folded the tasks it had: the next batch makes a new one.
+    forgetPlan(dm);
     noGrad(() => {
       const from = new Map(model.expertConvs());
       for (const [p, c] of dm.expertConvs()) {
