@@ -98,7 +98,8 @@ export async function benchInfer(o: InferBenchOptions): Promise<{ rows: InferRow
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'lorkd-bench-infer-'));
   const rows: InferRow[] = [];
   const eks: EksRow[] = [];
-  const models = new Map<string, { model: ImageClassifier; plan: InferencePlan; onnx: Uint8Array }>();
+  // The exported file has a fixed input side: one per (model, input).
+  const models = new Map<string, { model: ImageClassifier; plan: InferencePlan; onnx: (input: number) => Uint8Array }>();
   try {
     const weights: Record<string, string> = {};
     for (const name of o.models) {
@@ -108,8 +109,8 @@ export async function benchInfer(o: InferBenchOptions): Promise<{ rows: InferRow
       const file = path.join(tmp, `${name}.safetensors`);
       tidy(() => saveSafetensors(file, model.stateDict()));
       weights[name] = file;
-      const meta = { model: name, task: 'bench', classNames: Array.from({ length: classes }, (_, i) => `c${i}`), inputSize: 64, channels: 3, resize: 'bilinear' as const, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
-      models.set(name, { model, plan: InferencePlan.of(model), onnx: expertToOnnx(model, meta) });
+      const meta = (inputSize: number) => ({ model: name, task: 'bench', classNames: Array.from({ length: classes }, (_, i) => `c${i}`), inputSize, channels: 3, resize: 'bilinear' as const, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+      models.set(name, { model, plan: InferencePlan.of(model), onnx: (input) => expertToOnnx(model, meta(input)) });
     }
     const cases = o.models.flatMap((model) => o.inputs.flatMap((input) => o.batches.flatMap((batch) => o.threads.map((threads) => ({ model, input, batch, threads })))));
     say(`PyTorch eager: ${cases.length} cases`);
@@ -124,10 +125,10 @@ export async function benchInfer(o: InferBenchOptions): Promise<{ rows: InferRow
       let ortIps: number | null = null;
       let diff: number | null = null;
       if (o.ort !== false) {
-        const key = `${c.model}:${c.threads}`;
+        const key = `${c.model}:${c.input}:${c.threads}`;
         let s = sessions.get(key);
         if (!s) {
-          s = await ort.InferenceSession.create(onnx, { intraOpNumThreads: c.threads, interOpNumThreads: 1 });
+          s = await ort.InferenceSession.create(onnx(c.input), { intraOpNumThreads: c.threads, interOpNumThreads: 1 });
           sessions.set(key, s);
         }
         const session = s;
