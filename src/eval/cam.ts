@@ -2,20 +2,25 @@
 // - Grad-CAM (Selvaraju et al. 2017): a_k = spatial mean of d y_c / d A_k (autograd),
 //   map = ReLU(sum_k a_k A_k);
 // - CAM (Zhou et al. 2016): map = ReLU(sum_k w_ck A_k), with w the head's weights.
-// Every lorkd network ends in global average pooling and one linear layer, so a_k = w_ck / (h w)
+// Every lorkd CNN ends in global average pooling and one linear layer, so a_k = w_ck / (h w)
 // and the two maps agree up to that constant factor (equal after normalising to [0, 1]).
+// A ViT pools its class token instead, so CAM does not apply to it. Its Grad-CAM reads the
+// residual stream entering the last encoder block (the tokens the last attention mixes into the
+// class token; after that block a patch token no longer reaches the head): A_k is channel k of
+// the patch tokens laid out on their g x g grid, as pytorch-grad-cam's reshape transform does.
 import { PNG } from 'pngjs';
 import { type Tensor, interpolate, tensor, tidy, noGrad } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { ImageClassifier } from '../models/classifier.js';
 import { ShuffleNetV2 } from '../models/shufflenetv2.js';
 import { ResNet } from '../models/resnet.js';
+import { VisionTransformer } from '../models/vit.js';
 
 /** The modules, in order, from the input to the last conv block (the maps CAM reads). */
 function blocksOf(model: ImageClassifier): string[] {
   if (model instanceof ShuffleNetV2) return ['conv1', 'maxpool', 'stage2', 'stage3', 'stage4', 'conv5'];
   if (model instanceof ResNet) return ['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4'];
-  throw new UserError(`class activation maps: unsupported network ${model.constructor.name} (ShuffleNetV2 and ResNet are supported)`);
+  throw new UserError(`class activation maps: unsupported network ${model.constructor.name} (ShuffleNetV2, ResNet and ViT are supported)`);
 }
 
 /** The last conv block's feature maps A (N, C, h, w) of images x; pooling them gives forwardFeatures(x). */
@@ -33,8 +38,12 @@ const classIndex = (classes: readonly number[], n: number, k: number): Tensor =>
   return tensor(Int32Array.from(classes), [n], { dtype: 'int64' });
 };
 
+/** Whether CAM applies: the network pools its last conv maps (a CNN), not a class token (a ViT). */
+export const hasCam = (model: ImageClassifier): boolean => !(model instanceof VisionTransformer);
+
 /** CAM maps (N, h, w) of images x for one class per image, from the head's weights (no backward). */
 export function cam(model: ImageClassifier, x: Tensor, classes: readonly number[]): Tensor {
+  if (!hasCam(model)) throw new UserError('CAM needs a network that pools its last conv maps; a ViT pools its class token: use Grad-CAM');
   return noGrad(() =>
     tidy(() => {
       const a = featureMaps(model, x);
@@ -50,17 +59,35 @@ export function cam(model: ImageClassifier, x: Tensor, classes: readonly number[
  * the head. The model's parameter gradients are left as they were.
  */
 export function gradCam(model: ImageClassifier, x: Tensor, classes: readonly number[]): Tensor {
+  if (model instanceof VisionTransformer) return vitGradCam(model, x, classes);
   return tidy(() => {
     const a = noGrad(() => featureMaps(model, x)).detach().requiresGrad_(true);
-    const logits = model.forwardHead(a.mean([2, 3]));
-    const idx = classIndex(classes, a.shape[0]!, model.numClasses);
-    const before = model.parameters().map((p) => p.grad);
-    logits.gather(1, idx.unsqueeze(1)).sum().backward();
-    // Restore the parameters' gradients (backward accumulated into the head's).
-    model.parameters().forEach((p, i) => (p.grad = before[i]!));
+    classGradient(model, model.forwardHead(a.mean([2, 3])), classes);
     const g = a.grad!;
     const weights = g.mean([2, 3]); // a_k per image
     return noGrad(() => a.detach().mul(weights.unsqueeze(2).unsqueeze(3)).sum(1).relu());
+  });
+}
+
+/** The gradient of each image's class logit through `logits`, with the model's parameter gradients left as they were. */
+function classGradient(model: ImageClassifier, logits: Tensor, classes: readonly number[]): void {
+  const idx = classIndex(classes, logits.shape[0]!, model.numClasses);
+  const before = model.parameters().map((p) => p.grad);
+  logits.gather(1, idx.unsqueeze(1)).sum().backward();
+  model.parameters().forEach((p, i) => (p.grad = before[i]!));
+}
+
+/** Grad-CAM of a ViT (N, g, g): A = the patch tokens entering the last block, on their grid. */
+function vitGradCam(model: VisionTransformer, x: Tensor, classes: readonly number[]): Tensor {
+  return tidy(() => {
+    const k = model.config.depth - 1;
+    const t = noGrad(() => model.tokensAt(x, k)).detach().requiresGrad_(true);
+    classGradient(model, model.forwardHead(model.featuresFrom(t, k)), classes);
+    const [n, s, d] = t.shape as [number, number, number];
+    const g = Math.round(Math.sqrt(s - 1));
+    const grid = (u: Tensor) => u.narrow(1, 1, g * g).transpose(1, 2).reshape([n, d, g, g]);
+    const weights = grid(t.grad!).mean([2, 3]); // a_k per image
+    return noGrad(() => grid(t.detach()).mul(weights.unsqueeze(2).unsqueeze(3)).sum(1).relu());
   });
 }
 

@@ -7,7 +7,7 @@ import { noGrad, softmax, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { imagesToTensor } from '../data/index.js';
 import { IMAGE_EXTENSIONS, readImage, resizeImage } from '../data/images.js';
-import { cam, gradCam, normaliseMaps, overlay, panelsPng } from '../eval/cam.js';
+import { cam, gradCam, hasCam, normaliseMaps, overlay, panelsPng } from '../eval/cam.js';
 import { ImageClassifier } from '../models/classifier.js';
 import { readNetworkFile, type NetworkFile } from './network-file.js';
 import type { Progress } from './progress.js';
@@ -31,8 +31,8 @@ export interface GradcamPanel {
   /** The class the map is for: the network's prediction. */
   class: string;
   probability: number;
-  /** Largest difference between the normalised Grad-CAM and CAM maps (0 up to rounding for GAP + linear networks). */
-  cam_max_diff: number;
+  /** Largest difference between the normalised Grad-CAM and CAM maps (0 up to rounding for GAP + linear networks; null for a ViT, which has no CAM). */
+  cam_max_diff: number | null;
 }
 
 export interface GradcamReport {
@@ -73,9 +73,12 @@ function panelOf(net: NetworkFile, img: ReturnType<typeof readImage>, size: numb
     let c = 0;
     for (let k = 1; k < probs.length; k++) if (probs[k]! > probs[c]!) c = k;
     const g = normaliseMaps(gradCam(model, x, [c]), size, size)[0]!;
-    const m = normaliseMaps(cam(model, x, [c]), size, size)[0]!;
-    let diff = 0;
-    for (let p = 0; p < g.length; p++) diff = Math.max(diff, Math.abs(g[p]! - m[p]!));
+    let diff: number | null = null;
+    if (hasCam(model)) {
+      const m = normaliseMaps(cam(model, x, [c]), size, size)[0]!;
+      diff = 0;
+      for (let p = 0; p < g.length; p++) diff = Math.max(diff, Math.abs(g[p]! - m[p]!));
+    }
     const shown = resizeImage(img, size, size);
     return { rgba: overlay(shown.data, g, size, size), panel: { model: net.file, class: net.classNames[c]!, probability: probs[c]!, cam_max_diff: diff } };
   });

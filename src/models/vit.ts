@@ -115,6 +115,22 @@ export class VisionTransformer extends ImageClassifier {
     return tidy(() => this.getModule('encoder').forward(this.embed(x)).select(1, 0));
   }
 
+  /** The residual stream entering encoder block `k` (0..depth) for images x: [N, 1 + g*g, dim]. */
+  tokensAt(x: Tensor, k: number): Tensor {
+    return tidy(() => {
+      const enc = this.getModule('encoder') as Encoder;
+      return enc.blocks(enc.prepare(this.embed(x)), 0, k);
+    });
+  }
+
+  /** forwardFeatures from the residual stream entering block `k` (what tokensAt returns). */
+  featuresFrom(tokens: Tensor, k: number): Tensor {
+    return tidy(() => {
+      const enc = this.getModule('encoder') as Encoder;
+      return enc.getModule('ln').forward(enc.blocks(tokens, k, this.config.depth)).select(1, 0);
+    });
+  }
+
   /**
    * A torchvision VisionTransformer state dict made loadable here: `heads.head.*` renamed `fc.*`, and
    * `encoder.pos_embedding` resized (bicubic) to this model's grid when it was made for another
@@ -150,12 +166,22 @@ export class Encoder extends Module {
   }
   /** tokens [N, 1 + g*g, D] -> normalised tokens [N, 1 + g*g, D]. */
   override forward(x: Tensor): Tensor {
+    return tidy(() => this.getModule('ln').forward(this.getModule('layers').forward(this.prepare(x))));
+  }
+  /** The first block's input: tokens plus the position embedding (resized to their grid), after dropout. */
+  prepare(x: Tensor): Tensor {
     return tidy(() => {
       const side = Math.round(Math.sqrt(x.size(1) - 1));
-      let y = this.getModule('dropout').forward(x.add(resizePositionEmbedding(this.posEmbedding, side)));
-      y = this.getModule('layers').forward(y);
-      return this.getModule('ln').forward(y);
+      return this.getModule('dropout').forward(x.add(resizePositionEmbedding(this.posEmbedding, side)));
     });
+  }
+  /** Blocks from..to-1 applied in order to the residual stream y (y itself when from = to). */
+  blocks(y: Tensor, from: number, to: number): Tensor {
+    const all = [...this.getModule('layers').children()];
+    if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= all.length)) {
+      throw new UserError(`ViT encoder: blocks ${from}..${to} out of range for ${all.length} blocks`);
+    }
+    return tidy(() => all.slice(from, to).reduce((t, m) => m.forward(t), y));
   }
 }
 
