@@ -20,6 +20,7 @@ export interface PixelModule {
   bitsStored: number;
   pixelRepresentation?: number;
   frames?: number;
+  window?: { center: number; width: number };
 }
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -106,6 +107,7 @@ export function dicomFile(p: PixelModule, data: { pixels: Uint8Array } | { fragm
     element(0x0028, 0x0101, 'US', us(p.bitsStored)),
     element(0x0028, 0x0102, 'US', us(p.bitsStored - 1)),
     element(0x0028, 0x0103, 'US', us(p.pixelRepresentation ?? 0)),
+    ...(p.window ? [element(0x0028, 0x1050, 'DS', text(String(p.window.center), 'DS')), element(0x0028, 0x1051, 'DS', text(String(p.window.width), 'DS'))] : []),
     pixelData,
   ]);
   const preamble = new Uint8Array(132);
