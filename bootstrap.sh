@@ -3,7 +3,8 @@
 #  1. system packages (Debian): libtorch-dev, libopenblas0-pthread, libgloo-dev (c10d's Gloo
 #     headers, for multi-process training); optional: python3-torch and python3-torchvision
 #     (PyTorch parity tests and benchmarks), python3-onnx (ONNX checker test), python3-pydicom
-#     (DICOM reference test), chromium (browser tests of the app and the report).
+#     (DICOM reference test), dcmtk and openjph-tools (Debian's JPEG Lossless/Extended and HTJ2K
+#     encoders for the compressed-DICOM tests), chromium (browser tests of the app and the report).
 #     Installed with apt-get when missing and running as root; otherwise it prints what to install.
 #     LIBTORCH=/path uses that libtorch instead (e.g. a CUDA build): a libtorch distribution, or a
 #     pip PyTorch's torch/ folder (python3 -c 'import torch; print(torch.__path__[0])'); its C++
@@ -24,6 +25,8 @@ if [ -z "${LIBTORCH:-}" ]; then
   /usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1 || optional+=(python3-torch python3-torchvision)
   /usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || optional+=(python3-onnx)
   /usr/bin/python3 -c 'import pydicom' >/dev/null 2>&1 || optional+=(python3-pydicom)
+  [ -x /usr/bin/dcmcjpeg ] || optional+=(dcmtk)
+  [ -x /usr/bin/ojph_compress ] || optional+=(openjph-tools)
   [ -x /usr/bin/chromium ] || optional+=(chromium)
 else
   say "LIBTORCH=$LIBTORCH: using that libtorch (no system packages checked)"

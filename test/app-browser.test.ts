@@ -1,9 +1,10 @@
 // The browser app in a real browser (Debian chromium driven by playwright-core), served from
 // 127.0.0.1: it loads lorkd-exported .onnx experts of two departments, classifies image files
 // given through its file input (MedMNIST test images as PNG, grey and RGB; a MedNIST JPEG; an
-// odd-sized PNG; DICOM fixtures; a DICOM it cannot decode; a file that is no image), and its
-// table's predictions and probabilities equal `lorkd predict --json`'s (libtorch, from the same
-// expert's safetensors; DICOM through lorkd's reader and model in-process) within 1e-4. The page
+// odd-sized PNG; DICOM fixtures, native and compressed (JPEG-LS, JPEG 2000, JPEG Lossless, HTJ2K:
+// the page loads the WASM codecs it needs); a DICOM it cannot decode; a file that is no image),
+// and its table's predictions and probabilities equal `lorkd predict --json`'s (libtorch, from the
+// same expert's safetensors; DICOM through lorkd's reader and model in-process) within 1e-4. The page
 // must be cross-origin isolated (wasm threads), request nothing but its own static files, log
 // no console errors, and save the same numbers as CSV. A screenshot goes to test-output/app.png.
 import { test, before, after } from 'node:test';
@@ -38,9 +39,19 @@ const skip = !existsSync(CHROMIUM)
     : false;
 const TOL = 1e-4;
 const DICOM_DIR = path.join(REPO, 'test', 'fixtures', 'dicom');
-/** DICOM files the page reads (16-bit signed with rescale, RLE, deflated, MONOCHROME1) and one it refuses (JPEG-LS). */
-const DICOM = ['CT_small.dcm', 'MR_small_RLE.dcm', 'image_dfl.dcm', 'MR_small_monochrome1.dcm'].map((f) => path.join(DICOM_DIR, f));
-const DICOM_UNSUPPORTED = path.join(DICOM_DIR, 'MR_small_jpeg_ls_lossless.dcm');
+/** DICOM files the page reads (16-bit signed with rescale, RLE, deflated, MONOCHROME1, the compressed syntaxes). */
+const DICOM = [
+  'CT_small.dcm',
+  'MR_small_RLE.dcm',
+  'image_dfl.dcm',
+  'MR_small_monochrome1.dcm',
+  'MR_small_jpeg_ls_lossless.dcm',
+  'MR_small_jp2klossless.dcm',
+  'MR_small_jpeg_lossless.dcm',
+  'MR_small_htj2k_lossless.dcm',
+].map((f) => path.join(DICOM_DIR, f));
+/** One it refuses (made in before()): the JPEG-LS fixture with its UID changed to JPIP's (no pixel codec), same length. */
+let DICOM_UNSUPPORTED: string;
 
 interface Row {
   file: string;
@@ -69,6 +80,8 @@ before(async () => {
   if (skip) return;
   dir = mkdtempSync(path.join(tmpdir(), 'lorkd-app-'));
   fx = makeAppFixture(dir);
+  DICOM_UNSUPPORTED = path.join(dir, 'MR_small_jpip.dcm');
+  writeFileSync(DICOM_UNSUPPORTED, Buffer.from(readFileSync(path.join(DICOM_DIR, 'MR_small_jpeg_ls_lossless.dcm')).toString('latin1').replaceAll('1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.94'), 'latin1'));
   for (const e of fx.experts) {
     const out = lastJson<{ predictions: Predicted[] }>(lorkdOk(['predict', '--model', e.safetensors, ...e.images.flatMap((f) => ['--input', f]), '--json']).stdout);
     expected.set(e.meta.task, new Map(out.predictions.map((p) => [path.basename(p.input), p])));
@@ -200,7 +213,7 @@ test('the page classifies files through its file input as lorkd predict does (tw
   let got = await rows();
   for (const r of got.slice(0, good)) checkAgainstPredict(r, 'breastmnist', breast.meta.classNames);
   assert.deepEqual(got.map((r) => r.file), first.map((f) => path.basename(f)), 'one row per file, in order');
-  assert.match(got[good]!.error ?? '', /MR_small_jpeg_ls_lossless\.dcm: unsupported transfer syntax JPEG-LS Lossless Image Compression \(1\.2\.840\.10008\.1\.2\.4\.80\)/);
+  assert.match(got[good]!.error ?? '', /MR_small_jpip\.dcm: unsupported transfer syntax unknown \(1\.2\.840\.10008\.1\.2\.4\.94\)/);
   assert.match(got[good + 1]!.error ?? '', /not-an-image\.png: not a PNG, JPEG or DICOM file/);
   // The check has teeth: the probabilities vary between images and are not saturated.
   const p0 = got.slice(0, good).map((r) => r.probs![0]!);
@@ -323,6 +336,10 @@ test('the page made no request except for its own static files, and logged no er
   const sitePaths = requests.filter((u) => u.startsWith(srv.url)).map((u) => u.slice(srv.url.length).replace(/[?#].*$/, '') || 'index.html');
   const plan = planSite(fx.expertsDir);
   assert.deepEqual(sitePaths.filter((p) => !plan.files.has(p)), [], 'requests for files the site does not have');
+  // the compressed DICOM files made the page fetch their codecs, each once
+  for (const p of ['vendor/charlswasm_decode.js', 'vendor/charlswasm_decode.wasm', 'vendor/openjpegwasm_decode.wasm', 'vendor/openjphjs.wasm', 'vendor/lossless.js', 'vendor/dicom-decoders.js']) {
+    assert.equal(sitePaths.filter((q) => q === p).length, 1, `${p} requested once`);
+  }
   assert.ok(sitePaths.includes('vendor/ort-wasm-simd-threaded.wasm'));
   assert.deepEqual(consoleErrors, []);
 });

@@ -46,7 +46,7 @@ interface PngModule {
   decodePng(bytes: Uint8Array, name: string, inflate: (b: Uint8Array) => Uint8Array): { width: number; height: number; data: Uint8Array; grey: boolean };
 }
 interface DicomModule {
-  decodeDicom(bytes: Uint8Array, name: string, deps: unknown): { width: number; height: number; data: Uint8Array; grey: boolean };
+  decodeDicom(bytes: Uint8Array, name: string, deps: unknown): Promise<{ width: number; height: number; data: Uint8Array; grey: boolean; transferSyntax: string }>;
 }
 
 let dir: string;
@@ -226,23 +226,54 @@ test("the page's PNG decoder gives lorkd's (pngjs's) pixels: every colour type a
 
 const DICOM_DIR = path.join(REPO, 'test', 'fixtures', 'dicom');
 const DICOM_PIXELS = path.join(REPO, 'dist', 'src', 'data', 'dicom-pixels.js');
-const PAGE_REFUSES = ['MR_small_jpeg_ls_lossless.dcm', 'MR_small_jp2klossless.dcm'];
 const dicomSkip = existsSync(DICOM_DIR) && existsSync(DICOM_PIXELS) ? false : 'the DICOM fixtures or lorkd\'s dicom-pixels module are missing';
+/** pydicom's test files (Debian python3-pydicom), when installed: more JPEG Baseline, Extended, Lossless and JPEG 2000 files. */
+const PYDICOM_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 
-test("the page's DICOM reader gives lorkd's pixels (or its error) for every DICOM fixture", { skip: dicomSkip }, async () => {
+/**
+ * The page's codecs (site/codecs.js over the site's vendor/dicom-decoders.js), loading every file
+ * from where the site plan takes it: the emscripten glue as the CommonJS it also is, the binaries
+ * and the ES modules as they are. Also checks that the plan serves each file the page asks for.
+ */
+async function pageCodecsFromPlan(plan: ReturnType<typeof planSite>): Promise<unknown> {
+  const source = (p: string): string => {
+    const f = plan.files.get(p);
+    assert.ok(f && 'source' in f, `the site lacks ${p}`);
+    return f.source;
+  };
+  const { pageCodecs } = await siteModule<{ pageCodecs(decoders: unknown, env: unknown): unknown }>('codecs.js');
+  const decoders = (await import(pathToFileURL(source('vendor/dicom-decoders.js')).href)) as unknown;
+  const loaded: string[] = [];
+  const env = {
+    script: async (p: string) => (loaded.push(p), createRequire(import.meta.url)(source(p)) as unknown),
+    bytes: async (p: string) => (loaded.push(p), new Uint8Array(readFileSync(source(p)))),
+    module: async (p: string) => (loaded.push(p), (await import(pathToFileURL(source(p)).href)) as unknown),
+  };
+  return Object.assign(pageCodecs(decoders, env) as object, { loaded });
+}
+
+test("the page's DICOM reader gives lorkd's pixels (or its error) for every DICOM fixture, compressed ones through the page's codecs", { skip: dicomSkip }, async () => {
   const { decodeDicom } = await siteModule<DicomModule>('dicom.js');
   const parser = createRequire(import.meta.url)('dicom-parser') as unknown;
   const pixels = (await import(pathToFileURL(DICOM_PIXELS).href)) as unknown;
   const { decodeAnyImage } = (await import(pathToFileURL(path.join(REPO, 'dist', 'src', 'data', 'dicom.js')).href)) as {
     decodeAnyImage(b: Uint8Array, n: string): { width: number; height: number; data: Uint8Array };
   };
-  const deps = { parser, pixels, inflateRaw: (b: Uint8Array) => new Uint8Array(inflateRawSync(b)) };
-  const files = readdirSync(DICOM_DIR).filter((f) => f.endsWith('.dcm'));
+  const codecs = (await pageCodecsFromPlan(planSite(fx.expertsDir))) as { loaded: string[] };
+  const deps = { parser, pixels, inflateRaw: (b: Uint8Array) => new Uint8Array(inflateRawSync(b)), codecs };
+  const files = readdirSync(DICOM_DIR).filter((f) => f.endsWith('.dcm')).map((f) => path.join(DICOM_DIR, f));
   assert.ok(files.length >= 5);
+  if (existsSync(PYDICOM_FILES)) {
+    for (const f of ['SC_rgb_jpeg_dcmtk.dcm', 'SC_rgb_small_odd_jpeg.dcm', 'JPEG2000.dcm', 'JPGExtended.dcm', 'JPEG-lossy.dcm', 'SC_rgb_jpeg_gdcm.dcm', 'GDCMJ2K_TextGBR.dcm']) {
+      if (existsSync(path.join(PYDICOM_FILES, f))) files.push(path.join(PYDICOM_FILES, f));
+    }
+  }
   let decoded = 0;
-  for (const f of files) {
+  const syntaxes = new Set<string>();
+  for (const file of files) {
+    const f = path.basename(file);
     // lorkd reads a file as a Buffer (readAnyImage); the page has a plain Uint8Array.
-    const buf = readFileSync(path.join(DICOM_DIR, f));
+    const buf = readFileSync(file);
     const bytes = new Uint8Array(buf);
     let want: { width: number; height: number; data: Uint8Array } | Error;
     try {
@@ -251,31 +282,56 @@ test("the page's DICOM reader gives lorkd's pixels (or its error) for every DICO
       want = e as Error;
     }
     if (want instanceof Error) {
-      assert.throws(() => decodeDicom(bytes, f, deps), (e: Error) => e.message === want.message, `${f}: lorkd says "${(want as Error).message}"`);
+      await assert.rejects(decodeDicom(bytes, f, deps), (e: Error) => e.message === (want as Error).message, `${f}: lorkd says "${(want as Error).message}"`);
       continue;
     }
-    // The compressed syntaxes lorkd decodes with its Node WASM codecs (src/data/dicom-codecs.ts)
-    // are refused by name in the page (docs/APP.md).
-    if (PAGE_REFUSES.includes(f)) {
-      assert.throws(() => decodeDicom(bytes, f, deps), (e: Error) => /unsupported transfer syntax (JPEG-LS|JPEG 2000)/.test(e.message) && !e.message.includes('\n'), f);
-      continue;
-    }
-    const got = decodeDicom(bytes, f, deps);
+    const got = await decodeDicom(bytes, f, deps);
     assert.equal(got.width, want.width, f);
     assert.equal(got.height, want.height, f);
     assert.ok(Buffer.from(got.data).equals(Buffer.from(want.data)), `${f}: pixels differ from lorkd's`);
+    syntaxes.add(got.transferSyntax);
     decoded++;
   }
   assert.ok(decoded >= 5, `only ${decoded} fixtures decoded`);
+  // The committed fixtures alone reach every codec family the page loads.
+  for (const s of ['JPEG-LS Lossless Image Compression', 'JPEG 2000 Image Compression (Lossless Only)', 'High-Throughput JPEG 2000 Image Compression (Lossless Only)', 'JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14 [Selection Value 1])']) {
+    assert.ok(syntaxes.has(s), `no fixture decoded as ${s}`);
+  }
+  for (const p of ['vendor/charlswasm_decode.js', 'vendor/charlswasm_decode.wasm', 'vendor/openjpegwasm_decode.wasm', 'vendor/openjphjs.wasm', 'vendor/lossless.js']) assert.ok(codecs.loaded.includes(p), `the page never loaded ${p}`);
+  assert.equal(new Set(codecs.loaded).size, codecs.loaded.length, 'each codec file is loaded once');
+  // Without the codecs (an app built before lorkd's decoder module existed) they are refused by name, in one line.
+  const jls = new Uint8Array(readFileSync(path.join(DICOM_DIR, 'MR_small_jpeg_ls_lossless.dcm')));
+  await assert.rejects(decodeDicom(jls, 'x.dcm', { ...deps, codecs: undefined }), (e: Error) => /^x\.dcm: unsupported transfer syntax JPEG-LS Lossless Image Compression \(1\.2\.840\.10008\.1\.2\.4\.80\)/.test(e.message) && !e.message.includes('\n'));
+});
+
+test("a codec that fails to load is a one-line error naming it, and is tried again on the next file", { skip: dicomSkip }, async () => {
+  const { decodeDicom } = await siteModule<DicomModule>('dicom.js');
+  const { pageCodecs } = await siteModule<{ pageCodecs(decoders: unknown, env: unknown): unknown }>('codecs.js');
+  const decoders = (await import(pathToFileURL(path.join(REPO, 'dist', 'src', 'data', 'dicom-decoders.js')).href)) as unknown;
+  const plan = planSite(fx.expertsDir);
+  let tries = 0;
+  const env = {
+    script: async (p: string) => createRequire(import.meta.url)((plan.files.get(p) as { source: string }).source) as unknown,
+    bytes: async (p: string) => {
+      if (tries++ === 0) throw new Error(`${p}: HTTP 404`);
+      return new Uint8Array(readFileSync((plan.files.get(p) as { source: string }).source));
+    },
+    module: async () => assert.fail('no JPEG Lossless file here'),
+  };
+  const deps = { parser: createRequire(import.meta.url)('dicom-parser') as unknown, pixels: (await import(pathToFileURL(DICOM_PIXELS).href)) as unknown, inflateRaw: () => assert.fail(), codecs: pageCodecs(decoders, env) };
+  const jls = new Uint8Array(readFileSync(path.join(DICOM_DIR, 'MR_small_jpeg_ls_lossless.dcm')));
+  await assert.rejects(decodeDicom(jls, 'a.dcm', deps), (e: Error) => e.message === 'a.dcm: the JPEG-LS decoder did not load (vendor/charlswasm_decode.wasm: HTTP 404)');
+  const img = await decodeDicom(jls, 'b.dcm', deps);
+  assert.equal(img.width, 64);
 });
 
 test('the site plan holds the page, the vendored runtime and the experts; writeSite copies it and refuses foreign folders', () => {
   const plan = planSite(fx.expertsDir);
-  for (const f of ['index.html', 'app.js', 'vendor/ort.wasm.min.mjs', 'vendor/ort-wasm-simd-threaded.wasm', 'vendor/jpeg-decoder.js', 'vendor/dicomParser.min.js', 'vendor/NOTICE.txt', 'models/manifest.json', 'models/breastmnist.onnx', 'models/retinamnist.onnx']) {
+  for (const f of ['index.html', 'app.js', 'vendor/ort.wasm.min.mjs', 'vendor/ort-wasm-simd-threaded.wasm', 'vendor/jpeg-decoder.js', 'vendor/dicomParser.min.js', 'vendor/dicom-decoders.js', 'vendor/openjphjs.wasm', 'vendor/LICENSE.cornerstonejs-codec-openjph.txt', 'vendor/NOTICE.txt', 'models/manifest.json', 'models/breastmnist.onnx', 'models/retinamnist.onnx']) {
     assert.ok(plan.files.has(f), `plan lacks ${f}`);
   }
   // Every module the page imports, and every script it loads, is in the plan.
-  for (const f of ['index.html', 'app.js', 'decode.js']) {
+  for (const f of ['index.html', 'app.js', 'decode.js', 'codecs.js']) {
     const src = readFileSync(path.join(SITE, f), 'utf8');
     for (const m of src.matchAll(/(?:from |import\(|src=)['"]\.?\/?([^'"]+)['"]/g)) assert.ok(plan.files.has(m[1]!), `${f} loads ${m[1]}, which the site lacks`);
   }

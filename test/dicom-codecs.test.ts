@@ -2,7 +2,8 @@
 // it): JPEG Baseline (libjpeg-turbo WASM) and JPEG 2000 (OpenJPEG WASM) frames against pydicom's
 // Pillow handler, every frame of multi-frame RLE and native files exactly, and `lorkd pack` turning
 // each frame of a multi-frame file into one record. (pydicom here has no JPEG-LS or JPEG Lossless
-// handler; dicom-read.test.ts checks JPEG-LS against the same image stored uncompressed.)
+// handler; dicom-read.test.ts checks JPEG-LS, JPEG Lossless and HTJ2K against the same image stored
+// uncompressed, dicom-debian-codecs.test.ts against Debian's DCMTK and OpenJPH encoders.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

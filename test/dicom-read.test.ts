@@ -1,8 +1,8 @@
 // DICOM files: pixel values of pydicom's own test files (copied into test/fixtures/dicom) equal
 // pydicom's (modality LUT values exactly; the 8-bit display within one grey level of pydicom's
 // windowing or min-max), across explicit/implicit little endian, big endian, RLE and deflated
-// transfer syntaxes, 8- and 16-bit, signed, MONOCHROME1 and RGB; JPEG-LS and JPEG 2000 lossless
-// (WASM codecs) give the native file's pixels; an unknown transfer syntax is a one-line
+// transfer syntaxes, 8- and 16-bit, signed, MONOCHROME1 and RGB; JPEG-LS, JPEG 2000, JPEG Lossless
+// and HTJ2K lossless versions of MR_small give the native file's pixels; an unknown transfer syntax is a one-line
 // "unsupported transfer syntax" error; corrupt and truncated files are one-line errors;
 // readImage dispatches DICOM by signature.
 import { test } from 'node:test';
@@ -25,7 +25,7 @@ const FIX = path.join(REPO, 'test', 'fixtures', 'dicom');
 const fixture = (f: string): Uint8Array => readFileSync(path.join(FIX, f));
 const MR_NATIVE = ['MR_small.dcm', 'MR_small_implicit.dcm', 'MR_small_bigendian.dcm', 'MR_small_RLE.dcm'];
 /** The same image compressed losslessly (pydicom here has no JPEG-LS or JPEG 2000 handler; equality with the native file is the check). */
-const MR_VARIANTS = [...MR_NATIVE, 'MR_small_jpeg_ls_lossless.dcm', 'MR_small_jp2klossless.dcm'];
+const MR_VARIANTS = [...MR_NATIVE, 'MR_small_jpeg_ls_lossless.dcm', 'MR_small_jp2klossless.dcm', 'MR_small_jpeg_lossless.dcm', 'MR_small_htj2k_lossless.dcm'];
 const GREY = ['CT_small.dcm', ...MR_NATIVE, 'MR_small_monochrome1.dcm', 'image_dfl.dcm'];
 const RGB = ['SC_rgb_rle.dcm', 'SC_rgb_small_odd.dcm'];
 
@@ -120,7 +120,7 @@ test('the same MR image in six transfer syntaxes decodes to the same pixels; MON
     syntaxes.add(img.transferSyntax);
     assert.deepEqual(img.data, base.data, f);
   }
-  assert.equal(syntaxes.size, 6);
+  assert.equal(syntaxes.size, 8);
   const inv = decodeDicom(fixture('MR_small_monochrome1.dcm'));
   assert.equal(inv.photometric, 'MONOCHROME1');
   assert.deepEqual(Array.from(inv.data), Array.from(base.data, (v) => 255 - v));

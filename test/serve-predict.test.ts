@@ -136,7 +136,7 @@ describe('serve: answers equal the fused experts under a mixed concurrent load',
     });
   });
 
-  test('a DICOM upload equals the fused expert on the decoded frame', async () => {
+  test('a DICOM upload equals the fused expert on the decoded frame; its compressed copies (decode workers) give the same', async () => {
     const file = path.join(REPO, 'test', 'fixtures', 'dicom', 'MR_small.dcm');
     const bytes = new Uint8Array(readFileSync(file));
     const img = dicomToImage(decodeDicom(bytes, file));
@@ -151,6 +151,12 @@ describe('serve: answers equal the fused experts under a mixed concurrent load',
       const r = await post(s.url, { task: 'pneumonia', bytes, type: 'application/dicom' });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.ok(maxDiff(r.body.probs, Object.fromEntries(meta.classNames.map((c, k) => [c, want[k]!]))) <= 1e-4);
+      // the same pixels as JPEG-LS, JPEG 2000, JPEG Lossless and HTJ2K (test/fixtures/dicom/README.md)
+      for (const f of ['MR_small_jpeg_ls_lossless.dcm', 'MR_small_jp2klossless.dcm', 'MR_small_jpeg_lossless.dcm', 'MR_small_htj2k_lossless.dcm']) {
+        const c = await post(s.url, { task: 'pneumonia', bytes: new Uint8Array(readFileSync(path.join(path.dirname(file), f))), type: 'application/dicom' });
+        assert.equal(c.status, 200, `${f}: ${JSON.stringify(c.body)}`);
+        assert.ok(maxDiff(c.body.probs, r.body.probs) <= 1e-6, f);
+      }
     });
   });
 

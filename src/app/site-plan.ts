@@ -1,7 +1,7 @@
 // The static site of the browser app as a plan: site path -> where its bytes come from. The page's
 // own sources (src/app/site/), the few runtime files it needs from node_modules (onnxruntime-web's
-// wasm build, jpeg-js's decoder, dicom-parser, lorkd's DICOM pixel module), the experts and their
-// manifest. `lorkd app --build` writes the plan to a folder; `lorkd app --experts` serves it as is.
+// wasm build, jpeg-js's decoder, dicom-parser, the DICOM codecs `lorkd predict` uses, lorkd's DICOM
+// pixel and decoder modules), the experts and their manifest. `lorkd app --build` writes the plan to a folder; `lorkd app --experts` serves it as is.
 import { writeFileAtomic } from '../io/atomic.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readRegular } from '../io/read.js';
@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
 import { packageRoot } from '../data/medmnist.js';
+import { WASM_CODECS } from '../data/dicom-decoders.js';
 import { type Manifest, manifestOf, scanExperts } from './experts.js';
 
 /** One file of the site: copied from `source`, or the bytes in `data`. */
@@ -21,7 +22,7 @@ export interface SitePlan {
 }
 
 /** The page's own files in src/app/site/. */
-const PAGE_FILES = ['index.html', 'style.css', 'app.js', 'preprocess.js', 'decode.js', 'cam.js', 'csv.js', 'dicom.js', 'png.js'];
+const PAGE_FILES = ['index.html', 'style.css', 'app.js', 'preprocess.js', 'decode.js', 'cam.js', 'csv.js', 'dicom.js', 'codecs.js', 'png.js'];
 
 const require = createRequire(import.meta.url);
 
@@ -58,6 +59,10 @@ const VENDORED: { pkg: string; files: [string, string][] }[] = [
   { pkg: 'dicom-parser', files: [['dicomParser.min.js', 'dist/dicomParser.min.js']] },
   // Inflate for PNG and deflated DICOM (dicom-parser's browser build has no inflater); sets self.fflate.
   { pkg: 'fflate', files: [['fflate.min.js', 'umd/index.js']] },
+  // Compressed DICOM frames (site/codecs.js loads each on first use): the WASM codecs' emscripten
+  // glue and binaries, and jpeg-lossless-decoder-js's ES module build.
+  ...Object.values(WASM_CODECS).map((c) => ({ pkg: c.pkg, files: [c.glueFile, c.wasmFile].map((f): [string, string] => [f, `dist/${f}`]) })),
+  { pkg: 'jpeg-lossless-decoder-js', files: [['lossless.js', 'release/lossless.js']] },
 ];
 
 /** Vendored runtime files (site path -> installed file) and a NOTICE naming each package's version and license. */
@@ -73,12 +78,16 @@ function vendorFiles(): { files: [string, string][]; notice: string } {
       files.push([`vendor/${site}`, f]);
     }
     const lic = ['LICENSE', 'LICENSE.md', 'LICENSE.txt'].map((n) => path.join(dir, n)).find(existsSync);
-    if (lic) files.push([`vendor/LICENSE.${v.pkg}.txt`, lic]);
-    notice.push(`${v.pkg} ${info.version ?? '?'} (${info.license ?? 'see the package'}): ${v.files.map(([s]) => s).join(', ')}${lic ? ` (license text: LICENSE.${v.pkg}.txt)` : ''}`);
+    // A scoped name (@scope/name) stays one file name.
+    const licName = `LICENSE.${v.pkg.replace(/^@/, '').replace(/\//g, '-')}.txt`;
+    if (lic) files.push([`vendor/${licName}`, lic]);
+    notice.push(`${v.pkg} ${info.version ?? '?'} (${info.license ?? 'see the package'}): ${v.files.map(([s]) => s).join(', ')}${lic ? ` (license text: ${licName})` : ''}`);
   }
-  // lorkd's DICOM pixel math (no imports), compiled from src/data/dicom-pixels.ts.
-  const dicomPixels = path.join(packageRoot(), 'dist', 'src', 'data', 'dicom-pixels.js');
-  if (existsSync(dicomPixels)) files.push(['vendor/dicom-pixels.js', dicomPixels]);
+  // lorkd's DICOM pixel math and decoders (no npm imports), compiled from src/data/.
+  for (const m of ['dicom-pixels.js', 'dicom-decoders.js']) {
+    const f = path.join(packageRoot(), 'dist', 'src', 'data', m);
+    if (existsSync(f)) files.push([`vendor/${m}`, f]);
+  }
   return { files, notice: notice.join('\n') + '\n' };
 }
 

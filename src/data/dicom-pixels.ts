@@ -246,7 +246,7 @@ export const SUPPORTED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
   '1.2.840.10008.1.2.5': 'RLE Lossless',
 };
 
-/** Compressed transfer syntaxes, by name: decoded where a codec is passed (Node: src/data/dicom-codecs.ts), else refused by name. */
+/** Compressed transfer syntaxes, by name: decoded where a codec is passed (dicom-decoders.ts, in Node and the app), else refused by name. */
 export const UNSUPPORTED_TRANSFER_SYNTAXES: Readonly<Record<string, string>> = {
   '1.2.840.10008.1.2.4.50': 'JPEG Baseline (Process 1)',
   '1.2.840.10008.1.2.4.51': 'JPEG Extended (Process 2 & 4)',
@@ -302,7 +302,7 @@ export interface ReadDicomOptions {
   inflater?: (bytes: Uint8Array, position: number) => Uint8Array;
   /** Called with the image size before any pixel is decoded (to enforce a limit by throwing). */
   checkSize?: (rows: number, columns: number) => void;
-  /** Decoders of compressed transfer syntaxes (Node passes the WASM codecs: src/data/dicom-codecs.ts). */
+  /** Decoders of compressed transfer syntaxes (dicom-decoders.ts: Node passes dicom-codecs.ts, the app site/codecs.js). */
   codecs?: DicomCodecs;
 }
 

@@ -3,7 +3,7 @@
 // dependency-free dicom-pixels.ts, which the browser app shares; this file passes it the npm
 // parser, the pixel limit and one-line UserErrors. Transfer syntaxes: implicit/explicit VR little
 // endian, explicit big endian, deflated (inflated with a bound: dicom-inflate.ts), RLE Lossless,
-// and the JPEG family (Baseline, Lossless, JPEG-LS, JPEG 2000) through dicom-codecs.ts. Multi-frame files: readDicomFrame and decodeDicom give the first frame, dicomFrames
+// and the JPEG family (Baseline, Lossless, JPEG-LS, JPEG 2000, HTJ2K) through dicom-codecs.ts. Multi-frame files: readDicomFrame and decodeDicom give the first frame, dicomFrames
 // every frame.
 // image-decode.ts's decodeImage (and images.ts's readImage) hand DICOM bytes (by signature or a .dcm name) to decodeDicom.
 import dicomParser from 'dicom-parser';

@@ -1,11 +1,13 @@
 // Image files -> { width, height, data, grey, kind }: uint8 CHW RGB, the same layout and pixels
 // as lorkd's Node decoders (src/data/images.ts). The format is read from the bytes, not the name:
 // PNG (png.js, pngjs's rules), JPEG (jpeg-js, the decoder lorkd uses), DICOM (dicom.js:
-// dicom-parser and lorkd's DICOM pixel module): the pixels equal `lorkd predict`'s. The browser's
+// dicom-parser, lorkd's DICOM pixel module and, for compressed frames, lorkd's decoders over the
+// same WASM codecs: codecs.js): the pixels equal `lorkd predict`'s. The browser's
 // own decoders are not used: they premultiply alpha, round 16-bit samples differently and may
 // apply colour profiles.
 
 import { decodeDicom } from './dicom.js';
+import { browserEnv, pageCodecs } from './codecs.js';
 import { decodePng } from './png.js';
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -50,11 +52,14 @@ function decodeJpeg(bytes, name) {
 }
 
 let dicomPixels;
+let dicomCodecs;
 async function readDicom(bytes, name) {
   if (!globalThis.dicomParser || !globalThis.fflate) throw new Error('the DICOM parser did not load');
   if (dicomPixels === undefined) dicomPixels = await import('./vendor/dicom-pixels.js').catch(() => null);
   if (!dicomPixels) throw new Error(`${name}: this build of the app has no DICOM support (lorkd's dicom-pixels module was missing when it was built)`);
-  return decodeDicom(bytes, name, { parser: globalThis.dicomParser, pixels: dicomPixels, inflateRaw: (b) => globalThis.fflate.inflateSync(b) });
+  // Without lorkd's decoder module (an app built before it was compiled) compressed syntaxes are refused by name.
+  if (dicomCodecs === undefined) dicomCodecs = await import('./vendor/dicom-decoders.js').then((m) => pageCodecs(m, browserEnv)).catch(() => null);
+  return decodeDicom(bytes, name, { parser: globalThis.dicomParser, pixels: dicomPixels, inflateRaw: (b) => globalThis.fflate.inflateSync(b), ...(dicomCodecs ? { codecs: dicomCodecs } : {}) });
 }
 
 /**
