@@ -6,8 +6,9 @@
 //   auto       one service, choosing eks or fused per batch from its own measurements,
 //   plain      one service process per department, each with its department's fused expert,
 //   plain-ort  the deployment a user would otherwise pick: one process per department, each
-//              serving its fused expert exported to ONNX through onnxruntime-node (`lorkd serve
-//              --experts` on a folder with the .onnx file), at the same thread count.
+//              serving its fused expert exported to ONNX through onnxruntime-node at the same
+//              thread count, in a process without lorkd's engine (bench/ort-serve.ts: same
+//              protocol, decode workers and micro-batching; libtorch never loaded).
 // The load is a closed loop of `concurrency` clients, departments interleaved, PNG bodies from
 // the bundled MedMNIST test splits; each run is bounded in time and in requests, after a warm-up.
 // The machine line (bench/machine.ts) says whether other work was running meanwhile.
@@ -81,6 +82,7 @@ export interface ServeBenchRow {
 }
 
 const BIN = fileURLToPath(new URL('../../bin/lorkd.js', import.meta.url));
+const ORT_SERVE = fileURLToPath(new URL('./ort-serve.js', import.meta.url));
 
 /** A decomposition checkpoint with random weights (experts, heads and BatchNorm statistics all non-trivial). */
 function writeCheckpoint(file: string, T: number, model: string, rank: number, input: number): void {
@@ -125,8 +127,10 @@ interface Served {
   url: string;
 }
 
-async function startServe(args: string[], threads: number): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--json', '--quiet', ...args], {
+/** `lorkd serve ...args`, or (ort) bench/ort-serve.js ...args, once it listens. */
+async function startServe(args: string[], threads: number, ort = false): Promise<Served> {
+  const argv = ort ? [ORT_SERVE, ...args] : [BIN, 'serve', '--port', '0', '--json', '--quiet', ...args];
+  const child = spawn(process.execPath, argv, {
     env: { ...process.env, LORKD_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -134,7 +138,7 @@ async function startServe(args: string[], threads: number): Promise<Served> {
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (c) => reject(new Error(`lorkd serve exited ${c}: ${err.trim()}`)));
+    child.once('exit', (c) => reject(new Error(`${ort ? 'ort-serve' : 'lorkd serve'} exited ${c}: ${err.trim()}`)));
   });
   return { child, url: (JSON.parse(line) as { url: string }).url };
 }
@@ -224,19 +228,20 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
   const runs: ServeBenchRow[] = [];
   const bodies = pngs(48);
   const running: ChildProcess[] = [];
-  const common = ['--max-batch', String(o.maxBatch), '--max-wait-ms', String(o.maxWaitMs), '--max-queue', String(Math.max(8 * o.maxBatch, 2 * o.concurrency))];
+  const batching = ['--max-batch', String(o.maxBatch), '--max-wait-ms', String(o.maxWaitMs)];
+  const common = [...batching, '--max-queue', String(Math.max(8 * o.maxBatch, 2 * o.concurrency))];
   const runOnce = async (mode: BenchMode, k: number): Promise<ServeBenchRow> => {
     let servers: Served[];
     if (perDepartment(mode)) {
       servers = await Promise.all(
         Array.from({ length: k }, (_, t) => {
           // --experts reads a folder: each process gets a folder with its department's file only
-          // (plain-ort: that expert exported to ONNX).
+          // (plain-ort: that expert exported to ONNX, served by ort-serve.js).
           const one = path.join(dir, `${mode}-${k}-${t}`);
           mkdirSync(one, { recursive: true });
           const expert = path.join(dir, `experts-${k}`, `dept${t}.safetensors`);
-          if (mode === 'plain-ort') expertFileToOnnx(expert, path.join(one, `dept${t}.onnx`));
-          else copyFileSync(expert, path.join(one, `dept${t}.safetensors`));
+          if (mode === 'plain-ort') return startServe(['--onnx', expertFileToOnnx(expert, path.join(one, `dept${t}.onnx`)), ...batching], o.threads, true);
+          copyFileSync(expert, path.join(one, `dept${t}.safetensors`));
           return startServe(['--experts', one, '--mode', 'fused', ...common], o.threads);
         }),
       );
