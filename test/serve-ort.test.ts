@@ -1,10 +1,15 @@
 // lorkd serve with ONNX experts (src/serve/ort-expert.ts): a folder of `lorkd export --format onnx`
 // files given to --experts is served by onnxruntime-node behind the same API. Its answers equal
 // the fused expert files' served by lorkd's engine within 1e-4 (same images, same preprocessing),
-// /v1/tasks names the engine, and a broken ONNX file is a one-line error at start.
+// /v1/tasks names the engine, and a broken ONNX file is a one-line error at start. The same holds
+// for bench/ort-serve.ts, the libtorch-free server that bench/serve.ts's `plain-ort` runs, whose
+// process indeed never maps libtorch.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setNumThreads, UserError } from '../src/tensor/index.js';
@@ -64,6 +69,35 @@ describe('serve: ONNX experts through onnxruntime-node', () => {
       assert.equal(ort[i]!.body.class, lorkd[i]!.body.class);
     });
     assert.ok(ort.some((r) => r.body.batch > 1), 'requests were micro-batched');
+  });
+
+  test("bench/ort-serve.js (plain-ort): answers equal lorkd's within 1e-4, and libtorch is not loaded", async () => {
+    const lorkd = await withServer(expertDir, (s) => Promise.all(images.map((im) => post(s.url, im))));
+    const script = fileURLToPath(new URL('../bench/ort-serve.js', import.meta.url));
+    for (const task of ['breast', 'retina']) {
+      const child = spawn(process.execPath, [script, '--onnx', path.join(onnxDir, `${task}.onnx`), '--max-wait-ms', '10'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LORKD_NUM_THREADS: '1' } });
+      try {
+        const line = await new Promise<string>((resolve, reject) => {
+          createInterface({ input: child.stdout! }).once('line', resolve);
+          child.once('exit', (c) => reject(new Error(`ort-serve exited ${c}`)));
+        });
+        const { url } = JSON.parse(line) as { url: string };
+        const mine = images.filter((im) => im.task === task);
+        const rs = await Promise.all(mine.map((im) => post(url, im)));
+        rs.forEach((r, i) => {
+          assert.equal(r.status, 200, JSON.stringify(r.body));
+          const want = lorkd[images.indexOf(mine[i]!)]!.body;
+          const d = maxDiff(r.body.probs, want.probs);
+          assert.ok(d < 1e-4, `${mine[i]!.file}: ort-serve and lorkd differ by ${d}`);
+          assert.equal(r.body.class, want.class);
+        });
+        assert.equal((await post(url, { ...mine[0]!, task: 'other' })).status, 404);
+        assert.ok(!readFileSync(`/proc/${child.pid}/maps`, 'utf8').includes('libtorch'), 'ort-serve mapped libtorch');
+      } finally {
+        child.kill('SIGTERM');
+        await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+      }
+    }
   });
 
   test('a broken ONNX file in the folder: one-line UserError naming it', async () => {
