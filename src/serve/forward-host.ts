@@ -94,10 +94,6 @@ export class ForwardHost {
     }
   }
 
-  #post(w: Worker, m: ToWorker): void {
-    w.postMessage(m);
-  }
-
   /**
    * One pass in the worker: `model` (a decomposition model with `tasks`, the sorted task index of
    * every input, or a plain model without) over single-image inputs, which stay the caller's to free.
@@ -106,22 +102,26 @@ export class ForwardHost {
     if (this.#closed) return Promise.reject(new Error('serve: the forward worker is closed'));
     const w = this.#worker ?? this.#start();
     const key = keyOf(model);
+    // Hand-offs to free if the worker goes away before taking them: a new twin's tensors, the inputs.
+    const ids: number[] = [];
     if (!this.#twins.has(key)) {
       const mirror = mirrorOf(model);
       try {
-        this.#post(w, { type: 'mirror', key, ...mirror });
+        w.postMessage({ type: 'mirror', key, ...mirror } satisfies ToWorker);
       } catch (e) {
         dropState(mirror.state);
         throw e;
       }
       this.#twins.add(key);
+      ids.push(...mirror.state.map(([, id]) => id));
     }
-    const ids = inputs.map(handOff);
+    const inputIds = inputs.map(handOff);
+    ids.push(...inputIds);
     const id = this.#nextId++;
     return new Promise<PassResult>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, ids });
       if (this.#pending.size === 1) w.ref();
-      this.#post(w, { type: 'run', id, key, inputs: ids, ...(tasks ? { tasks: [...tasks] } : {}), precision });
+      w.postMessage({ type: 'run', id, key, inputs: inputIds, ...(tasks ? { tasks: [...tasks] } : {}), precision } satisfies ToWorker);
     });
   }
 
@@ -143,7 +143,7 @@ export class ForwardHost {
     await new Promise<void>((resolve) => {
       w.once('exit', () => resolve());
       w.on('message', (m: FromWorker) => m.type === 'closed' && void w.terminate());
-      this.#post(w, { type: 'close' });
+      w.postMessage({ type: 'close' } satisfies ToWorker);
     });
   }
 }
