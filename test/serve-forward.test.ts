@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { manualSeed, memory, randn, handedOffCount, noGrad, type Tensor } from '../src/tensor/index.js';
+import { manualSeed, memory, randn, handedOffCount, noGrad, UserError, type Tensor } from '../src/tensor/index.js';
+import { ShuffleNetV2 } from '../src/models/shufflenetv2.js';
 import { DecompositionModel, saveDecomposition } from '../src/lorkd/index.js';
 import { createModel } from '../src/models/index.js';
 import { ForwardHost } from '../src/serve/forward-host.js';
@@ -95,6 +96,10 @@ describe('serve: the forward worker', () => {
       await assert.rejects(host.run(dm, good, [0, 5], 'fp32'));
       const ok = await host.run(dm, good, [0, 2], 'fp32');
       assert.equal(ok.probs.length, 2);
+      // A model the worker cannot rebuild (not made by createModel): refused in one line, nothing parked.
+      const stray = new ShuffleNetV2('x0_5', { numClasses: 3 });
+      await assert.rejects(host.run(stray, good, undefined, 'fp32'), (e: Error) => e instanceof UserError && /createModel/.test(e.message));
+      stray.dispose();
       assert.equal(handedOffCount(), 0);
     } finally {
       await host.close();

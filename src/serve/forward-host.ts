@@ -98,8 +98,8 @@ export class ForwardHost {
    * One pass in the worker: `model` (a decomposition model with `tasks`, the sorted task index of
    * every input, or a plain model without) over single-image inputs, which stay the caller's to free.
    */
-  run(model: Module, inputs: Tensor[], tasks: readonly number[] | undefined, precision: Precision): Promise<PassResult> {
-    if (this.#closed) return Promise.reject(new Error('serve: the forward worker is closed'));
+  async run(model: Module, inputs: Tensor[], tasks: readonly number[] | undefined, precision: Precision): Promise<PassResult> {
+    if (this.#closed) throw new Error('serve: the forward worker is closed');
     const w = this.#worker ?? this.#start();
     const key = keyOf(model);
     // Hand-offs to free if the worker goes away before taking them: a new twin's tensors, the inputs.
