@@ -1,12 +1,18 @@
 // `lorkd serve` under load, on loopback: requests/s, p50/p99 latency, resident memory and the
-// micro-batch sizes reached, for 1, 3 and the most departments in the mix, with
-//   eks    one service, the unfused decomposition model (mixed departments in one EKS pass),
-//   fused  one service, one fused expert per department (batched per department),
-//   auto   one service, choosing eks or fused per batch from its own measurements,
-//   plain  one service process per department, each with its department's fused expert.
+// micro-batch sizes reached, for 1, 3, 10 and 30 departments in the mix (random-weight
+// decompositions of that many tasks, dept0..deptN-1), with
+//   eks        one service, the unfused decomposition model (mixed departments in one EKS pass),
+//   fused      one service, one fused expert per department (batched per department),
+//   auto       one service, choosing eks or fused per batch from its own measurements,
+//   plain      one service process per department, each with its department's fused expert,
+//   plain-ort  the deployment a user would otherwise pick: one process per department, each
+//              serving its fused expert exported to ONNX through onnxruntime-node at the same
+//              thread count, in a process without lorkd's engine (bench/ort-serve.ts: same
+//              protocol, decode workers and micro-batching; libtorch never loaded).
 // The load is a closed loop of `concurrency` clients, departments interleaved, PNG bodies from
 // the bundled MedMNIST test splits; each run is bounded in time and in requests, after a warm-up.
-//   node dist/bench/serve.js [--departments 10] [--seconds 6] [--concurrency 32] [--json] ...
+// The machine line (bench/machine.ts) says whether other work was running meanwhile.
+//   node dist/bench/serve.js [--departments 1,3,10,30] [--modes eks,plain-ort] [--seconds 6] [--json] ...
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,13 +26,17 @@ import { manualSeed, noGrad } from '../src/tensor/index.js';
 import { BatchNorm2d } from '../src/nn/index.js';
 import { DecompositionModel, saveDecomposition } from '../src/lorkd/index.js';
 import { exportAllExperts } from '../src/export/export-experts.js';
+import { expertFileToOnnx } from '../src/export/onnx/index.js';
 import { loadMedMnist } from '../src/data/medmnist.js';
 
-export type BenchMode = 'eks' | 'fused' | 'auto' | 'plain';
+export type BenchMode = 'eks' | 'fused' | 'auto' | 'plain' | 'plain-ort';
+export const BENCH_MODES: readonly BenchMode[] = ['eks', 'fused', 'auto', 'plain', 'plain-ort'];
+/** Modes that run one process per department. */
+const perDepartment = (m: BenchMode): boolean => m === 'plain' || m === 'plain-ort';
 
 export interface ServeBenchOptions {
-  /** Most departments (the largest mix); the mixes are 1, 3 and this. */
-  departments?: number;
+  /** The mixes: numbers of departments (default 1, 3, 10, 30). */
+  departments?: number[];
   model?: string;
   input?: number;
   rank?: number;
@@ -72,6 +82,7 @@ export interface ServeBenchRow {
 }
 
 const BIN = fileURLToPath(new URL('../../bin/lorkd.js', import.meta.url));
+const ORT_SERVE = fileURLToPath(new URL('./ort-serve.js', import.meta.url));
 
 /** A decomposition checkpoint with random weights (experts, heads and BatchNorm statistics all non-trivial). */
 function writeCheckpoint(file: string, T: number, model: string, rank: number, input: number): void {
@@ -116,8 +127,10 @@ interface Served {
   url: string;
 }
 
-async function startServe(args: string[], threads: number): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--json', '--quiet', ...args], {
+/** `lorkd serve ...args`, or (ort) bench/ort-serve.js ...args, once it listens. */
+async function startServe(args: string[], threads: number, ort = false): Promise<Served> {
+  const argv = ort ? [ORT_SERVE, ...args] : [BIN, 'serve', '--port', '0', '--json', '--quiet', ...args];
+  const child = spawn(process.execPath, argv, {
     env: { ...process.env, LORKD_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -125,7 +138,7 @@ async function startServe(args: string[], threads: number): Promise<Served> {
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (c) => reject(new Error(`lorkd serve exited ${c}: ${err.trim()}`)));
+    child.once('exit', (c) => reject(new Error(`${ort ? 'ort-serve' : 'lorkd serve'} exited ${c}: ${err.trim()}`)));
   });
   return { child, url: (JSON.parse(line) as { url: string }).url };
 }
@@ -189,13 +202,13 @@ async function load(urlOf: (dept: number) => string, k: number, bodies: Uint8Arr
   return res;
 }
 
-export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: ServeBenchRow[]; settings: Record<string, unknown> & { machine: MachineLoad } }> {
+export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: ServeBenchRow[]; goals: ServeGoal[]; settings: Record<string, unknown> & { machine: MachineLoad } }> {
   const o = {
-    departments: 10,
+    departments: [1, 3, 10, 30],
     model: 'shufflenet_v2_x1_0',
     input: 64,
     rank: 8,
-    modes: ['eks', 'fused', 'auto', 'plain'] as BenchMode[],
+    modes: [...BENCH_MODES],
     concurrency: 32,
     seconds: 6,
     warmupSeconds: 2,
@@ -207,22 +220,28 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
     log: (s: string) => process.stderr.write(`bench serve: ${s}\n`),
     ...opts,
   };
-  const mixes = [...new Set([1, Math.min(3, o.departments), o.departments])];
+  for (const m of o.modes) if (!BENCH_MODES.includes(m)) throw new Error(`unknown mode "${m}"; modes: ${BENCH_MODES.join(', ')}`);
+  const mixes = [...new Set(o.departments)].sort((a, b) => a - b);
+  if (!mixes.every((k) => Number.isInteger(k) && k >= 1)) throw new Error(`--departments takes positive integers, got ${o.departments.join(',')}`);
   const watch = watchMachine();
   const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-bench-serve-'));
   const runs: ServeBenchRow[] = [];
   const bodies = pngs(48);
   const running: ChildProcess[] = [];
-  const common = ['--max-batch', String(o.maxBatch), '--max-wait-ms', String(o.maxWaitMs), '--max-queue', String(Math.max(8 * o.maxBatch, 2 * o.concurrency))];
+  const batching = ['--max-batch', String(o.maxBatch), '--max-wait-ms', String(o.maxWaitMs)];
+  const common = [...batching, '--max-queue', String(Math.max(8 * o.maxBatch, 2 * o.concurrency))];
   const runOnce = async (mode: BenchMode, k: number): Promise<ServeBenchRow> => {
     let servers: Served[];
-    if (mode === 'plain') {
+    if (perDepartment(mode)) {
       servers = await Promise.all(
         Array.from({ length: k }, (_, t) => {
-          // --experts reads a folder: each process gets a folder with its department's file only.
-          const one = path.join(dir, `plain-${k}-${t}`);
+          // --experts reads a folder: each process gets a folder with its department's file only
+          // (plain-ort: that expert exported to ONNX, served by ort-serve.js).
+          const one = path.join(dir, `${mode}-${k}-${t}`);
           mkdirSync(one, { recursive: true });
-          copyFileSync(path.join(dir, `experts-${k}`, `dept${t}.safetensors`), path.join(one, `dept${t}.safetensors`));
+          const expert = path.join(dir, `experts-${k}`, `dept${t}.safetensors`);
+          if (mode === 'plain-ort') return startServe(['--onnx', expertFileToOnnx(expert, path.join(one, `dept${t}.onnx`)), ...batching], o.threads, true);
+          copyFileSync(expert, path.join(one, `dept${t}.safetensors`));
           return startServe(['--experts', one, '--mode', 'fused', ...common], o.threads);
         }),
       );
@@ -232,7 +251,7 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
     running.push(...servers.map((s) => s.child));
     try {
       const cpu0 = process.cpuUsage();
-      const r = await load((d) => servers[mode === 'plain' ? d : 0]!.url, k, bodies, o);
+      const r = await load((d) => servers[perDepartment(mode) ? d : 0]!.url, k, bodies, o);
       const mem = servers.map((s) => rss(s.child.pid!));
       const modelBytes = await Promise.all(servers.map(async (s) => Number(/^lorkd_model_bytes (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1] ?? NaN)));
       const cpu = process.cpuUsage(cpu0);
@@ -288,7 +307,24 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
     }),
   ).flat();
   const { log: _log, ...settings } = o;
-  return { rows, settings: { ...settings, machine: watch.stop() } };
+  return { rows, goals: goalsOf(rows), settings: { ...settings, machine: watch.stop() } };
+}
+
+/** Issue 22's goal per mix: one eks service against one onnxruntime process per department. */
+export interface ServeGoal {
+  departments: number;
+  /** eks req/s over plain-ort req/s (goal: at least 1.5 at 10 and 30 departments). */
+  eks_over_plain_ort_req_per_s: number;
+  /** eks resident MB over plain-ort's, all its processes together (goal: below 1). */
+  eks_over_plain_ort_rss: number;
+}
+
+export function goalsOf(rows: ServeBenchRow[]): ServeGoal[] {
+  return [...new Set(rows.map((r) => r.departments))].flatMap((k) => {
+    const eks = rows.find((r) => r.departments === k && r.mode === 'eks');
+    const ort = rows.find((r) => r.departments === k && r.mode === 'plain-ort');
+    return eks && ort ? [{ departments: k, eks_over_plain_ort_req_per_s: eks.req_per_s / ort.req_per_s, eks_over_plain_ort_rss: eks.rss_mb / ort.rss_mb }] : [];
+  });
 }
 
 const f = (v: number | undefined, d = 1): string => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
@@ -312,10 +348,11 @@ function argValue(name: string): string | undefined {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const num = (k: string) => (argValue(k) !== undefined ? Number(argValue(k)) : undefined);
+  const departments = argValue('departments')?.split(',').map(Number);
   const modes = argValue('modes')?.split(',') as BenchMode[] | undefined;
   const picked = Object.fromEntries(
     Object.entries({
-      departments: num('departments'),
+      departments,
       input: num('input'),
       rank: num('rank'),
       concurrency: num('concurrency'),
@@ -331,5 +368,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     }).filter(([, v]) => v !== undefined),
   ) as ServeBenchOptions;
   const r = await benchServe(picked);
-  console.log(process.argv.includes('--json') ? JSON.stringify(r) : `${serveTable(r.rows)}\n\n${machineLine(r.settings.machine)}\nsettings: ${JSON.stringify(r.settings)}`);
+  const goals = r.goals.map((g) => `${g.departments} departments: eks / plain-ort ${f(g.eks_over_plain_ort_req_per_s, 2)}x req/s, ${f(g.eks_over_plain_ort_rss, 2)}x resident memory`).join('\n');
+  console.log(process.argv.includes('--json') ? JSON.stringify(r) : `${serveTable(r.rows)}\n\n${goals}${goals ? '\n' : ''}${machineLine(r.settings.machine)}\nsettings: ${JSON.stringify(r.settings)}`);
 }

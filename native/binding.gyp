@@ -13,7 +13,8 @@
         "src/autocast.cc",
         "src/amp.cc",
         "src/infer.cc",
-        "src/optim.cc"
+        "src/optim.cc",
+        "src/handoff.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -32,7 +32,7 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 async function withServer<T>(mode: ServeMode, fn: (s: RunningServer) => Promise<T>, o: { experts?: boolean; maxBatch?: number; maxWaitMs?: number } = {}): Promise<T> {
-  const specs = o.experts ? expertDirDepartments(expertDir) : decompositionDepartments(checkpoint, mode);
+  const specs = o.experts ? await expertDirDepartments(expertDir) : decompositionDepartments(checkpoint, mode);
   const service = new Service({ mode, maxBatch: o.maxBatch ?? 16, maxWaitMs: o.maxWaitMs ?? 20, maxQueue: 1000 }, specs);
   const srv = await startServer(service, { host: '127.0.0.1', port: 0, maxBodyBytes: 1 << 20 });
   try {

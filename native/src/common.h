@@ -5,6 +5,7 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -15,7 +16,8 @@ namespace lorkd {
 // A JS-owned handle to one at::Tensor. dispose() frees it early; otherwise V8's GC does.
 class NTensor : public Napi::ObjectWrap<NTensor> {
  public:
-  static Napi::FunctionReference ctor;
+  // The class's constructor in `env` (one per JS thread: the addon loads in worker threads too).
+  static Napi::FunctionReference& ctor(Napi::Env env);
   static Napi::Function Init(Napi::Env env);
   explicit NTensor(const Napi::CallbackInfo& info);
   ~NTensor() override;
@@ -25,8 +27,9 @@ class NTensor : public Napi::ObjectWrap<NTensor> {
   void reaccount(Napi::Env env);
   at::Tensor t;
   int64_t accounted = 0;
-  static int64_t live;
-  static int64_t external;
+  // Process-wide counts (every JS thread's handles together).
+  static std::atomic<int64_t> live;
+  static std::atomic<int64_t> external;
 };
 
 Napi::Value wrap(Napi::Env env, at::Tensor t);

@@ -12,9 +12,10 @@
 #include <memory>
 
 namespace {
-// Guards of the open inference-mode scopes, innermost last (the JS scopes nest strictly).
+// Guards of the open inference-mode scopes, innermost last (the JS scopes nest strictly). One
+// stack per thread: InferenceMode is thread-local, and a worker thread runs its own scopes.
 std::vector<std::unique_ptr<c10::InferenceMode>>& modeStack() {
-  static std::vector<std::unique_ptr<c10::InferenceMode>> s;
+  thread_local std::vector<std::unique_ptr<c10::InferenceMode>> s;
   return s;
 }
 

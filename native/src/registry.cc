@@ -5,14 +5,15 @@
 
 namespace lorkd {
 
-Napi::FunctionReference NTensor::ctor;
-int64_t NTensor::live = 0;
-int64_t NTensor::external = 0;
+std::atomic<int64_t> NTensor::live{0};
+std::atomic<int64_t> NTensor::external{0};
+
+Napi::FunctionReference& NTensor::ctor(Napi::Env env) { return *env.GetInstanceData<Napi::FunctionReference>(); }
 
 Napi::Function NTensor::Init(Napi::Env env) {
   Napi::Function f = DefineClass(env, "NativeTensor", {});
-  ctor = Napi::Persistent(f);
-  ctor.SuppressDestruct();
+  // Freed with its environment (a worker thread that ends, or the process).
+  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(f)));
   return f;
 }
 
@@ -55,7 +56,7 @@ void NTensor::reaccount(Napi::Env env) {
 
 Napi::Value wrap(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
-  Napi::Object o = NTensor::ctor.New({});
+  Napi::Object o = NTensor::ctor(env).New({});
   NTensor::Unwrap(o)->set(env, std::move(t));
   return o;
 }
@@ -70,7 +71,7 @@ static Napi::Error argError(const Napi::CallbackInfo& info, size_t i, const char
 }
 
 bool isTensor(const Napi::Value& v) {
-  return v.IsObject() && v.As<Napi::Object>().InstanceOf(NTensor::ctor.Value());
+  return v.IsObject() && v.As<Napi::Object>().InstanceOf(NTensor::ctor(v.Env()).Value());
 }
 
 at::Tensor& argT(const Napi::CallbackInfo& info, size_t i) {

@@ -33,7 +33,7 @@ export function registerServe(program: Command): void {
   deviceOptions(program.command('serve'))
     .description('serve every department over HTTP, micro-batching their requests through one EKS forward (or per-department fused experts)')
     .option('--decomposition <file>', 'decomposition checkpoint (every task becomes a department)')
-    .option('--experts <dir>', 'folder of expert files (*.safetensors), one department each')
+    .option('--experts <dir>', 'folder of expert files, one department each: *.safetensors (lorkd\'s engine) or *.onnx (lorkd export --format onnx, run by onnxruntime-node)')
     .option('--host <host>', 'address to bind; anything but loopback needs --token', '127.0.0.1')
     .option('--port <n>', 'port (0: any free port)', intOption('port', 0), 8080)
     .option('--max-batch <n>', 'most requests per micro-batch (all departments together)', intOption('max-batch'), 32)
@@ -57,7 +57,7 @@ export function registerServe(program: Command): void {
         checkBinding(o.host, token);
         const log = (s: string) => o.quiet || process.stderr.write(`lorkd serve: ${s}\n`);
         const defaults = o.input !== undefined ? { input: o.input } : {};
-        const specs = o.decomposition ? decompositionDepartments(o.decomposition, mode, defaults) : expertDirDepartments(o.experts!);
+        const specs = o.decomposition ? decompositionDepartments(o.decomposition, mode, defaults) : await expertDirDepartments(o.experts!);
         const { device, precision } = runtimeOf(o);
         const service = new Service({ device, precision, mode, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue ?? 8 * o.maxBatch, defaults, maxPixels: o.maxPixels, decodeThreads: o.decodeThreads }, specs);
         emptyCache(); // load-time temporaries (a checkpoint fused into experts and dropped) go back to the system

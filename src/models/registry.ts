@@ -52,7 +52,19 @@ export function createModel(name: string, o: ModelOptions = {}): ImageClassifier
   for (const [k, v] of Object.entries(o)) {
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new UserError(`createModel: ${k} must be a positive integer, got ${v}`);
   }
-  return build(o);
+  const model = build(o);
+  built.set(model, { name, options: { ...o } });
+  return model;
+}
+
+// What every model createModel made was built from, so that another thread can build its twin
+// (lorkd serve's forward worker, src/serve/mirror.ts).
+const built = new WeakMap<ImageClassifier, { name: string; options: ModelOptions }>();
+
+/** The registry name and options `model` was built with by createModel (undefined: not built there). */
+export function modelRecipe(model: ImageClassifier): { name: string; options: ModelOptions } | undefined {
+  const r = built.get(model);
+  return r && { name: r.name, options: { ...r.options } };
 }
 
 /** The default preprocessing of a registered model (a copy). */

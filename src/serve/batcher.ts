@@ -1,11 +1,12 @@
 // Micro-batching across departments: requests that arrive within maxWaitMs of the oldest waiting
-// one (up to maxBatch) run together; the planner splits them into forward passes. A forward is
-// synchronous libtorch work, so each batch runs in its own macrotask (setImmediate) and the event
-// loop serves I/O between batches: requests keep arriving (and are decoded) while a batch is
-// waiting, and a full queue is answered at once. The queue is bounded: submit() refuses past it.
+// one (up to maxBatch) run together; the planner splits them into forward passes. The passes run
+// in the forward worker (forward-host.ts), one batch at a time, so the event loop serves I/O while
+// a batch runs: requests keep arriving (and are decoded) and gather into the next batch, which
+// starts as soon as this one is answered. The queue is bounded: submit() refuses past it.
 import { performance } from 'node:perf_hooks';
 import { TorchError, UserError } from '../tensor/errors.js';
-import { eksProbs, plainProbs } from './forward.js';
+import type { ForwardHost, PassResult } from './forward-host.js';
+import { OrtExpert } from './ort-expert.js';
 import type { Precision } from '../tensor/index.js';
 import type { ServeMetrics } from './metrics.js';
 import type { Job, Pass, Planner } from './planner.js';
@@ -17,12 +18,6 @@ export interface BatcherOptions {
   maxWaitMs: number;
   /** Most requests waiting for a forward pass. */
   maxQueue: number;
-}
-
-function runPass(p: Pass, precision: Precision): Float32Array[] {
-  const inputs = p.jobs.map((j) => j.input);
-  if (p.path === 'plain') return plainProbs(p.model, inputs, precision);
-  return eksProbs(p.shared.model, inputs, p.jobs.map((j) => j.version.eks!.index), precision);
 }
 
 export class Batcher {
@@ -39,6 +34,7 @@ export class Batcher {
     readonly o: BatcherOptions,
     readonly planner: Planner,
     readonly metrics: ServeMetrics,
+    readonly forward: ForwardHost,
   ) {}
 
   get depth(): number {
@@ -84,11 +80,22 @@ export class Batcher {
     this.#pending = true;
     setImmediate(() => {
       this.#pending = false;
-      this.#run();
+      void this.#run();
     });
   }
 
-  #run(): void {
+  // lorkd's passes run in the forward worker; an ONNX expert's in onnxruntime's own threads.
+  async #pass(p: Pass): Promise<PassResult> {
+    const inputs = p.jobs.map((j) => j.input);
+    const precision = this.o.precision ?? 'fp32';
+    if (p.path === 'eks') return this.forward.run(p.shared.model, inputs, p.jobs.map((j) => j.version.eks!.index), precision);
+    if (!(p.model instanceof OrtExpert)) return this.forward.run(p.model, inputs, undefined, precision);
+    const t0 = performance.now();
+    const probs = await p.model.probs(inputs);
+    return { probs, ms: performance.now() - t0 };
+  }
+
+  async #run(): Promise<void> {
     this.#running = true;
     const jobs = this.#queue.splice(0, this.o.maxBatch);
     this.metrics.queueDepth.set({}, this.#queue.length);
@@ -102,17 +109,16 @@ export class Batcher {
         for (const j of jobs) j.reject(e as Error);
       }
       for (const p of plan) {
-        const s = performance.now();
         let probs: Float32Array[];
+        let ms: number;
         try {
-          probs = runPass(p, this.o.precision ?? 'fp32');
+          ({ probs, ms } = await this.#pass(p));
         } catch (e) {
           // A libtorch or input error fails this pass's requests only; the service goes on.
           const err = e instanceof UserError || e instanceof TorchError ? e : new Error(String((e as Error)?.message ?? e));
           for (const j of p.jobs) j.reject(err);
           continue;
         }
-        const ms = performance.now() - s;
         this.planner.record(p, ms);
         this.metrics.forwards.inc({ path: p.path });
         this.metrics.forwardSeconds.inc({ path: p.path }, ms / 1000);

@@ -8,6 +8,10 @@ import type { ImageClassifier } from '../models/classifier.js';
 import type { ExpertMeta } from '../export/expert-file.js';
 import { UserError } from '../tensor/errors.js';
 import { forgetPlan } from './forward.js';
+import { OrtExpert } from './ort-expert.js';
+
+/** A department's own model: lorkd's (a fused expert or an expert file) or an ONNX expert run by onnxruntime. */
+export type PlainModel = ImageClassifier | OrtExpert;
 
 /** How a department's images are turned into model input (an expert file's preprocessing record). */
 export type Preprocessing = Pick<ExpertMeta, 'inputSize' | 'channels' | 'resize' | 'mean' | 'std'>;
@@ -59,7 +63,7 @@ export interface DepartmentSpec {
   /** Served through EKS by this shared model, as its task `index` (the spec holds one reference to it). */
   eks?: { shared: SharedDecomposition; index: number };
   /** Served by its own plain model (owned by the version from now on). */
-  plain?: ImageClassifier;
+  plain?: PlainModel;
   /** Architecture of the plain model (cost estimates are shared by equal architectures). */
   arch: string;
 }
@@ -67,7 +71,7 @@ export interface DepartmentSpec {
 /** Frees a spec that will not become a version (its plain model and its reference to the shared model). */
 export function disposeSpec(spec: DepartmentSpec): void {
   if (spec.plain) {
-    forgetPlan(spec.plain);
+    if (!(spec.plain instanceof OrtExpert)) forgetPlan(spec.plain);
     spec.plain.dispose();
   }
   spec.eks?.shared.release();
@@ -81,7 +85,7 @@ export class DepartmentVersion extends RefCounted {
   readonly preprocessing: Preprocessing;
   readonly source: string;
   readonly eks: { shared: SharedDecomposition; index: number } | null;
-  readonly plain: ImageClassifier | null;
+  readonly plain: PlainModel | null;
   readonly arch: string;
 
   constructor(spec: DepartmentSpec, version: number) {
@@ -107,6 +111,7 @@ export class DepartmentVersion extends RefCounted {
       preprocessing: this.preprocessing,
       source: this.source,
       servedBy: [...(this.eks ? ['eks'] : []), ...(this.plain ? ['plain'] : [])],
+      ...(this.plain instanceof OrtExpert ? { engine: 'onnxruntime' } : {}),
     };
   }
 }

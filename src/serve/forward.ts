@@ -4,12 +4,14 @@
 // input, in input order, and free everything they create. The inputs are made on the host; the
 // batch goes to the model's device (pinned, non-blocking on CUDA) and runs under the service's
 // precision (autocast). Both run the network's inference path (src/infer), built once per model.
+// lorkd serve runs them in its forward worker (forward-host.ts), on twins of the served models.
 import type { DecompositionModel } from '../lorkd/decomposition.js';
 import { Routing } from '../lorkd/routing.js';
 import type { ImageClassifier } from '../models/classifier.js';
 import type { Module } from '../nn/module.js';
 import { type Tensor, cat, softmax, tidy, autocast, hostToDevice, type Precision } from '../tensor/index.js';
 import { InferencePlan } from '../infer/index.js';
+import { forgetTwins } from './forward-host.js';
 
 // A served model's weights never change: its plan is made on its first batch and lives as long
 // as it does (the folded weights are freed with it, by the garbage collector, or by forgetPlan).
@@ -22,10 +24,11 @@ function planOf(model: Module): InferencePlan {
   }
   return p;
 }
-/** Frees the inference path of a model that is being disposed. */
+/** Frees the inference path of a model that is being disposed or changed (and its twin in every forward worker). */
 export function forgetPlan(model: Module): void {
   plans.get(model)?.dispose();
   plans.delete(model);
+  forgetTwins(model);
 }
 
 /** The rows of a (n, c) probability tensor as separate arrays. */

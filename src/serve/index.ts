@@ -3,7 +3,7 @@
 export { Service, type ServiceOptions, type Answer } from './service.js';
 export { startServer, checkBinding, isLoopback, type ListenOptions, type RunningServer } from './server.js';
 export { createApp, type AppOptions } from './app.js';
-export { MODES, type ServeMode, decompositionDepartments, expertDirDepartments, expertDepartment, departmentFromFile, type PreprocessingDefaults } from './load.js';
+export { MODES, type ServeMode, decompositionDepartments, expertDirDepartments, expertDepartment, onnxDepartment, departmentFromFile, type PreprocessingDefaults } from './load.js';
 export { Departments, DepartmentVersion, SharedDecomposition, type DepartmentSpec, type Preprocessing } from './departments.js';
 export { Planner, type Path } from './planner.js';
 export { HttpError } from './http-error.js';

@@ -1,7 +1,8 @@
 // Loading departments from the files lorkd writes: a decomposition checkpoint (every task, or one)
 // or an expert file (one task; a folder of them for --experts). What is kept depends on the mode:
 // `eks` keeps the unfused decomposition model only, `fused` one fused expert per department only,
-// `auto` both (it chooses per batch).
+// `auto` both (it chooses per batch). An --experts folder may hold ONNX experts (`lorkd export
+// --format onnx`) too: each is served by onnxruntime-node (ort-expert.ts).
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DECOMPOSITION_FORMAT, readDecomposition } from '../lorkd/checkpoint.js';
@@ -10,6 +11,8 @@ import { loadExpertFile } from '../export/expert-file.js';
 import { fileFormat } from '../experiments/network-file.js';
 import { UserError } from '../tensor/errors.js';
 import { recordedPreprocessing } from '../data/preprocessing.js';
+import { getNumThreads } from '../tensor/index.js';
+import { OrtExpert } from './ort-expert.js';
 import { SharedDecomposition, disposeSpec, type DepartmentSpec, type Preprocessing } from './departments.js';
 import { joinRunning } from './join.js';
 
@@ -80,18 +83,35 @@ export function expertDepartment(file: string, name?: string): DepartmentSpec {
   };
 }
 
-/** Every expert file (*.safetensors) in a folder, one department each. */
-export function expertDirDepartments(dir: string): DepartmentSpec[] {
+/**
+ * One department from an ONNX expert (`lorkd export --format onnx`), run by onnxruntime-node with
+ * as many intra-op threads as libtorch has (LORKD_NUM_THREADS), so both engines get the same CPUs.
+ */
+export async function onnxDepartment(file: string, name?: string): Promise<DepartmentSpec> {
+  const ort = await OrtExpert.load(file, getNumThreads());
+  const meta = ort.expert.meta;
+  return {
+    task: name ?? meta.task,
+    classNames: meta.classNames,
+    preprocessing: { inputSize: meta.inputSize, channels: meta.channels, resize: meta.resize, mean: meta.mean, std: meta.std },
+    source: file,
+    arch: `onnx:${meta.model}@${meta.inputSize}`,
+    plain: ort,
+  };
+}
+
+/** Every expert file in a folder, one department each: *.safetensors (lorkd's engine) and *.onnx (onnxruntime). */
+export async function expertDirDepartments(dir: string): Promise<DepartmentSpec[]> {
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.safetensors') && statSync(path.join(dir, f)).isFile()).sort();
+    files = readdirSync(dir).filter((f) => /\.(safetensors|onnx)$/.test(f) && statSync(path.join(dir, f)).isFile()).sort();
   } catch (e) {
     throw new UserError(`${dir}: cannot read the experts folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  if (!files.length) throw new UserError(`${dir}: no expert files (*.safetensors)`);
+  if (!files.length) throw new UserError(`${dir}: no expert files (*.safetensors or *.onnx)`);
   const specs: DepartmentSpec[] = [];
   try {
-    for (const f of files) specs.push(expertDepartment(path.join(dir, f)));
+    for (const f of files) specs.push(f.endsWith('.onnx') ? await onnxDepartment(path.join(dir, f)) : expertDepartment(path.join(dir, f)));
   } catch (e) {
     specs.forEach(disposeSpec);
     throw e;

@@ -8,9 +8,8 @@
 // has no estimate for yet, then takes the cheaper estimate, and re-tries the other way every
 // EXPLORE_EVERY batches of the same shape so the choice follows the load. A batch of a single
 // department runs on its fused expert without measuring (the same function, fewer FLOPs).
-import type { ImageClassifier } from '../models/classifier.js';
 import type { Tensor } from '../tensor/index.js';
-import type { DepartmentVersion, SharedDecomposition } from './departments.js';
+import type { DepartmentVersion, PlainModel, SharedDecomposition } from './departments.js';
 import type { ServeMode } from './load.js';
 
 /** A request waiting for (or in) a forward pass. */
@@ -35,7 +34,7 @@ export interface JobResult {
 
 export type Pass =
   | { path: 'eks'; shared: SharedDecomposition; jobs: Job[] }
-  | { path: 'plain'; model: ImageClassifier; jobs: Job[] };
+  | { path: 'plain'; model: PlainModel; jobs: Job[] };
 
 /** Power-of-two bucket of a row count. */
 const bucket = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
@@ -43,7 +42,7 @@ const bucket = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 /** Splits jobs into passes: EKS where `eks(job)` says so (and the job has a shared model), else plain. */
 export function passes(jobs: Job[], eks: (j: Job) => boolean): Pass[] {
   const shared = new Map<SharedDecomposition, Job[]>();
-  const plain = new Map<ImageClassifier, Job[]>();
+  const plain = new Map<PlainModel, Job[]>();
   const add = <K>(m: Map<K, Job[]>, k: K, j: Job) => (m.get(k) ?? m.set(k, []).get(k)!).push(j);
   for (const j of jobs) {
     const v = j.version;

@@ -9,6 +9,8 @@ import type { Module } from '../nn/module.js';
 import { UserError } from '../tensor/errors.js';
 import { Batcher, type BatcherOptions } from './batcher.js';
 import { DecodePool } from './decode-pool.js';
+import { ForwardHost } from './forward-host.js';
+import { OrtExpert } from './ort-expert.js';
 import { PixelBudget } from './pixel-budget.js';
 import { type DepartmentSpec, type DepartmentVersion, Departments, checkTaskName, disposeSpec } from './departments.js';
 import { HttpError } from './http-error.js';
@@ -50,6 +52,8 @@ export class Service {
   readonly planner: Planner;
   readonly batcher: Batcher;
   readonly decoder: DecodePool;
+  /** Where the forward passes run: a worker thread, off the event loop. */
+  readonly forward = new ForwardHost();
   readonly pixels: PixelBudget;
   #inFlight = 0;
   #draining = false;
@@ -65,7 +69,7 @@ export class Service {
     if (!(Number.isFinite(o.maxWaitMs) && o.maxWaitMs >= 0)) throw new UserError(`maxWaitMs must be >= 0, got ${o.maxWaitMs}`);
     this.metrics = new ServeMetrics(o.maxBatch);
     this.planner = new Planner(o.mode);
-    this.batcher = new Batcher(o, this.planner, this.metrics);
+    this.batcher = new Batcher(o, this.planner, this.metrics, this.forward);
     this.pixels = new PixelBudget(o.maxPixels ?? limit('imagePixels'), (n) => this.metrics.pixelsInFlight.set({}, n));
     this.decoder = new DecodePool(o.decodeThreads);
     let i = 0;
@@ -91,7 +95,12 @@ export class Service {
       throw new UserError(`${spec.source}: ${spec.preprocessing.channels}-channel models are not supported; lorkd serves 3-channel experts`);
     }
     // Every model of the service on its device (a shared decomposition moves once; .to is a no-op after).
-    spec.plain?.to(this.o.device ?? 'cpu');
+    if (spec.plain instanceof OrtExpert) {
+      if ((this.o.device ?? 'cpu') !== 'cpu') {
+        disposeSpec(spec);
+        throw new UserError(`${spec.source}: ONNX experts are served on the CPU only (onnxruntime-node's CPU engine); drop --device or serve the expert's .safetensors file`);
+      }
+    } else spec.plain?.to(this.o.device ?? 'cpu');
     spec.eks?.shared.model.to(this.o.device ?? 'cpu');
     const r = this.departments.put(spec);
     this.#countModelBytes();
@@ -101,11 +110,13 @@ export class Service {
   /** The lorkd_model_bytes gauge: state-dict bytes of every model the current departments hold. */
   #countModelBytes(): void {
     const models = new Set<Module>();
+    let bytes = 0;
     for (const d of this.departments.list()) {
       if (d.eks) models.add(d.eks.shared.model);
-      if (d.plain) models.add(d.plain);
+      if (d.plain instanceof OrtExpert) bytes += d.plain.bytes;
+      else if (d.plain) models.add(d.plain);
     }
-    const bytes = tidy(() => [...models].reduce((a, m) => a + [...m.stateDict().values()].reduce((b, t) => b + t.numel * DTYPE_BYTES[t.dtype], 0), 0));
+    bytes += tidy(() => [...models].reduce((a, m) => a + [...m.stateDict().values()].reduce((b, t) => b + t.numel * DTYPE_BYTES[t.dtype], 0), 0));
     this.metrics.modelBytes.set({}, bytes);
   }
 
@@ -229,6 +240,6 @@ export class Service {
     if (this.#inFlight > 0) await new Promise<void>((r) => this.#idle.push(r));
     await this.batcher.flush();
     this.departments.clear();
-    await this.decoder.close();
+    await Promise.all([this.forward.close(), this.decoder.close()]);
   }
 }

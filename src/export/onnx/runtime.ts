@@ -46,8 +46,11 @@ export function onnxExpertMeta(bytes: Uint8Array, file: string, model = onnxMode
   );
 }
 
-/** Loads an ONNX file written by `lorkd export --format onnx` into an onnxruntime-node session. */
-export async function loadOnnxExpert(file: string): Promise<OnnxExpert> {
+/**
+ * Loads an ONNX file written by `lorkd export --format onnx` into an onnxruntime-node session;
+ * `threads`: its intra-op threads (default: onnxruntime's, every core).
+ */
+export async function loadOnnxExpert(file: string, o: { threads?: number } = {}): Promise<OnnxExpert> {
   if (!existsSync(file)) throw new UserError(`${file}: ONNX file not found`);
   const bytes = readRegular(file, { what: 'ONNX file' });
   const model = onnxModel(bytes, file);
@@ -59,7 +62,8 @@ export async function loadOnnxExpert(file: string): Promise<OnnxExpert> {
   const oneLine = (what: string, e: unknown): UserError => new UserError(`${file}: onnxruntime ${what} (${String((e as Error)?.message ?? e).split('\n')[0]!.replace(/\x1b\[[0-9;]*m/g, '')})`);
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(bytes, { logSeverityLevel: SEVERITY[level] });
+    const threads = o.threads !== undefined ? { intraOpNumThreads: o.threads, interOpNumThreads: 1 } : {};
+    session = await ort.InferenceSession.create(bytes, { logSeverityLevel: SEVERITY[level], ...threads });
   } catch (e) {
     throw oneLine('cannot load it', e);
   }
