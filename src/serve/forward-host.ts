@@ -52,6 +52,11 @@ const keys = new WeakMap<Module, number>();
 const keyOf = (m: Module): number => keys.get(m) ?? (keys.set(m, nextKey++), nextKey - 1);
 
 export class ForwardHost {
+  /**
+   * A gate every pass waits at in the worker, for tests: [0] = 1 holds passes there, [1] counts
+   * passes that reached it. `hold()` and `release()` set it.
+   */
+  readonly #gate = new Int32Array(new SharedArrayBuffer(8));
   #worker: Worker | null = null;
   /** Models with a twin in the current worker. */
   #twins = new Set<number>();
@@ -61,7 +66,7 @@ export class ForwardHost {
 
   #start(): Worker {
     // The worker's libtorch threads: this thread's count (OpenMP's setting is per thread).
-    const w = new Worker(new URL('./forward-worker.js', import.meta.url), { workerData: { threads: getNumThreads() } });
+    const w = new Worker(new URL('./forward-worker.js', import.meta.url), { workerData: { threads: getNumThreads(), gate: this.#gate } });
     w.unref(); // only passes in flight keep the process alive
     w.on('message', (m: FromWorker) => this.#reply(m));
     w.on('error', (e) => this.#lost(w, `forward worker failed: ${e.message.split('\n')[0]}`));
@@ -123,6 +128,22 @@ export class ForwardHost {
       if (this.#pending.size === 1) w.ref();
       w.postMessage({ type: 'run', id, key, inputs: inputIds, ...(tasks ? { tasks: [...tasks] } : {}), precision } satisfies ToWorker);
     });
+  }
+
+  /** Test hook: passes wait in the worker before they run, until release(). */
+  hold(): void {
+    Atomics.store(this.#gate, 0, 1);
+  }
+
+  /** Lets held passes run. */
+  release(): void {
+    Atomics.store(this.#gate, 0, 0);
+    Atomics.notify(this.#gate, 0);
+  }
+
+  /** Passes that reached the gate so far (held or not). */
+  get passesAtGate(): number {
+    return Atomics.load(this.#gate, 1);
   }
 
   /** Drops `model`'s twin (the model was freed or changed). */

@@ -15,7 +15,8 @@ import { buildMirror } from './mirror.js';
 import type { ToWorker, FromWorker } from './forward-host.js';
 
 const port = parentPort!;
-setNumThreads((workerData as { threads: number }).threads);
+const { threads, gate } = workerData as { threads: number; gate: Int32Array };
+setNumThreads(threads);
 // A twin by key, or the one-line reason it could not be built.
 const twins = new Map<number, Module | string>();
 const post = (m: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
@@ -30,6 +31,9 @@ function drop(key: number): void {
 }
 
 function run(m: Extract<ToWorker, { type: 'run' }>): void {
+  // The host's test gate: count the pass, then wait while it is held.
+  Atomics.add(gate, 1, 1);
+  while (Atomics.load(gate, 0) === 1) Atomics.wait(gate, 0, 1);
   const inputs: Tensor[] = [];
   try {
     for (const id of m.inputs) inputs.push(takeHandedOff(id));
