@@ -43,6 +43,9 @@ test('12-bit JPEG Extended fixture equals DCMTK dcmdjpeg bit for bit, restart ma
   const rst = values(fixture('MR_small_jpeg_extended12_rst.dcm'));
   assert.deepEqual(rst, ref);
   assert.ok(codeStream(fixture('MR_small_jpeg_extended12_rst.dcm')).some((b, i, a) => b === 0xff && a[i + 1] === 0xd7), 'the copy has restart markers up to RST7');
+  // a header that disagrees with the stream is refused from the frame header, before decoding
+  const wrong = dicomFile({ ...MR12, rows: 63 }, { fragments: [codeStream(fixture(EXT12))], ts: '1.2.840.10008.1.2.4.51' });
+  assert.throws(() => decodeDicom(wrong, 'wrong.dcm'), { message: 'wrong.dcm: JPEG Extended frame is 64x64, the header says 64x63' });
   // and the display image
   const img = decodeDicom(fixture(EXT12), EXT12);
   assert.equal(img.rows, 64);

@@ -193,7 +193,7 @@ function readFrame(d: Uint8Array, at: number, len: number, check?: FrameCheck): 
   const vmax = Math.max(...comps.map((c) => c.v));
   const mcusX = Math.ceil(width / (8 * hmax));
   const mcusY = Math.ceil(height / (8 * vmax));
-  if (width * height * n > 2 ** 28) fail(`JPEG of ${width}x${height}x${n} samples is too large`);
+  if (width * height * n > 2 ** 26) fail(`JPEG of ${width}x${height}x${n} samples is too large`);
   for (const c of comps) {
     c.bw = mcusX * c.h;
     c.bh = mcusY * c.v;
