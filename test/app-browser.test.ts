@@ -39,7 +39,7 @@ const skip = !existsSync(CHROMIUM)
     : false;
 const TOL = 1e-4;
 const DICOM_DIR = path.join(REPO, 'test', 'fixtures', 'dicom');
-/** DICOM files the page reads (16-bit signed with rescale, RLE, deflated, MONOCHROME1, the compressed syntaxes). */
+/** DICOM files the page reads (16-bit signed with rescale, RLE, deflated, MONOCHROME1, the compressed syntaxes, 12-bit JPEG Extended). */
 const DICOM = [
   'CT_small.dcm',
   'MR_small_RLE.dcm',
@@ -49,6 +49,7 @@ const DICOM = [
   'MR_small_jp2klossless.dcm',
   'MR_small_jpeg_lossless.dcm',
   'MR_small_htj2k_lossless.dcm',
+  'MR_small_jpeg_extended12.dcm',
 ].map((f) => path.join(DICOM_DIR, f));
 /** One it refuses (made in before()): the JPEG-LS fixture with its UID changed to JPIP's (no pixel codec), same length. */
 let DICOM_UNSUPPORTED: string;
@@ -337,7 +338,7 @@ test('the page made no request except for its own static files, and logged no er
   const plan = planSite(fx.expertsDir);
   assert.deepEqual(sitePaths.filter((p) => !plan.files.has(p)), [], 'requests for files the site does not have');
   // the compressed DICOM files made the page fetch their codecs, each once
-  for (const p of ['vendor/charlswasm_decode.js', 'vendor/charlswasm_decode.wasm', 'vendor/openjpegwasm_decode.wasm', 'vendor/openjphjs.wasm', 'vendor/lossless.js', 'vendor/dicom-decoders.js']) {
+  for (const p of ['vendor/charlswasm_decode.js', 'vendor/charlswasm_decode.wasm', 'vendor/openjpegwasm_decode.wasm', 'vendor/openjphjs.wasm', 'vendor/lossless.js', 'vendor/dicom-decoders.js', 'vendor/jpeg12.js']) {
     assert.equal(sitePaths.filter((q) => q === p).length, 1, `${p} requested once`);
   }
   assert.ok(sitePaths.includes('vendor/ort-wasm-simd-threaded.wasm'));

@@ -327,7 +327,7 @@ test("a codec that fails to load is a one-line error naming it, and is tried aga
 
 test('the site plan holds the page, the vendored runtime and the experts; writeSite copies it and refuses foreign folders', () => {
   const plan = planSite(fx.expertsDir);
-  for (const f of ['index.html', 'app.js', 'vendor/ort.wasm.min.mjs', 'vendor/ort-wasm-simd-threaded.wasm', 'vendor/jpeg-decoder.js', 'vendor/dicomParser.min.js', 'vendor/dicom-decoders.js', 'vendor/openjphjs.wasm', 'vendor/LICENSE.cornerstonejs-codec-openjph.txt', 'vendor/NOTICE.txt', 'models/manifest.json', 'models/breastmnist.onnx', 'models/retinamnist.onnx']) {
+  for (const f of ['index.html', 'app.js', 'vendor/ort.wasm.min.mjs', 'vendor/ort-wasm-simd-threaded.wasm', 'vendor/jpeg-decoder.js', 'vendor/dicomParser.min.js', 'vendor/dicom-decoders.js', 'vendor/jpeg12.js', 'vendor/openjphjs.wasm', 'vendor/LICENSE.cornerstonejs-codec-openjph.txt', 'vendor/NOTICE.txt', 'models/manifest.json', 'models/breastmnist.onnx', 'models/retinamnist.onnx']) {
     assert.ok(plan.files.has(f), `plan lacks ${f}`);
   }
   // Every module the page imports, and every script it loads, is in the plan.

@@ -84,7 +84,7 @@ function vendorFiles(): { files: [string, string][]; notice: string } {
     notice.push(`${v.pkg} ${info.version ?? '?'} (${info.license ?? 'see the package'}): ${v.files.map(([s]) => s).join(', ')}${lic ? ` (license text: ${licName})` : ''}`);
   }
   // lorkd's DICOM pixel math and decoders (no npm imports), compiled from src/data/.
-  for (const m of ['dicom-pixels.js', 'dicom-decoders.js']) {
+  for (const m of ['dicom-pixels.js', 'dicom-decoders.js', 'jpeg12.js']) {
     const f = path.join(packageRoot(), 'dist', 'src', 'data', m);
     if (existsSync(f)) files.push([`vendor/${m}`, f]);
   }

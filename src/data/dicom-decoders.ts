@@ -4,6 +4,7 @@
 // which loads the compiled file as it is) pass the same loader interface: the instantiated WASM
 // module of a codec, and jpeg-lossless-decoder-js's Decoder class.
 //   JPEG Baseline (8-bit)            @cornerstonejs/codec-libjpeg-turbo-8bit (libjpeg-turbo, WASM)
+//   JPEG Extended 12-bit             jpeg12.ts (lorkd's own; none is published on npm)
 //   JPEG Lossless (Process 14)       jpeg-lossless-decoder-js (pure JS)
 //   JPEG-LS lossless / near-lossless @cornerstonejs/codec-charls (CharLS, WASM)
 //   JPEG 2000 lossless / lossy       @cornerstonejs/codec-openjpeg (OpenJPEG, WASM)
@@ -11,6 +12,7 @@
 // A colour JPEG, JPEG 2000 or HTJ2K frame comes out as RGB (the codecs undo YCbCr / the component
 // transform), so the photometric interpretation becomes RGB.
 import { type DicomCodecs, DicomPixelError, type DicomPixelInfo } from './dicom-pixels.js';
+import { decodeJpegSequential, JpegError } from './jpeg12.js';
 
 /** One cornerstone WASM codec build: where its files are and what its glue defines. */
 export interface WasmCodecBuild {
@@ -221,8 +223,31 @@ function losslessCodec(load: CodecLoader): Codec {
 }
 
 /**
- * The decoders by transfer syntax UID, over `load`. JPEG Extended (.51) is decoded when 8-bit;
- * 12-bit frames are refused: no decoder for them is published on npm (docs/DEPLOY.md).
+ * JPEG Extended frames that are not 8-bit (12 bits stored, in 16 bits allocated): lorkd's own
+ * sequential decoder, bit-exact with IJG libjpeg (DCMTK's dcmdjpeg). Samples come out as 16-bit.
+ */
+function extendedCodec(): Codec {
+  return (frame, info) => {
+    let img;
+    try {
+      // the size is checked from the frame header, before the decoder allocates for it
+      img = decodeJpegSequential(frame, (f) => checkDecoded('JPEG Extended', { ...f, bytes: f.width * f.height * f.components * 2 }, info));
+    } catch (e) {
+      if (e instanceof JpegError) return fail(`JPEG Extended frame: ${e.message}`);
+      throw e;
+    }
+    const bytes = new Uint8Array(img.samples.length * 2);
+    for (let i = 0; i < img.samples.length; i++) {
+      bytes[2 * i] = img.samples[i]! & 0xff;
+      bytes[2 * i + 1] = img.samples[i]! >> 8;
+    }
+    return { bytes, ...(img.colour === 'RGB' ? { photometric: 'RGB' } : {}) };
+  };
+}
+
+/**
+ * The decoders by transfer syntax UID, over `load`. JPEG Extended (.51) goes to libjpeg-turbo when
+ * 8-bit, else (12-bit) to jpeg12.ts: no decoder for it is published on npm (docs/DEPLOY.md).
  */
 export function makeDicomCodecs(load: CodecLoader): DicomCodecs {
   const baseline = wasmCodec(load, 'libjpeg-turbo', 'RGB');
@@ -230,10 +255,10 @@ export function makeDicomCodecs(load: CodecLoader): DicomCodecs {
   const jpegLs = wasmCodec(load, 'charls', null);
   const j2k = wasmCodec(load, 'openjpeg', 'RGB');
   const htj2k = wasmCodec(load, 'openjph', 'RGB');
+  const extended = extendedCodec();
   return {
     '1.2.840.10008.1.2.4.50': baseline,
-    '1.2.840.10008.1.2.4.51': (frame, info) =>
-      info.bitsAllocated === 8 ? baseline(frame, info) : fail(`JPEG Extended with ${info.bitsStored} bits stored is not supported (8-bit is; no 12-bit JPEG decoder is published on npm)`),
+    '1.2.840.10008.1.2.4.51': (frame, info) => (info.bitsAllocated === 8 ? baseline : extended)(frame, info),
     '1.2.840.10008.1.2.4.57': lossless,
     '1.2.840.10008.1.2.4.70': lossless,
     '1.2.840.10008.1.2.4.80': jpegLs,
