@@ -36,7 +36,7 @@ function row(req: StreamRequest, b: number, dst: Uint8Array, at: number): void |
   const ref = src.packs[t];
   if (!ref) return copyRow(src.sources[t]!, r * 3 * h * w, dst, at, h, w, flip);
   const pack = packOf(ref.dir);
-  const rec = pack.record(ref.task, ref.split, r);
+  const rec = pack.record(ref.task, ref.split, ref.rows ? ref.rows[r]! : r);
   const bytes = pack.readBytes(rec);
   const name = `${pack.shardPath(rec.shard)} (image at ${rec.offset})`;
   if (ref.storage === 'raw') return copyRow(decodeRaw(bytes, rec.height, rec.width, name).data, 0, dst, at, h, w, flip);

@@ -26,12 +26,14 @@ export interface PackRef {
   storage: 'raw' | 'jpeg';
   /** Rows are delivered out x out (raw: the stored size; jpeg: cropped and resized to it). */
   out: number;
+  /** A subset of the split (few-shot training): row r of the task is row rows[r] of the pack; absent: all rows. */
+  rows?: Int32Array;
 }
 
 /** A packed task's identity for cache keys: its pack's shard checksums, task, split and delivered size. */
 export function packIdentity(ref: PackRef): string {
   const m = openPack(ref.dir).manifest;
-  return JSON.stringify({ shards: m.shards.map((s) => s.sha256), task: ref.task, split: ref.split, storage: ref.storage, out: ref.out });
+  return JSON.stringify({ shards: m.shards.map((s) => s.sha256), task: ref.task, split: ref.split, storage: ref.storage, out: ref.out, ...(ref.rows ? { rows: Array.from(ref.rows) } : {}) });
 }
 
 /** What the stream worker is started with. */
