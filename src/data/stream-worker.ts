@@ -26,6 +26,9 @@ const addon = jpegAddon();
 /** Rows in flight per worker: one with the synchronous addon; a few for sharp, to keep libuv's pool busy. */
 const LANES = addon ? 1 : 4;
 
+/** Bytes a row is read into when it is used up before the next is read (raw rows; JPEG through the addon): no garbage per row. */
+let scratch = new Uint8Array(1 << 16);
+
 /** Row b of the request into `dst` at `at`. */
 function row(req: StreamRequest, b: number, dst: Uint8Array, at: number): void | Promise<void> {
   const i = req.indices[b]!;
@@ -37,7 +40,9 @@ function row(req: StreamRequest, b: number, dst: Uint8Array, at: number): void |
   if (!ref) return copyRow(src.sources[t]!, r * 3 * h * w, dst, at, h, w, flip);
   const pack = packOf(ref.dir);
   const rec = pack.record(ref.task, ref.split, ref.rows ? ref.rows[r]! : r);
-  const bytes = pack.readBytes(rec);
+  const sync = ref.storage === 'raw' || addon !== null;
+  if (sync && scratch.length < rec.length) scratch = new Uint8Array(2 * rec.length);
+  const bytes = pack.readBytes(rec, sync ? scratch : undefined);
   const name = `${pack.shardPath(rec.shard)} (image at ${rec.offset})`;
   if (ref.storage === 'raw') return copyRow(decodeRaw(bytes, rec.height, rec.width, name).data, 0, dst, at, h, w, flip);
   const box = cropBox(req.crop, i, rec.width, rec.height);
@@ -108,5 +113,6 @@ async function fill(req: StreamRequest): Promise<void> {
 // Requests are served in order: a worker starts on the next batch's rows when none of this one's is left.
 let queue = Promise.resolve();
 parentPort?.on('message', (req: StreamRequest) => {
-  queue = queue.then(() => fill(req));
+  // A failure outside a row (it should not happen) still ends this request, and the queue goes on.
+  queue = queue.then(() => fill(req)).catch((e: unknown) => fail(req, e));
 });
