@@ -1,7 +1,8 @@
 // `lorkd bench data`: the streaming loader (src/data/stream.ts) against PyTorch's DataLoader with
 // torchvision's ImageFolder and PIL (num_workers = cores), on the same files, in one run:
 // - 224-jpeg: a tree of JPEGs (random crops of the bundled images, rescaled to 224 px) and its JPEG
-//   pack; decode, RandomResizedCrop(224), flip, normalise (goal: >= 1.5x PyTorch);
+//   pack; decode, RandomResizedCrop(224), flip, normalise (goal: >= 1.5x PyTorch); img/s, and the
+//   CPU time per image of every thread (lorkd) or process (PyTorch's main and workers) of the loader;
 // - 64-raw: a tree of 64 px PNGs and its raw pack; flip, normalise (goal: >= 3x);
 // - memory: peak RSS of a training epoch's batches streamed from a pack of `images` (200,000 by
 //   default) and of 2,000 images of the same tree, each in its own process (goal: within 100 MB);
