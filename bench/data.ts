@@ -1,7 +1,8 @@
 // `lorkd bench data`: the streaming loader (src/data/stream.ts) against PyTorch's DataLoader with
 // torchvision's ImageFolder and PIL (num_workers = cores), on the same files, in one run:
 // - 224-jpeg: a tree of JPEGs (random crops of the bundled images, rescaled to 224 px) and its JPEG
-//   pack; decode, RandomResizedCrop(224), flip, normalise (goal: >= 1.5x PyTorch);
+//   pack; decode, RandomResizedCrop(224), flip, normalise (goal: >= 1.5x PyTorch); img/s, and the
+//   CPU time per image of every thread (lorkd) or process (PyTorch's main and workers) of the loader;
 // - 64-raw: a tree of 64 px PNGs and its raw pack; flip, normalise (goal: >= 3x);
 // - memory: peak RSS of a training epoch's batches streamed from a pack of `images` (200,000 by
 //   default) and of 2,000 images of the same tree, each in its own process (goal: within 100 MB);
@@ -43,6 +44,11 @@ export interface DataBenchRow {
   lorkd_img_per_s: number;
   pytorch_img_per_s: number | null;
   ratio: number | null;
+  /** CPU time (every thread or process of the loader) per image: less bent by a busy machine than img/s. */
+  lorkd_cpu_ms_per_img: number;
+  pytorch_cpu_ms_per_img: number | null;
+  /** pytorch_cpu_ms_per_img / lorkd_cpu_ms_per_img. */
+  cpu_ratio: number | null;
 }
 
 export interface DataBenchResult {
@@ -99,18 +105,25 @@ async function pack(tree: string, out: string, storage: Storage, size: number): 
   return r.images / r.seconds;
 }
 
-/** Images per second of a training loader's second epoch streamed from `dir` (the first warms the worker and the page cache). */
-function lorkdEpoch(dir: string, input: number, batch: number): number {
+interface Timed {
+  img_per_s: number;
+  cpu_ms_per_img: number | null;
+}
+
+/** Images per second (and CPU ms per image, every thread) of a training loader's second epoch streamed from `dir` (the first warms the workers and the page cache). */
+function lorkdEpoch(dir: string, input: number, batch: number): Timed {
   const o = { tasks: [dir], input, batch, seed: 0 };
   const loader = trainLoader(loadSuite(o), o);
   for (const b of loader.epoch(0)) b.dispose();
   let n = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (const b of loader.epoch(1)) {
     n += b.size;
     b.dispose();
   }
-  return n / ((performance.now() - t0) / 1000);
+  const c = process.cpuUsage(c0);
+  return { img_per_s: n / ((performance.now() - t0) / 1000), cpu_ms_per_img: (c.user + c.system) / 1000 / n };
 }
 
 const HELPER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'stream-epoch.js');
@@ -142,9 +155,15 @@ export async function benchData(o: DataBenchOptions): Promise<DataBenchResult> {
     const jpegTree = o.data ? openPack(o.data).manifest.tasks[0]!.source : tree('jpeg-small');
     await pack(tree('png64'), tree('png64.pack'), 'raw', 64);
     const packRate = await pack(tree('jpeg-large'), tree('jpeg-large.pack'), 'jpeg', 224);
-    const torch = (root: string, crop: boolean, size: number): number | null =>
-      o.noTorch ? null : (runPython<{ img_per_s: number }>('data_loader.py', { root: path.join(root, 'train'), crop, size, batch: o.batch, workers: cores }, 3_600_000)?.img_per_s ?? null);
-    const row = (c: DataBenchRow['case'], lorkd: number, pytorch: number | null): DataBenchRow => ({ case: c, lorkd_img_per_s: lorkd, pytorch_img_per_s: pytorch, ratio: pytorch ? lorkd / pytorch : null });
+    const torch = (root: string, crop: boolean, size: number): Timed | null =>
+      o.noTorch ? null : runPython<Timed>('data_loader.py', { root: path.join(root, 'train'), crop, size, batch: o.batch, workers: cores }, 3_600_000);
+    const row = (c: DataBenchRow['case'], lorkd: Timed, pytorch: Timed | null): DataBenchRow => {
+      const pc = pytorch?.cpu_ms_per_img ?? null;
+      return {
+        case: c, lorkd_img_per_s: lorkd.img_per_s, pytorch_img_per_s: pytorch?.img_per_s ?? null, ratio: pytorch ? lorkd.img_per_s / pytorch.img_per_s : null,
+        lorkd_cpu_ms_per_img: lorkd.cpu_ms_per_img!, pytorch_cpu_ms_per_img: pc, cpu_ratio: pc !== null ? pc / lorkd.cpu_ms_per_img! : null,
+      };
+    };
     log('[bench data] loader throughput');
     // The batch tensors are made with one intra-op thread, as PyTorch's main process (set_num_threads(1)):
     // the cores belong to the decoding workers on both sides.

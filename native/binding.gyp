@@ -26,5 +26,20 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++17"],
       "cflags_cc": ["<!@(node torch-config.cjs cflags)", "-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"]
     }
+  ],
+  "conditions": [
+    ["<!(test -f /usr/include/jpeglib.h && echo 1 || echo 0)==1", {
+      "targets": [
+        {
+          "target_name": "lorkd_jpeg",
+          "sources": ["jpeg/crop.cc"],
+          "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+          "libraries": ["-ljpeg"],
+          "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
+          "cflags_cc!": ["-fno-exceptions", "-std=gnu++1y", "-std=gnu++17"],
+          "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wno-unused-parameter", "-Wno-clobbered"]
+        }
+      ]
+    }]
   ]
 }

@@ -133,7 +133,7 @@ export function registerBench(program: Command): void {
         const r = await measured(() => benchData({ images: o.images, loaderImages: o.loaderImages, batch: o.batch, data: o.data, noTorch: o.torch === false, log: o.quiet ? undefined : (l) => console.error(l) }));
         emit(!!o.json, r, () =>
           [
-            table(['case', 'lorkd img/s', 'pytorch img/s', 'ratio'], r.rows.map((x) => [x.case, f1(x.lorkd_img_per_s), f1(x.pytorch_img_per_s), f1(x.ratio)])),
+            table(['case', 'lorkd img/s', 'pytorch img/s', 'ratio', 'lorkd CPU ms/img', 'pytorch CPU ms/img', 'CPU ratio'], r.rows.map((x) => [x.case, f1(x.lorkd_img_per_s), f1(x.pytorch_img_per_s), f1(x.ratio), f1(x.lorkd_cpu_ms_per_img), f1(x.pytorch_cpu_ms_per_img), f1(x.cpu_ratio)])),
             `peak RSS of an epoch: ${f1(r.rss_small_mb)} MB (${r.images_small} images), ${f1(r.rss_large_mb)} MB (${r.images_large} images)`,
             `pack: ${f1(r.pack_img_per_s)} img/s`,
             machineLine(r.machine),

@@ -34,7 +34,7 @@ export function registerTransfer(program: Command, rt: CliRuntime): void {
   deviceOptions(program.command('transfer'))
     .description('fine-tune a deployed network on a downstream data set (paper 4.3): AdamW, all layers, a new head; test accuracy/AUC over seeds')
     .requiredOption('--from <file|scratch>', 'an exported expert, a foundation file, a decomposition checkpoint (with --backbone), or scratch (with --model)')
-    .requiredOption('--data <path>', 'downstream data: an ImageFolder root (train/ val/ test/ class folders, or flat class folders) or a MedMNIST-format .npz')
+    .requiredOption('--data <path>', 'downstream data: an ImageFolder root (train/ val/ test/ class folders, or flat class folders), a MedMNIST-format .npz, or a pack (pack:DIR, or pack:DIR#TASK for one task of several; streamed)')
     .requiredOption('--out <dir>', 'output folder (one seed-<s>/ folder per seed, transfer.json)')
     .option('--backbone', "with a decomposition checkpoint: transfer its shared W0 backbone (the paper's dagger)")
     .option('--model <name>', 'architecture for --from scratch (default shufflenet_v2_x1_0)')

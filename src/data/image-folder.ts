@@ -21,8 +21,14 @@ export interface ImageTaskOptions {
   splitSeed?: number;
 }
 
-/** The rows `rows` of a split, in that order. */
+/** The rows `rows` of a split, in that order (a packed split stays packed: only its labels and row map are selected). */
 export function selectRows(s: ImageSplit, rows: ArrayLike<number>): ImageSplit {
+  if (s.pack) {
+    // Rows stay in the pack: the selection maps the new rows onto the pack's (composed with an earlier one).
+    const { rows: prev, ...ref } = s.pack;
+    const pick = Int32Array.from(rows, (r) => (prev ? prev[r]! : r));
+    return { ...s, n: rows.length, images: new Uint8Array(0), labels: Int32Array.from(rows, (r) => s.labels[r]!), pack: { ...ref, rows: pick } };
+  }
   const per = 3 * s.height * s.width;
   const images = new Uint8Array(rows.length * per);
   const labels = new Int32Array(rows.length);

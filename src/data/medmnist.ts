@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../tensor/errors.js';
 import { limit, limitHint } from '../io/limits.js';
-import { loadNpz, type Npz } from './npz.js';
+import { loadNpz, openNpzFile, type Npz, type NpzFile } from './npz.js';
 import type { NpyArray } from './npy.js';
 import { type ImageSplit, type Split, SPLITS, type TaskData, type TaskType } from './dataset.js';
 import { isDirectory, loadImageTask, type ImageTaskOptions } from './image-folder.js';
@@ -148,18 +148,38 @@ function labelsOf(a: NpyArray, n: number, what: string, fail: (m: string) => nev
   return out;
 }
 
-function splitOf(npz: Npz, split: Split, fail: (m: string) => never): { split: ImageSplit; channels: 1 | 3 } {
+/** A split's arrays: the images' header and (unless streamed) pixels, and the labels. */
+interface SplitArrays {
+  images: { dtype: string; shape: number[]; data: Uint8Array | null };
+  labels: NpyArray;
+}
+
+const wholeSplit = (npz: Npz, split: Split): SplitArrays => {
   const im = npz.get(`${split}_images`);
-  const lb = npz.get(`${split}_labels`);
+  return { images: { dtype: im.dtype, shape: im.shape, data: im.dtype === 'uint8' ? (im.data as Uint8Array) : null }, labels: npz.get(`${split}_labels`) };
+};
+
+/** The split's images header only (the rows are streamed later: medmnistStream). */
+const headerSplit = (npz: NpzFile, split: Split): SplitArrays => {
+  const h = npz.header(`${split}_images`);
+  return { images: { dtype: h.dtype, shape: h.shape, data: null }, labels: npz.get(`${split}_labels`) };
+};
+
+/** The images' channels (1 or 3) from an (N, H, W) or (N, H, W, C) shape. */
+const channelsOf = (s: readonly number[]): number => (s.length === 3 ? 1 : s.length === 4 && (s[3] === 1 || s[3] === 3) ? s[3]! : 0);
+
+function splitOf(arrays: SplitArrays, split: Split, fail: (m: string) => never): { split: ImageSplit; channels: 1 | 3 } {
+  const im = arrays.images;
+  const lb = arrays.labels;
   if (im.dtype !== 'uint8') fail(`${split}_images must be uint8, got ${im.dtype}`);
   const s = im.shape;
-  const c = s.length === 3 ? 1 : s.length === 4 && (s[3] === 1 || s[3] === 3) ? s[3]! : 0;
+  const c = channelsOf(s);
   if (c === 0) fail(`${split}_images has shape [${s.join(', ')}], expected (N, H, W) or (N, H, W, 3)`);
   const [n, h, w] = s as [number, number, number];
   // An npz image is an image: its header's size is bounded by the pixel limit (docs/LIMITS.md).
   if (h * w > limit('imagePixels')) fail(`${split}_images holds ${h}x${w} images, over the limit (${limitHint('imagePixels')})`);
   const labels = labelsOf(lb, n, `${split}_labels`, fail);
-  const images = toChw3(im.data as Uint8Array, n, h, w, c);
+  const images = im.data ? toChw3(im.data, n, h, w, c) : new Uint8Array(0);
   return { split: { n, channels: 3, height: h, width: w, images, labels }, channels: c as 1 | 3 };
 }
 
@@ -170,6 +190,43 @@ function splitOf(npz: Npz, split: Split, fail: (m: string) => never): { split: I
  * Images are stored as uint8 CHW with 3 channels.
  */
 export function loadMedMnist(source: string, opts: MedMnistOptions = {}): MedMnistData {
+  const file = medmnistFile(source, opts);
+  const npz = loadNpz(file.file, { keys: SPLITS.flatMap((s) => [`${s}_images`, `${s}_labels`]) });
+  return medmnistTask(file, opts, (s) => wholeSplit(npz, s));
+}
+
+/** A MedMNIST-format npz streamed (see loadMedMnist): its task with labels only, and its splits' rows on demand. */
+export interface MedMnistStream {
+  /** The task as loadMedMnist gives it, but every split's `images` is empty. */
+  data: MedMnistData;
+  /** Row by row, each uint8 CHW with 3 channels (grey repeated): what loadMedMnist holds for row i. */
+  rows(split: Split): AsyncGenerator<Uint8Array>;
+  close(): void;
+}
+
+/** Opens a MedMNIST subset or npz (as loadMedMnist) without reading its images: they are streamed by `rows`. */
+export function medmnistStream(source: string, opts: MedMnistOptions = {}): MedMnistStream {
+  const file = medmnistFile(source, opts);
+  const npz = openNpzFile(file.file);
+  try {
+    const data = medmnistTask(file, opts, (s) => headerSplit(npz, s));
+    const c = channelsOf(npz.header('train_images').shape);
+    return {
+      data,
+      async *rows(split) {
+        const { height: h, width: w } = data.splits[split];
+        for await (const r of npz.rows(`${split}_images`)) yield toChw3(r, 1, h, w, c);
+      },
+      close: () => npz.close(),
+    };
+  } catch (e) {
+    npz.close();
+    throw e;
+  }
+}
+
+/** The file of a bundled name or path, and its MedMNIST INFO key (when it is a known subset). */
+function medmnistFile(source: string, opts: MedMnistOptions): { file: string; key: string | undefined; bundled: boolean } {
   let file: string;
   let key: string | undefined;
   const bundled = !isPath(source);
@@ -190,13 +247,17 @@ export function loadMedMnist(source: string, opts: MedMnistOptions = {}): MedMni
     const m = /^([a-z]+mnist)(?:_\d+)?\.npz$/i.exec(path.basename(source));
     key = m ? medmnistKey(m[1]!) : undefined;
   }
+  return { file, key, bundled };
+}
+
+/** The task of a MedMNIST file from its splits' arrays (checked against INFO and its JSON). */
+function medmnistTask({ file, key, bundled }: { file: string; key: string | undefined; bundled: boolean }, opts: MedMnistOptions, arrays: (s: Split) => SplitArrays): MedMnistData {
   const fail: (m: string) => never = (m) => {
     throw new UserError(`${file}: ${m}`);
   };
   const info = key ? MEDMNIST_INFO[key] : undefined;
   const json = readInfoJson(file);
-  const npz = loadNpz(file, { keys: SPLITS.flatMap((s) => [`${s}_images`, `${s}_labels`]) });
-  const parts = SPLITS.map((s) => splitOf(npz, s, fail));
+  const parts = SPLITS.map((s) => splitOf(arrays(s), s, fail));
   const splits = { train: parts[0]!.split, val: parts[1]!.split, test: parts[2]!.split };
   const sourceChannels = parts[0]!.channels;
   if (parts.some((p) => p.channels !== sourceChannels)) fail('splits differ in their number of channels');

@@ -1,10 +1,13 @@
-// Streaming a split's rows from packs (docs/PACK.md): the main-thread side of the stream worker
-// (stream-worker.ts). A request (a batch's suite indices, flips and crop mode) goes to the worker,
-// which reads each packed row with pread, decodes it (raw planes, or a JPEG cropped, resized and
-// flipped by sharp on libuv's thread pool, every core), and writes the batch into a
-// SharedArrayBuffer of its own. The caller takes it synchronously (Atomics.wait), so the loader's
-// synchronous epoch() streams too, with batches requested ahead (prefetched) while it trains.
-// Memory holds the batches in flight, whatever the pack's size.
+// Streaming a split's rows from packs (docs/PACK.md): the main-thread side of a pool of stream
+// workers (stream-worker.ts), one per core by default. A request (a batch's suite indices, flips and
+// crop mode) goes to every worker; they share out its rows through a counter in shared memory, read
+// each packed row with pread, decode it (raw planes, or a JPEG decoded, cropped, resized and flipped
+// by jpeg-crop.ts) and write it into the batch's SharedArrayBuffer. The caller takes the batch
+// synchronously (Atomics.wait), so the loader's synchronous epoch() streams too, with batches
+// requested ahead (prefetched) while it trains. A row's bytes depend only on its index, crop and
+// flip, so the batches are the same whatever the number of workers. Memory holds the batches in
+// flight, whatever the pack's size.
+import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../tensor/errors.js';
 import { openPack } from '../pack/reader.js';
@@ -23,12 +26,14 @@ export interface PackRef {
   storage: 'raw' | 'jpeg';
   /** Rows are delivered out x out (raw: the stored size; jpeg: cropped and resized to it). */
   out: number;
+  /** A subset of the split (few-shot training): row r of the task is row rows[r] of the pack; absent: all rows. */
+  rows?: Int32Array;
 }
 
 /** A packed task's identity for cache keys: its pack's shard checksums, task, split and delivered size. */
 export function packIdentity(ref: PackRef): string {
   const m = openPack(ref.dir).manifest;
-  return JSON.stringify({ shards: m.shards.map((s) => s.sha256), task: ref.task, split: ref.split, storage: ref.storage, out: ref.out });
+  return JSON.stringify({ shards: m.shards.map((s) => s.sha256), task: ref.task, split: ref.split, storage: ref.storage, out: ref.out, ...(ref.rows ? { rows: Array.from(ref.rows) } : {}) });
 }
 
 /** What the stream worker is started with. */
@@ -45,10 +50,31 @@ export interface StreamRequest {
   indices: Int32Array;
   flips: Uint8Array;
   crop: CropMode;
-  /** The batch's bytes, written by the worker. */
+  /** The batch's bytes, written by the workers. */
   data: SharedArrayBuffer;
-  /** Int32 [state (0 pending, 1 done, 2 failed), error message length], then the message (UTF-8, at most 1 KiB). */
+  /** A request's control block (CTRL), then the error message (UTF-8, at most 1 KiB). A fresh one per request. */
   state: SharedArrayBuffer;
+}
+
+/** Int32 slots of a request's control block, and the byte where the error message starts. */
+export const CTRL = {
+  /** 0 pending, 1 done, 2 failed. */
+  state: 0,
+  /** Bytes of the error message. */
+  length: 1,
+  /** The next row a worker takes. */
+  next: 2,
+  /** Rows written. */
+  done: 3,
+  /** Taken by the worker that writes the error. */
+  lock: 4,
+  bytes: 32,
+} as const;
+
+/** Stream workers when not told: LORKD_STREAM_THREADS, else one per core. */
+export function defaultStreamThreads(): number {
+  const env = Number(process.env.LORKD_STREAM_THREADS);
+  return Number.isInteger(env) && env >= 1 ? env : os.availableParallelism();
 }
 
 /** A batch requested from the worker, taken with RowStream.take. */
@@ -61,7 +87,6 @@ export interface Pending {
 
 interface Slot {
   data: SharedArrayBuffer;
-  state: SharedArrayBuffer;
 }
 
 /** How long a take waits for the worker before it gives up (a stuck or dead worker). */
@@ -69,15 +94,18 @@ const TAKE_LIMIT_MS = 10 * 60 * 1000;
 
 export class RowStream {
   readonly #data: StreamData;
-  #worker: Worker | null = null;
+  readonly #threads: number;
+  #workers: Worker[] = [];
   /**
    * Shared buffers of taken batches, reused by later requests: a SharedArrayBuffer's memory is only
    * freed when both threads have collected it, which V8 does too late to keep memory flat.
    */
   readonly #free: Slot[] = [];
 
-  /** A stream over `src` (a split with packed tasks); in-memory tasks' rows are copied into shared memory once. */
-  constructor(src: GatherSource & { packs: (PackRef | null)[] }) {
+  /** A stream over `src` (a split with packed tasks), read by `threads` workers; in-memory tasks' rows are copied into shared memory once. */
+  constructor(src: GatherSource & { packs: (PackRef | null)[] }, threads = defaultStreamThreads()) {
+    if (!(Number.isInteger(threads) && threads >= 1)) throw new UserError(`data stream: threads must be a positive integer, got ${threads}`);
+    this.#threads = threads;
     const sources = src.sources.map((b, t) => {
       if (src.packs[t] || b.buffer instanceof SharedArrayBuffer) return b;
       const v = new Uint8Array(new SharedArrayBuffer(b.length));
@@ -88,12 +116,14 @@ export class RowStream {
     this.#data = { packs: src.packs, sources, taskStart: src.taskStart.slice(), heights: sizes.map((s) => s[0]), widths: sizes.map((s) => s[1]) };
   }
 
-  #start(): Worker {
-    if (this.#worker) return this.#worker;
-    const w = new Worker(new URL('./stream-worker.js', import.meta.url), { workerData: this.#data });
-    w.unref(); // the caller waits synchronously; an idle worker never keeps the process alive
-    this.#worker = w;
-    return w;
+  #start(): Worker[] {
+    if (this.#workers.length) return this.#workers;
+    this.#workers = Array.from({ length: this.#threads }, () => {
+      const w = new Worker(new URL('./stream-worker.js', import.meta.url), { workerData: this.#data });
+      w.unref(); // the caller waits synchronously; an idle worker never keeps the process alive
+      return w;
+    });
+    return this.#workers;
   }
 
   /** Bytes of a batch of `indices` (each row 3 x h x w at its task's delivered size). */
@@ -106,15 +136,18 @@ export class RowStream {
     return n;
   }
 
-  /** Asks the worker for a batch; it is read, decoded and written while the caller works. */
+  /** Asks the workers for a batch; it is read, decoded and written while the caller works. */
   request(indices: Int32Array, flips: Uint8Array, crop: CropMode): Pending {
     const need = this.batchBytes(indices);
     const k = this.#free.findIndex((s) => s.data.byteLength >= need && s.data.byteLength <= 2 * need + 4096);
-    const slot = k >= 0 ? this.#free.splice(k, 1)[0]! : { data: new SharedArrayBuffer(need), state: new SharedArrayBuffer(8 + 1024) };
-    const state = new Int32Array(slot.state);
-    Atomics.store(state, 0, 0);
-    const msg: StreamRequest = { indices: indices.slice(), flips: flips.slice(), crop, data: slot.data, state: slot.state };
-    this.#start().postMessage(msg);
+    const slot = k >= 0 ? this.#free.splice(k, 1)[0]! : { data: new SharedArrayBuffer(need) };
+    // A fresh control block: a worker late to an earlier request that used this slot's data finds
+    // that request's counter exhausted, never this one's.
+    const ctrl = new SharedArrayBuffer(CTRL.bytes + 1024);
+    const state = new Int32Array(ctrl);
+    if (indices.length === 0) Atomics.store(state, CTRL.state, 1);
+    const msg: StreamRequest = { indices: indices.slice(), flips: flips.slice(), crop, data: slot.data, state: ctrl };
+    for (const w of this.#start()) w.postMessage(msg);
     return { data: new Uint8Array(slot.data, 0, need), state, slot };
   }
 
@@ -124,13 +157,14 @@ export class RowStream {
    */
   take(p: Pending, out?: Uint8Array): Uint8Array {
     const t0 = Date.now();
-    while (Atomics.load(p.state, 0) === 0) {
-      if (Date.now() - t0 > TAKE_LIMIT_MS) throw new UserError(`data stream: no batch from the worker within ${TAKE_LIMIT_MS / 1000} s`);
-      Atomics.wait(p.state, 0, 0, 1000);
+    while (Atomics.load(p.state, CTRL.state) === 0) {
+      if (Date.now() - t0 > TAKE_LIMIT_MS) throw new UserError(`data stream: no batch from the workers within ${TAKE_LIMIT_MS / 1000} s`);
+      Atomics.wait(p.state, CTRL.state, 0, 1000);
     }
-    if (Atomics.load(p.state, 0) === 2) {
-      const n = Atomics.load(p.state, 1);
-      throw new UserError(new TextDecoder().decode(new Uint8Array(p.state.buffer, 8, n).slice()));
+    if (Atomics.load(p.state, CTRL.state) === 2) {
+      // The slot is dropped: other workers may still be writing rows of this batch into it.
+      const n = Atomics.load(p.state, CTRL.length);
+      throw new UserError(new TextDecoder().decode(new Uint8Array(p.state.buffer, CTRL.bytes, n).slice()));
     }
     const bytes = out && out.length === p.data.length ? out : new Uint8Array(p.data.length);
     bytes.set(p.data);
@@ -143,10 +177,10 @@ export class RowStream {
     return this.take(this.request(indices, flips, crop));
   }
 
-  /** Stops the worker (a later request starts a new one). */
+  /** Stops the workers (a later request starts new ones). */
   async close(): Promise<void> {
-    const w = this.#worker;
-    this.#worker = null;
-    if (w) await w.terminate();
+    const ws = this.#workers;
+    this.#workers = [];
+    await Promise.all(ws.map((w) => w.terminate()));
   }
 }

@@ -11,6 +11,7 @@ import { AdamW } from '../optim/index.js';
 import { DataLoader, TaskSuite, type TaskData } from '../data/index.js';
 import { loadTask } from '../data/medmnist.js';
 import { fewShot } from '../data/image-folder.js';
+import { loadPackTasks, packSource } from '../data/packed.js';
 import { RunDir } from './run-dir.js';
 import { train, type DataParallel } from './trainer.js';
 import { evalExpert } from './evaluate.js';
@@ -20,7 +21,7 @@ import type { ImageClassifier } from '../models/classifier.js';
 
 /** What is fine-tuned on what: everything but the starting point. */
 export interface TransferSpec {
-  /** Downstream data: an ImageFolder root or a MedMNIST-format .npz (or a bundled name). */
+  /** Downstream data: an ImageFolder root, a MedMNIST-format .npz (or a bundled name), or a pack's task (`pack:DIR[#TASK]`). */
   data: string;
   /** Training images per class (null: the whole training split). */
   shots: number | null;
@@ -94,9 +95,31 @@ export function interval(values: number[]): Interval {
   return { mean, ci95: [mean - h, mean + h], values };
 }
 
-/** The downstream task: an image folder (seeded split when flat) or a MedMNIST-format npz. */
-export function loadDownstream(spec: Pick<TransferSpec, 'data' | 'valSplit' | 'testSplit' | 'splitSeed'>): TaskData {
-  const d = loadTask(spec.data, { valSplit: spec.valSplit, testSplit: spec.testSplit, splitSeed: spec.splitSeed });
+/**
+ * A pack's task as downstream data: `pack:DIR` or DIR (a pack of one task), `pack:DIR#TASK` or
+ * DIR#TASK (one task of several). A JPEG pack's rows are delivered at `input` (the network's size).
+ */
+function downstreamPackTask(data: string, input: number | undefined): TaskData | null {
+  const hash = data.lastIndexOf('#');
+  const dir = packSource(hash > 0 ? data.slice(0, hash) : data);
+  if (dir === null) return null;
+  const tasks = loadPackTasks(dir, { input });
+  if (hash > 0) {
+    const name = data.slice(hash + 1);
+    const t = tasks.find((x) => x.name === name);
+    if (!t) throw new UserError(`${data}: the pack has no task '${name}' (it has: ${tasks.map((x) => x.name).join(', ')})`);
+    return t;
+  }
+  if (tasks.length !== 1) throw new UserError(`${data}: the pack holds ${tasks.length} tasks (${tasks.map((x) => x.name).join(', ')}); name one: ${data}#TASK`);
+  return tasks[0]!;
+}
+
+/**
+ * The downstream task: an image folder (seeded split when flat), a MedMNIST-format npz, or a
+ * pack's task (streamed; a JPEG pack's rows at `input`).
+ */
+export function loadDownstream(spec: Pick<TransferSpec, 'data' | 'valSplit' | 'testSplit' | 'splitSeed'>, input?: number): TaskData {
+  const d = downstreamPackTask(spec.data, input) ?? loadTask(spec.data, { valSplit: spec.valSplit, testSplit: spec.testSplit, splitSeed: spec.splitSeed });
   if (d.splits.test.n === 0) throw new UserError(`${spec.data}: the downstream data has no test images`);
   if (d.classNames.length < 2) throw new UserError(`${spec.data}: the downstream data needs at least 2 classes, got ${d.classNames.length}`);
   return d;
@@ -177,7 +200,7 @@ export async function runTransfer(src: TransferSource, spec: TransferSpec, out: 
     const old = JSON.stringify(dir.readJson('spec.json'));
     if (old !== JSON.stringify(key)) throw new UserError(`${dir.root} holds a transfer with other settings (${dir.file('spec.json')}); choose another --out`);
   } else dir.writeJson('spec.json', key);
-  const d = data ?? loadDownstream(spec);
+  const d = data ?? loadDownstream(spec, src.inputSize);
   const label = src.file ? path.basename(src.file) : `scratch ${src.model}`;
   const runs: TransferRun[] = [];
   let params = 0;
@@ -224,7 +247,8 @@ export async function transferStudy(spec: TransferSpec, sources: readonly StudyS
     if (seen.has(s.label)) throw new UserError(`transfer study: label "${s.label}" appears twice`);
     seen.add(s.label);
   }
-  const data = loadDownstream(spec);
+  // Loaded once, except a pack's task: each source reads it at its own input size.
+  const data = downstreamPackTask(spec.data, undefined) ? undefined : loadDownstream(spec);
   const out: { label: string; result: TransferResult }[] = [];
   for (const s of sources) {
     const src = resolveSource(s);
@@ -252,11 +276,14 @@ export function specTag(spec: TransferSpec): string {
 
 /**
  * Parses a `--transfer SPEC` string: `DATA[:key=value]...` with keys shots, epochs, lr, wd, batch,
- * val-split, test-split, split-seed (e.g. `data/mednist:shots=5:epochs=30`); the rest from
+ * val-split, test-split, split-seed (e.g. `data/mednist:shots=5:epochs=30`, `pack:DIR#TASK:shots=5`); the rest from
  * TRANSFER_DEFAULTS and `seeds`.
  */
 export function parseTransferSpec(text: string, seeds: number[] = TRANSFER_DEFAULTS.seeds): TransferSpec {
-  const [data, ...pairs] = text.split(':');
+  // A pack source keeps its own colon: `pack:DIR[#TASK][:key=value]...`.
+  const parts = text.split(':');
+  if (parts[0] === 'pack' && parts.length > 1) parts.splice(0, 2, `pack:${parts[1]}`);
+  const [data, ...pairs] = parts;
   if (!data) throw new UserError(`--transfer "${text}": expected DATA[:key=value]...`);
   const spec: TransferSpec = { ...TRANSFER_DEFAULTS, data, seeds: seeds.slice() };
   const num = (k: string, v: string, int: boolean): number => {

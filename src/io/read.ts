@@ -72,11 +72,12 @@ export function withFile<T>(file: string, fn: (f: OpenFile) => T, what = 'file')
 
 /**
  * Reads `length` bytes at `position` of an open file (fewer at its end); read errors (EIO, ...) are
- * one line naming `file`.
+ * one line naming `file`. With `into` (long enough), the bytes go to its start and a view of it is
+ * returned, so a caller reading row after row makes no garbage.
  */
-export function readAt(file: string, f: OpenFile, position: number, length: number): Uint8Array {
+export function readAt(file: string, f: OpenFile, position: number, length: number, into?: Uint8Array): Uint8Array {
   const n = Math.max(0, Math.min(length, f.size - position));
-  const out = new Uint8Array(n);
+  const out = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n);
   let done = 0;
   try {
     while (done < n) {

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { UserError } from '../tensor/errors.js';
-import { SPLITS } from '../data/dataset.js';
+import { type Split, SPLITS } from '../data/dataset.js';
+import type { MedMnistStream } from '../data/medmnist.js';
 import { PACK_FORMAT, PACK_VERSION, type PackManifest, type Storage, MAX_STORED_SIDE } from './format.js';
 import { PackWriter } from './writer.js';
 import { type SourceTask, listSources } from './sources.js';
@@ -73,13 +74,16 @@ export async function packSources(sources: readonly string[], o: PackOptions): P
     while (t + 1 < tasks.length && starts[t + 1]! <= g) t++;
     return [t, g - starts[t]!];
   };
-  const jobOf = (task: SourceTask, i: number): PackJob => {
+  const cursors = new Map<SourceTask, NpzCursor>();
+  const jobOf = async (task: SourceTask, i: number): Promise<PackJob> => {
     const item = task.items[i]!;
     const base = { storage: o.storage, size: o.size, quality: o.quality };
     if (item.file !== undefined) return { ...base, file: item.file };
-    const s = task.data!.splits[item.split];
-    const per = 3 * s.height * s.width;
-    return { ...base, pixels: { data: s.images.slice(item.row! * per, (item.row! + 1) * per), height: s.height, width: s.width, grey: task.data!.sourceChannels === 1 } };
+    const npz = task.npz!;
+    let c = cursors.get(task);
+    if (!c) cursors.set(task, (c = new NpzCursor(npz)));
+    const s = npz.data.splits[item.split];
+    return { ...base, pixels: { data: await c.row(item.split, item.row!), height: s.height, width: s.width, grey: npz.data.sourceChannels === 1 } };
   };
   const threads = o.threads ?? os.availableParallelism();
   const pool = new Piscina<PackJob, PackReply>({ filename: workerFile, minThreads: threads, maxThreads: threads });
@@ -89,18 +93,18 @@ export async function packSources(sources: readonly string[], o: PackOptions): P
   try {
     const inFlight: Promise<PackReply>[] = [];
     let next = writer.resumeAt;
-    const fill = (): void => {
+    const fill = async (): Promise<void> => {
       while (inFlight.length < window && next < end) {
         const [t, i] = locate(next++);
-        const p = pool.run(jobOf(tasks[t]!, i));
+        const p = pool.run(await jobOf(tasks[t]!, i));
         p.catch(() => {}); // awaited in order below; an early failure must not go unhandled meanwhile
         inFlight.push(p);
       }
     };
-    fill();
+    await fill();
     for (let g = writer.resumeAt; g < end; g++) {
       const reply = await inFlight.shift()!;
-      fill();
+      await fill();
       const [t, i] = locate(g);
       const item = tasks[t]!.items[i]!;
       if ('error' in reply) {
@@ -120,6 +124,7 @@ export async function packSources(sources: readonly string[], o: PackOptions): P
     throw e;
   } finally {
     await pool.destroy();
+    for (const t of tasks) t.npz?.close();
   }
   if (end < total) {
     writer.close();
@@ -138,6 +143,32 @@ export async function packSources(sources: readonly string[], o: PackOptions): P
     tasks: tasks.map((t) => ({ name: t.name, classNames: t.classNames, task: t.task, labelsPerImage: t.labelsPerImage, source: t.source })),
   });
   return { manifest, images, items: total, resumedAt: writer.resumeAt, seconds: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * Reads an npz source's rows in item order (split by split, row by row), streaming each split's
+ * images member once; rows before the first one asked for (a resumed pack) are read and dropped.
+ */
+class NpzCursor {
+  #split: Split | null = null;
+  #next = 0;
+  #rows: AsyncGenerator<Uint8Array> | null = null;
+
+  constructor(readonly npz: MedMnistStream) {}
+
+  async row(split: Split, row: number): Promise<Uint8Array> {
+    if (split !== this.#split || row < this.#next) {
+      await this.#rows?.return(undefined);
+      this.#rows = this.npz.rows(split);
+      this.#split = split;
+      this.#next = 0;
+    }
+    for (;;) {
+      const r = await this.#rows!.next();
+      if (r.done) throw new UserError(`${this.npz.data.file}: ${split}_images ends before row ${row}`);
+      if (this.#next++ === row) return r.value;
+    }
+  }
 }
 
 /** A one-paragraph summary of a finished pack. */

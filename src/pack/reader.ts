@@ -103,12 +103,15 @@ export class Pack {
     return f;
   }
 
-  /** The stored bytes of a record (pread on the shard's cached descriptor). */
-  readBytes(r: PackRecord): Uint8Array {
+  /**
+   * The stored bytes of a record (pread on the shard's cached descriptor); into the start of
+   * `scratch` when it is long enough (a caller's reused buffer: the result is a view of it).
+   */
+  readBytes(r: PackRecord, scratch?: Uint8Array): Uint8Array {
     const f = this.#shard(r.shard);
     const file = this.shardPath(r.shard);
     if (r.offset + r.length > f.size) throw new UserError(`${file}: shard is truncated (an image at ${r.offset}..${r.offset + r.length} is past its end, ${f.size} bytes)`);
-    const b = readAt(file, f, r.offset, r.length);
+    const b = readAt(file, f, r.offset, r.length, scratch);
     if (b.length !== r.length) throw new UserError(`${file}: shard is truncated (read ${b.length} of ${r.length} bytes at ${r.offset})`);
     return b;
   }

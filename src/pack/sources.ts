@@ -5,10 +5,10 @@
 // file (all its frames) or one npz row; its position in the list is its number in the journal.
 import path from 'node:path';
 import { UserError } from '../tensor/errors.js';
-import { type Split, SPLITS, type TaskData } from '../data/dataset.js';
+import { type Split, SPLITS } from '../data/dataset.js';
 import { listImageFolder } from '../data/images.js';
 import { isDirectory, stratifiedRows } from '../data/image-folder.js';
-import { loadMedMnist } from '../data/medmnist.js';
+import { type MedMnistStream, medmnistStream } from '../data/medmnist.js';
 import { expandTaskList } from '../data/bundled.js';
 import { readText } from '../io/read.js';
 import type { PackTaskType } from './format.js';
@@ -28,8 +28,8 @@ export interface SourceTask {
   labelsPerImage: number;
   source: string;
   items: Item[];
-  /** The decoded splits of an npz source (its items are rows). */
-  data?: TaskData;
+  /** An npz source, streamed (its items are rows, read in order: pack.ts's NpzCursor). */
+  npz?: MedMnistStream;
 }
 
 export interface SplitOptions {
@@ -133,13 +133,14 @@ function csvTask(file: string, o: SplitOptions): SourceTask {
 }
 
 function npzTask(source: string): SourceTask {
-  const data = loadMedMnist(source);
+  const npz = medmnistStream(source);
+  const data = npz.data;
   const items: Item[] = [];
   for (const s of SPLITS) {
     const { labels, n } = data.splits[s];
     for (let row = 0; row < n; row++) items.push({ split: s, labels: labels.subarray(row, row + 1), row });
   }
-  return { name: data.name, classNames: data.classNames, task: data.task, labelsPerImage: 1, source, items, data };
+  return { name: data.name, classNames: data.classNames, task: data.task, labelsPerImage: 1, source, items, npz };
 }
 
 /** The tasks of `lorkd pack`'s sources (named suites expanded), each with its items in order. */
