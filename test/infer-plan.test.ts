@@ -69,22 +69,26 @@ for (const [backbone, strategies, rank] of CASES) {
     const dm = new DecompositionModel({ model: backbone, tasks: TASKS, rank, strategy: 'fused' });
     randomize(dm);
     dm.eval();
-    const routing = new Routing([2, 0, 3]);
     const plan = InferencePlan.of(dm);
-    tidy(() => {
-      const x = randn([5, 3, 16, 16]).contiguous('channels_last');
-      const got = plan.run(() => dm.forwardRouted(x, routing, 'fused'));
-      for (const s of strategies) {
-        const ref = noGrad(() => dm.forwardRouted(x, routing, s as (typeof STRATEGIES)[number]));
-        assert.ok(maxRelDiff(got.features, ref.features) <= 1e-5, `${s}: features differ by ${maxRelDiff(got.features, ref.features)}`);
-        ref.logits.forEach((l, t) => {
-          if (!l) return assert.equal(got.logits[t], null);
-          assert.ok(maxRelDiff(got.logits[t]!, l) <= 1e-5, `${s}: task ${t} logits`);
-        });
-      }
-    });
+    // The shared convolutions are pre-packed on the first batch (5 rows, task 1 absent); a later
+    // batch of another size and routing runs through the same packing.
+    for (const counts of [[2, 0, 3], [1, 4, 2]]) {
+      const routing = new Routing(counts);
+      tidy(() => {
+        const x = randn([routing.batchSize, 3, 16, 16]).contiguous('channels_last');
+        const got = plan.run(() => dm.forwardRouted(x, routing, 'fused'));
+        for (const s of strategies) {
+          const ref = noGrad(() => dm.forwardRouted(x, routing, s as (typeof STRATEGIES)[number]));
+          assert.ok(maxRelDiff(got.features, ref.features) <= 1e-5, `${s} ${counts}: features differ by ${maxRelDiff(got.features, ref.features)}`);
+          ref.logits.forEach((l, t) => {
+            if (!l) return assert.equal(got.logits[t], null);
+            assert.ok(maxRelDiff(got.logits[t]!, l) <= 1e-5, `${s} ${counts}: task ${t} logits`);
+          });
+        }
+      });
+      routing.dispose();
+    }
     plan.dispose();
-    routing.dispose();
     dm.dispose();
     assert.equal(memory().liveTensors, live, 'plan, model and packed factors all freed');
   });

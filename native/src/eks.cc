@@ -19,6 +19,7 @@
 // A and B are cast (with autocast's weight cache) before the autograd function, so forward and
 // backward run in that dtype and the gradients reach the float32 parameters through the casts.
 #include "common.h"
+#include "prepacked.h"
 
 #include <ATen/autocast_mode.h>
 
@@ -41,6 +42,23 @@ at::Tensor mergedAll(const at::Tensor& w0, const at::Tensor& A, const at::Tensor
 // (N, C, H, W) channels_last -> (N*H*W, C) view of the same memory.
 at::Tensor rows(const at::Tensor& x) { return x.permute({0, 2, 3, 1}).reshape({-1, x.size(1)}); }
 
+// The GEMM route's low-rank paths, added in place to out (the shared convolution's output,
+// channels_last): Z_t = X_t A_t^T, out_t += s Z_t B_t^T on each task's rows. Returns Z.
+at::Tensor addLowRank(const at::Tensor& x, at::Tensor& out, const at::Tensor& A, const at::Tensor& B, const std::vector<int64_t>& counts, double s) {
+  auto X = rows(x), O = rows(out);
+  const int64_t hw = x.size(2) * x.size(3), r = A.size(1);
+  auto Z = at::empty({X.size(0), r}, x.options());
+  int64_t off = 0;
+  for (int64_t t = 0; t < A.size(0); t++) {
+    if (counts[t] == 0) continue;
+    auto Zt = Z.narrow(0, off * hw, counts[t] * hw);
+    at::mm_out(Zt, X.narrow(0, off * hw, counts[t] * hw), A[t].t());
+    O.narrow(0, off * hw, counts[t] * hw).addmm_(Zt, B[t].t(), 1, s);
+    off += counts[t];
+  }
+  return Z;
+}
+
 // The forward of the expert convolution (see the top of this file), with an optional bias added
 // by the convolutions themselves (the inference path's folded BatchNorm). Returns the output and
 // what the backward needs besides the inputs: Z = X A^T on the GEMM path, the merged weights
@@ -52,18 +70,7 @@ std::pair<at::Tensor, at::Tensor> eksForward(const at::Tensor& x, const at::Tens
   const int64_t T = A.size(0);
   if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
     auto out = at::conv2d(x, w0, bias, stride, padding, dilation, 1).contiguous(at::MemoryFormat::ChannelsLast);
-    auto X = rows(x), O = rows(out);
-    const int64_t hw = x.size(2) * x.size(3), r = A.size(1);
-    auto Z = at::empty({X.size(0), r}, x.options());
-    int64_t off = 0;
-    for (int64_t t = 0; t < T; t++) {
-      if (counts[t] == 0) continue;
-      auto Zt = Z.narrow(0, off * hw, counts[t] * hw);
-      at::mm_out(Zt, X.narrow(0, off * hw, counts[t] * hw), A[t].t());
-      O.narrow(0, off * hw, counts[t] * hw).addmm_(Zt, B[t].t(), 1, s);
-      off += counts[t];
-    }
-    return {out, Z};
+    return {out, addLowRank(x, out, A, B, counts, s)};
   }
   auto W = mergedAll(w0, A, B, s);
   std::vector<at::Tensor> outs;
@@ -208,7 +215,9 @@ DEF("eksConv", {
 
 // The EKS pass of the inference path (src/infer): the same forward with no autograd record, a
 // folded BatchNorm's bias added by the convolutions and, where the network has one, the ReLU
-// applied in place. eksConvInfer(x, w0, A, B, counts, scale, stride, padding, dilation, bias|null, relu)
+// applied in place. On the GEMM route the shared convolution runs pre-packed by oneDNN where
+// `packed` (convPrepack of W0' and the bias, without ReLU) is given.
+// eksConvInfer(x, w0, A, B, counts, scale, stride, padding, dilation, bias|null, relu, packed|null)
 DEF("eksConvInfer", {
   at::Tensor xin = T(0), w0 = T(1), A = T(2), B = T(3);
   auto given = OT(9);
@@ -220,7 +229,16 @@ DEF("eksConvInfer", {
   auto counts = IV(4);
   checkEks(x, w0, A, B, counts);
   at::NoGradGuard ng;
-  auto out = eksForward(x, w0, A, B, counts, D(5), IV(6), IV(7), IV(8), given ? c10::optional<at::Tensor>(bias) : c10::nullopt).first;
+  const auto stride = IV(6), padding = IV(7), dilation = IV(8);
+  at::Tensor out;
+  if (info.Length() > 11 && gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
+    out = runPrepacked(info[11], x);
+    if (out.defined()) {
+      out = out.contiguous(at::MemoryFormat::ChannelsLast);
+      addLowRank(x, out, A, B, counts, D(5));
+    }
+  }
+  if (!out.defined()) out = eksForward(x, w0, A, B, counts, D(5), stride, padding, dilation, given ? c10::optional<at::Tensor>(bias) : c10::nullopt).first;
   if (B(10)) out.relu_();
   R(out);
 })

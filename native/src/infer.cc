@@ -5,6 +5,7 @@
 // float32 CPU tensor, autocast on, or a libtorch without those ops) the same call runs
 // at::conv2d and an in-place ReLU: the result is the same function.
 #include "common.h"
+#include "prepacked.h"
 
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -62,17 +63,23 @@ DEF("convPrepack", {
   return Napi::External<Packed>::New(ENV, packed, [](Napi::Env, Packed* p) { delete p; });
 })
 
+namespace lorkd {
+at::Tensor runPrepacked(const Napi::Value& packed, const at::Tensor& x) {
+  static const auto run = findOp("mkldnn_prepacked::conv2d_run");
+  if (!packed.IsExternal() || !run || !packable(x)) return at::Tensor();
+  // The pre-packed run reads x as a dense tensor of its memory format, ignoring strides: a
+  // channel slice (ShuffleNetV2's split) is made dense first.
+  torch::jit::Stack stack{c10::IValue(x.contiguous(x.suggest_memory_format())), *packed.As<Napi::External<Packed>>().Data()};
+  run->callBoxed(&stack);
+  return stack.at(0).toTensor();
+}
+}  // namespace lorkd
+
 // convInfer(x, w, b|null, packed|null, stride, padding, dilation, groups, relu)
 DEF("convInfer", {
   at::Tensor& x = T(0);
-  static const auto run = findOp("mkldnn_prepacked::conv2d_run");
-  if (info[3].IsExternal() && run && packable(x)) {
-    // The pre-packed run reads x as a dense tensor of its memory format, ignoring strides: a
-    // channel slice (ShuffleNetV2's split) is made dense first.
-    torch::jit::Stack stack{c10::IValue(x.contiguous(x.suggest_memory_format())), *info[3].As<Napi::External<Packed>>().Data()};
-    run->callBoxed(&stack);
-    R(stack.at(0).toTensor());
-  }
+  auto pre = runPrepacked(info[3], x);
+  if (pre.defined()) R(pre);
   auto y = at::conv2d(x, T(1), OT(2), IV(4), IV(5), IV(6), I(7));
   if (B(8)) y.relu_();
   R(y);

@@ -9,6 +9,7 @@ export class Routing {
   readonly offsets: number[];
   /** Task id of each (sorted) row, int64 [B], per device; created lazily, owned by this routing. */
   readonly #taskIds = new Map<string, Tensor>();
+  #present: Routing | undefined;
 
   constructor(counts: readonly number[]) {
     for (const c of counts) if (!Number.isInteger(c) || c < 0) throw new UserError(`routing: bad task count ${c}`);
@@ -45,6 +46,14 @@ export class Routing {
   present(): number[] {
     return this.counts.flatMap((c, t) => (c > 0 ? [t] : []));
   }
+  /**
+   * The same rows routed over the tasks present only (task ids renumbered in order): this routing
+   * itself when every task has rows (or none has). Made once, owned (and disposed) by this routing.
+   */
+  presentOnly(): Routing {
+    if (this.counts.every((c) => c > 0) || this.counts.every((c) => c === 0)) return this;
+    return (this.#present ??= new Routing(this.counts.filter((c) => c > 0)));
+  }
   /** Task of each sorted row, as JS numbers. */
   taskIdArray(): Int32Array {
     const ids = new Int32Array(this.batchSize);
@@ -79,6 +88,8 @@ export class Routing {
   dispose(): void {
     for (const t of this.#taskIds.values()) t.dispose();
     this.#taskIds.clear();
+    this.#present?.dispose();
+    this.#present = undefined;
   }
 }
 

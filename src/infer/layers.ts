@@ -59,11 +59,16 @@ export class InferenceConv2d extends FoldedLayer {
 
 /**
  * The EKS pass of an expert convolution and its BatchNorm (and ReLU): the fused strategy's
- * arithmetic on W0' and B' with the bias added, one native call, no autograd record. The EKS
- * strategy argument is accepted and ignored: every strategy computes the same function.
+ * arithmetic on W0' and B' with the bias added, one native call, no autograd record. On the GEMM
+ * route (1x1, stride 1, no padding) the shared convolution with W0' and the bias runs pre-packed
+ * by oneDNN (packed on the first call; the ReLU comes after the low-rank paths, so it is not
+ * packed in). The EKS strategy argument is accepted and ignored: every strategy computes the
+ * same function.
  */
 export class InferenceExpertConv2d extends FoldedLayer {
   readonly scale: number;
+  // undefined: not tried yet; null: no pre-packed path (not the GEMM route, or no oneDNN).
+  #packed: unknown = undefined;
 
   constructor(folded: FoldedExpert, geometry: ConvGeometry, relu: boolean) {
     super(folded, geometry, relu);
@@ -77,6 +82,20 @@ export class InferenceExpertConv2d extends FoldedLayer {
     if (!(routing instanceof Routing)) throw new UserError('InferenceExpertConv2d: no task routing given (call the decomposition model with a routing)');
     const g = this.geometry;
     const [w, a, b, bias] = ['weight', 'expertA', 'expertB', 'bias'].map((k) => this.getBuffer(k).handle);
-    return TensorClass.wrap(N.eksConvInfer(x.handle, w, a, b, routing.counts, this.scale, g.stride, g.padding, g.dilation, bias, this.relu));
+    if (this.#packed === undefined) this.#packed = this.#prepack(x);
+    return TensorClass.wrap(N.eksConvInfer(x.handle, w, a, b, routing.counts, this.scale, g.stride, g.padding, g.dilation, bias, this.relu, this.#packed ?? null));
+  }
+
+  #prepack(x: Tensor): unknown {
+    const g = this.geometry;
+    const w = this.getBuffer('weight');
+    const gemm = w.size(2) === 1 && w.size(3) === 1 && g.stride.every((s) => s === 1) && g.padding.every((p) => p === 0) && g.dilation.every((d) => d === 1);
+    if (!gemm || x.ndim !== 4 || x.device !== 'cpu' || x.dtype !== 'float32') return null;
+    return N.convPrepack(w.handle, this.getBuffer('bias').handle, g.stride, g.padding, g.dilation, 1, x.shape, false);
+  }
+
+  override dispose(): void {
+    this.#packed = null;
+    super.dispose();
   }
 }

@@ -9,7 +9,7 @@ import { UserError } from '../tensor/errors.js';
 import { uniform } from '../nn/init.js';
 import { RUN, type Strategy, type ExpertWeights, expertDelta } from './strategies.js';
 import { Routing } from './routing.js';
-import { TaskParameters, packFactors, type TaskFactors } from './task-factors.js';
+import { TaskParameters, packFactors, type TaskFactors, type PackedFactors } from './task-factors.js';
 
 /** One task's expert: its name, rank r_t and scaling numerator (delta = B A * loraAlpha / r_t). */
 export interface ExpertTask {
@@ -99,10 +99,30 @@ export class ExpertConv2d extends Module {
     return { a: this.getModule('expertA').getParameter(s.name), b: this.getModule('expertB').getParameter(s.name), rank: s.rank, scale: s.loraAlpha / s.rank };
   }
 
-  /** W0 and every task's factors packed as the EKS strategies take them (see packFactors). */
-  weights(): ExpertWeights {
-    const packed = packFactors(this.#tasks.map((_, t) => this.factors(t)), this.kernelSize);
-    return { weight: this.getParameter('weight'), ...packed, conv: { stride: this.stride, padding: this.padding, dilation: this.dilation } };
+  /**
+   * W0 and the factors of tasks `only` (default: every task, in order) as the EKS strategies take
+   * them: each task's own parameters (`tasks`), and the (T, ...) packing of them (see
+   * packFactors), made on first read of `expertA`, `expertB` or `scale` (routed and loop never
+   * read them, so never pack).
+   */
+  weights(only?: readonly number[]): ExpertWeights {
+    const tasks = (only ?? this.#tasks.map((_, t) => t)).map((t) => this.factors(t));
+    let packed: PackedFactors | undefined;
+    const pack = (): PackedFactors => (packed ??= packFactors(tasks));
+    return {
+      weight: this.getParameter('weight'),
+      get expertA() {
+        return pack().expertA;
+      },
+      get expertB() {
+        return pack().expertB;
+      },
+      get scale() {
+        return pack().scale;
+      },
+      tasks,
+      conv: { stride: this.stride, padding: this.padding, dilation: this.dilation },
+    };
   }
 
   /** delta_t, detached (for fusion and analysis). */
@@ -112,7 +132,7 @@ export class ExpertConv2d extends Module {
 
   /**
    * Rows of x are sorted by task as `routing` says; each is convolved with W0 + delta of its task
-   * by `strategy`. Both are arguments of the call: nothing is stored between calls, so a forward
+   * by `strategy`. Tasks without rows are left out of the pass (their factors get no gradient). Both are arguments of the call: nothing is stored between calls, so a forward
    * is reentrant (docs/ARCHITECTURE.md, "The seam").
    */
   override forward(x: Tensor, routing: Routing, strategy: Strategy = 'fused'): Tensor {
@@ -120,6 +140,9 @@ export class ExpertConv2d extends Module {
     if (routing.batchSize !== x.size(0)) throw new UserError(`ExpertConv2d: ${routing.batchSize} task ids for a batch of ${x.size(0)}`);
     if (routing.numTasks !== this.numTasks) throw new UserError(`ExpertConv2d: a routing over ${routing.numTasks} tasks for ${this.numTasks} experts`);
     if (!Object.hasOwn(RUN, strategy)) throw new UserError(`ExpertConv2d: unknown EKS strategy ${String(strategy)}`);
-    return RUN[strategy](x, this.weights(), routing);
+    // Only the tasks with rows take part: an absent task's factors get no gradient (as its head),
+    // whatever the strategy, and are not packed.
+    const present = routing.presentOnly();
+    return RUN[strategy](x, this.weights(present === routing ? undefined : routing.present()), present);
   }
 }

@@ -4,6 +4,7 @@
 import { type Tensor, Tensor as TensorClass, conv2d, cat, mm, bmm } from '../tensor/index.js';
 import { N } from '../tensor/ops-native.js';
 import type { Routing } from './routing.js';
+import type { TaskFactors } from './task-factors.js';
 
 export const STRATEGIES = ['fused', 'routed', 'gathered', 'loop', 'aggregated'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -17,12 +18,25 @@ export interface ExpertWeights {
   /** B, (T, Cout*k, r*k). */
   expertB: Tensor;
   scale: number;
+  /**
+   * Each task's own factors and scale, in routing order, where the caller has them apart
+   * (ExpertConv2d's parameters). The strategies that work task by task (routed, loop) take them as
+   * they are: no (T, ...) tensor is read back task by task, so no backward writes a full-size
+   * gradient per task. Without them, task t's factors are `expertA[t]`, `expertB[t]`.
+   */
+  tasks?: readonly TaskFactors[];
   conv: { stride: number[]; padding: number[]; dilation: number[] };
 }
 
-/** delta_t = reshape(B_t A_t, W0's shape) * scale. */
+/** Task t's factors: its own parameters where given, else its slice of the (T, ...) factors. */
+function factorsOf(w: ExpertWeights, t: number): { a: Tensor; b: Tensor; scale: number } {
+  return w.tasks?.[t] ?? { a: w.expertA.select(0, t), b: w.expertB.select(0, t), scale: w.scale };
+}
+
+/** delta_t = reshape(B_t A_t, W0's shape) * scale_t. */
 export function expertDelta(w: ExpertWeights, t: number): Tensor {
-  return mm(w.expertB.select(0, t), w.expertA.select(0, t)).view(w.weight.shape).mul(w.scale);
+  const f = factorsOf(w, t);
+  return mm(f.b, f.a).view(w.weight.shape).mul(f.scale);
 }
 
 /** All T deltas at once: (T, Cout, Cin, k, k). */
@@ -61,10 +75,9 @@ function routed(x: Tensor, w: ExpertWeights, r: Routing): Tensor {
   const paths = r.present().map((t) => {
     const xt = x.narrow(0, r.offsets[t]!, r.counts[t]!);
     if (!isPointwise(w)) return conv2d(xt, expertDelta(w, t), null, w.conv);
-    const a = w.expertA.select(0, t); // (r, Cin)
-    const bt = w.expertB.select(0, t); // (Cout, r)
+    const { a, b: bt, scale } = factorsOf(w, t); // (r_t, Cin), (Cout, r_t)
     const z = conv2d(xt, a.view([a.size(0), a.size(1), 1, 1]), null, w.conv);
-    return conv2d(z, bt.view([bt.size(0), bt.size(1), 1, 1])).mul(w.scale);
+    return conv2d(z, bt.view([bt.size(0), bt.size(1), 1, 1])).mul(scale);
   });
   return base.add(paths.length === 1 ? paths[0]! : cat(paths, 0));
 }

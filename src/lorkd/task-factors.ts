@@ -29,29 +29,36 @@ export interface PackedFactors {
   scale: number;
 }
 
+/** Every task's factors at one common rank and scale (what packing and per-sample gathering take). */
+export interface CommonFactors {
+  a: Tensor[];
+  b: Tensor[];
+  scale: number;
+}
+
 /**
- * Stacks the tasks' factors. When every task has the same rank and scale, A and B are stacked as
- * they are (the same values, and the same arithmetic, as one stored (T, ...) tensor). Otherwise A
- * is padded with zero rows and B, scaled by its task's scale, with zero columns up to the largest
- * rank, and the common scale is 1: the padded terms of B A are exact zeros.
+ * The tasks' factors at one rank and scale. When every task has the same rank and scale, A and B
+ * are the parameters as they are. Otherwise A is padded with zero rows and B, scaled by its task's
+ * scale, with zero columns up to the largest rank, and the common scale is 1: the padded terms of
+ * B A are exact zeros.
  */
-export function packFactors(tasks: TaskFactors[], k: number): PackedFactors {
+export function commonFactors(tasks: readonly TaskFactors[]): CommonFactors {
   if (tasks.length === 0) throw new UserError('an expert convolution with no tasks has nothing to run');
   const first = tasks[0]!;
-  if (tasks.every((t) => t.rank === first.rank && t.scale === first.scale)) {
-    if (tasks.length === 1) return { expertA: first.a.unsqueeze(0), expertB: first.b.unsqueeze(0), scale: first.scale };
-    return { expertA: stack(tasks.map((t) => t.a)), expertB: stack(tasks.map((t) => t.b)), scale: first.scale };
-  }
-  const rk = Math.max(...tasks.map((t) => t.rank)) * k;
+  if (tasks.every((t) => t.rank === first.rank && t.scale === first.scale)) return { a: tasks.map((t) => t.a), b: tasks.map((t) => t.b), scale: first.scale };
+  const rk = Math.max(...tasks.map((t) => t.a.size(0)));
   const pad = (x: Tensor, dim: 0 | 1): Tensor => {
     const missing = rk - x.size(dim);
     if (missing === 0) return x;
     const shape = dim === 0 ? [missing, x.size(1)] : [x.size(0), missing];
     return cat([x, zeros(shape, { dtype: x.dtype, device: x.device })], dim);
   };
-  return {
-    expertA: stack(tasks.map((t) => pad(t.a, 0))),
-    expertB: stack(tasks.map((t) => pad(t.scale === 1 ? t.b : t.b.mul(t.scale), 1))),
-    scale: 1,
-  };
+  return { a: tasks.map((t) => pad(t.a, 0)), b: tasks.map((t) => pad(t.scale === 1 ? t.b : t.b.mul(t.scale), 1)), scale: 1 };
+}
+
+/** The tasks' factors stacked at one common rank and scale (see commonFactors). */
+export function packFactors(tasks: readonly TaskFactors[]): PackedFactors {
+  const c = commonFactors(tasks);
+  if (c.a.length === 1) return { expertA: c.a[0]!.unsqueeze(0), expertB: c.b[0]!.unsqueeze(0), scale: c.scale };
+  return { expertA: stack(c.a), expertB: stack(c.b), scale: c.scale };
 }

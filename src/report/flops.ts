@@ -3,6 +3,8 @@
 import { complexity, traceLayers } from '../eval/complexity.js';
 import { createModel } from '../models/registry.js';
 import { findMethodSpec } from '../experiments/methods/index.js';
+import { maxRank } from '../lorkd/ranks.js';
+import type { RankSpec } from '../lorkd/decomposition.js';
 
 export interface RunFlops {
   foundation: number;
@@ -26,10 +28,12 @@ export function countRunFlops(o: { foundationModel: string; foundationInput: num
  * training, the fused backbone deployed) and the plain-backbone baselines. The foundation and KF
  * are left out (null): their networks are not the backbone.
  */
-export function countMethodFlops(methods: { key: string; method: string; rank: number | null }[], o: { model: string; tasks: number; input: number }): Map<string, [number, number]> {
+export function countMethodFlops(methods: { key: string; method: string; rank: RankSpec | null }[], o: { model: string; tasks: number; input: number }): Map<string, [number, number]> {
   const out = new Map<string, [number, number]>();
   const byRank = new Map<number, [number, number]>();
-  const at = (rank: number) => {
+  // A rank per task: training counts the largest (as `lorkd params`); the per-task rows are Table 4's.
+  const at = (spec: RankSpec) => {
+    const rank = maxRank(spec);
     if (!byRank.has(rank)) {
       const c = complexity({ model: o.model, tasks: o.tasks, rank, input: o.input });
       byRank.set(rank, [c.flops_training, c.flops_deployment]);

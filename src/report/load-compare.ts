@@ -1,5 +1,5 @@
 // A comparison directory from `lorkd compare`: DIR/compare.json (tasks, seeds, methods.<key>.{method,
-// rank?, params_training, params_deployment, per_task.<task>.{accuracy, auc}, mean_accuracy,
+// rank? (or ranks?: a rank per task), params_training, params_deployment, per_task.<task>.{accuracy, auc}, mean_accuracy,
 // mean_auc, vs_lorkd?, runs} with {mean, ci95, runs} estimates, budget, wall_seconds) and the
 // per-(method, seed) run folders (runs/<key>-s<seed>/result.json: the training history).
 import { findMethodSpec, REFERENCE_METHOD } from '../experiments/methods/index.js';
@@ -11,6 +11,8 @@ import { emptyStudy, type CurvePoint, type MethodRow, type Study } from './study
 import { checkpointCurves, historyCurves } from './load-run.js';
 import { parseTransfer } from './load-analysis.js';
 import { countMethodFlops } from './flops.js';
+import { rankSpecOf, taskExpertRows } from './task-experts.js';
+import type { RankSpec } from '../lorkd/decomposition.js';
 
 /** A key naming LoRKD at one rank when the entry has no rank field: lorkd-r4. */
 const RANK_KEY = /^lorkd-r(\d+)$/;
@@ -63,14 +65,19 @@ export function loadCompare(dir: string, o: { flops?: boolean } = {}): Study {
   study.interval = study.seeds.length > 1 ? 'seeds' : 'none';
   const methods = f.obj(r.methods, 'methods');
   if (!Object.keys(methods).length) f.fail('methods', 'a non-empty object', methods);
-  const kinds: { key: string; method: string; rank: number | null }[] = [];
+  const kinds: { key: string; method: string; rank: RankSpec | null }[] = [];
+  const budget = r.budget === undefined || r.budget === null ? null : f.obj(r.budget, 'budget');
+  const input = budget ? f.optNum(budget.input, 'budget.input') : null;
+  const model = budget && typeof budget.model === 'string' ? budget.model : 'shufflenet_v2_x1_0';
   for (const [key, v] of Object.entries(methods)) {
     const where = `methods.${key}`;
     const o = f.obj(v, where);
     const m = methodEntry(f, key, o, where, study.tasks);
     study.methods.push(m);
     const rank = f.optNum(o.rank, `${where}.rank`) ?? (RANK_KEY.test(key) ? Number(RANK_KEY.exec(key)![1]) : null);
-    kinds.push({ key, method: typeof o.method === 'string' ? o.method : key.replace(/-r\d+$/, ''), rank });
+    const perTask = rankSpecOf(f, o.ranks, `${where}.ranks`);
+    kinds.push({ key, method: typeof o.method === 'string' ? o.method : key.replace(/-r\d+$/, ''), rank: perTask ?? rank });
+    if (perTask) study.taskExperts.push(...taskExpertRows(f, `${where}.ranks`, key, { model, tasks: study.tasks, rank: perTask, input }));
     // Table 3: the ranks of a ranked method (LoRKD); a rank key without a method field is LoRKD's (older compare.json).
     if (rank !== null && findMethodSpec(typeof o.method === 'string' ? o.method : REFERENCE_METHOD)?.ranked) study.ranks.push({ rank, params_training: m.params_training, per_task: m.per_task, mean_accuracy: m.mean_accuracy });
     const vs = o.vs_lorkd ?? o.paired_vs_lorkd;
@@ -84,11 +91,8 @@ export function loadCompare(dir: string, o: { flops?: boolean } = {}): Study {
     for (const d of readdirSync(path.join(root, 'runs')).sort()) study.curves.push(...runCurves(root, d, [path.join('runs', d)]));
   }
   study.facts.push(['comparison', file], ['seeds', study.seeds.join(', ')], ['methods', Object.keys(methods).join(', ')]);
-  const budget = r.budget === undefined || r.budget === null ? null : f.obj(r.budget, 'budget');
   if (budget) study.facts.push(['budget', budgetText(budget)]);
-  const input = budget ? f.optNum(budget.input, 'budget.input') : null;
   if (o.flops !== false && input !== null && study.methods.every((m) => m.flops_training === null)) {
-    const model = budget && typeof budget.model === 'string' ? budget.model : 'shufflenet_v2_x1_0';
     const counted = countMethodFlops(kinds, { model, tasks: study.tasks.length, input });
     for (const m of study.methods) [m.flops_training, m.flops_deployment] = counted.get(m.name) ?? [null, null];
     study.flopsNote = `FLOPs counted here by tracing ${model} at ${input}x${input} (the comparison's input); the foundation's and KF's networks are not counted (–).`;

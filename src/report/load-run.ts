@@ -8,6 +8,9 @@ import { Fields, readJson, safetensorsMetadata, budgetText, type Json, type Json
 import { emptyStudy, type CurvePoint, type MethodRow, type Study, type TaskScore } from './study.js';
 import { wilson95, meanOf } from './stats.js';
 import { countMethodFlops, countRunFlops, type RunFlops } from './flops.js';
+import { taskExpertRows } from './task-experts.js';
+import { parseRankSpec, rankLabel } from '../lorkd/ranks.js';
+import type { RankSpec } from '../lorkd/decomposition.js';
 
 const RESULT_FILES = ['results.json', 'eval-test.json', 'eval-val.json'];
 /** One (method, seed) run of `lorkd compare` (run-method.ts's MethodResult). */
@@ -66,7 +69,8 @@ export function checkpointCurves(dir: string, prefix = ''): CurvePoint[] {
   return out;
 }
 
-function decompositionConfig(dir: string): { model: string; rank: number } | null {
+/** The decomposition's backbone, its largest rank and, where its tasks' ranks differ, the rank of each. */
+function decompositionConfig(dir: string): { model: string; rank: number; ranks: RankSpec } | null {
   const file = path.join(dir, 'decomposition.safetensors');
   if (!existsSync(file)) return null;
   const meta = safetensorsMetadata(file);
@@ -79,7 +83,11 @@ function decompositionConfig(dir: string): { model: string; rank: number } | nul
     if (e instanceof UserError) throw e;
     throw new UserError(`${file}: metadata "config" is not JSON`);
   }
-  return { model: f.str(c.model, 'config.model'), rank: f.num(c.rank, 'config.rank') };
+  const rank = f.num(c.rank, 'config.rank');
+  // A task records its own rank only where it differs from the top-level one (lorkd/checkpoint.ts).
+  const tasks = c.tasks === undefined ? [] : f.arr(c.tasks, 'config.tasks').map((t, i) => f.obj(t, `config.tasks[${i}]`));
+  const own = tasks.map((t, i) => [f.str(t.name, `config.tasks[${i}].name`), f.optNum(t.rank, `config.tasks[${i}].rank`) ?? rank] as const);
+  return { model: f.str(c.model, 'config.model'), rank, ranks: own.some(([, r]) => r !== rank) ? Object.fromEntries(own) : rank };
 }
 
 export interface RunLoadOptions {
@@ -129,7 +137,8 @@ export function loadRun(dir: string, o: RunLoadOptions = {}): Study {
     methodRow('foundation (task classes)', taskScores(f, fo.restricted, 'foundation.restricted', tasks), [fParams, fParams], fFlops),
     methodRow('lorkd', taskScores(f, lo.per_task, 'lorkd.per_task', tasks), [f.num(lo.params_training, 'lorkd.params_training'), f.num(lo.params_expert, 'lorkd.params_expert')], [flops?.lorkd_training ?? null, flops?.lorkd_deployment ?? null]),
   ];
-  study.facts.push(['results', file], ['split', f.str(r.split, 'split')], ['foundation', `${fModel} at ${fInput}x${fInput}`], ['experts', `${cfg?.model ?? 'shufflenet_v2_x1_0'}${cfg ? `, rank ${cfg.rank}` : ''}, at ${input}x${input}`]);
+  if (cfg) study.taskExperts = taskExpertRows(f, 'decomposition.safetensors config.tasks', 'lorkd', { model: cfg.model, tasks, rank: cfg.ranks, input });
+  study.facts.push(['results', file], ['split', f.str(r.split, 'split')], ['foundation', `${fModel} at ${fInput}x${fInput}`], ['experts', `${cfg?.model ?? 'shufflenet_v2_x1_0'}${cfg ? `, rank ${rankLabel(cfg.ranks)}` : ''}, at ${input}x${input}`]);
   if (r.budget !== undefined) {
     study.facts.push(['budget', budgetText(f.obj(r.budget, 'budget'))]);
   }
@@ -159,8 +168,10 @@ function methodRun(study: Study, file: string, o: RunLoadOptions): void {
   const method = f.str(r.method, 'method');
   const input = f.num(r.input, 'input');
   const describe = r.describe && typeof r.describe === 'object' && !Array.isArray(r.describe) ? r.describe : {};
-  const rank = typeof describe.rank === 'number' ? describe.rank : null;
+  // describe() gives one rank as a number, a rank per task as its label (a=4,b=16).
+  const rank = typeof describe.rank === 'number' ? describe.rank : typeof describe.rank === 'string' && describe.rank.includes('=') ? parseRankSpec(describe.rank, `${file}: describe.rank`) : null;
   const flops = o.flops === false ? undefined : countMethodFlops([{ key: method, method, rank }], { model: 'shufflenet_v2_x1_0', tasks: tasks.length, input }).get(method);
+  if (rank !== null) study.taskExperts = taskExpertRows(f, 'describe.rank', method, { model: 'shufflenet_v2_x1_0', tasks, rank, input });
   const params: [number, number] = [f.num(r.params_training, 'params_training'), f.num(r.params_deployment, 'params_deployment')];
   study.tasks = tasks;
   study.interval = 'binomial';

@@ -12,7 +12,7 @@ import { addAnalysis } from './load-analysis.js';
 import { chartsOf, type Chart } from './charts.js';
 import { renderSvg } from './render.js';
 import { esc, figureHtml, pageHtml, type Section } from './html.js';
-import { table1, table2, table3, table4, pairedTable, migTable } from './tables.js';
+import { table1, table2, table3, table4, taskExpertsTable, pairedTable, migTable } from './tables.js';
 
 export interface ReportOptions {
   run?: string;
@@ -84,7 +84,7 @@ export function sectionsOf(study: Study, figs: Record<string, string>): Section[
     },
     {
       id: 'table4', title: 'Table 4: costs of training and deployment',
-      body: study.methods.length ? wrap(table4(study)) + `<p class="note">${hasFlops ? esc(study.flopsNote ?? '') : `The source has no FLOPs: ${cmd('lorkd params --tasks T --rank r --input S --json')} counts them.`}</p>` : null,
+      body: study.methods.length ? wrap(table4(study)) + `<p class="note">${hasFlops ? esc(study.flopsNote ?? '') : `The source has no FLOPs: ${cmd('lorkd params --tasks T --rank r --input S --json')} counts them.`}</p>` + (study.taskExperts.length ? wrap(taskExpertsTable(study)) : '') : null,
       missing: `${cmd('lorkd params --tasks T --rank r --json')} counts LoRKD's; a run or a comparison gives every method's.`,
     },
     {

@@ -41,6 +41,18 @@ export interface RankRow {
   mean_accuracy: Stat;
 }
 
+/** One task's experts of a decomposition whose ranks are given per task (issue 20: counted per task). */
+export interface TaskExpertRow {
+  /** Table 1's row key of the decomposition (e.g. "lorkd", "lorkd-rbreastmnist4-retinamnist16"). */
+  method: string;
+  task: string;
+  rank: number;
+  /** A and B of this task in every expert convolution. */
+  params_experts: number;
+  /** Multiply-accumulates per image of this task's rows in training (W0 and its experts); null without an input size. */
+  flops_training: number | null;
+}
+
 /** One epoch of one training run (trainer's EpochRecord). */
 export interface CurvePoint {
   series: string;
@@ -86,6 +98,8 @@ export interface Study {
   methods: MethodRow[];
   transfer: TransferRow[];
   ranks: RankRow[];
+  /** Per task, for each decomposition with a rank per task (empty where every task has one rank). */
+  taskExperts: TaskExpertRow[];
   curves: CurvePoint[];
   paired: PairedRow[];
   gradcam: GradcamGrid | null;
@@ -100,5 +114,5 @@ export interface Study {
 }
 
 export function emptyStudy(kind: Study['kind'], source: string, title: string): Study {
-  return { title, kind, source, tasks: [], seeds: [], interval: 'none', methods: [], transfer: [], ranks: [], curves: [], paired: [], gradcam: null, mig: [], cka: [], facts: [], flopsNote: null, notes: [] };
+  return { title, kind, source, tasks: [], seeds: [], interval: 'none', methods: [], transfer: [], ranks: [], taskExperts: [], curves: [], paired: [], gradcam: null, mig: [], cka: [], facts: [], flopsNote: null, notes: [] };
 }

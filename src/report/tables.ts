@@ -72,12 +72,23 @@ export function table3(study: Study): string {
   return htmlTable('table3', ['Rank', 'Params (M) training', ...study.tasks.map(taskHeader), 'Avg'], rows, 'LoRKD at each expert rank: test accuracy (%) per task and on average.');
 }
 
+/** Small inputs give FLOPs far below 1 G: then in M, so that they still read. */
+function flopsUnit(values: (number | null)[]): readonly ['M' | 'G', (n: number | null) => string] {
+  const small = Math.max(0, ...values.map((v) => v ?? 0)) < 1e8;
+  return small ? ['M', (n: number | null) => (n === null ? '–' : (n / 1e6).toFixed(2))] : ['G', giga];
+}
+
+/** Table 4's per-task rows: each task's experts where a decomposition gives each task its own rank. */
+export function taskExpertsTable(study: Study): string {
+  const [unit, fl] = flopsUnit(study.taskExperts.map((e) => e.flops_training));
+  const rows: Cell[][] = study.taskExperts.map((e) => [methodLabel(e.method), e.task, String(e.rank), millions(e.params_experts), fl(e.flops_training)]);
+  return htmlTable('table4-tasks', ['Method', 'Task', 'Rank', 'Params (M) of its experts', `FLOPs (${unit}) training, its rows`], rows, 'A rank per task: each task\'s experts (A and B in every expert convolution) and the multiply-accumulates per image of its rows in training (W0 and its experts); the same counts as lorkd params --rank name=r,...');
+}
+
 /** Table 4 as in the paper: one column per method, the four costs as rows. */
 export function table4(study: Study, ms: MethodRow[] = study.methods.filter((m) => !m.name.includes('(task classes)'))): string {
   const row = (label: string, get: (m: MethodRow) => number | null, f: (n: number | null) => string): Cell[] => [label, ...ms.map((m) => f(get(m)))];
-  // Small inputs give FLOPs far below 1 G: then in M, so that they still read.
-  const small = Math.max(0, ...ms.flatMap((m) => [m.flops_training ?? 0, m.flops_deployment ?? 0])) < 1e8;
-  const [unit, fl] = small ? ['M', (n: number | null) => (n === null ? '–' : (n / 1e6).toFixed(2))] as const : ['G', giga] as const;
+  const [unit, fl] = flopsUnit(ms.flatMap((m) => [m.flops_training, m.flops_deployment]));
   const rows = [
     row('Params (M) training', (m) => m.params_training, millions),
     row(`FLOPs (${unit}) training`, (m) => m.flops_training, fl),
