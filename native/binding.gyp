@@ -14,7 +14,8 @@
         "src/amp.cc",
         "src/infer.cc",
         "src/optim.cc",
-        "src/handoff.cc"
+        "src/handoff.cc",
+        "src/lowrank-blas.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -94,6 +94,11 @@ for (const [backbone, strategies, rank] of CASES) {
   });
 }
 
+test("the EKS pass's low-rank paths find the BLAS that libtorch's mm uses (Debian's libtorch; else they run through ATen)", (t) => {
+  if (process.env.LIBTORCH) return t.skip('another libtorch: it may have no sgemm_ of its own, and the ATen route (tested above) runs instead');
+  assert.equal(N.lowRankBlasAvailable(), true);
+});
+
 test('a plan leaves the network as it was: same modules, state dict and training flags; inference mode only inside', () => {
   manualSeed(3);
   const model = createModel('shufflenet_v2_x0_5', { numClasses: 4 });

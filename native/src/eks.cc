@@ -14,11 +14,13 @@
 // as skinny GEMMs on its contiguous rows of the (N*H*W, C) channels_last view:
 //   Z_t = X_t A_t^T, out_t += s Z_t B_t^T;  backward: GB_t = G_t B_t, dX_t += s GB_t A_t,
 //   dB_t = s G_t^T Z_t, dA_t = s GB_t^T X_t.
-// The op is device-agnostic (ATen calls only, no raw pointers): it runs on CUDA as on the CPU.
+// The op is device-agnostic (ATen calls only, no raw pointers): it runs on CUDA as on the CPU;
+// only the inference pass on the CPU calls BLAS directly (lowrank-blas.cc), with ATen as fallback.
 // Under autocast it acts as torch.cuda.amp.custom_fwd(cast_inputs=<the autocast dtype>): x, W0,
 // A and B are cast (with autocast's weight cache) before the autograd function, so forward and
 // backward run in that dtype and the gradients reach the float32 parameters through the casts.
 #include "common.h"
+#include "lowrank-blas.h"
 #include "prepacked.h"
 
 #include <ATen/autocast_mode.h>
@@ -235,7 +237,8 @@ DEF("eksConvInfer", {
     out = runPrepacked(info[11], x);
     if (out.defined()) {
       out = out.contiguous(at::MemoryFormat::ChannelsLast);
-      addLowRank(x, out, A, B, counts, D(5));
+      const at::Tensor Ad = A.contiguous(), Bd = B.contiguous();
+      if (!addLowRankBlas(x, out, Ad, Bd, counts, D(5))) addLowRank(x, out, A, B, counts, D(5));
     }
   }
   if (!out.defined()) out = eksForward(x, w0, A, B, counts, D(5), stride, padding, dilation, given ? c10::optional<at::Tensor>(bias) : c10::nullopt).first;
