@@ -2,7 +2,7 @@
 //
 // On the GEMM route (1x1, stride 1, channels_last) each task's low-rank path is two skinny GEMMs
 // on its contiguous rows. Through ATen each costs a dispatch, a few views and an output tensor:
-// with 10 tasks and 36 such convolutions in ShuffleNetV2 that is about 1,500 ATen calls per
+// with 10 tasks and 36 such convolutions in ShuffleNetV2 that is about 3,000 ATen calls per
 // forward, which cost more than the GEMMs' arithmetic at r = 8 (issue 22: the EKS pass at 1.4-1.9x
 // the fused expert's time). Here each path is two calls of the BLAS that ATen's own mm uses
 // (sgemm_, found in libtorch's dependencies at run time, so that a libtorch without one still
@@ -23,17 +23,20 @@ namespace {
 using Sgemm = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
                        const int*, const float*, const int*, const float*, float*, const int*);
 
-// sgemm_ from the objects libtorch_cpu was loaded with (found once; null where there is none).
+// A symbol of the objects libtorch_cpu was loaded with (libtorch and its dependencies; null
+// where there is none).
+void* fromLibtorch(const char* name) {
+  Dl_info info;
+  if (!dladdr(reinterpret_cast<const void*>(&at::native::cpublas::gemm_stub), &info) || !info.dli_fname) return nullptr;
+  void* h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+  if (!h) return nullptr;
+  void* f = dlsym(h, name);
+  dlclose(h);  // NOLOAD took a reference of a library that stays loaded
+  return f;
+}
+
 Sgemm findSgemm() {
-  static const Sgemm f = [] {
-    Dl_info info;
-    if (!dladdr(reinterpret_cast<const void*>(&at::native::cpublas::gemm_stub), &info) || !info.dli_fname) return Sgemm(nullptr);
-    void* h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-    if (!h) return Sgemm(nullptr);
-    auto* g = reinterpret_cast<Sgemm>(dlsym(h, "sgemm_"));
-    dlclose(h);  // NOLOAD took a reference of a library that stays loaded
-    return g;
-  }();
+  static const Sgemm f = reinterpret_cast<Sgemm>(fromLibtorch("sgemm_"));
   return f;
 }
 
@@ -41,6 +44,12 @@ bool denseFloatCpu(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() =
 }  // namespace
 
 namespace lorkd {
+void setBlasThreads(int n) {
+  using SetThreads = void (*)(int);
+  static const auto set = reinterpret_cast<SetThreads>(fromLibtorch("openblas_set_num_threads"));
+  if (set && n > 0) set(n);
+}
+
 bool addLowRankBlas(const at::Tensor& x, at::Tensor& out, const at::Tensor& A, const at::Tensor& B,
                     const std::vector<int64_t>& counts, double s) {
   const Sgemm sgemm = findSgemm();
@@ -75,3 +84,9 @@ bool addLowRankBlas(const at::Tensor& x, at::Tensor& out, const at::Tensor& A, c
 
 // lowRankBlasAvailable() -> whether the EKS inference pass found sgemm_ (tests and diagnostics).
 DEF("lowRankBlasAvailable", return Napi::Boolean::New(ENV, findSgemm() != nullptr);)
+// blasThreads() -> OpenBLAS's thread count, or -1 where libtorch's BLAS is not OpenBLAS (tests).
+DEF("blasThreads", {
+  using GetThreads = int (*)();
+  static const auto get = reinterpret_cast<GetThreads>(fromLibtorch("openblas_get_num_threads"));
+  return Napi::Number::New(ENV, get ? get() : -1);
+})

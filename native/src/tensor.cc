@@ -1,5 +1,6 @@
 // Tensor creation, conversion to and from JS memory, metadata, autograd, memory, threads, RNG.
 #include "common.h"
+#include "lowrank-blas.h"
 
 #include <cstring>
 
@@ -174,6 +175,7 @@ DEF("memory", {
 })
 DEF("setNumThreads", {
   at::set_num_threads(static_cast<int>(I(0)));
+  setBlasThreads(static_cast<int>(I(0)));
   return ENV.Undefined();
 })
 DEF("getNumThreads", return Napi::Number::New(ENV, at::get_num_threads());)
