@@ -4,6 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import { setNumThreads } from '../src/tensor/index.js';
 import { loadSuite, trainLoader } from '../src/experiments/data-options.js';
+import { peakRssMb } from '../src/io/peak-rss.js';
 
 /** Streams epoch 0 of the pack in `dir`; returns the images seen. */
 export function streamEpoch(dir: string, input: number, batch: number): number {
@@ -22,6 +23,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] !== un
   const t0 = performance.now();
   const seen = streamEpoch(process.argv[2], Number(process.argv[3] ?? 32), Number(process.argv[4] ?? 64));
   const seconds = (performance.now() - t0) / 1000;
-  console.log(JSON.stringify({ seen, seconds, maxRssMb: process.resourceUsage().maxRSS / 1024 }));
+  console.log(JSON.stringify({ seen, seconds, maxRssMb: peakRssMb() }));
   process.exit(0);
 }

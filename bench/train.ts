@@ -4,6 +4,7 @@ import { createModel } from '../src/models/registry.js';
 import { SGD } from '../src/optim/index.js';
 import { randn, randint, tidy, noGrad, crossEntropy, setNumThreads, manualSeed } from '../src/tensor/index.js';
 import { runPython } from './pytorch.js';
+import { peakRssMb } from '../src/io/peak-rss.js';
 
 export interface TrainBenchOptions {
   model: string;
@@ -71,7 +72,7 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   setNumThreads(threads);
   const format = o.format ?? 'channels_last';
   const lorkd = lorkdTrainStep({ ...o, format });
-  const rss = process.resourceUsage().maxRSS / 1024;
+  const rss = peakRssMb();
   const py = o.noTorch
     ? null
     : runPython<{ img_per_s: number; peak_rss_mb: number }>('train_step.py', {

@@ -52,9 +52,8 @@ describe('serve: the forward worker', () => {
       const gotPlain = await host.run(plain, x.slice(0, 3), undefined, 'fp32');
       assert.ok(maxDiff(gotPlain.probs, wantPlain) < 1e-6, `plain: ${maxDiff(gotPlain.probs, wantPlain)}`);
 
-      // Warm (one round of the same passes first: a new batch size may build what a shape needs
-      // once): every later pass leaves the handles of both threads as they were.
-      await Promise.all([host.run(dm, x, tasks, 'fp32'), host.run(plain, x.slice(0, 2), undefined, 'fp32')]);
+      // Warm: every later pass leaves the handles of both threads as they were (the worker frees a
+      // pass's inputs before it answers).
       const warm = memory().liveTensors;
       for (let i = 0; i < 20; i++) {
         await Promise.all([host.run(dm, x, tasks, 'fp32'), host.run(plain, x.slice(0, 2), undefined, 'fp32')]);

@@ -9,7 +9,9 @@
 // loads), the second accumulating into the shared convolution's output (beta = 1). Row-major
 // (m x n) data is column-major (n x m), so Z = X A^T is Z^T = A X^T: sgemm('T', 'N', r, m, Cin,
 // 1, A, Cin, X, Cin, 0, Z, r); out += s Z B^T is out^T += s B Z^T: sgemm('T', 'N', Cout, m, r, s,
-// B, r, Z, r, 1, out, Cout).
+// B, r, Z, r, 1, out, Cout). OpenBLAS keeps the thread count libtorch leaves it (its own
+// default): making it follow setNumThreads was tried and was slower at 2 threads on the quiet
+// machine (EKS pass at 64 px, batch 8: 229-310 against 580-662 img/s), so it is not done.
 #include "lowrank-blas.h"
 
 #include "common.h"
@@ -23,20 +25,17 @@ namespace {
 using Sgemm = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
                        const int*, const float*, const int*, const float*, float*, const int*);
 
-// A symbol of the objects libtorch_cpu was loaded with (libtorch and its dependencies; null
-// where there is none).
-void* fromLibtorch(const char* name) {
-  Dl_info info;
-  if (!dladdr(reinterpret_cast<const void*>(&at::native::cpublas::gemm_stub), &info) || !info.dli_fname) return nullptr;
-  void* h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-  if (!h) return nullptr;
-  void* f = dlsym(h, name);
-  dlclose(h);  // NOLOAD took a reference of a library that stays loaded
-  return f;
-}
-
+// sgemm_ from the objects libtorch_cpu was loaded with (found once; null where there is none).
 Sgemm findSgemm() {
-  static const Sgemm f = reinterpret_cast<Sgemm>(fromLibtorch("sgemm_"));
+  static const Sgemm f = [] {
+    Dl_info info;
+    if (!dladdr(reinterpret_cast<const void*>(&at::native::cpublas::gemm_stub), &info) || !info.dli_fname) return Sgemm(nullptr);
+    void* h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (!h) return Sgemm(nullptr);
+    auto* g = reinterpret_cast<Sgemm>(dlsym(h, "sgemm_"));
+    dlclose(h);  // NOLOAD took a reference of a library that stays loaded
+    return g;
+  }();
   return f;
 }
 
@@ -44,12 +43,6 @@ bool denseFloatCpu(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() =
 }  // namespace
 
 namespace lorkd {
-void setBlasThreads(int n) {
-  using SetThreads = void (*)(int);
-  static const auto set = reinterpret_cast<SetThreads>(fromLibtorch("openblas_set_num_threads"));
-  if (set && n > 0) set(n);
-}
-
 bool addLowRankBlas(const at::Tensor& x, at::Tensor& out, const at::Tensor& A, const at::Tensor& B,
                     const std::vector<int64_t>& counts, double s) {
   const Sgemm sgemm = findSgemm();
@@ -84,9 +77,3 @@ bool addLowRankBlas(const at::Tensor& x, at::Tensor& out, const at::Tensor& A, c
 
 // lowRankBlasAvailable() -> whether the EKS inference pass found sgemm_ (tests and diagnostics).
 DEF("lowRankBlasAvailable", return Napi::Boolean::New(ENV, findSgemm() != nullptr);)
-// blasThreads() -> OpenBLAS's thread count, or -1 where libtorch's BLAS is not OpenBLAS (tests).
-DEF("blasThreads", {
-  using GetThreads = int (*)();
-  static const auto get = reinterpret_cast<GetThreads>(fromLibtorch("openblas_get_num_threads"));
-  return Napi::Number::New(ENV, get ? get() : -1);
-})

@@ -12,8 +12,4 @@ namespace lorkd {
 // the caller then runs the ATen ops.
 bool addLowRankBlas(const at::Tensor& x, at::Tensor& out, const at::Tensor& A, const at::Tensor& B,
                     const std::vector<int64_t>& counts, double s);
-
-// Gives OpenBLAS (where libtorch's BLAS is OpenBLAS with its own thread pool) the thread count
-// libtorch's pool has, so that LORKD_NUM_THREADS bounds every GEMM, ATen's mm included.
-void setBlasThreads(int n);
 }  // namespace lorkd

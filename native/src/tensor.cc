@@ -1,6 +1,5 @@
 // Tensor creation, conversion to and from JS memory, metadata, autograd, memory, threads, RNG.
 #include "common.h"
-#include "lowrank-blas.h"
 
 #include <cstring>
 
@@ -175,7 +174,6 @@ DEF("memory", {
 })
 DEF("setNumThreads", {
   at::set_num_threads(static_cast<int>(I(0)));
-  setBlasThreads(static_cast<int>(I(0)));
   return ENV.Undefined();
 })
 DEF("getNumThreads", return Napi::Number::New(ENV, at::get_num_threads());)

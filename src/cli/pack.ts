@@ -5,6 +5,7 @@ import { UserError } from '../tensor/errors.js';
 import { type PackManifest, STORAGES, type Storage, openPack, packSources, packSummary, DEFAULT_SHARD_BYTES } from '../pack/index.js';
 import { createProgress } from '../experiments/progress.js';
 import { emit, intOption, numberOption, run } from './output.js';
+import { peakRssMb } from '../io/peak-rss.js';
 
 /** "val=0.1,test=0.2" -> fractions (either may be left out: defaults 0.1 and 0.2). */
 export function parseSplit(v: string): { val: number; test: number } {
@@ -64,7 +65,7 @@ export function registerPack(program: Command): void {
         });
         if (started) progress.stop();
         const m = r.manifest as PackManifest;
-        emit(!!o.json, { manifest: m, seconds: r.seconds, images: r.images, img_per_s: r.images / Math.max(r.seconds, 1e-3), resumed_at: r.resumedAt, max_rss_mb: process.resourceUsage().maxRSS / 1024 }, () => packSummary(m, r));
+        emit(!!o.json, { manifest: m, seconds: r.seconds, images: r.images, img_per_s: r.images / Math.max(r.seconds, 1e-3), resumed_at: r.resumedAt, max_rss_mb: peakRssMb() }, () => packSummary(m, r));
       }),
     );
 }

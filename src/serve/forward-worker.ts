@@ -35,20 +35,25 @@ function run(m: Extract<ToWorker, { type: 'run' }>): void {
   Atomics.add(gate, 1, 1);
   while (Atomics.load(gate, 0) === 1) Atomics.wait(gate, 0, 1);
   const inputs: Tensor[] = [];
+  let reply: FromWorker;
+  let transfer: ArrayBuffer[] = [];
   try {
     for (const id of m.inputs) inputs.push(takeHandedOff(id));
     const twin = twins.get(m.key);
     if (twin === undefined || typeof twin === 'string') throw new Error(`serve: no model to run (${twin ?? 'not handed to the forward worker'})`);
     const t0 = performance.now();
     const probs = m.tasks ? eksProbs(twin as DecompositionModel, inputs, m.tasks, m.precision) : plainProbs(twin as ImageClassifier, inputs, m.precision);
-    post({ type: 'done', id: m.id, probs, ms: performance.now() - t0 }, probs.map((p) => p.buffer as ArrayBuffer));
+    reply = { type: 'done', id: m.id, probs, ms: performance.now() - t0 };
+    transfer = probs.map((p) => p.buffer as ArrayBuffer);
   } catch (e) {
     const kind = e instanceof UserError ? 'user' : e instanceof TorchError ? 'torch' : 'other';
-    post({ type: 'failed', id: m.id, kind, message: String((e as Error)?.message ?? e) });
+    reply = { type: 'failed', id: m.id, kind, message: String((e as Error)?.message ?? e) };
   } finally {
     for (const id of m.inputs.slice(inputs.length)) dropHandedOff(id);
     for (const x of inputs) x.dispose();
   }
+  // Answered only once the pass's inputs are freed: the host sees this thread's handles settled.
+  post(reply, transfer);
 }
 
 port.on('message', (m: ToWorker) => {
