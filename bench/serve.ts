@@ -14,7 +14,7 @@
 // The machine line (bench/machine.ts) says whether other work was running meanwhile.
 //   node dist/bench/serve.js [--departments 1,3,10,30] [--modes eks,plain-ort] [--seconds 6] [--json] ...
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { watchMachine, machineLine, type MachineLoad } from './machine.js';
 import path from 'node:path';
@@ -28,6 +28,7 @@ import { DecompositionModel, saveDecomposition } from '../src/lorkd/index.js';
 import { exportAllExperts } from '../src/export/export-experts.js';
 import { expertFileToOnnx } from '../src/export/onnx/index.js';
 import { loadMedMnist } from '../src/data/medmnist.js';
+import { procMemoryMb } from '../src/io/peak-rss.js';
 
 export type BenchMode = 'eks' | 'fused' | 'auto' | 'plain' | 'plain-ort';
 export const BENCH_MODES: readonly BenchMode[] = ['eks', 'fused', 'auto', 'plain', 'plain-ort'];
@@ -143,12 +144,8 @@ async function startServe(args: string[], threads: number, ort = false): Promise
   return { child, url: (JSON.parse(line) as { url: string }).url };
 }
 
-/** VmRSS and VmHWM of a process, MB. */
-function rss(pid: number): { rss: number; peak: number } {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0) / 1024;
-  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
-}
+
+
 
 const percentile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
@@ -252,7 +249,7 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<{ rows: 
     try {
       const cpu0 = process.cpuUsage();
       const r = await load((d) => servers[perDepartment(mode) ? d : 0]!.url, k, bodies, o);
-      const mem = servers.map((s) => rss(s.child.pid!));
+      const mem = servers.map((s) => procMemoryMb(s.child.pid!));
       const modelBytes = await Promise.all(servers.map(async (s) => Number(/^lorkd_model_bytes (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1] ?? NaN)));
       const cpu = process.cpuUsage(cpu0);
       const lat = r.latencies.slice().sort((a, b) => a - b);
