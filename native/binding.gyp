@@ -15,7 +15,9 @@
         "src/infer.cc",
         "src/optim.cc",
         "src/handoff.cc",
-        "src/lowrank-blas.cc"
+        "src/lowrank-blas.cc",
+        "src/infer-kernels.cc",
+        "src/shuffle-unit.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -44,34 +44,45 @@ DEF("inferenceModeExit", {
 DEF("isInferenceMode", return Napi::Boolean::New(ENV, c10::InferenceMode::is_enabled());)
 DEF("isInferenceTensor", return Napi::Boolean::New(ENV, T(0).is_inference());)
 
-// convPrepack(w, b|null, stride, padding, dilation, groups, inputSize[4], relu) -> packed | null
-// (null: this weight or this libtorch has no pre-packed path; convInfer then runs at::conv2d).
-DEF("convPrepack", {
-  at::Tensor w = T(0);
-  auto b = OT(1);
+namespace lorkd {
+c10::IValue prepackConv(const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride, at::IntArrayRef padding,
+                        at::IntArrayRef dilation, int64_t groups, at::IntArrayRef inputSize, bool relu) {
   static const auto op = findOp("mkldnn_prepacked::conv2d_prepack");
-  if (!op || !at::hasMKLDNN() || !w.is_cpu() || w.scalar_type() != at::kFloat) return ENV.Null();
-  torch::jit::Stack stack{c10::IValue(w.contiguous()), c10::IValue(b), c10::IValue(IV(2)), c10::IValue(IV(3)),
-                          c10::IValue(IV(4)), c10::IValue(I(5)), c10::IValue(IV(6)),
-                          c10::IValue(std::string(B(7) ? "relu" : "none"))};
+  if (!op || !at::hasMKLDNN() || !w.is_cpu() || w.scalar_type() != at::kFloat) return c10::IValue();
+  torch::jit::Stack stack{c10::IValue(w.contiguous()), c10::IValue(b), c10::IValue(stride.vec()), c10::IValue(padding.vec()),
+                          c10::IValue(dilation.vec()), c10::IValue(groups), c10::IValue(inputSize.vec()),
+                          c10::IValue(std::string(relu ? "relu" : "none"))};
   try {
     op->callBoxed(&stack);
   } catch (const std::exception&) {
-    return ENV.Null();  // a shape oneDNN does not pre-pack (c10::Error, or ideep's dnnl::error): the plain path
+    return c10::IValue();  // a shape oneDNN does not pre-pack (c10::Error, or ideep's dnnl::error): the plain path
   }
-  auto* packed = new Packed(std::move(stack.at(0)));
-  return Napi::External<Packed>::New(ENV, packed, [](Napi::Env, Packed* p) { delete p; });
+  return std::move(stack.at(0));
+}
+}  // namespace lorkd
+
+// convPrepack(w, b|null, stride, padding, dilation, groups, inputSize[4], relu) -> packed | null
+// (null: this weight or this libtorch has no pre-packed path; convInfer then runs at::conv2d).
+DEF("convPrepack", {
+  c10::IValue packed = prepackConv(T(0), OT(1), IV(2), IV(3), IV(4), I(5), IV(6), B(7));
+  if (packed.isNone()) return ENV.Null();
+  return Napi::External<Packed>::New(ENV, new Packed(std::move(packed)), [](Napi::Env, Packed* p) { delete p; });
 })
 
 namespace lorkd {
-at::Tensor runPrepacked(const Napi::Value& packed, const at::Tensor& x) {
+at::Tensor runPrepacked(const c10::IValue& packed, const at::Tensor& x) {
   static const auto run = findOp("mkldnn_prepacked::conv2d_run");
-  if (!packed.IsExternal() || !run || !packable(x)) return at::Tensor();
+  if (packed.isNone() || !run || !packable(x)) return at::Tensor();
   // The pre-packed run reads x as a dense tensor of its memory format, ignoring strides: a
   // channel slice (ShuffleNetV2's split) is made dense first.
-  torch::jit::Stack stack{c10::IValue(x.contiguous(x.suggest_memory_format())), *packed.As<Napi::External<Packed>>().Data()};
+  torch::jit::Stack stack{c10::IValue(x.contiguous(x.suggest_memory_format())), packed};
   run->callBoxed(&stack);
   return stack.at(0).toTensor();
+}
+
+at::Tensor runPrepacked(const Napi::Value& packed, const at::Tensor& x) {
+  if (!packed.IsExternal()) return at::Tensor();
+  return runPrepacked(*packed.As<Napi::External<Packed>>().Data(), x);
 }
 }  // namespace lorkd
 

@@ -15,6 +15,7 @@
 #include "lowrank-blas.h"
 
 #include "common.h"
+#include "infer-kernels.h"
 
 #include <ATen/native/CPUBlas.h>
 #include <dlfcn.h>
@@ -47,27 +48,27 @@ bool addLowRankBlas(const at::Tensor& x, at::Tensor& out, const at::Tensor& A, c
                     const std::vector<int64_t>& counts, double s) {
   const Sgemm sgemm = findSgemm();
   if (!sgemm || !denseFloatCpu(x) || !denseFloatCpu(out) || !denseFloatCpu(A) || !denseFloatCpu(B)) return false;
-  if (!x.is_contiguous(at::MemoryFormat::ChannelsLast) || !out.is_contiguous(at::MemoryFormat::ChannelsLast) ||
-      !A.is_contiguous() || !B.is_contiguous())
-    return false;
+  // x: pixel rows, a channel slice included (its rows `ld` apart); out: dense channels_last.
+  PixelRows xr;
+  if (!pixelRows(x, xr) || !out.is_contiguous(at::MemoryFormat::ChannelsLast) || !A.is_contiguous() || !B.is_contiguous()) return false;
   const int64_t hw = x.size(2) * x.size(3), cin = x.size(1), cout = out.size(1), r = A.size(1);
-  if (x.size(0) * hw > INT_MAX || cin > INT_MAX || cout > INT_MAX) return false;
+  if (x.size(0) * hw > INT_MAX || xr.ld > INT_MAX || cout > INT_MAX) return false;
   // Z: the largest task's rows x r, reused by every task (thread-local: worker threads run passes too).
   int64_t most = 0;
   for (auto c : counts) most = std::max(most, c);
   thread_local std::vector<float> Z;
   if (static_cast<int64_t>(Z.size()) < most * hw * r) Z.resize(most * hw * r);
-  const int ri = static_cast<int>(r), cini = static_cast<int>(cin), couti = static_cast<int>(cout);
+  const int ri = static_cast<int>(r), cini = static_cast<int>(cin), couti = static_cast<int>(cout), ldi = static_cast<int>(xr.ld);
   const float one = 1.f, zero = 0.f, sf = static_cast<float>(s);
-  const float *xp = x.data_ptr<float>(), *ap = A.data_ptr<float>(), *bp = B.data_ptr<float>();
+  const float *xp = xr.data, *ap = A.data_ptr<float>(), *bp = B.data_ptr<float>();
   float* op = out.data_ptr<float>();
   int64_t off = 0;
   for (size_t t = 0; t < counts.size(); t++) {
     if (counts[t] == 0) continue;
     const int m = static_cast<int>(counts[t] * hw);
-    const float* xt = xp + off * hw * cin;
+    const float* xt = xp + off * hw * xr.ld;
     float* ot = op + off * hw * cout;
-    sgemm("T", "N", &ri, &m, &cini, &one, ap + t * r * cin, &cini, xt, &cini, &zero, Z.data(), &ri);
+    sgemm("T", "N", &ri, &m, &cini, &one, ap + t * r * cin, &cini, xt, &ldi, &zero, Z.data(), &ri);
     sgemm("T", "N", &couti, &m, &ri, &sf, bp + t * cout * r, &ri, Z.data(), &ri, &one, ot, &couti);
     off += counts[t];
   }

@@ -8,4 +8,12 @@ namespace lorkd {
 // was packed with; an undefined tensor where it does not apply (no packing, not float32 CPU,
 // autocast on): the caller then runs the plain convolution.
 at::Tensor runPrepacked(const Napi::Value& packed, const at::Tensor& x);
+
+// The same on a pre-packed convolution held natively (prepackConv's IValue).
+at::Tensor runPrepacked(const c10::IValue& packed, const at::Tensor& x);
+
+// oneDNN's pre-packed convolution of w (and b, and the ReLU) for input of `inputSize`; None where
+// it does not apply (no pre-packed ops in this libtorch, not float32 CPU, a shape oneDNN refuses).
+c10::IValue prepackConv(const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride, at::IntArrayRef padding,
+                        at::IntArrayRef dilation, int64_t groups, at::IntArrayRef inputSize, bool relu);
 }  // namespace lorkd

@@ -3,8 +3,10 @@
 // expert convolution's EKS pass. They exist only inside an InferencePlan (plan.ts) and refuse
 // training mode: training always runs the unfolded layers.
 import { Module } from '../nn/module.js';
-import { type Tensor, Tensor as TensorClass } from '../tensor/index.js';
+import type { MaxPool2d } from '../nn/basic.js';
+import { type Tensor, Tensor as TensorClass, keep } from '../tensor/index.js';
 import { N } from '../tensor/ops-native.js';
+import type { NativeHandle } from '../tensor/native.js';
 import { UserError } from '../tensor/errors.js';
 import { Routing } from '../lorkd/routing.js';
 import type { FoldedConv, FoldedExpert } from './fold.js';
@@ -35,16 +37,47 @@ abstract class FoldedLayer extends Module {
   }
 }
 
-/** relu?(conv(x, W') + b'): a convolution and the BatchNorm after it, as one call. */
+/**
+ * relu?(conv(x, W') + b'): a convolution and the BatchNorm after it, as one call. A 1x1
+ * convolution runs as one GEMM and a depthwise one as a direct loop (infer-kernels.cc) on
+ * channels_last input; the rest, and any input those kernels do not take, runs oneDNN's
+ * pre-packed convolution.
+ */
 export class InferenceConv2d extends FoldedLayer {
   // undefined: not tried yet; null: no pre-packed path for these weights.
   #packed: unknown = undefined;
+  // The hand-written kernel for this geometry (null: none); it answers null for an input it does not take.
+  readonly #kernel: ((x: unknown, w: unknown, b: unknown) => unknown) | null;
+
+  constructor(folded: FoldedConv, geometry: ConvGeometry, relu: boolean) {
+    super(folded, geometry, relu);
+    const [cout, cinPerGroup, kh, kw] = folded.weight.shape as [number, number, number, number];
+    const g = geometry;
+    const unit = g.dilation.every((d) => d === 1);
+    if (unit && g.groups === 1 && kh === 1 && kw === 1 && g.stride.every((s) => s === 1) && g.padding.every((p) => p === 0)) {
+      this.#kernel = (x, w, b) => N.pointwiseConvInfer(x, w, b, relu);
+    } else if (unit && cinPerGroup === 1 && g.groups === cout) {
+      const taps = this.#taps(N.depthwiseTaps(folded.weight.handle));
+      this.#kernel = (x, _w, b) => N.depthwiseConvInfer(x, taps, kh, kw, b, g.stride, g.padding, relu);
+    } else {
+      this.#kernel = null;
+    }
+  }
+
+  // The weight rearranged for a kernel, as a non-persistent buffer (freed with the layer).
+  #taps(handle: unknown): NativeHandle {
+    return this.registerBuffer('taps', keep(TensorClass.wrap(handle as NativeHandle)), { persistent: false }).handle;
+  }
 
   override forward(x: Tensor): Tensor {
     this.refuseTraining();
     const w = this.getBuffer('weight');
     const b = this.getBuffer('bias');
     const g = this.geometry;
+    if (this.#kernel !== null) {
+      const y = this.#kernel(x.handle, w.handle, b.handle) as NativeHandle | null;
+      if (y !== null) return TensorClass.wrap(y);
+    }
     if (this.#packed === undefined && x.ndim === 4 && x.device === 'cpu' && x.dtype === 'float32') {
       this.#packed = N.convPrepack(w.handle, b.handle, g.stride, g.padding, g.dilation, g.groups, x.shape, this.relu);
     }
@@ -86,16 +119,52 @@ export class InferenceExpertConv2d extends FoldedLayer {
     return TensorClass.wrap(N.eksConvInfer(x.handle, w, a, b, routing.counts, this.scale, g.stride, g.padding, g.dilation, bias, this.relu, this.#packed ?? null));
   }
 
+  /** Whether this is a 1x1, stride 1, unpadded convolution: the shared convolution is one GEMM. */
+  get gemmRoute(): boolean {
+    const g = this.geometry;
+    const w = this.getBuffer('weight');
+    return w.size(2) === 1 && w.size(3) === 1 && g.stride.every((s) => s === 1) && g.padding.every((p) => p === 0) && g.dilation.every((d) => d === 1);
+  }
+
   #prepack(x: Tensor): unknown {
     const g = this.geometry;
     const w = this.getBuffer('weight');
-    const gemm = w.size(2) === 1 && w.size(3) === 1 && g.stride.every((s) => s === 1) && g.padding.every((p) => p === 0) && g.dilation.every((d) => d === 1);
-    if (!gemm || x.ndim !== 4 || x.device !== 'cpu' || x.dtype !== 'float32') return null;
+    if (!this.gemmRoute || x.ndim !== 4 || x.device !== 'cpu' || x.dtype !== 'float32') return null;
     return N.convPrepack(w.handle, this.getBuffer('bias').handle, g.stride, g.padding, g.dilation, 1, x.shape, false);
   }
 
   override dispose(): void {
     this.#packed = null;
     super.dispose();
+  }
+}
+
+/**
+ * Max pooling (dilation 1, floor mode) on channels_last input as a direct loop
+ * (infer-kernels.cc); other input runs ATen's.
+ */
+export class InferenceMaxPool2d extends Module {
+  readonly #window: [number, number];
+  readonly #stride: [number, number];
+  readonly #padding: [number, number];
+
+  constructor(readonly original: MaxPool2d) {
+    super();
+    const pair = (v: number | [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : v);
+    this.#window = pair(original.kernelSize);
+    this.#stride = pair(original.options.stride ?? original.kernelSize);
+    this.#padding = pair(original.options.padding ?? 0);
+    this.training = false;
+  }
+
+  /** Whether the kernel computes this pooling (else the plan keeps the module). */
+  static takes(m: MaxPool2d): boolean {
+    const d = m.options.dilation ?? 1;
+    return !m.options.ceilMode && (typeof d === 'number' ? d === 1 : d.every((v) => v === 1));
+  }
+
+  override forward(x: Tensor): Tensor {
+    const y = N.maxPoolInfer(x.handle, this.#window[0], this.#window[1], this.#stride, this.#padding) as NativeHandle | null;
+    return y === null ? this.original.forward(x) : TensorClass.wrap(y);
   }
 }

@@ -7,15 +7,17 @@
 import { Module } from '../nn/module.js';
 import { Conv2d } from '../nn/conv.js';
 import { BatchNorm2d } from '../nn/batchnorm.js';
-import { ReLU, Identity } from '../nn/basic.js';
+import { ReLU, Identity, MaxPool2d } from '../nn/basic.js';
 import { Sequential } from '../nn/sequential.js';
 import { inferenceMode, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { ExpertConv2d } from '../lorkd/expert-conv.js';
 import { DecompositionModel } from '../lorkd/decomposition.js';
 import { BasicBlock, Bottleneck, ResNet } from '../models/resnet.js';
+import { InvertedResidual } from '../models/shufflenetv2.js';
 import { foldConvBn, foldExpertBn } from './fold.js';
-import { InferenceConv2d, InferenceExpertConv2d, type ConvGeometry } from './layers.js';
+import { InferenceShuffleUnit } from './shuffle-unit.js';
+import { InferenceConv2d, InferenceExpertConv2d, InferenceMaxPool2d, type ConvGeometry } from './layers.js';
 
 interface Swap {
   parent: Module;
@@ -42,6 +44,7 @@ function geometryOf(c: Conv2d | ExpertConv2d): ConvGeometry {
 export class InferencePlan {
   readonly #swaps: Swap[] = [];
   readonly #folded = new Map<Module, Module>();
+  readonly #fusedUnits: InferenceShuffleUnit[] = [];
   #applied = false;
   #disposed = false;
 
@@ -61,6 +64,36 @@ export class InferencePlan {
       if (p instanceof Sequential) this.#sequential(p);
       else if (!(p instanceof DecompositionModel)) this.#named(p); // its backbone's children are the ones that run
     }
+    this.#units(parents);
+    this.#pools(parents);
+  }
+
+  // Every max pooling the direct kernel computes.
+  #pools(parents: Module[]): void {
+    for (const p of parents) {
+      for (const [name, child] of p.namedChildren()) {
+        if (child instanceof MaxPool2d && InferenceMaxPool2d.takes(child)) this.#swap(p, name, new InferenceMaxPool2d(child));
+      }
+    }
+  }
+
+  // Each ShuffleNetV2 unit whose convolutions were all folded: one native call (shuffle-unit.ts).
+  #units(parents: Module[]): void {
+    const replaced = new Map(this.#swaps.map((s) => [s.original, s.replacement]));
+    for (const p of parents) {
+      for (const [name, child] of p.namedChildren()) {
+        if (!(child instanceof InvertedResidual)) continue;
+        const unit = InferenceShuffleUnit.of(child, (m) => replaced.get(m));
+        if (!unit) continue;
+        this.#fusedUnits.push(unit);
+        this.#swap(p, name, unit);
+      }
+    }
+  }
+
+  /** Number of ShuffleNetV2 units that run as one native call each. */
+  get fusedUnits(): number {
+    return this.#fusedUnits.length;
   }
 
   /** Number of convolutions with a BatchNorm folded in. */
@@ -142,6 +175,7 @@ export class InferencePlan {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    for (const u of this.#fusedUnits) u.dispose();
     for (const f of this.#folded.values()) f.dispose();
     this.#folded.clear();
   }

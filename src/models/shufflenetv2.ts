@@ -1,6 +1,7 @@
 // ShuffleNetV2 (Ma et al., 2018) with torchvision's structure, so its state dict and its outputs
 // match torchvision.models.shufflenet_v2_x*_* key for key.
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor as TensorClass, type Tensor } from '../tensor/tensor.js';
+import { N } from '../tensor/ops-native.js';
 import { cat } from '../tensor/functional.js';
 import { tidy } from '../tensor/scope.js';
 import { UserError } from '../tensor/errors.js';
@@ -34,6 +35,20 @@ export function channelShuffle(x: Tensor, groups: number): Tensor {
       .contiguous()
       .view([n, c, h, w]);
   });
+}
+
+/**
+ * channelShuffle(cat([a, b], 1), 2): the end of every unit. Where neither input needs a gradient
+ * this is one native copy into the interleaved channels_last output (inference: the
+ * concatenation and the shuffle each made a full copy); otherwise, or where that kernel does
+ * not take the inputs, the two ops.
+ */
+export function catShuffle(a: Tensor, b: Tensor): Tensor {
+  if (!a.requiresGrad && !b.requiresGrad) {
+    const out = N.catShuffle(a.handle, b.handle);
+    if (out !== null) return TensorClass.wrap(out);
+  }
+  return tidy(() => channelShuffle(cat([a, b], 1), 2));
 }
 
 const depthwise = (channels: number, stride: number): Conv2d =>
@@ -89,14 +104,11 @@ export class InvertedResidual extends Module {
   /** `call`: per-call arguments for every layer (see ImageClassifier.forwardFeatures). */
   override forward(x: Tensor, ...call: unknown[]): Tensor {
     return tidy(() => {
-      let out: Tensor;
       if (this.stride === 1) {
         const [x1, x2] = x.chunk(2, 1) as [Tensor, Tensor];
-        out = cat([x1, runWith(this.branch2, x2, call)], 1);
-      } else {
-        out = cat([runWith(this.branch1, x, call), runWith(this.branch2, x, call)], 1);
+        return catShuffle(x1, runWith(this.branch2, x2, call));
       }
-      return channelShuffle(out, 2);
+      return catShuffle(runWith(this.branch1, x, call), runWith(this.branch2, x, call));
     });
   }
 }

@@ -1,0 +1,290 @@
+// Hand-written CPU kernels of the inference path: a 1x1 convolution as one GEMM plus a bias and
+// ReLU pass, a direct depthwise convolution, and ShuffleNetV2's concatenate-and-shuffle as one
+// copy. Each works on pixel rows (channels_last memory, or a channel slice of it, read in place
+// with its row stride), makes its output channels_last, and returns an undefined tensor where it
+// does not apply, so that the caller keeps the general path. The loops are compiled twice (AVX2
+// with FMA, and the baseline) and the CPU picks at load time.
+#include "infer-kernels.h"
+
+#include "common.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#define LORKD_SIMD __attribute__((target_clones("avx2,fma", "default"), optimize("O3")))
+
+namespace {
+// dnnl_sgemm (oneDNN's C API, row-major): C = alpha op(A) op(B) + beta C.
+using DnnlSgemm = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                          float, float*, int64_t);
+
+// From the oneDNN libtorch was loaded with (found once; null where there is none, as in a
+// libtorch that links oneDNN statically and hides it).
+DnnlSgemm findDnnlSgemm() {
+  static const DnnlSgemm f = [] {
+    for (const char* lib : {"libdnnl.so.3", "libdnnl.so.2"}) {
+      void* h = dlopen(lib, RTLD_LAZY | RTLD_NOLOAD);
+      if (!h) continue;
+      auto* g = reinterpret_cast<DnnlSgemm>(dlsym(h, "dnnl_sgemm"));
+      dlclose(h);  // NOLOAD took a reference of a library that stays loaded
+      if (g) return g;
+    }
+    return DnnlSgemm(nullptr);
+  }();
+  return f;
+}
+
+// Above this many output values a layer runs oneDNN's convolution, which is faster there: these
+// kernels win where set-up dominates (2-4x at batch 1 on 64 px ShuffleNetV2 layers) and lose
+// by up to 2x at batch 32 (the depthwise loop keeps its sums in memory, the 1x1 path makes an
+// extra pass for the bias and ReLU). Measured layer by layer on the 2-core machine.
+constexpr int64_t kSmallOutput = 32768;
+
+bool denseFloat(const at::Tensor& t) {
+  return t.is_cpu() && t.scalar_type() == at::kFloat && !t.requires_grad() && t.is_contiguous();
+}
+
+at::Tensor emptyRows(const lorkd::PixelRows& like, int64_t c, int64_t h, int64_t w) {
+  return at::empty({like.n, c, h, w}, at::TensorOptions().dtype(at::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
+}
+
+// Rows per parallel chunk: about 64 Ki output values each (smaller chunks cost more in the
+// threads' start and join than they save at batch 1).
+int64_t grainRows(int64_t cols) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(cols, 1)); }
+
+LORKD_SIMD void biasRelu(float* __restrict__ o, const float* __restrict__ b, int64_t rows, int64_t cols, bool relu) {
+  for (int64_t i = 0; i < rows; i++, o += cols) {
+    if (b)
+      for (int64_t j = 0; j < cols; j++) o[j] += b[j];
+    if (relu)
+      for (int64_t j = 0; j < cols; j++) o[j] = o[j] > 0.f ? o[j] : 0.f;
+  }
+}
+
+// A window op's geometry over pixel rows: input size, row stride, window, stride, padding.
+struct Window {
+  int64_t H, W, ld, kh, kw, sh, sw, ph, pw;
+};
+
+// f(input pixel, tap index ky * kw + kx) for each tap of output (oy, ox) inside the input.
+template <class F>
+__attribute__((always_inline)) inline void eachTap(const float* x, const Window& g, int64_t oy, int64_t ox, F&& f) {
+  for (int64_t ky = 0; ky < g.kh; ky++) {
+    const int64_t iy = oy * g.sh - g.ph + ky;
+    if (iy < 0 || iy >= g.H) continue;
+    for (int64_t kx = 0; kx < g.kw; kx++) {
+      const int64_t ix = ox * g.sw - g.pw + kx;
+      if (ix < 0 || ix >= g.W) continue;
+      f(x + (iy * g.W + ix) * g.ld, ky * g.kw + kx);
+    }
+  }
+}
+
+// One output row (oy) of a depthwise convolution: wt is (kh, kw, C), the weights per tap.
+LORKD_SIMD void depthwiseRow(const float* __restrict__ x, const float* __restrict__ wt, const float* __restrict__ b,
+                             float* __restrict__ o, int64_t C, const Window& g, int64_t oy, int64_t wo, bool relu) {
+  for (int64_t ox = 0; ox < wo; ox++, o += C) {
+    for (int64_t c = 0; c < C; c++) o[c] = b ? b[c] : 0.f;
+    eachTap(x, g, oy, ox, [&](const float* __restrict__ xp, int64_t tap) {
+      const float* __restrict__ wp = wt + tap * C;
+      for (int64_t c = 0; c < C; c++) o[c] += xp[c] * wp[c];
+    });
+    if (relu)
+      for (int64_t c = 0; c < C; c++) o[c] = o[c] > 0.f ? o[c] : 0.f;
+  }
+}
+
+// One output row of a max pooling (NaN wins, as in ATen).
+LORKD_SIMD void maxRow(const float* __restrict__ x, float* __restrict__ o, int64_t C, const Window& g, int64_t oy, int64_t wo) {
+  for (int64_t ox = 0; ox < wo; ox++, o += C) {
+    for (int64_t c = 0; c < C; c++) o[c] = -std::numeric_limits<float>::infinity();
+    eachTap(x, g, oy, ox, [&](const float* __restrict__ xp, int64_t) {
+      for (int64_t c = 0; c < C; c++) {
+        const float v = xp[c];
+        o[c] = (v > o[c] || v != v) ? v : o[c];
+      }
+    });
+  }
+}
+
+// One pixel row's low-rank path of its task: z = x A^T (At: A as (Cin, r)), then
+// o += s z B^T (Bt: B as (r, Cout)), then the ReLU if asked. z: r floats of scratch.
+LORKD_SIMD void lowRankRow(const float* __restrict__ x, const float* __restrict__ At, const float* __restrict__ Bt,
+                           float* __restrict__ o, float* __restrict__ z, int64_t cin, int64_t r, int64_t cout, float s, bool relu) {
+  for (int64_t j = 0; j < r; j++) z[j] = 0.f;
+  for (int64_t k = 0; k < cin; k++) {
+    const float v = x[k];
+    const float* __restrict__ a = At + k * r;
+    for (int64_t j = 0; j < r; j++) z[j] += v * a[j];
+  }
+  for (int64_t j = 0; j < r; j++) {
+    const float zj = s * z[j];
+    const float* __restrict__ b = Bt + j * cout;
+    for (int64_t c = 0; c < cout; c++) o[c] += zj * b[c];
+  }
+  if (relu)
+    for (int64_t c = 0; c < cout; c++) o[c] = o[c] > 0.f ? o[c] : 0.f;
+}
+
+LORKD_SIMD void interleave(const float* __restrict__ a, int64_t lda, const float* __restrict__ b, int64_t ldb,
+                           float* __restrict__ o, int64_t rows, int64_t C) {
+  for (int64_t i = 0; i < rows; i++, a += lda, b += ldb, o += 2 * C)
+    for (int64_t c = 0; c < C; c++) {
+      o[2 * c] = a[c];
+      o[2 * c + 1] = b[c];
+    }
+}
+// Output size of a window op, or 0 where the window does not fit.
+int64_t outSize(int64_t in, int64_t k, int64_t s, int64_t p) { return in + 2 * p < k ? 0 : (in + 2 * p - k) / s + 1; }
+
+bool validWindow(at::IntArrayRef stride, at::IntArrayRef padding) {
+  return stride.size() == 2 && padding.size() == 2 && stride[0] >= 1 && stride[1] >= 1 && padding[0] >= 0 && padding[1] >= 0;
+}
+
+}  // namespace
+
+namespace lorkd {
+bool pixelRows(const at::Tensor& x, PixelRows& r) {
+  if (!x.defined() || !x.is_cpu() || x.scalar_type() != at::kFloat || x.dim() != 4 || x.requires_grad()) return false;
+  const auto s = x.strides();
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  if (n == 0 || c == 0 || h == 0 || w == 0) return false;
+  // The row stride, from the first dimension of size > 1 below C (any stride fits a size-1 dim).
+  const int64_t ld = w > 1 ? s[3] : h > 1 ? s[2] / w : n > 1 ? s[0] / (h * w) : c;
+  if (ld < c || (c > 1 && s[1] != 1) || (w > 1 && s[3] != ld) || (h > 1 && s[2] != w * ld) || (n > 1 && s[0] != h * w * ld)) return false;
+  r = {x.data_ptr<float>(), n, c, h, w, ld};
+  return true;
+}
+
+bool pointwiseAvailable() { return findDnnlSgemm() != nullptr; }
+
+at::Tensor pointwiseConv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, bool relu) {
+  const DnnlSgemm sgemm = findDnnlSgemm();
+  PixelRows r;
+  if (!sgemm || !pixelRows(x, r) || !denseFloat(w) || w.dim() != 4 || w.size(1) != r.c || w.size(2) != 1 || w.size(3) != 1) return {};
+  if (bias.defined() && (!denseFloat(bias) || bias.numel() != w.size(0))) return {};
+  const int64_t cout = w.size(0), m = r.rows();
+  if (m * cout > kSmallOutput) return {};
+  at::Tensor out = emptyRows(r, cout, r.h, r.w);
+  float* o = out.data_ptr<float>();
+  const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  // In blocks of rows, each block's bias and ReLU pass while its output is still in cache.
+  const int64_t block = std::max<int64_t>(256, 65536 / cout);
+  for (int64_t i0 = 0; i0 < m; i0 += block) {
+    const int64_t rows = std::min(block, m - i0);
+    if (sgemm('N', 'T', rows, cout, r.c, 1.f, r.data + i0 * r.ld, r.ld, w.data_ptr<float>(), r.c, 0.f, o + i0 * cout, cout) != 0) return {};
+    if (b || relu)
+      at::parallel_for(i0, i0 + rows, grainRows(cout), [&](int64_t j0, int64_t j1) { biasRelu(o + j0 * cout, b, j1 - j0, cout, relu); });
+  }
+  return out;
+}
+
+at::Tensor depthwiseTaps(const at::Tensor& w) { return w.reshape({w.size(0), w.size(2) * w.size(3)}).t().contiguous(); }
+
+at::Tensor depthwiseConv(const at::Tensor& x, const at::Tensor& taps, int64_t kh, int64_t kw, const at::Tensor& bias,
+                         at::IntArrayRef stride, at::IntArrayRef padding, bool relu) {
+  PixelRows r;
+  if (!pixelRows(x, r) || !denseFloat(taps) || taps.dim() != 2 || taps.size(0) != kh * kw || taps.size(1) != r.c || !validWindow(stride, padding)) return {};
+  if (bias.defined() && (!denseFloat(bias) || bias.numel() != r.c)) return {};
+  const int64_t C = r.c, ho = outSize(r.h, kh, stride[0], padding[0]), wo = outSize(r.w, kw, stride[1], padding[1]);
+  if (ho < 1 || wo < 1 || r.n * ho * wo * C > kSmallOutput) return {};
+  at::Tensor out = emptyRows(r, C, ho, wo);
+  const float *wp = taps.data_ptr<float>(), *b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* o = out.data_ptr<float>();
+  const Window g{r.h, r.w, r.ld, kh, kw, stride[0], stride[1], padding[0], padding[1]};
+  at::parallel_for(0, r.n * ho, grainRows(wo * C * kh * kw / 4), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) depthwiseRow(r.data + i / ho * r.h * r.w * r.ld, wp, b, o + i * wo * C, C, g, i % ho, wo, relu);
+  });
+  return out;
+}
+
+at::Tensor maxPool(const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef stride, at::IntArrayRef padding) {
+  PixelRows r;
+  if (!pixelRows(x, r) || kh < 1 || kw < 1 || !validWindow(stride, padding) || 2 * padding[0] > kh || 2 * padding[1] > kw) return {};
+  const int64_t ho = outSize(r.h, kh, stride[0], padding[0]), wo = outSize(r.w, kw, stride[1], padding[1]);
+  if (ho < 1 || wo < 1) return {};
+  at::Tensor out = emptyRows(r, r.c, ho, wo);
+  float* o = out.data_ptr<float>();
+  const Window g{r.h, r.w, r.ld, kh, kw, stride[0], stride[1], padding[0], padding[1]};
+  at::parallel_for(0, r.n * ho, grainRows(wo * r.c * kh * kw / 4), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) maxRow(r.data + i / ho * r.h * r.w * r.ld, o + i * wo * r.c, r.c, g, i % ho, wo);
+  });
+  return out;
+}
+
+std::pair<at::Tensor, at::Tensor> lowRankRowFactors(const at::Tensor& A, const at::Tensor& B) {
+  return {A.transpose(1, 2).contiguous(), B.transpose(1, 2).contiguous()};
+}
+
+bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, const at::Tensor& Bt,
+                    const std::vector<int64_t>& counts, double s, bool relu) {
+  PixelRows r;
+  if (!pixelRows(x, r) || !out.is_contiguous(at::MemoryFormat::ChannelsLast) || !denseFloat(out) || !denseFloat(At) || !denseFloat(Bt)) return false;
+  const int64_t T = At.size(0), rank = At.size(2), cout = out.size(1), hw = r.h * r.w;
+  if (At.dim() != 3 || Bt.dim() != 3 || At.size(1) != r.c || Bt.size(0) != T || Bt.size(1) != rank || Bt.size(2) != cout ||
+      static_cast<int64_t>(counts.size()) != T || out.size(0) != r.n || out.size(2) != r.h || out.size(3) != r.w)
+    return false;
+  // The first pixel row of each task, and one past the last (rows are grouped by task).
+  std::vector<int64_t> first(T + 1, 0);
+  for (int64_t t = 0; t < T; t++) first[t + 1] = first[t] + counts[t] * hw;
+  if (first[T] != r.rows()) return false;
+  const float *xp = r.data, *ap = At.data_ptr<float>(), *bp = Bt.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const float sf = static_cast<float>(s);
+  at::parallel_for(0, r.rows(), grainRows(rank * (r.c + cout)), [&](int64_t i0, int64_t i1) {
+    std::vector<float> z(rank);
+    int64_t t = std::upper_bound(first.begin(), first.end(), i0) - first.begin() - 1;
+    for (int64_t i = i0; i < i1; i++) {
+      while (i >= first[t + 1]) t++;
+      lowRankRow(xp + i * r.ld, ap + t * r.c * rank, bp + t * rank * cout, op + i * cout, z.data(), r.c, rank, cout, sf, relu);
+    }
+  });
+  return true;
+}
+
+at::Tensor catShuffle(const at::Tensor& a, const at::Tensor& b) {
+  PixelRows ra, rb;
+  if (!pixelRows(a, ra) || !pixelRows(b, rb) || a.sizes() != b.sizes()) return {};
+  at::Tensor out = emptyRows(ra, 2 * ra.c, ra.h, ra.w);
+  float* o = out.data_ptr<float>();
+  const int64_t C = ra.c;
+  at::parallel_for(0, ra.rows(), grainRows(2 * C), [&](int64_t i0, int64_t i1) {
+    interleave(ra.data + i0 * ra.ld, ra.ld, rb.data + i0 * rb.ld, rb.ld, o + i0 * 2 * C, i1 - i0, C);
+  });
+  return out;
+}
+}  // namespace lorkd
+
+// pointwiseConvInfer(x, w, bias|null, relu) -> out | null (null: not this kernel's case).
+DEF("pointwiseConvInfer", {
+  auto b = OT(2);
+  auto out = pointwiseConv(T(0), T(1), b ? *b : at::Tensor(), B(3));
+  if (!out.defined()) return ENV.Null();
+  R(out);
+})
+// depthwiseTaps(w) -> the depthwise weight tap-major, as depthwiseConvInfer takes it.
+DEF("depthwiseTaps", R(depthwiseTaps(T(0)));)
+// depthwiseConvInfer(x, taps, kh, kw, bias|null, stride, padding, relu) -> out | null.
+DEF("depthwiseConvInfer", {
+  auto b = OT(4);
+  auto out = depthwiseConv(T(0), T(1), I(2), I(3), b ? *b : at::Tensor(), IV(5), IV(6), B(7));
+  if (!out.defined()) return ENV.Null();
+  R(out);
+})
+// catShuffle(a, b) -> channel_shuffle(cat([a, b], 1), 2), or null where the kernel does not apply.
+DEF("catShuffle", {
+  auto out = catShuffle(T(0), T(1));
+  if (!out.defined()) return ENV.Null();
+  R(out);
+})
+// maxPoolInfer(x, kh, kw, stride, padding) -> out | null (dilation 1, floor mode).
+DEF("maxPoolInfer", {
+  auto out = maxPool(T(0), I(1), I(2), IV(3), IV(4));
+  if (!out.defined()) return ENV.Null();
+  R(out);
+})
+DEF("pointwiseConvAvailable", return Napi::Boolean::New(ENV, pointwiseAvailable());)

@@ -1,0 +1,51 @@
+// Hand-written CPU kernels of the inference path (infer-kernels.cc), for the layers where a
+// generic convolution's set-up costs more than its arithmetic: small ShuffleNetV2 layers at
+// batch 1 spend 80-90 us in oneDNN per call for a few microseconds of work (issue 22).
+#pragma once
+#include <torch/torch.h>
+
+namespace lorkd {
+// A float32 CPU tensor (N, C, H, W) whose memory is (N*H*W) rows of C channels, `ld` floats
+// apart: channels_last, or a channel slice of a channels_last tensor (ShuffleNetV2's split).
+struct PixelRows {
+  const float* data = nullptr;
+  int64_t n = 0, c = 0, h = 0, w = 0, ld = 0;
+  int64_t rows() const { return n * h * w; }
+};
+// Whether x has that layout (and no autograd record to keep); fills `r` if so.
+bool pixelRows(const at::Tensor& x, PixelRows& r);
+
+// relu?(x W^T + b) for a 1x1, stride 1, unpadded convolution with weight (Cout, Cin, 1, 1): one
+// GEMM over the pixel rows (oneDNN's dnnl_sgemm, threaded like ATen) and one pass adding the
+// bias and clamping. Undefined where it does not apply (layout, dtype, no dnnl_sgemm in the
+// libtorch loaded, or an output past 32 Ki values, where oneDNN's convolution is faster): the
+// caller runs the convolution.
+at::Tensor pointwiseConv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, bool relu);
+
+// relu?(depthwise conv(x, w) + b) with a k x k window (kh, kw), any stride and padding, dilation 1,
+// on pixel rows, as a direct loop vectorised over channels. `taps` is the weight (C, 1, kh, kw)
+// tap-major, (kh * kw, C) contiguous (depthwiseTaps). Undefined where it does not apply (as
+// pointwiseConv, large outputs included).
+at::Tensor depthwiseConv(const at::Tensor& x, const at::Tensor& taps, int64_t kh, int64_t kw, const at::Tensor& bias,
+                         at::IntArrayRef stride, at::IntArrayRef padding, bool relu);
+// The depthwise weight (C, 1, kh, kw) as depthwiseConv's taps.
+at::Tensor depthwiseTaps(const at::Tensor& w);
+
+// channel_shuffle(cat([a, b], 1), 2) in one pass: out[..., 2i] = a[..., i], out[..., 2i + 1] =
+// b[..., i], channels_last. Undefined where it does not apply (shapes differ, layout).
+at::Tensor catShuffle(const at::Tensor& a, const at::Tensor& b);
+
+// max_pool2d(x, (kh, kw), stride, padding) with dilation 1 and floor mode, on pixel rows.
+at::Tensor maxPool(const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef stride, at::IntArrayRef padding);
+
+// out_t += s (X_t A_t^T) B_t^T on each task's pixel rows, then the ReLU if asked, one row at a time
+// in one pass (the EKS pass of a 1x1 expert convolution after its shared convolution). At, Bt:
+// the factors A (T, r, Cin) and B (T, Cout, r) as (T, Cin, r) and (T, r, Cout) (lowRankRowFactors).
+// False (nothing touched) where it does not apply.
+bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, const at::Tensor& Bt,
+                    const std::vector<int64_t>& counts, double s, bool relu);
+std::pair<at::Tensor, at::Tensor> lowRankRowFactors(const at::Tensor& A, const at::Tensor& B);
+
+// Whether dnnl_sgemm was found (pointwiseConv runs).
+bool pointwiseAvailable();
+}  // namespace lorkd

@@ -1,0 +1,72 @@
+// ShuffleNetV2's unit on the inference path: its folded convolutions, the split and the
+// concatenate-and-shuffle as one native call (shuffle-unit.cc), where the unit's layers made
+// eight to ten calls. Built by InferencePlan for a unit whose every convolution was folded: into
+// an InferenceConv2d (a plain expert), or into an InferenceExpertConv2d on the GEMM route (a
+// decomposition's 1x1 expert convolutions: the EKS pass runs inside the same call, with the
+// routing's counts).
+import { Module } from '../nn/module.js';
+import type { Sequential } from '../nn/sequential.js';
+import { Identity } from '../nn/basic.js';
+import { type Tensor, Tensor as TensorClass } from '../tensor/index.js';
+import { N } from '../tensor/ops-native.js';
+import type { NativeHandle } from '../tensor/native.js';
+import type { InvertedResidual } from '../models/shufflenetv2.js';
+import { Routing } from '../lorkd/routing.js';
+import { InferenceConv2d, InferenceExpertConv2d } from './layers.js';
+
+export class InferenceShuffleUnit extends Module {
+  readonly #prepared: unknown;
+
+  /**
+   * `unit` runs with its folded layers in place (the plan swaps them in); `folded` gives each of
+   * its branches' layers' replacement. Returns null where a branch holds a layer that was not
+   * folded into an InferenceConv2d or dropped (then the unit runs as it is).
+   */
+  static of(unit: InvertedResidual, folded: (m: Module) => Module | undefined): InferenceShuffleUnit | null {
+    // The low-rank paths run as raw sgemm calls (lowrank-blas.cc): without them, expert units keep their layers.
+    const expertsRun = N.lowRankBlasAvailable() as boolean;
+    const steps = (branch: Sequential): unknown[][] | null => {
+      const out: unknown[][] = [];
+      for (const layer of branch) {
+        const f = folded(layer);
+        if (f instanceof InferenceConv2d) {
+          const g = f.geometry;
+          out.push([f.getBuffer('weight').handle, f.getBuffer('bias').handle, g.groups, g.stride, g.padding, f.relu]);
+        } else if (f instanceof InferenceExpertConv2d) {
+          const g = f.geometry;
+          const [a, b] = [f.getBuffer('expertA'), f.getBuffer('expertB')];
+          if (!expertsRun || !f.gemmRoute || a.ndim !== 3 || b.ndim !== 3) return null;
+          out.push([f.getBuffer('weight').handle, f.getBuffer('bias').handle, 1, g.stride, g.padding, f.relu, a.handle, b.handle, f.scale]);
+        } else if (!(f instanceof Identity)) {
+          return null;
+        }
+      }
+      return out;
+    };
+    const b1 = steps(unit.branch1);
+    const b2 = steps(unit.branch2);
+    if (!b1 || !b2 || b2.length === 0 || (unit.stride > 1) !== b1.length > 0) return null;
+    return new InferenceShuffleUnit(unit, N.shuffleUnitPrepare(unit.stride, b1, b2));
+  }
+
+  private constructor(
+    readonly unit: InvertedResidual,
+    prepared: unknown,
+  ) {
+    super();
+    this.#prepared = prepared;
+    this.training = false;
+  }
+
+  /** Lets go of the unit's weights now (the folded layers that own them are freed with the plan). */
+  override dispose(): void {
+    N.shuffleUnitFree(this.#prepared);
+    super.dispose();
+  }
+
+  override forward(x: Tensor, ...call: unknown[]): Tensor {
+    const routing = call.find((c): c is Routing => c instanceof Routing);
+    const y = N.shuffleUnitRun(this.#prepared, x.handle, routing ? routing.counts : null) as NativeHandle | null;
+    return y === null ? this.unit.forward(x, ...call) : TensorClass.wrap(y);
+  }
+}

@@ -1,0 +1,219 @@
+// The hand-written kernels of the inference path (native/src/infer-kernels.cc) against ATen's
+// convolution, pooling and concatenation on the same input: channels_last and channel slices
+// (read in place), strides and padding, NaN in pooling, one and two threads; each answers null
+// (the caller's general path) where it does not apply. And ShuffleNetV2's unit as one native call
+// (shuffle-unit.cc): used for every unit of a plain network and of a decomposition, refusing
+// routing that does not fit with a one-line error.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randn, tensor, tidy, noGrad, conv2d, maxPool2d, cat, setNumThreads, getNumThreads, inferenceMode, memory, manualSeed, Tensor, TorchError } from '../src/tensor/index.js';
+import { N } from '../src/tensor/ops-native.js';
+import { channelShuffle, catShuffle, createModel } from '../src/models/index.js';
+import { DecompositionModel } from '../src/lorkd/index.js';
+import { Routing } from '../src/lorkd/routing.js';
+import { InferencePlan } from '../src/infer/index.js';
+import { randomizeBatchNorms } from './helpers/random-decomposition.js';
+
+const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().amax().item());
+const wrapOrNull = (h: unknown): Tensor | null => (h === null ? null : Tensor.wrap(h as never));
+const THREADS = [1, 2];
+
+function withThreads(n: number, fn: () => void): void {
+  const before = getNumThreads();
+  setNumThreads(n);
+  try {
+    fn();
+  } finally {
+    setNumThreads(before);
+  }
+}
+
+test('1x1 convolution kernel: equals conv2d + bias (+ ReLU) on channels_last input and on a channel slice read in place', () => {
+  manualSeed(3);
+  for (const threads of THREADS) {
+    withThreads(threads, () =>
+      tidy(() => {
+        for (const [n, c, h, w, cout] of [[1, 464, 2, 2, 1024], [2, 58, 3, 5, 58], [1, 24, 16, 16, 58], [3, 7, 1, 1, 5]] as const) {
+          const wt = randn([cout, c, 1, 1]);
+          const b = randn([cout]);
+          for (const relu of [false, true]) {
+            const x = randn([n, c, h, w]).contiguous('channels_last');
+            const ref = tidy(() => (relu ? conv2d(x, wt, b).relu() : conv2d(x, wt, b)));
+            const got = wrapOrNull(N.pointwiseConvInfer(x.handle, wt.handle, b.handle, relu))!;
+            assert.ok(got, `${[n, c, h, w, cout]} runs the kernel`);
+            assert.ok(got.isContiguous('channels_last'));
+            assert.ok(maxDiff(got, ref) <= 1e-4, `${[n, c, h, w, cout]} relu ${relu} ${threads}t: ${maxDiff(got, ref)}`);
+            // The second half of a channels_last tensor of twice the channels: rows 2c apart.
+            const wide = randn([n, 2 * c, h, w]).contiguous('channels_last');
+            const slice = wide.narrow(1, c, c);
+            const refSlice = tidy(() => conv2d(slice.contiguous(), wt, b));
+            assert.ok(maxDiff(wrapOrNull(N.pointwiseConvInfer(slice.handle, wt.handle, b.handle, false))!, refSlice) <= 1e-4, 'channel slice');
+          }
+        }
+      }),
+    );
+  }
+});
+
+test('1x1 convolution kernel: null for NCHW input, a large output (oneDNN is faster there) or a weight that does not fit', () => {
+  tidy(() => {
+    const w = randn([16, 8, 1, 1]);
+    const b = randn([16]);
+    assert.equal(N.pointwiseConvInfer(randn([2, 8, 4, 4]).handle, w.handle, b.handle, false), null, 'NCHW');
+    assert.equal(N.pointwiseConvInfer(randn([1, 8, 64, 64]).contiguous('channels_last').handle, w.handle, b.handle, false), null, '65,536 outputs');
+    assert.equal(N.pointwiseConvInfer(randn([1, 9, 4, 4]).contiguous('channels_last').handle, w.handle, b.handle, false), null, 'Cin 9 vs 8');
+  });
+});
+
+test('depthwise kernel: equals the grouped conv2d for window 3 and 5, stride 1 and 2, padding 0-2, on slices, 1 and 2 threads', () => {
+  manualSeed(4);
+  for (const threads of THREADS) {
+    withThreads(threads, () =>
+      tidy(() => {
+        for (const [n, c, h, w, k, stride, pad] of [[1, 116, 8, 8, 3, 1, 1], [2, 58, 9, 7, 3, 2, 1], [1, 24, 6, 6, 5, 1, 2], [3, 5, 4, 5, 3, 2, 0]] as const) {
+          const wt = randn([c, 1, k, k]);
+          const b = randn([c]);
+          const taps = N.depthwiseTaps(wt.handle);
+          const wide = randn([n, 2 * c, h, w]).contiguous('channels_last');
+          for (const x of [wide.narrow(1, 0, c), randn([n, c, h, w]).contiguous('channels_last')]) {
+            for (const relu of [false, true]) {
+              const conv = conv2d(x.contiguous(), wt, b, { stride, padding: pad, groups: c });
+              const ref = relu ? conv.relu() : conv;
+              const got = wrapOrNull(N.depthwiseConvInfer(x.handle, taps, k, k, b.handle, [stride, stride], [pad, pad], relu))!;
+              assert.ok(got, 'runs the kernel');
+              assert.deepEqual(got.shape, ref.shape);
+              assert.ok(maxDiff(got, ref) <= 1e-5, `${[n, c, h, w, k, stride, pad]} relu ${relu} ${threads}t: ${maxDiff(got, ref)}`);
+            }
+          }
+          Tensor.wrap(taps).dispose();
+        }
+      }),
+    );
+  }
+});
+
+test('max pooling kernel: equals max_pool2d, NaN included; null in ceil mode (the plan keeps ATen) and for NCHW input', () => {
+  manualSeed(5);
+  for (const threads of THREADS) {
+    withThreads(threads, () =>
+      tidy(() => {
+        for (const [n, c, h, w, k, s, p] of [[1, 24, 32, 32, 3, 2, 1], [2, 5, 7, 9, 3, 2, 1], [1, 3, 6, 6, 2, 2, 0], [2, 4, 5, 5, 3, 1, 1]] as const) {
+          const x = randn([n, c, h, w]).contiguous('channels_last');
+          const ref = maxPool2d(x, k, { stride: s, padding: p });
+          const got = wrapOrNull(N.maxPoolInfer(x.handle, k, k, [s, s], [p, p]))!;
+          assert.deepEqual(got.shape, ref.shape);
+          assert.equal(maxDiff(got, ref), 0, `${[n, c, h, w, k, s, p]} ${threads}t`);
+        }
+        // A NaN wins its windows, as in ATen.
+        const x = tensor([1, 2, NaN, 4, 5, 6, 7, 8, 9], [1, 1, 3, 3]).contiguous('channels_last');
+        const got = Tensor.wrap(N.maxPoolInfer(x.handle, 2, 2, [1, 1], [0, 0])).toArray() as Float32Array;
+        const ref = maxPool2d(x, 2, { stride: 1 }).toArray() as Float32Array;
+        assert.deepEqual([...got].map(String), [...ref].map(String));
+        assert.ok(got[0] === 5 && Number.isNaN(got[1]!) && got[2] === 8 && got[3] === 9, `${[...got]}`);
+        assert.equal(N.maxPoolInfer(randn([1, 4, 5, 5]).handle, 3, 3, [2, 2], [1, 1]), null, 'NCHW');
+      }),
+    );
+  }
+});
+
+test("catShuffle: channel_shuffle(cat([a, b]), 2) in one copy, slices included; autograd inputs take the two ops and keep their gradient", () => {
+  tidy(() => {
+    const x = randn([2, 16, 3, 4]).contiguous('channels_last');
+    const [a, b] = x.chunk(2, 1) as [Tensor, Tensor];
+    const ref = channelShuffle(cat([a, b], 1), 2);
+    const got = noGrad(() => catShuffle(a, b));
+    assert.equal(maxDiff(got, ref), 0);
+    assert.ok(got.isContiguous('channels_last'));
+    const ga = randn([1, 4, 2, 2]).requiresGrad_();
+    const out = catShuffle(ga, randn([1, 4, 2, 2]));
+    assert.ok(out.requiresGrad, 'the autograd path');
+    out.sum().backward();
+    assert.ok(ga.grad, 'gradient reaches the input');
+    assert.equal(N.catShuffle(randn([1, 4, 2, 2]).contiguous('channels_last').handle, randn([1, 5, 2, 2]).contiguous('channels_last').handle), null, 'shapes differ');
+  });
+});
+
+test('ShuffleNetV2 plan: every unit runs as one native call, at any thread count, and equals the unfolded network', () => {
+  manualSeed(6);
+  const model = createModel('shufflenet_v2_x0_5', { numClasses: 5 });
+  randomizeBatchNorms(model);
+  model.eval();
+  const plan = InferencePlan.of(model);
+  assert.equal(plan.fusedUnits, 16, '4 + 8 + 4 units');
+  for (const threads of THREADS) {
+    withThreads(threads, () =>
+      tidy(() => {
+        for (const [n, s] of [[1, 64], [4, 40]]) {
+          const x = randn([n, 3, s, s]).contiguous('channels_last');
+          const ref = noGrad(() => model.forward(x));
+          const got = plan.run(() => model.forward(x));
+          assert.ok(maxDiff(got, ref) / Math.max(1, ref.abs().amax().item()) <= 1e-5, `${n}x${s} ${threads}t: ${maxDiff(got, ref)}`);
+        }
+      }),
+    );
+  }
+  plan.dispose();
+  model.dispose();
+});
+
+test("decomposition plan: expert units take the routing's counts and refuse counts that do not fit, with one line and nothing lost", () => {
+  manualSeed(7);
+  const live = memory().liveTensors;
+  const tasks = [0, 1, 2].map((t) => ({ name: `t${t}`, classNames: ['a', 'b'] }));
+  const dm = new DecompositionModel({ model: 'shufflenet_v2_x0_5', tasks, rank: 2, strategy: 'fused' });
+  randomizeBatchNorms(dm);
+  noGrad(() => {
+    for (const [name, p] of dm.namedParameters()) if (/(^|\.)expertB(\.|$)/.test(name)) p.normal_(0, 0.05);
+  });
+  dm.eval();
+  const plan = InferencePlan.of(dm);
+  assert.equal(plan.fusedUnits, 16);
+  tidy(() => {
+    const x = randn([4, 3, 32, 32]).contiguous('channels_last');
+    const good = new Routing([1, 0, 3]);
+    const ref = noGrad(() => dm.forwardRouted(x, good, 'loop'));
+    const got = plan.run(() => dm.forwardRouted(x, good, 'fused'));
+    assert.ok(maxDiff(got.features, ref.features) <= 1e-5, `features ${maxDiff(got.features, ref.features)}`);
+    const bad = new Routing([1, 0, 2]); // 3 rows for a batch of 4
+    assert.throws(
+      () => plan.run(() => dm.forwardRouted(x, bad, 'fused')),
+      (e: Error) => /task ids|routing|rows|counts/.test(e.message) && !e.message.includes('\n'),
+    );
+    // The plan still works after the refusal.
+    const again = plan.run(() => dm.forwardRouted(x, good, 'fused'));
+    assert.equal(maxDiff(again.features, got.features), 0);
+    good.dispose();
+    bad.dispose();
+  });
+  plan.dispose();
+  dm.dispose();
+  assert.equal(memory().liveTensors, live, 'plan, units and model freed');
+});
+
+test('a prepared expert unit checks the counts it is given: one-line errors, and the unit still runs after them', () => {
+  manualSeed(8);
+  tidy(() => {
+    // A stride-1 unit whose branch is one 1x1 expert convolution over 2 tasks, rank 2.
+    const w = randn([4, 4, 1, 1]);
+    const b = randn([4]);
+    const A = randn([2, 2, 4]);
+    const B = randn([2, 4, 2]);
+    const unit = N.shuffleUnitPrepare(1, [], [[w.handle, b.handle, 1, [1, 1], [0, 0], true, A.handle, B.handle, 0.5]]);
+    const x = randn([2, 8, 3, 3]).contiguous('channels_last');
+    const run = (counts: number[] | null) => inferenceMode(() => N.shuffleUnitRun(unit, x.handle, counts));
+    for (const counts of [[1, 0], [1, 1, 0], null]) {
+      assert.throws(() => run(counts), (e: Error) => e instanceof TorchError && /counts|routing/.test(e.message) && !e.message.includes('\n'), String(counts));
+    }
+    const out = Tensor.wrap(run([1, 1]));
+    // Reference: task t's row sees W + 0.5 B_t A_t; then the ReLU; then the shuffle with the untouched half.
+    const [x1, x2] = x.chunk(2, 1) as [Tensor, Tensor];
+    const rows = [0, 1].map((t) => {
+      const wt = w.add(B.select(0, t).matmul(A.select(0, t)).mul(0.5).view([4, 4, 1, 1]));
+      return conv2d(x2.narrow(0, t, 1).contiguous(), wt, b).relu();
+    });
+    const ref = channelShuffle(cat([x1, cat(rows, 0)], 1), 2);
+    assert.ok(maxDiff(out, ref) <= 1e-5, `${maxDiff(out, ref)}`);
+    N.shuffleUnitFree(unit);
+    assert.throws(() => run([1, 1]), (e: Error) => e instanceof TorchError && /freed/.test(e.message));
+  });
+});
