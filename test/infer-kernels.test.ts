@@ -217,3 +217,23 @@ test('a prepared expert unit checks the counts it is given: one-line errors, and
     assert.throws(() => run([1, 1]), (e: Error) => e instanceof TorchError && /freed/.test(e.message));
   });
 });
+
+test('a unit the native call does not take (float64) runs its own layers in eval mode: the same function', () => {
+  manualSeed(9);
+  const model = createModel('shufflenet_v2_x0_5', { numClasses: 3 }).toDtype('float64');
+  randomizeBatchNorms(model);
+  model.train(); // the plan puts every module in eval mode for the run and back afterwards
+  const plan = InferencePlan.of(model);
+  assert.equal(plan.fusedUnits, 16);
+  tidy(() => {
+    const x = randn([2, 3, 32, 32]).double().contiguous('channels_last');
+    const got = plan.run(() => model.forward(x));
+    assert.ok(model.training && model.modules().every((m) => m.training), 'training flags restored');
+    model.eval();
+    const ref = noGrad(() => model.forward(x));
+    assert.equal(got.dtype, 'float64');
+    assert.ok(maxDiff(got, ref) <= 1e-10, `${maxDiff(got, ref)}`);
+  });
+  plan.dispose();
+  model.dispose();
+});

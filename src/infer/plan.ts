@@ -45,6 +45,7 @@ export class InferencePlan {
   readonly #swaps: Swap[] = [];
   readonly #folded = new Map<Module, Module>();
   readonly #fusedUnits: InferenceShuffleUnit[] = [];
+  readonly #modules: Module[];
   #applied = false;
   #disposed = false;
 
@@ -57,6 +58,7 @@ export class InferencePlan {
   }
 
   private constructor(readonly model: Module) {
+    this.#modules = model.modules();
     const parents = model.modules();
     // The decomposition model runs its backbone's forward, which reads the backbone's own children.
     if (model instanceof DecompositionModel) parents.push(...model.backbone.modules().filter((m) => !parents.includes(m)));
@@ -86,6 +88,10 @@ export class InferencePlan {
         const unit = InferenceShuffleUnit.of(child, (m) => replaced.get(m));
         if (!unit) continue;
         this.#fusedUnits.push(unit);
+        // The unit's own layers are no longer swapped: it runs in one call, and where it cannot
+        // (not float32 CPU, autocast) it runs its original layers in eval mode, the same function.
+        const inside = new Set<Module>([child.branch1, child.branch2]);
+        for (let i = this.#swaps.length - 1; i >= 0; i--) if (inside.has(this.#swaps[i]!.parent)) this.#swaps.splice(i, 1);
         this.#swap(p, name, unit);
       }
     }
@@ -158,15 +164,16 @@ export class InferencePlan {
   run<R>(fn: () => R): R {
     if (this.#disposed) throw new UserError('InferencePlan: used after dispose()');
     if (this.#applied) return inferenceMode(fn);
-    const modes = this.model.modules().map((m) => [m, m.training] as const);
+    // The modules in training mode now (the list of modules is the network's at plan time).
+    const training = this.#modules.filter((m) => m.training);
     for (const s of this.#swaps) s.parent.registerModule(s.name, s.replacement);
     this.#applied = true;
     try {
-      this.model.eval();
+      for (const m of training) m.training = false;
       return inferenceMode(fn);
     } finally {
       for (let i = this.#swaps.length - 1; i >= 0; i--) this.#swaps[i]!.parent.registerModule(this.#swaps[i]!.name, this.#swaps[i]!.original);
-      for (const [m, training] of modes) m.training = training;
+      for (const m of training) m.training = true;
       this.#applied = false;
     }
   }

@@ -18,9 +18,8 @@ export class InferenceShuffleUnit extends Module {
   readonly #prepared: unknown;
 
   /**
-   * `unit` runs with its folded layers in place (the plan swaps them in); `folded` gives each of
-   * its branches' layers' replacement. Returns null where a branch holds a layer that was not
-   * folded into an InferenceConv2d or dropped (then the unit runs as it is).
+   * `folded` gives each of the unit's branch layers' folded replacement. Returns null where a
+   * branch holds a layer that was not folded or dropped (then the unit runs layer by layer).
    */
   static of(unit: InvertedResidual, folded: (m: Module) => Module | undefined): InferenceShuffleUnit | null {
     // The low-rank paths run as raw sgemm calls (lowrank-blas.cc): without them, expert units keep their layers.
@@ -64,6 +63,7 @@ export class InferenceShuffleUnit extends Module {
     super.dispose();
   }
 
+  /** The unit in one call; where that does not apply, its original layers (in eval mode: the same function). */
   override forward(x: Tensor, ...call: unknown[]): Tensor {
     const routing = call.find((c): c is Routing => c instanceof Routing);
     const y = N.shuffleUnitRun(this.#prepared, x.handle, routing ? routing.counts : null) as NativeHandle | null;
