@@ -237,3 +237,48 @@ test('a unit the native call does not take (float64) runs its own layers in eval
   plan.dispose();
   model.dispose();
 });
+
+test('stem kernel: equals conv2d for 8-64 output channels (one weight, or one per task by the counts); null where it does not apply', (t) => {
+  if (!N.stemConvInfer(randn([1, 3, 8, 8]).contiguous('channels_last').handle, N.stemTaps(randn([8, 3, 3, 3]).handle, null, null, 1), 3, 3, null, [1, 1], [1, 1], false, null)) {
+    return t.skip('no AVX2 with FMA on this CPU: the stem runs oneDNN');
+  }
+  manualSeed(10);
+  for (const threads of THREADS) {
+    withThreads(threads, () =>
+      tidy(() => {
+        for (const [n, cin, s, cout, k, stride, pad] of [[1, 3, 64, 24, 3, 2, 1], [3, 1, 9, 16, 3, 1, 0], [2, 3, 10, 64, 5, 2, 2], [1, 2, 7, 8, 1, 1, 0]] as const) {
+          const x = randn([n, cin, s, s]).contiguous('channels_last');
+          const w = randn([cout, cin, k, k]);
+          const b = randn([cout]);
+          const taps = N.stemTaps(w.handle, null, null, 1);
+          for (const relu of [false, true]) {
+            const conv = conv2d(x, w, b, { stride, padding: pad });
+            const ref = relu ? conv.relu() : conv;
+            const got = wrapOrNull(N.stemConvInfer(x.handle, taps, k, k, b.handle, [stride, stride], [pad, pad], relu, null))!;
+            assert.ok(got, `${[n, cin, s, cout, k, stride, pad]} runs the kernel`);
+            assert.ok(maxDiff(got, ref) <= 1e-4, `${[n, cin, s, cout, k, stride, pad]} ${threads}t: ${maxDiff(got, ref)}`);
+          }
+          Tensor.wrap(taps).dispose();
+        }
+        // Per task: W0 + s reshape(B_t A_t), images grouped by task.
+        const [T, r, cout] = [3, 2, 16];
+        const w0 = randn([cout, 3, 3, 3]);
+        const A = randn([T, r, 9]);
+        const B = randn([T, cout * 3, r]);
+        const x = randn([4, 3, 12, 12]).contiguous('channels_last');
+        const counts = [1, 0, 3];
+        const taps = N.stemTaps(w0.handle, A.handle, B.handle, 0.5);
+        const got = Tensor.wrap(N.stemConvInfer(x.handle, taps, 3, 3, null, [2, 2], [1, 1], true, counts));
+        const merged = (task: number) => w0.add(B.select(0, task).matmul(A.select(0, task)).mul(0.5).view([cout, 3, 3, 3]));
+        const ref = cat([conv2d(x.narrow(0, 0, 1), merged(0), null, { stride: 2, padding: 1 }), conv2d(x.narrow(0, 1, 3), merged(2), null, { stride: 2, padding: 1 })], 0).relu();
+        assert.ok(maxDiff(got, ref) <= 1e-4, `per task: ${maxDiff(got, ref)}`);
+        assert.equal(N.stemConvInfer(x.handle, taps, 3, 3, null, [2, 2], [1, 1], true, [1, 1, 1]), null, 'counts for 3 of 4 images');
+        assert.equal(N.stemConvInfer(x.contiguous().handle, taps, 3, 3, null, [2, 2], [1, 1], true, counts), null, 'NCHW');
+        const odd = N.stemTaps(randn([20, 3, 3, 3]).handle, null, null, 1);
+        assert.equal(N.stemConvInfer(x.handle, odd, 3, 3, null, [1, 1], [1, 1], false, null), null, '20 output channels');
+        Tensor.wrap(taps).dispose();
+        Tensor.wrap(odd).dispose();
+      }),
+    );
+  }
+});

@@ -111,6 +111,53 @@ LORKD_SIMD void maxRow(const float* __restrict__ x, float* __restrict__ o, int64
   }
 }
 
+// A dense convolution with few taps per output (a network's first layer: 3 channels, 3x3) and up to
+// 64 output channels, kept in NB eight-float registers per output pixel: each tap's input value is
+// broadcast and multiplied into every register. `taps` holds the weight per tap and input channel,
+// (kh, kw, Cin, Cout); a task's own (merged) weight for a decomposition's stem.
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+
+template <int NB>
+__attribute__((target("avx2,fma"))) void stemRow(const float* x, const float* taps, const float* b, float* o, int64_t Cin,
+                                                 const Window& g, int64_t oy, int64_t wo, bool relu) {
+  constexpr int64_t Cout = NB * 8;
+  for (int64_t ox = 0; ox < wo; ox++, o += Cout) {
+    v8 acc[NB];
+#pragma GCC unroll 8
+    for (int k = 0; k < NB; k++) acc[k] = b ? *reinterpret_cast<const v8u*>(b + 8 * k) : v8{};
+    eachTap(x, g, oy, ox, [&](const float* xp, int64_t tap) {
+      const float* w = taps + tap * Cin * Cout;
+      for (int64_t ci = 0; ci < Cin; ci++, w += Cout) {
+        const v8 v = v8{} + xp[ci];
+#pragma GCC unroll 8
+        for (int k = 0; k < NB; k++) acc[k] += v * *reinterpret_cast<const v8u*>(w + 8 * k);
+      }
+    });
+#pragma GCC unroll 8
+    for (int k = 0; k < NB; k++) {
+      v8 r = acc[k];
+      if (relu) r = r > v8{} ? r : v8{};
+      *reinterpret_cast<v8u*>(o + 8 * k) = r;
+    }
+  }
+}
+
+using StemRow = void (*)(const float*, const float*, const float*, float*, int64_t, const Window&, int64_t, int64_t, bool);
+StemRow stemRowFor(int64_t cout) {
+  switch (cout) {
+    case 8: return stemRow<1>;
+    case 16: return stemRow<2>;
+    case 24: return stemRow<3>;
+    case 32: return stemRow<4>;
+    case 40: return stemRow<5>;
+    case 48: return stemRow<6>;
+    case 56: return stemRow<7>;
+    case 64: return stemRow<8>;
+    default: return nullptr;
+  }
+}
+
 // One pixel row's low-rank path of its task: z = x A^T (At: A as (Cin, r)), then
 // o += s z B^T (Bt: B as (r, Cout)), then the ReLU if asked. z: r floats of scratch.
 LORKD_SIMD void lowRankRow(const float* __restrict__ x, const float* __restrict__ At, const float* __restrict__ Bt,
@@ -216,6 +263,50 @@ at::Tensor maxPool(const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef 
   return out;
 }
 
+bool hasAvx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+at::Tensor stemTaps(const at::Tensor& w0, const at::Tensor& A, const at::Tensor& B, double s) {
+  at::Tensor w = w0.contiguous().unsqueeze(0);
+  if (A.defined()) {
+    std::vector<int64_t> shape{A.size(0)};
+    for (auto d : w0.sizes()) shape.push_back(d);
+    w = at::bmm(B, A).view(shape).mul_(s).add_(w);  // W0' + s reshape(B_t' A_t), as eks.cc's merged weights
+  }
+  return w.permute({0, 3, 4, 2, 1}).contiguous().view({w.size(0), -1, w0.size(0)});
+}
+
+at::Tensor stemConv(const at::Tensor& x, const at::Tensor& taps, int64_t kh, int64_t kw, const at::Tensor& bias,
+                    at::IntArrayRef stride, at::IntArrayRef padding, bool relu, const std::vector<int64_t>& counts) {
+  PixelRows r;
+  if (!hasAvx2() || !pixelRows(x, r) || !denseFloat(taps) || taps.dim() != 3 || taps.size(1) != kh * kw * r.c || !validWindow(stride, padding)) return {};
+  const int64_t T = taps.size(0), cout = taps.size(2);
+  const StemRow row = stemRowFor(cout);
+  if (!row || (bias.defined() && (!denseFloat(bias) || bias.numel() != cout))) return {};
+  std::vector<int64_t> first(T + 1, 0);  // the first image of each task
+  if (counts.empty() && T == 1) first[1] = r.n;
+  else if (static_cast<int64_t>(counts.size()) == T)
+    for (int64_t t = 0; t < T; t++) first[t + 1] = first[t] + counts[t];
+  if (first[T] != r.n) return {};
+  const int64_t ho = outSize(r.h, kh, stride[0], padding[0]), wo = outSize(r.w, kw, stride[1], padding[1]);
+  if (ho < 1 || wo < 1) return {};
+  at::Tensor out = emptyRows(r, cout, ho, wo);
+  const float *tp = taps.data_ptr<float>(), *b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* o = out.data_ptr<float>();
+  const Window g{r.h, r.w, r.ld, kh, kw, stride[0], stride[1], padding[0], padding[1]};
+  const int64_t perTask = taps.size(1) * cout;
+  at::parallel_for(0, r.n * ho, grainRows(wo * cout * kh * kw * r.c / 4), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      const int64_t n = i / ho;
+      const int64_t t = std::upper_bound(first.begin(), first.end(), n) - first.begin() - 1;
+      row(r.data + n * r.h * r.w * r.ld, tp + t * perTask, b, o + i * wo * cout, r.c, g, i % ho, wo, relu);
+    }
+  });
+  return out;
+}
+
 std::pair<at::Tensor, at::Tensor> lowRankRowFactors(const at::Tensor& A, const at::Tensor& B) {
   return {A.transpose(1, 2).contiguous(), B.transpose(1, 2).contiguous()};
 }
@@ -278,6 +369,22 @@ DEF("depthwiseConvInfer", {
 // catShuffle(a, b) -> channel_shuffle(cat([a, b], 1), 2), or null where the kernel does not apply.
 DEF("catShuffle", {
   auto out = catShuffle(T(0), T(1));
+  if (!out.defined()) return ENV.Null();
+  R(out);
+})
+// stemTaps(w0, A|null, B|null, scale) -> the stem weight per tap (T, kh*kw*Cin, Cout): W0 alone
+// (T = 1), or each task's merged weight W0 + scale reshape(B_t A_t).
+DEF("stemTaps", {
+  auto A = OT(1), B = OT(2);
+  R(stemTaps(T(0), A ? *A : at::Tensor(), B ? *B : at::Tensor(), D(3)));
+})
+// stemConvInfer(x, taps, kh, kw, bias|null, stride, padding, relu, counts|null) -> out | null
+// (counts: images per task, where taps holds one weight per task).
+DEF("stemConvInfer", {
+  auto b = OT(4);
+  std::vector<int64_t> counts;
+  if (info.Length() > 8 && info[8].IsArray()) counts = IV(8);
+  auto out = stemConv(T(0), T(1), I(2), I(3), b ? *b : at::Tensor(), IV(5), IV(6), B(7), counts);
   if (!out.defined()) return ENV.Null();
   R(out);
 })

@@ -35,6 +35,15 @@ at::Tensor depthwiseTaps(const at::Tensor& w);
 // b[..., i], channels_last. Undefined where it does not apply (shapes differ, layout).
 at::Tensor catShuffle(const at::Tensor& a, const at::Tensor& b);
 
+// relu?(conv(x, W_t) + b) for a dense convolution with few taps per output (a network's first
+// layer) and 8, 16, ..., 64 output channels, dilation 1, on AVX2 with FMA: each image through its
+// task's weight (taps (T, kh*kw*Cin, Cout) from stemTaps; counts: images per task, empty for T = 1).
+// Undefined where it does not apply.
+at::Tensor stemConv(const at::Tensor& x, const at::Tensor& taps, int64_t kh, int64_t kw, const at::Tensor& bias,
+                    at::IntArrayRef stride, at::IntArrayRef padding, bool relu, const std::vector<int64_t>& counts);
+// W0 (A, B undefined: T = 1) or each task's merged weight W0 + s reshape(B_t A_t), per tap.
+at::Tensor stemTaps(const at::Tensor& w0, const at::Tensor& A, const at::Tensor& B, double s);
+
 // max_pool2d(x, (kh, kw), stride, padding) with dilation 1 and floor mode, on pixel rows.
 at::Tensor maxPool(const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef stride, at::IntArrayRef padding);
 
