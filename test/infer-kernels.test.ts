@@ -282,3 +282,30 @@ test('stem kernel: equals conv2d for 8-64 output channels (one weight, or one pe
     );
   }
 });
+
+test('decomposition plan at rank 8 (the low-rank pass in registers) on x1.0 widths (58, 116, 232: channel tails) equals the loop strategy', () => {
+  manualSeed(11);
+  const tasks = [0, 1, 2, 3].map((t) => ({ name: `t${t}`, classNames: ['a', 'b', 'c'] }));
+  const dm = new DecompositionModel({ model: 'shufflenet_v2_x1_0', tasks, rank: 8, strategy: 'fused' });
+  randomizeBatchNorms(dm);
+  noGrad(() => {
+    for (const [name, p] of dm.namedParameters()) if (/(^|\.)expertB(\.|$)/.test(name)) p.normal_(0, 0.05);
+  });
+  dm.eval();
+  const plan = InferencePlan.of(dm);
+  for (const threads of THREADS) {
+    withThreads(threads, () =>
+      tidy(() => {
+        const routing = new Routing([2, 0, 1, 2]);
+        const x = randn([5, 3, 24, 24]).contiguous('channels_last');
+        const ref = noGrad(() => dm.forwardRouted(x, routing, 'loop'));
+        const got = plan.run(() => dm.forwardRouted(x, routing, 'fused'));
+        const scale = Math.max(1, ref.features.abs().amax().item());
+        assert.ok(maxDiff(got.features, ref.features) / scale <= 1e-5, `${threads}t: ${maxDiff(got.features, ref.features)}`);
+        routing.dispose();
+      }),
+    );
+  }
+  plan.dispose();
+  dm.dispose();
+});

@@ -177,6 +177,39 @@ LORKD_SIMD void lowRankRow(const float* __restrict__ x, const float* __restrict_
     for (int64_t c = 0; c < cout; c++) o[c] = o[c] > 0.f ? o[c] : 0.f;
 }
 
+// The same at r = 8 on AVX2: z in four registers over the input channels, four at a time (one
+// register would wait on its own latency at every channel), then the output eight channels at a
+// time, each read and written once for all eight terms and the ReLU.
+__attribute__((target("avx2,fma"))) void lowRankRow8(const float* x, const float* At, const float* Bt, float* o, int64_t cin,
+                                                     int64_t cout, float s, bool relu) {
+  auto at8 = [&](int64_t k) { return *reinterpret_cast<const v8u*>(At + k * 8); };
+  v8 z0{}, z1{}, z2{}, z3{};
+  int64_t k = 0;
+  for (; k + 4 <= cin; k += 4) {
+    z0 += x[k] * at8(k);
+    z1 += x[k + 1] * at8(k + 1);
+    z2 += x[k + 2] * at8(k + 2);
+    z3 += x[k + 3] * at8(k + 3);
+  }
+  for (; k < cin; k++) z0 += x[k] * at8(k);
+  const v8 zv = (z0 + z1 + z2 + z3) * s;
+  float z[8];
+  *reinterpret_cast<v8u*>(z) = zv;
+  int64_t c = 0;
+  for (; c + 8 <= cout; c += 8) {
+    v8 acc = *reinterpret_cast<const v8u*>(o + c);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) acc += z[j] * *reinterpret_cast<const v8u*>(Bt + j * cout + c);
+    if (relu) acc = acc > v8{} ? acc : v8{};
+    *reinterpret_cast<v8u*>(o + c) = acc;
+  }
+  for (; c < cout; c++) {
+    float v = o[c];
+    for (int j = 0; j < 8; j++) v += z[j] * Bt[j * cout + c];
+    o[c] = relu && v < 0.f ? 0.f : v;
+  }
+}
+
 LORKD_SIMD void interleave(const float* __restrict__ a, int64_t lda, const float* __restrict__ b, int64_t ldb,
                            float* __restrict__ o, int64_t rows, int64_t C) {
   for (int64_t i = 0; i < rows; i++, a += lda, b += ldb, o += 2 * C)
@@ -326,12 +359,16 @@ bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, 
   const float *xp = r.data, *ap = At.data_ptr<float>(), *bp = Bt.data_ptr<float>();
   float* op = out.data_ptr<float>();
   const float sf = static_cast<float>(s);
+  const bool eight = rank == 8 && hasAvx2();
   at::parallel_for(0, r.rows(), grainRows(rank * (r.c + cout)), [&](int64_t i0, int64_t i1) {
     std::vector<float> z(rank);
     int64_t t = std::upper_bound(first.begin(), first.end(), i0) - first.begin() - 1;
     for (int64_t i = i0; i < i1; i++) {
       while (i >= first[t + 1]) t++;
-      lowRankRow(xp + i * r.ld, ap + t * r.c * rank, bp + t * rank * cout, op + i * cout, z.data(), r.c, rank, cout, sf, relu);
+      if (eight)
+        lowRankRow8(xp + i * r.ld, ap + t * r.c * rank, bp + t * rank * cout, op + i * cout, r.c, cout, sf, relu);
+      else
+        lowRankRow(xp + i * r.ld, ap + t * r.c * rank, bp + t * rank * cout, op + i * cout, z.data(), r.c, rank, cout, sf, relu);
     }
   });
   return true;
