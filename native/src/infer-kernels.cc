@@ -1,6 +1,7 @@
 // Hand-written CPU kernels of the inference path: a 1x1 convolution as one GEMM plus a bias and
-// ReLU pass, a direct depthwise convolution, and ShuffleNetV2's concatenate-and-shuffle as one
-// copy. Each works on pixel rows (channels_last memory, or a channel slice of it, read in place
+// ReLU pass, direct depthwise convolution and max pooling, a decomposition's stem through each
+// task's merged weight, the EKS low-rank paths row by row, and ShuffleNetV2's
+// concatenate-and-shuffle as one copy. Each works on pixel rows (channels_last memory, or a channel slice of it, read in place
 // with its row stride), makes its output channels_last, and returns an undefined tensor where it
 // does not apply, so that the caller keeps the general path. The loops are compiled twice (AVX2
 // with FMA, and the baseline) and the CPU picks at load time.
@@ -252,14 +253,9 @@ at::Tensor pointwiseConv(const at::Tensor& x, const at::Tensor& w, const at::Ten
   at::Tensor out = emptyRows(r, cout, r.h, r.w);
   float* o = out.data_ptr<float>();
   const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  // In blocks of rows, each block's bias and ReLU pass while its output is still in cache.
-  const int64_t block = std::max<int64_t>(256, 65536 / cout);
-  for (int64_t i0 = 0; i0 < m; i0 += block) {
-    const int64_t rows = std::min(block, m - i0);
-    if (sgemm('N', 'T', rows, cout, r.c, 1.f, r.data + i0 * r.ld, r.ld, w.data_ptr<float>(), r.c, 0.f, o + i0 * cout, cout) != 0) return {};
-    if (b || relu)
-      at::parallel_for(i0, i0 + rows, grainRows(cout), [&](int64_t j0, int64_t j1) { biasRelu(o + j0 * cout, b, j1 - j0, cout, relu); });
-  }
+  // At most 32 Ki outputs (above, oneDNN runs): one GEMM, then the bias and ReLU while the output is in cache.
+  if (sgemm('N', 'T', m, cout, r.c, 1.f, r.data, r.ld, w.data_ptr<float>(), r.c, 0.f, o, cout) != 0) return {};
+  if (b || relu) biasRelu(o, b, m, cout, relu);
   return out;
 }
 

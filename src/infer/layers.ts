@@ -16,7 +16,7 @@ import type { FoldedConv, FoldedExpert } from './fold.js';
  * taps per output (input channels x window at most 64) and 8, 16, ..., 64 output channels. Only a
  * decomposition's stem runs it (each image through its task's merged weight, one call: 305
  * against 1,046 us for a convolution per task at 64 px batch 8 over 10 tasks); a plain stem runs oneDNN's,
- * which was 1.7-2x faster than the kernel from batch 8 up (and level at batch 1).
+ * which was 1.7-3x faster than the kernel from batch 8 up (and level at batch 1).
  */
 function stemLike(w: Tensor, g: ConvGeometry): boolean {
   const [cout, cin, kh, kw] = w.shape as [number, number, number, number];
