@@ -17,6 +17,7 @@
         "src/handoff.cc",
         "src/lowrank-blas.cc",
         "src/infer-kernels.cc",
+        "src/eks-pointwise.cc",
         "src/shuffle-unit.cc"
       ],
       "include_dirs": [

@@ -6,27 +6,18 @@
 // routing that does not fit with a one-line error.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randn, tensor, tidy, noGrad, conv2d, maxPool2d, cat, setNumThreads, getNumThreads, inferenceMode, memory, manualSeed, Tensor, TorchError } from '../src/tensor/index.js';
+import { randn, tensor, tidy, noGrad, conv2d, maxPool2d, cat, inferenceMode, memory, manualSeed, Tensor, TorchError } from '../src/tensor/index.js';
 import { N } from '../src/tensor/ops-native.js';
 import { channelShuffle, catShuffle, createModel } from '../src/models/index.js';
 import { DecompositionModel } from '../src/lorkd/index.js';
 import { Routing } from '../src/lorkd/routing.js';
 import { InferencePlan } from '../src/infer/index.js';
 import { randomizeBatchNorms } from './helpers/random-decomposition.js';
+import { withThreads } from './helpers/threads.js';
 
 const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().amax().item());
 const wrapOrNull = (h: unknown): Tensor | null => (h === null ? null : Tensor.wrap(h as never));
 const THREADS = [1, 2];
-
-function withThreads(n: number, fn: () => void): void {
-  const before = getNumThreads();
-  setNumThreads(n);
-  try {
-    fn();
-  } finally {
-    setNumThreads(before);
-  }
-}
 
 test('1x1 convolution kernel: equals conv2d + bias (+ ReLU) on channels_last input and on a channel slice read in place', () => {
   manualSeed(3);

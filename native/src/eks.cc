@@ -20,6 +20,8 @@
 // A and B are cast (with autocast's weight cache) before the autograd function, so forward and
 // backward run in that dtype and the gradients reach the float32 parameters through the casts.
 #include "common.h"
+#include "eks-pointwise.h"
+#include "infer-kernels.h"
 #include "lowrank-blas.h"
 #include "prepacked.h"
 
@@ -217,9 +219,11 @@ DEF("eksConv", {
 
 // The EKS pass of the inference path (src/infer): the same forward with no autograd record, a
 // folded BatchNorm's bias added by the convolutions and, where the network has one, the ReLU
-// applied in place. On the GEMM route the shared convolution runs pre-packed by oneDNN where
-// `packed` (convPrepack of W0' and the bias, without ReLU) is given.
-// eksConvInfer(x, w0, A, B, counts, scale, stride, padding, dilation, bias|null, relu, packed|null)
+// applied in place. On the GEMM route, with the factors arranged by lowRankRowFactors (At, Bt),
+// tasks with many rows go through their merged weight (eks-pointwise.cc); otherwise the shared
+// convolution runs pre-packed by oneDNN where `packed` (convPrepack of W0' and the bias, without
+// ReLU) is given, and the low-rank paths row by row (or as sgemm calls without At, Bt).
+// eksConvInfer(x, w0, A, B, counts, scale, stride, padding, dilation, bias|null, relu, packed|null, At|null, Bt|null)
 DEF("eksConvInfer", {
   at::Tensor xin = T(0), w0 = T(1), A = T(2), B = T(3);
   auto given = OT(9);
@@ -232,16 +236,25 @@ DEF("eksConvInfer", {
   checkEks(x, w0, A, B, counts);
   at::NoGradGuard ng;
   const auto stride = IV(6), padding = IV(7), dilation = IV(8);
+  const bool relu = B(10);
+  auto At = OT(12), Bt = OT(13);
+  const bool rows = At && Bt;
   at::Tensor out;
-  if (info.Length() > 11 && gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
-    out = runPrepacked(info[11], x);
-    if (out.defined()) {
-      out = out.contiguous(at::MemoryFormat::ChannelsLast);
-      const at::Tensor Ad = A.contiguous(), Bd = B.contiguous();
-      if (!addLowRankBlas(x, out, Ad, Bd, counts, D(5))) addLowRank(x, out, A, B, counts, D(5));
+  bool reluDone = false;
+  if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
+    if (rows) out = eksPointwise(x, w0, bias, *At, *Bt, counts, D(5), relu);
+    reluDone = out.defined();
+    if (!out.defined() && info.Length() > 11) {
+      out = runPrepacked(info[11], x);
+      if (out.defined()) {
+        out = out.contiguous(at::MemoryFormat::ChannelsLast);
+        reluDone = rows && addLowRankRows(x, out, *At, *Bt, counts, D(5), relu);
+        const at::Tensor Ad = A.contiguous(), Bd = B.contiguous();
+        if (!reluDone && !addLowRankBlas(x, out, Ad, Bd, counts, D(5))) addLowRank(x, out, A, B, counts, D(5));
+      }
     }
   }
   if (!out.defined()) out = eksForward(x, w0, A, B, counts, D(5), stride, padding, dilation, given ? c10::optional<at::Tensor>(bias) : c10::nullopt).first;
-  if (B(10)) out.relu_();
+  if (relu && !reluDone) out.relu_();
   R(out);
 })

@@ -19,22 +19,18 @@
 #define LORKD_SIMD __attribute__((target_clones("avx2,fma", "default"), optimize("O3")))
 
 namespace {
-// dnnl_sgemm (oneDNN's C API, row-major): C = alpha op(A) op(B) + beta C.
-using DnnlSgemm = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
-                          float, float*, int64_t);
-
 // From the oneDNN libtorch was loaded with (found once; null where there is none, as in a
 // libtorch that links oneDNN statically and hides it).
-DnnlSgemm findDnnlSgemm() {
-  static const DnnlSgemm f = [] {
+lorkd::DnnlSgemm findDnnlSgemm() {
+  static const lorkd::DnnlSgemm f = [] {
     for (const char* lib : {"libdnnl.so.3", "libdnnl.so.2"}) {
       void* h = dlopen(lib, RTLD_LAZY | RTLD_NOLOAD);
       if (!h) continue;
-      auto* g = reinterpret_cast<DnnlSgemm>(dlsym(h, "dnnl_sgemm"));
+      auto* g = reinterpret_cast<lorkd::DnnlSgemm>(dlsym(h, "dnnl_sgemm"));
       dlclose(h);  // NOLOAD took a reference of a library that stays loaded
       if (g) return g;
     }
-    return DnnlSgemm(nullptr);
+    return lorkd::DnnlSgemm(nullptr);
   }();
   return f;
 }
@@ -179,8 +175,8 @@ LORKD_SIMD void lowRankRow(const float* __restrict__ x, const float* __restrict_
 }
 
 // The same at r = 8 on AVX2: z in four registers over the input channels, four at a time (one
-// register would wait on its own latency at every channel), then the output eight channels at a
-// time, each read and written once for all eight terms and the ReLU.
+// register would wait on its own latency at every channel), then the output, each value read and
+// written once for all eight terms and the ReLU.
 __attribute__((target("avx2,fma"))) void lowRankRow8(const float* x, const float* At, const float* Bt, float* o, int64_t cin,
                                                      int64_t cout, float s, bool relu) {
   auto at8 = [&](int64_t k) { return *reinterpret_cast<const v8u*>(At + k * 8); };
@@ -194,19 +190,41 @@ __attribute__((target("avx2,fma"))) void lowRankRow8(const float* x, const float
   }
   for (; k < cin; k++) z0 += x[k] * at8(k);
   const v8 zv = (z0 + z1 + z2 + z3) * s;
-  float z[8];
-  *reinterpret_cast<v8u*>(z) = zv;
+  // z broadcast, one register per term; the output 32 channels at a time in four independent sums
+  // (one sum's eight dependent FMAs would wait on each other's latency).
+  v8 zb[8];
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; j++) zb[j] = v8{} + zv[j];
+  auto bt8 = [&](int j, int64_t c) { return *reinterpret_cast<const v8u*>(Bt + j * cout + c); };
+  auto store = [&](int64_t c, v8 acc) {
+    if (relu) acc = acc > v8{} ? acc : v8{};
+    *reinterpret_cast<v8u*>(o + c) = acc;
+  };
   int64_t c = 0;
+  for (; c + 32 <= cout; c += 32) {
+    v8 a0 = *reinterpret_cast<const v8u*>(o + c), a1 = *reinterpret_cast<const v8u*>(o + c + 8);
+    v8 a2 = *reinterpret_cast<const v8u*>(o + c + 16), a3 = *reinterpret_cast<const v8u*>(o + c + 24);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+      a0 += zb[j] * bt8(j, c);
+      a1 += zb[j] * bt8(j, c + 8);
+      a2 += zb[j] * bt8(j, c + 16);
+      a3 += zb[j] * bt8(j, c + 24);
+    }
+    store(c, a0);
+    store(c + 8, a1);
+    store(c + 16, a2);
+    store(c + 24, a3);
+  }
   for (; c + 8 <= cout; c += 8) {
     v8 acc = *reinterpret_cast<const v8u*>(o + c);
 #pragma GCC unroll 8
-    for (int j = 0; j < 8; j++) acc += z[j] * *reinterpret_cast<const v8u*>(Bt + j * cout + c);
-    if (relu) acc = acc > v8{} ? acc : v8{};
-    *reinterpret_cast<v8u*>(o + c) = acc;
+    for (int j = 0; j < 8; j++) acc += zb[j] * bt8(j, c);
+    store(c, acc);
   }
   for (; c < cout; c++) {
     float v = o[c];
-    for (int j = 0; j < 8; j++) v += z[j] * Bt[j * cout + c];
+    for (int j = 0; j < 8; j++) v += zv[j] * Bt[j * cout + c];
     o[c] = relu && v < 0.f ? 0.f : v;
   }
 }
@@ -352,11 +370,15 @@ bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, 
   std::vector<int64_t> first(T + 1, 0);
   for (int64_t t = 0; t < T; t++) first[t + 1] = first[t] + counts[t] * hw;
   if (first[T] != r.rows()) return false;
-  const float *xp = r.data, *ap = At.data_ptr<float>(), *bp = Bt.data_ptr<float>();
-  float* op = out.data_ptr<float>();
-  const float sf = static_cast<float>(s);
+  lowRankRange(r, out.data_ptr<float>(), cout, At.data_ptr<float>(), Bt.data_ptr<float>(), rank, first, 0, r.rows(), static_cast<float>(s), relu);
+  return true;
+}
+
+void lowRankRange(const PixelRows& r, float* op, int64_t cout, const float* ap, const float* bp, int64_t rank,
+                  const std::vector<int64_t>& first, int64_t from, int64_t to, float sf, bool relu) {
+  const float* xp = r.data;
   const bool eight = rank == 8 && hasAvx2();
-  at::parallel_for(0, r.rows(), grainRows(rank * (r.c + cout)), [&](int64_t i0, int64_t i1) {
+  at::parallel_for(from, to, grainRows(rank * (r.c + cout)), [&](int64_t i0, int64_t i1) {
     std::vector<float> z(rank);
     int64_t t = std::upper_bound(first.begin(), first.end(), i0) - first.begin() - 1;
     for (int64_t i = i0; i < i1; i++) {
@@ -367,7 +389,13 @@ bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, 
         lowRankRow(xp + i * r.ld, ap + t * r.c * rank, bp + t * rank * cout, op + i * cout, z.data(), r.c, rank, cout, sf, relu);
     }
   });
-  return true;
+}
+
+DnnlSgemm dnnlSgemm() { return findDnnlSgemm(); }
+
+void addBiasRelu(float* o, const float* b, int64_t rows, int64_t cols, bool relu) {
+  if (!b && !relu) return;
+  at::parallel_for(0, rows, grainRows(cols), [&](int64_t i0, int64_t i1) { biasRelu(o + i0 * cols, b, i1 - i0, cols, relu); });
 }
 
 at::Tensor catShuffle(const at::Tensor& a, const at::Tensor& b) {

@@ -15,6 +15,14 @@ struct PixelRows {
 // Whether x has that layout (and no autograd record to keep); fills `r` if so.
 bool pixelRows(const at::Tensor& x, PixelRows& r);
 
+// oneDNN's row-major GEMM, C = alpha op(A) op(B) + beta C (dnnl_sgemm, from the oneDNN libtorch
+// loaded; threaded like ATen), or null where that libtorch has none.
+using DnnlSgemm = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                          float, float*, int64_t);
+DnnlSgemm dnnlSgemm();
+// o = relu?(o + b) over `rows` rows of `cols` values (b may be null), in parallel.
+void addBiasRelu(float* o, const float* b, int64_t rows, int64_t cols, bool relu);
+
 // relu?(x W^T + b) for a 1x1, stride 1, unpadded convolution with weight (Cout, Cin, 1, 1): one
 // GEMM over the pixel rows (oneDNN's dnnl_sgemm, threaded like ATen) and one pass adding the
 // bias and clamping. Undefined where it does not apply (layout, dtype, no dnnl_sgemm in the
@@ -54,6 +62,10 @@ at::Tensor maxPool(const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef 
 bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, const at::Tensor& Bt,
                     const std::vector<int64_t>& counts, double s, bool relu);
 std::pair<at::Tensor, at::Tensor> lowRankRowFactors(const at::Tensor& A, const at::Tensor& B);
+// The same on rows [from, to) of x into `out` (rows `cout` apart), raw: At, Bt as above, `first`
+// each task's first row (T + 1 entries, the last = all rows).
+void lowRankRange(const PixelRows& x, float* out, int64_t cout, const float* At, const float* Bt, int64_t rank,
+                  const std::vector<int64_t>& first, int64_t from, int64_t to, float s, bool relu);
 
 // Whether dnnl_sgemm was found (pointwiseConv runs).
 bool pointwiseAvailable();

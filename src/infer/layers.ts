@@ -105,9 +105,10 @@ export class InferenceConv2d extends FoldedLayer {
 /**
  * The EKS pass of an expert convolution and its BatchNorm (and ReLU): the fused strategy's
  * arithmetic on W0' and B' with the bias added, one native call, no autograd record. On the GEMM
- * route (1x1, stride 1, no padding) the shared convolution with W0' and the bias runs pre-packed
- * by oneDNN (packed on the first call; the ReLU comes after the low-rank paths, so it is not
- * packed in). The EKS strategy argument is accepted and ignored: every strategy computes the
+ * route (1x1, stride 1, no padding) a task with many rows goes through its merged weight, and
+ * otherwise the shared convolution with W0' and the bias runs pre-packed by oneDNN (packed on the
+ * first call; the ReLU comes after the low-rank paths, so it is not packed in) and the low-rank
+ * paths row by row (eks-pointwise.cc). The EKS strategy argument is accepted and ignored: every strategy computes the
  * same function.
  */
 export class InferenceExpertConv2d extends FoldedLayer {
@@ -117,6 +118,8 @@ export class InferenceExpertConv2d extends FoldedLayer {
 
   // The stem's merged weight per task, per tap (null: not a stem-like convolution).
   readonly #stemTaps: NativeHandle | null = null;
+  // On the GEMM route: A and B arranged for the row-by-row low-rank paths (null elsewhere).
+  readonly #rowFactors: [NativeHandle, NativeHandle] | null = null;
 
   constructor(folded: FoldedExpert, geometry: ConvGeometry, relu: boolean) {
     super(folded, geometry, relu);
@@ -126,6 +129,10 @@ export class InferenceExpertConv2d extends FoldedLayer {
     if (!this.gemmRoute && stemLike(folded.weight, geometry) && folded.expertA.ndim === 3) {
       const taps = keep(TensorClass.wrap(N.stemTaps(folded.weight.handle, folded.expertA.handle, folded.expertB.handle, folded.scale)));
       this.#stemTaps = this.registerBuffer('stemTaps', taps, { persistent: false }).handle;
+    }
+    if (this.gemmRoute && folded.expertA.ndim === 3) {
+      const [at, bt] = (N.lowRankRowFactors(folded.expertA.handle, folded.expertB.handle) as NativeHandle[]).map((h) => keep(TensorClass.wrap(h)));
+      this.#rowFactors = [this.registerBuffer('rowA', at!, { persistent: false }).handle, this.registerBuffer('rowB', bt!, { persistent: false }).handle];
     }
   }
 
@@ -140,7 +147,8 @@ export class InferenceExpertConv2d extends FoldedLayer {
       if (y !== null) return TensorClass.wrap(y);
     }
     if (this.#packed === undefined) this.#packed = this.#prepack(x);
-    return TensorClass.wrap(N.eksConvInfer(x.handle, w, a, b, routing.counts, this.scale, g.stride, g.padding, g.dilation, bias, this.relu, this.#packed ?? null));
+    const [at, bt] = this.#rowFactors ?? [null, null];
+    return TensorClass.wrap(N.eksConvInfer(x.handle, w, a, b, routing.counts, this.scale, g.stride, g.padding, g.dilation, bias, this.relu, this.#packed ?? null, at, bt));
   }
 
   /** Whether this is a 1x1, stride 1, unpadded convolution: the shared convolution is one GEMM. */
