@@ -26,7 +26,7 @@
         "shim"
       ],
       "libraries": ["<!@(node torch-config.cjs libs)"],
-      "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8", "<!@(node torch-config.cjs defines)"],
+      "defines": ["NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NAPI_VERSION=8", "<!@(node torch-config.cjs defines)"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++17"],
       "cflags_cc": ["<!@(node torch-config.cjs cflags)", "-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"]
     }
@@ -39,7 +39,7 @@
           "sources": ["jpeg/crop.cc"],
           "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
           "libraries": ["-ljpeg"],
-          "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
+          "defines": ["NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NAPI_VERSION=8"],
           "cflags_cc!": ["-fno-exceptions", "-std=gnu++1y", "-std=gnu++17"],
           "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wno-unused-parameter", "-Wno-clobbered"]
         }
