@@ -162,7 +162,15 @@ test('a JPEG that exhausts a decode worker\'s heap costs that worker only; a dec
     const slow = await underAttack(s, 'decode past its deadline', () => postBytes(s, new Uint8Array(tall)));
     assert.equal(slow.status, 400, JSON.stringify(slow.body));
     assert.match(slow.body.error, /^image: decoding takes longer than allowed \(limit 0\.2 seconds per image decode \(serve\); set LORKD_DECODE_SECONDS/);
-    for (const im of images) assert.equal((await post(s.url, im)).status, 200, 'the service goes on with new workers');
+    // The service goes on with new workers. Their decodes run at a lower priority than the
+    // service under the same 0.2 s deadline, so on a loaded machine (a clean-clone test run beside
+    // a native build and two training processes) one can be starved past it: such a refusal is
+    // retried, at most twice; any other answer fails.
+    for (const im of images) {
+      let r = await post(s.url, im);
+      for (let retry = 0; retry < 2 && r.status === 400 && /decoding takes longer than allowed/.test(JSON.stringify(r.body)); retry++) r = await post(s.url, im);
+      assert.equal(r.status, 200, `the service goes on with new workers: ${JSON.stringify(r.body)}`);
+    }
   });
 });
 

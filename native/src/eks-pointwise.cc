@@ -69,8 +69,7 @@ at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Ten
   auto flushLowRank = [&](int64_t hi) {
     if (hi <= lo) return true;
     if (!gemm(lo, hi, w)) return false;
-    addBiasRelu(o + lo * cout, bp, hi - lo, cout, false);
-    lowRankRange(r, o, cout, a, b, rank, first, lo, hi, sf, relu);
+    lowRankRange(r, o, cout, a, b, bp, rank, first, lo, hi, sf, relu);
     return true;
   };
   for (int64_t t = 0; t < T; t++) {

@@ -158,13 +158,16 @@ StemRow stemRowFor(int64_t cout) {
 // One pixel row's low-rank path of its task: z = x A^T (At: A as (Cin, r)), then
 // o += s z B^T (Bt: B as (r, Cout)), then the ReLU if asked. z: r floats of scratch.
 LORKD_SIMD void lowRankRow(const float* __restrict__ x, const float* __restrict__ At, const float* __restrict__ Bt,
-                           float* __restrict__ o, float* __restrict__ z, int64_t cin, int64_t r, int64_t cout, float s, bool relu) {
+                           const float* __restrict__ bias, float* __restrict__ o, float* __restrict__ z, int64_t cin, int64_t r,
+                           int64_t cout, float s, bool relu) {
   for (int64_t j = 0; j < r; j++) z[j] = 0.f;
   for (int64_t k = 0; k < cin; k++) {
     const float v = x[k];
     const float* __restrict__ a = At + k * r;
     for (int64_t j = 0; j < r; j++) z[j] += v * a[j];
   }
+  if (bias)
+    for (int64_t c = 0; c < cout; c++) o[c] += bias[c];
   for (int64_t j = 0; j < r; j++) {
     const float zj = s * z[j];
     const float* __restrict__ b = Bt + j * cout;
@@ -177,8 +180,8 @@ LORKD_SIMD void lowRankRow(const float* __restrict__ x, const float* __restrict_
 // The same at r = 8 on AVX2: z in four registers over the input channels, four at a time (one
 // register would wait on its own latency at every channel), then the output, each value read and
 // written once for all eight terms and the ReLU.
-__attribute__((target("avx2,fma"))) void lowRankRow8(const float* x, const float* At, const float* Bt, float* o, int64_t cin,
-                                                     int64_t cout, float s, bool relu) {
+__attribute__((target("avx2,fma"))) void lowRankRow8(const float* x, const float* At, const float* Bt, const float* bias, float* o,
+                                                     int64_t cin, int64_t cout, float s, bool relu) {
   auto at8 = [&](int64_t k) { return *reinterpret_cast<const v8u*>(At + k * 8); };
   v8 z0{}, z1{}, z2{}, z3{};
   int64_t k = 0;
@@ -196,14 +199,19 @@ __attribute__((target("avx2,fma"))) void lowRankRow8(const float* x, const float
 #pragma GCC unroll 8
   for (int j = 0; j < 8; j++) zb[j] = v8{} + zv[j];
   auto bt8 = [&](int j, int64_t c) { return *reinterpret_cast<const v8u*>(Bt + j * cout + c); };
+  // The output as it stands, plus the bias where one is given.
+  auto in8 = [&](int64_t c) {
+    v8 v = *reinterpret_cast<const v8u*>(o + c);
+    if (bias) v += *reinterpret_cast<const v8u*>(bias + c);
+    return v;
+  };
   auto store = [&](int64_t c, v8 acc) {
     if (relu) acc = acc > v8{} ? acc : v8{};
     *reinterpret_cast<v8u*>(o + c) = acc;
   };
   int64_t c = 0;
   for (; c + 32 <= cout; c += 32) {
-    v8 a0 = *reinterpret_cast<const v8u*>(o + c), a1 = *reinterpret_cast<const v8u*>(o + c + 8);
-    v8 a2 = *reinterpret_cast<const v8u*>(o + c + 16), a3 = *reinterpret_cast<const v8u*>(o + c + 24);
+    v8 a0 = in8(c), a1 = in8(c + 8), a2 = in8(c + 16), a3 = in8(c + 24);
 #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
       a0 += zb[j] * bt8(j, c);
@@ -217,13 +225,13 @@ __attribute__((target("avx2,fma"))) void lowRankRow8(const float* x, const float
     store(c + 24, a3);
   }
   for (; c + 8 <= cout; c += 8) {
-    v8 acc = *reinterpret_cast<const v8u*>(o + c);
+    v8 acc = in8(c);
 #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) acc += zb[j] * bt8(j, c);
     store(c, acc);
   }
   for (; c < cout; c++) {
-    float v = o[c];
+    float v = o[c] + (bias ? bias[c] : 0.f);
     for (int j = 0; j < 8; j++) v += zv[j] * Bt[j * cout + c];
     o[c] = relu && v < 0.f ? 0.f : v;
   }
@@ -370,11 +378,12 @@ bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, 
   std::vector<int64_t> first(T + 1, 0);
   for (int64_t t = 0; t < T; t++) first[t + 1] = first[t] + counts[t] * hw;
   if (first[T] != r.rows()) return false;
-  lowRankRange(r, out.data_ptr<float>(), cout, At.data_ptr<float>(), Bt.data_ptr<float>(), rank, first, 0, r.rows(), static_cast<float>(s), relu);
+  lowRankRange(r, out.data_ptr<float>(), cout, At.data_ptr<float>(), Bt.data_ptr<float>(), nullptr, rank, first, 0, r.rows(),
+               static_cast<float>(s), relu);
   return true;
 }
 
-void lowRankRange(const PixelRows& r, float* op, int64_t cout, const float* ap, const float* bp, int64_t rank,
+void lowRankRange(const PixelRows& r, float* op, int64_t cout, const float* ap, const float* bp, const float* bias, int64_t rank,
                   const std::vector<int64_t>& first, int64_t from, int64_t to, float sf, bool relu) {
   const float* xp = r.data;
   const bool eight = rank == 8 && hasAvx2();
@@ -384,9 +393,9 @@ void lowRankRange(const PixelRows& r, float* op, int64_t cout, const float* ap, 
     for (int64_t i = i0; i < i1; i++) {
       while (i >= first[t + 1]) t++;
       if (eight)
-        lowRankRow8(xp + i * r.ld, ap + t * r.c * rank, bp + t * rank * cout, op + i * cout, r.c, cout, sf, relu);
+        lowRankRow8(xp + i * r.ld, ap + t * r.c * rank, bp + t * rank * cout, bias, op + i * cout, r.c, cout, sf, relu);
       else
-        lowRankRow(xp + i * r.ld, ap + t * r.c * rank, bp + t * rank * cout, op + i * cout, z.data(), r.c, rank, cout, sf, relu);
+        lowRankRow(xp + i * r.ld, ap + t * r.c * rank, bp + t * rank * cout, bias, op + i * cout, z.data(), r.c, rank, cout, sf, relu);
     }
   });
 }

@@ -63,8 +63,9 @@ bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, 
                     const std::vector<int64_t>& counts, double s, bool relu);
 std::pair<at::Tensor, at::Tensor> lowRankRowFactors(const at::Tensor& A, const at::Tensor& B);
 // The same on rows [from, to) of x into `out` (rows `cout` apart), raw: At, Bt as above, `first`
-// each task's first row (T + 1 entries, the last = all rows).
-void lowRankRange(const PixelRows& x, float* out, int64_t cout, const float* At, const float* Bt, int64_t rank,
+// each task's first row (T + 1 entries, the last = all rows); `bias` (null: none) is added in the
+// same pass.
+void lowRankRange(const PixelRows& x, float* out, int64_t cout, const float* At, const float* Bt, const float* bias, int64_t rank,
                   const std::vector<int64_t>& first, int64_t from, int64_t to, float s, bool relu);
 
 // Whether dnnl_sgemm was found (pointwiseConv runs).
