@@ -35,7 +35,7 @@ interface Est {
 interface Summary {
   params_training: number;
   params_deployment: number;
-  per_task: Record<string, { accuracy: Est; auc: Est }>;
+  per_task: Record<string, { accuracy: Est; auc: Est; vs_lorkd?: Est }>;
   mean_accuracy: Est;
   vs_lorkd?: Est;
   runs: string[];
@@ -104,6 +104,12 @@ test('compare: every method, killed with SIGKILL and continued, schema, deployed
       assert.ok(Math.abs(acc.mean - mean) < 1e-12 && Math.abs(acc.ci95![0] - (mean - half)) < 1e-9, `${name} ${t}: interval`);
     });
     if (name !== 'lorkd') assert.deepEqual(m.vs_lorkd!.runs.map((v) => +v.toFixed(12)), m.mean_accuracy.runs.map((v, s) => +(v - lorkd.mean_accuracy.runs[s]!).toFixed(12)), `${name}: paired`);
+    // Per task too: the task's accuracy minus LoRKD's on it, seed by seed (LoRKD has none against itself).
+    out.tasks.forEach((t) => {
+      const vs = m.per_task[t]!.vs_lorkd;
+      if (name === 'lorkd') assert.equal(vs, undefined);
+      else assert.deepEqual(vs!.runs.map((v) => +v.toFixed(12)), m.per_task[t]!.accuracy.runs.map((v, s) => +(v - lorkd.per_task[t]!.accuracy.runs[s]!).toFixed(12)), `${name} ${t}: paired`);
+    });
     // Deployed networks (files written, one per task) give the training-time model's accuracy.
     for (const x of runs) {
       assert.equal(x.deployed_files.length, 2);

@@ -57,6 +57,50 @@ test('compare: Table 1 per-task accuracy, Avg, AUC and Params equal compare.json
   assert.match(html, new RegExp(`<td class="best">${p1(best[1].mean_accuracy.mean).replace('.', '\\.')}<span`));
 });
 
+test('compare: per-task paired differences (per_task.vs_lorkd) become columns of the paired table, bold where the interval excludes 0', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-paired-'));
+  try {
+    const j = readJ(path.join(COMPARE, 'compare.json'));
+    // Without per-task differences (an older compare.json): the average only.
+    assert.deepEqual(tableCells(await htmlOf({ compare: COMPARE, progress: quiet }), 'paired-table')[0], ['Method', 'Δ mean accuracy (points)', '95% interval', 'Reading']);
+    const ref = j.methods.lorkd.per_task;
+    const seeds = j.seeds.length;
+    for (const [k, m] of Object.entries<any>(j.methods)) {
+      if (!m.vs_lorkd) continue;
+      for (const t of j.tasks) {
+        const d = m.per_task[t].accuracy.runs.map((v: number, s: number) => v - ref[t].accuracy.runs[s]);
+        const mean = d.reduce((a: number, b: number) => a + b, 0) / seeds;
+        const sd = Math.sqrt(d.reduce((a: number, b: number) => a + (b - mean) ** 2, 0) / (seeds - 1));
+        const half = (4.302652729911275 * sd) / Math.sqrt(seeds); // t(0.975, 2): three seeds
+        m.per_task[t].vs_lorkd = { mean, ci95: [mean - half, mean + half], runs: d };
+      }
+    }
+    // One difference made certain (all seeds +5 points): its cell is bold.
+    j.methods.stl.per_task.retinamnist.vs_lorkd = { mean: 0.05, ci95: [0.05, 0.05], runs: [0.05, 0.05, 0.05] };
+    writeFileSync(path.join(dir, 'compare.json'), JSON.stringify(j));
+    const html = await htmlOf({ compare: dir, progress: quiet });
+    const cells = tableCells(html, 'paired-table');
+    assert.deepEqual(cells[0], ['Method', 'Δ mean accuracy (points)', '95% interval', 'Reading', 'BreastMNIST', 'PneumoniaMNIST', 'RetinaMNIST']);
+    const signed = (x: number) => (x >= 0 ? '+' : '') + p1(x);
+    for (const [k, m] of Object.entries<any>(j.methods)) {
+      if (!m.vs_lorkd) continue;
+      const r = cells.find((c) => c[0] !== 'Method' && (c[0].toLowerCase() === k || c[0] === `LoRKD (r=${k.slice(7)})`))!;
+      j.tasks.forEach((t: string, i: number) => {
+        const v = m.per_task[t].vs_lorkd;
+        assert.equal(r[4 + i], `${signed(v.mean)} ${signed(v.ci95[0])} to ${signed(v.ci95[1])}`, `${k} ${t}`);
+      });
+    }
+    const table = /<table id="paired-table">([\s\S]*?)<\/table>/.exec(html)![1]!;
+    const bold = [...table.matchAll(/<td class="best">([^<]*)</g)].map((x) => x[1]);
+    assert.ok(bold.includes('+5.0'), `the certain difference is bold: ${bold.join(', ')}`);
+    // Exactly the per-task intervals that exclude 0 are bold.
+    const beyond = Object.values<any>(j.methods).flatMap((m) => j.tasks.map((t: string) => m.per_task[t].vs_lorkd).filter((v: any) => v && (v.ci95[0] > 0 || v.ci95[1] < 0)));
+    assert.deepEqual(bold.sort(), beyond.map((v: any) => signed(v.mean)).sort());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('compare: Table 3 has the lorkd ranks in order; paired readings follow the intervals; Table 4 params', async () => {
   const j = readJ(path.join(COMPARE, 'compare.json'));
   const html = await htmlOf({ compare: COMPARE, progress: quiet });

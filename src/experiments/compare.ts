@@ -34,7 +34,8 @@ export interface MethodSummary {
   ranks?: Record<string, number>;
   params_training: number;
   params_deployment: number;
-  per_task: Record<string, { accuracy: Estimate; auc: Estimate }>;
+  /** Per task; vs_lorkd: this task's accuracy minus LoRKD's on it, paired per seed (absent for LoRKD itself). */
+  per_task: Record<string, { accuracy: Estimate; auc: Estimate; vs_lorkd?: Estimate }>;
   mean_accuracy: Estimate;
   mean_auc: Estimate;
   /** The deployed networks' mean accuracy (equal to the training-time model's, or its restricted one). */
@@ -119,14 +120,16 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     const rs = results.get(p.key);
     if (!rs) continue;
     const per = (k: 'accuracy' | 'auc', i: number) => estimate(rs.map((r) => r.per_task[i]![k]));
+    const paired = lorkd && p.key !== REFERENCE_METHOD;
+    const taskVs = (i: number) => (paired ? { vs_lorkd: pairedDifference(rs.map((r) => r.per_task[i]!.accuracy), lorkd.map((r) => r.per_task[i]!.accuracy)) } : {});
     methods[p.key] = {
       method: p.method, ...(typeof p.rank === 'number' ? { rank: p.rank } : p.rank !== undefined ? { ranks: p.rank } : {}),
       params_training: rs[0]!.params_training, params_deployment: rs[0]!.params_deployment,
-      per_task: Object.fromEntries(tasks.map((t, i) => [t, { accuracy: per('accuracy', i), auc: per('auc', i) }])),
+      per_task: Object.fromEntries(tasks.map((t, i) => [t, { accuracy: per('accuracy', i), auc: per('auc', i), ...taskVs(i) }])),
       mean_accuracy: estimate(rs.map((r) => r.mean_accuracy)),
       mean_auc: estimate(rs.map((r) => r.mean_auc)),
       deployed_mean_accuracy: estimate(rs.map((r) => r.deployed.reduce((a, d) => a + d.accuracy, 0) / r.deployed.length)),
-      ...(lorkd && p.key !== REFERENCE_METHOD ? { vs_lorkd: pairedDifference(rs.map((r) => r.mean_accuracy), lorkd.map((r) => r.mean_accuracy)) } : {}),
+      ...(paired ? { vs_lorkd: pairedDifference(rs.map((r) => r.mean_accuracy), lorkd.map((r) => r.mean_accuracy)) } : {}),
       runs: dirs.get(p.key)!,
     };
   }

@@ -81,7 +81,11 @@ export function loadCompare(dir: string, o: { flops?: boolean } = {}): Study {
     // Table 3: the ranks of a ranked method (LoRKD); a rank key without a method field is LoRKD's (older compare.json).
     if (rank !== null && findMethodSpec(typeof o.method === 'string' ? o.method : REFERENCE_METHOD)?.ranked) study.ranks.push({ rank, params_training: m.params_training, per_task: m.per_task, mean_accuracy: m.mean_accuracy });
     const vs = o.vs_lorkd ?? o.paired_vs_lorkd;
-    if (vs !== undefined && vs !== null) study.paired.push({ method: key, diff: f.stat(vs, `${where}.vs_lorkd`) });
+    if (vs !== undefined && vs !== null) {
+      const per = f.obj(o.per_task, `${where}.per_task`);
+      const perTask = study.tasks.map((t) => f.optStat(f.obj(per[t], `${where}.per_task.${t}`).vs_lorkd, `${where}.per_task.${t}.vs_lorkd`));
+      study.paired.push({ method: key, diff: f.stat(vs, `${where}.vs_lorkd`), per_task: perTask });
+    }
     const runs = o.runs === undefined || o.runs === null ? [] : f.strings(o.runs, `${where}.runs`);
     study.curves.push(...runCurves(root, key, runs));
   }

@@ -65,6 +65,8 @@ export interface CurvePoint {
 export interface PairedRow {
   method: string;
   diff: Stat;
+  /** Per task of the study (in its order): the task's accuracy minus LoRKD's, paired per seed; null where not given. */
+  per_task: (Stat | null)[];
 }
 
 /** The Grad-CAM figure: one strip per input image (the image, then each network's map). */

@@ -98,14 +98,25 @@ export function table4(study: Study, ms: MethodRow[] = study.methods.filter((m) 
   return htmlTable('table4', ['Cost', ...ms.map((m) => methodLabel(m.name))], rows, 'Parameters (millions, without classification heads where the source counts the paper\'s way) and FLOPs (multiply-accumulates per image) of training and of one deployed network.');
 }
 
+const signed = (x: number) => (x >= 0 ? '+' : '') + pct(x);
+
+/** A per-task difference: the mean, its interval in small type; bold when the interval excludes 0. */
+function diffCell(d: Stat | null): Cell {
+  if (!d) return '–';
+  const beyond = !!d.ci95 && (d.ci95[0] > 0 || d.ci95[1] < 0);
+  return { html: `${esc(signed(d.mean))}${d.ci95 ? `<span class="ci">${esc(`${signed(d.ci95[0])} to ${signed(d.ci95[1])}`)}</span>` : ''}`, cls: beyond ? 'best' : '' };
+}
+
 export function pairedTable(study: Study): string {
+  // Per-task columns only where the comparison gave them (compare.json of an older build has the average only).
+  const perTask = study.paired.some((p) => p.per_task.some((d) => d !== null));
   const rows: Cell[][] = study.paired.map((p) => {
     const [lo, hi] = p.diff.ci95 ?? [p.diff.mean, p.diff.mean];
     const verdict = !p.diff.ci95 ? 'one seed' : hi < 0 ? 'LoRKD better' : lo > 0 ? `${methodLabel(p.method)} better` : 'within the seeds\' noise';
-    const signed = (x: number) => (x >= 0 ? '+' : '') + pct(x);
-    return [methodLabel(p.method), signed(p.diff.mean), p.diff.ci95 ? `${signed(lo)} to ${signed(hi)}` : '–', verdict];
+    return [methodLabel(p.method), signed(p.diff.mean), p.diff.ci95 ? `${signed(lo)} to ${signed(hi)}` : '–', verdict, ...(perTask ? p.per_task.map(diffCell) : [])];
   });
-  return htmlTable('paired-table', ['Method', 'Δ mean accuracy (points)', '95% interval', 'Reading'], rows, 'Per-seed difference of mean accuracy, method minus LoRKD.');
+  const caption = 'Per-seed difference of mean accuracy, method minus LoRKD.' + (perTask ? ' Per task: the same for each task\'s accuracy, its 95% interval in small type, bold where the interval excludes 0 (each at 95%, no correction for the number of comparisons).' : '');
+  return htmlTable('paired-table', ['Method', 'Δ mean accuracy (points)', '95% interval', 'Reading', ...(perTask ? study.tasks.map(taskHeader) : [])], rows, caption);
 }
 
 export function migTable(study: Study): string {
