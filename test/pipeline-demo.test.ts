@@ -1,5 +1,5 @@
-// `lorkd demo` on the bundled MedMNIST data with a tiny budget (1 + 1 epochs, input 16): it ends
-// with one JSON line (mean accuracies, 3 tasks, 3 expert files) and a report whose every section
+// `lorkd demo` on its default suite, the six bundled tasks, with a tiny budget (1 + 1 epochs, input
+// 16): it ends with one JSON line (mean accuracies, 6 tasks, 6 expert files) and a report whose every section
 // has data, but the two that need seeds or ranks (one line naming lorkd compare); run again on the
 // same --out it resumes without training and reports the same numbers.
 import { test, after } from 'node:test';
@@ -14,7 +14,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'lorkd-demo-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const OUT = path.join(dir, 'demo');
 const ARGS = ['demo', '--json', '--epochs', '1', '--foundation-epochs', '1', '--input', '16', '--out', OUT];
-const TASKS = ['breastmnist', 'pneumoniamnist', 'retinamnist'];
+const TASKS = ['breastmnist', 'pneumoniamnist', 'retinamnist', 'bloodpbc', 'kneeoa', 'braintumor'];
 
 interface DemoJson {
   lorkd_mean_accuracy: number;
@@ -29,7 +29,7 @@ interface DemoJson {
 
 const unit = (x: unknown, what: string) => assert.ok(typeof x === 'number' && x >= 0 && x <= 1, `${what} = ${String(x)} must be a number in [0, 1]`);
 
-test('lorkd demo: a JSON line with the results and 3 experts; a second run resumes without training', { timeout: 600_000 }, (t) => {
+test('lorkd demo: a JSON line with the results and 6 experts (its default suite is med6); a second run resumes without training', { timeout: 600_000 }, (t) => {
   const t0 = performance.now();
   const first = lorkdOk(ARGS);
   const s1 = (performance.now() - t0) / 1000;
@@ -39,10 +39,10 @@ test('lorkd demo: a JSON line with the results and 3 experts; a second run resum
   unit(r.foundation_mean_accuracy_restricted, 'foundation_mean_accuracy_restricted');
   assert.deepEqual(r.per_task.map((p) => p.task), TASKS);
   for (const p of r.per_task) for (const k of ['foundation_accuracy', 'foundation_restricted_accuracy', 'lorkd_accuracy', 'lorkd_auc', 'foundation_auc'] as const) unit(p[k], `${p.task} ${k}`);
-  const mean = (k: 'lorkd_accuracy' | 'foundation_accuracy') => r.per_task.reduce((a, p) => a + p[k], 0) / 3;
+  const mean = (k: 'lorkd_accuracy' | 'foundation_accuracy') => r.per_task.reduce((a, p) => a + p[k], 0) / TASKS.length;
   assert.ok(Math.abs(r.lorkd_mean_accuracy - mean('lorkd_accuracy')) < 1e-12, 'lorkd_mean_accuracy is the mean of the tasks');
   assert.ok(Math.abs(r.foundation_mean_accuracy - mean('foundation_accuracy')) < 1e-12, 'foundation_mean_accuracy is the mean of the tasks');
-  assert.equal(r.experts.length, 3);
+  assert.equal(r.experts.length, TASKS.length);
   r.experts.forEach((f, i) => {
     assert.ok(existsSync(f), f);
     assert.equal(path.basename(f), `${TASKS[i]}.safetensors`);

@@ -5,10 +5,10 @@ import { trainFoundation, loadFoundation } from '../experiments/foundation.js';
 import { trainDecomposition, type KdMode } from '../experiments/decompose.js';
 import { loadDecomposition } from '../lorkd/checkpoint.js';
 import { STRATEGIES, type StrategyOption } from '../lorkd/strategies.js';
-import { loadSuite, DEFAULT_TASKS } from '../experiments/data-options.js';
+import { loadSuite } from '../experiments/data-options.js';
 import { evaluateRun, resultsTable, RESULTS_HEADER, type RunResults } from '../experiments/report.js';
 import { RunDir } from '../experiments/run-dir.js';
-import { runDemo } from '../experiments/demo.js';
+import { runDemo, DEMO_TASKS } from '../experiments/demo.js';
 import { UserError } from '../tensor/errors.js';
 import { autocast } from '../tensor/index.js';
 import { checkRecordedTasks } from '../io/metadata.js';
@@ -93,14 +93,14 @@ export function registerPipeline(program: Command, rt: CliRuntime): void {
 
   program
     .command('demo')
-    .description('the whole pipeline on the bundled MedMNIST data: foundation, decompose, eval, export (about 10 minutes on 2 cores)')
+    .description('the whole pipeline on the six bundled tasks: foundation, decompose, eval, export, analyses, report (about 10 minutes on 2 cores)')
     .option('--out <dir>', 'run directory (re-running resumes and re-reports)', 'runs/demo')
     .option('--epochs <n>', 'decomposition epochs', intOption('epochs', 0), 12)
     .option('--foundation-epochs <n>', 'foundation epochs (early stopping on validation)', intOption('foundation-epochs', 0), 8)
     .option('--input <size>', 'input side of the experts', intOption('input', 8), 64)
     .option('--foundation-input <size>', 'input side of the foundation model (28: MedMNIST ResNet-18 (28))', intOption('foundation-input', 8), 28)
     .option('--seed <n>', 'seed', intOption('seed', 0), 0)
-    .option('--tasks <list>', 'the suite: bundled names, med6 (the six bundled tasks), .npz paths or ImageFolder roots', DEFAULT_TASKS.join(','))
+    .option('--tasks <list>', 'the suite: bundled names, med6 (the six bundled tasks), .npz paths or ImageFolder roots', DEMO_TASKS.join(','))
     .option('--quiet', 'no progress output')
     .option('--json', 'end with one JSON line of the results')
     .action((o) =>
