@@ -18,7 +18,8 @@
         "src/lowrank-blas.cc",
         "src/infer-kernels.cc",
         "src/eks-pointwise.cc",
-        "src/shuffle-unit.cc"
+        "src/shuffle-unit.cc",
+        "src/resnet-trunk.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -17,6 +17,7 @@ import { BasicBlock, Bottleneck, ResNet } from '../models/resnet.js';
 import { InvertedResidual } from '../models/shufflenetv2.js';
 import { foldConvBn, foldExpertBn } from './fold.js';
 import { InferenceShuffleUnit } from './shuffle-unit.js';
+import { InferenceResNetTrunk, TRUNK_CHILDREN } from './resnet-trunk.js';
 import { InferenceConv2d, InferenceExpertConv2d, InferenceMaxPool2d, type ConvGeometry } from './layers.js';
 
 interface Swap {
@@ -45,6 +46,9 @@ export class InferencePlan {
   readonly #swaps: Swap[] = [];
   readonly #folded = new Map<Module, Module>();
   readonly #fusedUnits: InferenceShuffleUnit[] = [];
+  readonly #trunks: InferenceResNetTrunk[] = [];
+  // Folded convolutions a trunk took over (their weights live on in its reordered copies).
+  #trunkConvs = 0;
   readonly #modules: Module[];
   #applied = false;
   #disposed = false;
@@ -68,6 +72,37 @@ export class InferencePlan {
     }
     this.#units(parents);
     this.#pools(parents);
+    this.#resnetTrunks(parents); // last: it takes back the swaps made inside its trunk
+  }
+
+  // Each ResNet whose trunk convolutions were all folded: stem to layer4 as one native call in
+  // oneDNN's blocked layout (resnet-trunk.ts). Its children become Identity but conv1, which
+  // becomes the trunk; the folded layers it replaces are freed (it holds its own weights).
+  #resnetTrunks(parents: Module[]): void {
+    for (const p of parents) {
+      if (!(p instanceof ResNet)) continue;
+      const trunk = InferenceResNetTrunk.of(p, (m) => this.#folded.get(m));
+      if (!trunk) continue;
+      this.#trunks.push(trunk);
+      const inside = new Set<Module>(TRUNK_CHILDREN.flatMap((c) => p.getModule(c).modules()));
+      for (let i = this.#swaps.length - 1; i >= 0; i--) {
+        const s = this.#swaps[i]!;
+        if (inside.has(s.parent) || (s.parent === p && (TRUNK_CHILDREN as readonly string[]).includes(s.name))) this.#swaps.splice(i, 1);
+      }
+      for (const m of inside) {
+        const f = this.#folded.get(m);
+        if (!f) continue;
+        f.dispose();
+        this.#folded.delete(m);
+        this.#trunkConvs++;
+      }
+      for (const c of TRUNK_CHILDREN) this.#swap(p, c, c === 'conv1' ? trunk : new Identity());
+    }
+  }
+
+  /** Number of ResNet trunks that run as one native call each (stem to layer4). */
+  get residualTrunks(): number {
+    return this.#trunks.length;
   }
 
   // Every max pooling the direct kernel computes.
@@ -102,9 +137,9 @@ export class InferencePlan {
     return this.#fusedUnits.length;
   }
 
-  /** Number of convolutions with a BatchNorm folded in. */
+  /** Number of convolutions with a BatchNorm folded in (those inside a ResNet trunk included). */
   get foldedConvs(): number {
-    return this.#folded.size;
+    return this.#folded.size + this.#trunkConvs;
   }
 
   #fold(conv: Conv2d | ExpertConv2d, bn: BatchNorm2d, relu: boolean): Module {
@@ -183,6 +218,7 @@ export class InferencePlan {
     if (this.#disposed) return;
     this.#disposed = true;
     for (const u of this.#fusedUnits) u.dispose();
+    for (const t of this.#trunks) t.dispose();
     for (const f of this.#folded.values()) f.dispose();
     this.#folded.clear();
   }

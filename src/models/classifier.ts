@@ -2,7 +2,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Module, type StateDict } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
-import { Sequential } from '../nn/sequential.js';
+import { Sequential, layerChain } from '../nn/sequential.js';
 
 /**
  * m.forward(x, ...call), where a Sequential runs its layers in order and hands each the per-call
@@ -10,9 +10,7 @@ import { Sequential } from '../nn/sequential.js';
  */
 export function runWith(m: Module, x: Tensor, call: readonly unknown[]): Tensor {
   if (!(m instanceof Sequential)) return m.forward(x, ...call);
-  let y = x;
-  for (const layer of m) y = runWith(layer, y, call);
-  return y;
+  return layerChain(m, x, (layer, y) => runWith(layer, y, call));
 }
 
 /** Options common to every model factory. */

@@ -40,6 +40,11 @@ function moveInPlace(t: Tensor, device: string): void {
 /** A forward hook: the module, the arguments of its forward, its output. */
 export type ForwardHook = (module: Module, inputs: unknown[], output: Tensor) => void;
 
+// Forward hooks registered now, over every module (a hook may keep an output: see layerChain).
+let liveHooks = 0;
+/** Whether some module has a forward hook now. */
+export const anyForwardHooks = (): boolean => liveHooks > 0;
+
 export abstract class Module {
   /** True in training mode (BatchNorm uses batch statistics, Dropout drops); set by train()/eval(). */
   training = true;
@@ -74,11 +79,13 @@ export abstract class Module {
       });
     }
     hooks.push(hook);
+    liveHooks++;
     return {
       remove: () => {
         const i = hooks.indexOf(hook);
         if (i < 0) return;
         hooks.splice(i, 1);
+        liveHooks--;
         if (hooks.length === 0) delete (this as { forward?: unknown }).forward;
       },
     };
