@@ -2,12 +2,19 @@
 // flagged instead of copied into the README. Recorded: the load average before and after, the CPU
 // time of this process and of its children (a benchmark's own PyTorch side, servers, ranks), and
 // the CPU time everything else on the machine used meanwhile (from /proc/stat): the direct reading.
+// Also the CPU model and its vector extensions: oneDNN and onnxruntime pick kernels by instruction
+// set, so a ratio measured on one CPU says little about another (this project's machine changed
+// from an AVX2 AMD EPYC to an AVX-512/AMX Intel Xeon on 2026-12-07).
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 export interface MachineLoad {
   cores: number;
+  /** The CPU's model name, as the OS reports it. */
+  cpu?: string;
+  /** Which of avx2, avx512f, avx512_bf16, amx_tile the CPU has (from /proc/cpuinfo; [] without it). */
+  isa?: string[];
   loadavg_before: number;
   loadavg_after: number;
   wall_s: number;
@@ -24,6 +31,19 @@ export interface MachineLoad {
 
 /** Other work using more than this many cores on average marks the run busy. */
 export const BUSY_OTHERS_CORES = 0.25;
+
+const ISA = ['avx2', 'avx512f', 'avx512_bf16', 'amx_tile'];
+
+/** The CPU's model name and which of ISA its flags list. */
+export function cpuInfo(): { cpu: string; isa: string[] } {
+  const cpu = os.cpus()[0]?.model.trim() || 'unknown';
+  try {
+    const flags = new Set(/^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? []);
+    return { cpu, isa: ISA.filter((f) => flags.has(f)) };
+  } catch {
+    return { cpu, isa: [] };
+  }
+}
 
 const TICK = 100; // USER_HZ: the unit of /proc/stat and /proc/self/stat on Linux
 
@@ -73,6 +93,7 @@ export function watchMachine(): MachineWatch {
       if (othersCores === null && loadBefore > cores) reasons.push(`load average ${loadBefore.toFixed(2)} > ${cores} cores before it started`);
       return {
         cores,
+        ...cpuInfo(),
         loadavg_before: round(loadBefore),
         loadavg_after: round(os.loadavg()[0]!),
         wall_s: round(wall),
@@ -91,7 +112,8 @@ const round = (v: number) => Math.round(v * 100) / 100;
 /** One line for a benchmark's human output; a busy run says not to quote it. */
 export function machineLine(m: MachineLoad): string {
   const others = m.others_cores === null ? 'others: unknown (no /proc)' : `others used ${m.others_cores.toFixed(2)} cores`;
-  const head = `machine: ${m.cores} cores, load ${m.loadavg_before.toFixed(2)} -> ${m.loadavg_after.toFixed(2)}, ${others}, this benchmark ${m.own_cpu_s.toFixed(1)} CPU s in ${m.wall_s.toFixed(1)} s`;
+  const cpu = m.cpu ? ` (${m.cpu}${m.isa && m.isa.length > 0 ? `; ${m.isa.join(' ')}` : ''})` : '';
+  const head = `machine: ${m.cores} cores${cpu}, load ${m.loadavg_before.toFixed(2)} -> ${m.loadavg_after.toFixed(2)}, ${others}, this benchmark ${m.own_cpu_s.toFixed(1)} CPU s in ${m.wall_s.toFixed(1)} s`;
   return m.busy ? `${head}\nBUSY MACHINE: ${m.busy_reason}. These figures are not comparable with a quiet run; do not quote them.` : `${head} (quiet)`;
 }
 

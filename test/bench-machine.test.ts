@@ -25,6 +25,9 @@ test('own CPU counts this process and its exited children', () => {
   const m = w.stop();
   assert.ok(m.own_cpu_s >= 0.6, `own CPU ${m.own_cpu_s} s after 0.3 s here and 0.4 s in a child`);
   assert.ok(m.wall_s >= 0.6 && m.cores >= 1);
+  assert.ok(typeof m.cpu === 'string' && m.cpu.length > 0, 'the CPU model is recorded');
+  const flags = readFileSync('/proc/cpuinfo', 'utf8');
+  assert.equal(m.isa!.includes('avx2'), /^flags\s*:.*\bavx2\b/m.test(flags), 'avx2 listed exactly when /proc/cpuinfo has it');
 });
 
 test('another process burning a core during the run marks it busy, and the line says not to quote it', async () => {
@@ -51,4 +54,6 @@ test('another process burning a core during the run marks it busy, and the line 
 test('a quiet reading prints one line marked quiet', () => {
   const line = machineLine({ cores: 2, loadavg_before: 0.1, loadavg_after: 1.9, wall_s: 10, own_cpu_s: 19.5, others_cpu_s: 0.4, others_cores: 0.04, busy: false, busy_reason: '' });
   assert.equal(line, 'machine: 2 cores, load 0.10 -> 1.90, others used 0.04 cores, this benchmark 19.5 CPU s in 10.0 s (quiet)');
+  const withCpu = machineLine({ cores: 2, cpu: 'Some CPU', isa: ['avx2', 'avx512f'], loadavg_before: 0.1, loadavg_after: 1.9, wall_s: 10, own_cpu_s: 19.5, others_cpu_s: 0.4, others_cores: 0.04, busy: false, busy_reason: '' });
+  assert.match(withCpu, /^machine: 2 cores \(Some CPU; avx2 avx512f\), load 0\.10/);
 });
