@@ -31,6 +31,12 @@ export interface InferBenchOptions {
   ort?: boolean;
   /** Tasks of the EKS comparison (0: skip it; default 10). */
   eksTasks?: number;
+  /**
+   * Timings per engine and case, the engines alternating (default 1); rows report each engine's
+   * median. On a shared host whose speed drifts (other tenants, invisible to /proc) alternating
+   * rounds keep a ratio from comparing two engines timed at different moments.
+   */
+  rounds?: number;
   progress?: (line: string) => void;
 }
 
@@ -45,6 +51,9 @@ export interface InferRow {
   ort_img_per_s: number | null;
   lorkd_over_ort: number | null;
   lorkd_over_pytorch: number | null;
+  /** Every round's img/s (the row's figures are their medians). */
+  lorkd_runs: number[];
+  ort_runs: number[] | null;
   /** Largest |lorkd - onnxruntime| logit on the timed batch (a check that both ran the same network). */
   max_logit_diff_ort: number | null;
 }
@@ -62,6 +71,13 @@ export interface EksRow {
 }
 
 const round = (v: number) => +v.toFixed(1);
+
+/** The median (the mean of the two middle values for an even count). */
+export function median(v: readonly number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 
 async function perBatchMs(f: () => unknown, seconds: number, minReps: number): Promise<number> {
   await f();
@@ -90,9 +106,10 @@ async function lorkdIps(model: Module, plan: InferencePlan, x: Tensor, forward: 
   return (x.size(0) * 1000) / ms;
 }
 
-export async function benchInfer(o: InferBenchOptions): Promise<{ rows: InferRow[]; eks: EksRow[]; torch: string | null }> {
+export async function benchInfer(o: InferBenchOptions): Promise<{ rows: InferRow[]; eks: EksRow[]; torch: string | null; rounds: number }> {
   const seconds = o.seconds ?? 1;
   const minReps = o.minReps ?? 3;
+  const rounds = o.rounds ?? 1;
   const say = o.progress ?? (() => {});
   const classes = 10;
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'lorkd-bench-infer-'));
@@ -121,9 +138,8 @@ export async function benchInfer(o: InferBenchOptions): Promise<{ rows: InferRow
       setNumThreads(c.threads);
       const x = rand([c.batch, 3, c.input, c.input]);
       const xl = x.contiguous('channels_last');
-      const lorkd = await lorkdIps(model, plan, xl, () => model.forward(xl), seconds, minReps);
-      let ortIps: number | null = null;
-      let diff: number | null = null;
+      let session: ort.InferenceSession | null = null;
+      let feed: Record<string, ort.Tensor> | null = null;
       if (o.ort !== false) {
         const key = `${c.model}:${c.input}:${c.threads}`;
         let s = sessions.get(key);
@@ -131,9 +147,19 @@ export async function benchInfer(o: InferBenchOptions): Promise<{ rows: InferRow
           s = await ort.InferenceSession.create(onnx(c.input), { intraOpNumThreads: c.threads, interOpNumThreads: 1 });
           sessions.set(key, s);
         }
-        const session = s;
-        const feed = { input: new ort.Tensor('float32', x.toArray() as Float32Array, x.shape) };
-        ortIps = (c.batch * 1000) / (await perBatchMs(() => session.run(feed), seconds, minReps));
+        session = s;
+        feed = { input: new ort.Tensor('float32', x.toArray() as Float32Array, x.shape) };
+      }
+      const lorkdRuns: number[] = [];
+      const ortRuns: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        lorkdRuns.push(await lorkdIps(model, plan, xl, () => model.forward(xl), seconds, minReps));
+        if (session && feed) ortRuns.push((c.batch * 1000) / (await perBatchMs(() => session.run(feed), seconds, minReps)));
+      }
+      const lorkd = median(lorkdRuns);
+      const ortIps = session ? median(ortRuns) : null;
+      let diff: number | null = null;
+      if (session && feed) {
         const got = (await session.run(feed)).logits!.data as Float32Array;
         const ref = plan.run(() => tidy(() => model.forward(xl).toArray() as Float32Array));
         diff = ref.reduce((m, v, j) => Math.max(m, Math.abs(v - got[j]!)), 0);
@@ -149,13 +175,15 @@ export async function benchInfer(o: InferBenchOptions): Promise<{ rows: InferRow
         ort_img_per_s: ortIps === null ? null : round(ortIps),
         lorkd_over_ort: ortIps === null ? null : +(lorkd / ortIps).toFixed(2),
         lorkd_over_pytorch: p ? +(lorkd / p.img_per_s).toFixed(2) : null,
+        lorkd_runs: lorkdRuns.map(round),
+        ort_runs: session ? ortRuns.map(round) : null,
         max_logit_diff_ort: diff,
       });
       say(`[${i + 1}/${cases.length}] ${c.model} ${c.input}px batch ${c.batch} ${c.threads}t: lorkd ${round(lorkd)} img/s, ort ${ortIps === null ? '-' : round(ortIps)}, pytorch ${p ? round(p.img_per_s) : '-'}`);
     }
     for (const s of sessions.values()) await s.release();
-    if ((o.eksTasks ?? 10) > 0) eks.push(...(await benchEksPass(o, o.eksTasks ?? 10, seconds, minReps, say)));
-    return { rows, eks, torch: py?.torch ?? null };
+    if ((o.eksTasks ?? 10) > 0) eks.push(...(await benchEksPass(o, o.eksTasks ?? 10, seconds, minReps, rounds, say)));
+    return { rows, eks, torch: py?.torch ?? null, rounds };
   } finally {
     for (const { model, plan } of models.values()) {
       plan.dispose();
@@ -166,7 +194,7 @@ export async function benchInfer(o: InferBenchOptions): Promise<{ rows: InferRow
 }
 
 /** The EKS pass of a T-task decomposition (rows spread over the tasks) vs task 0's fused expert, both inference paths. */
-async function benchEksPass(o: InferBenchOptions, T: number, seconds: number, minReps: number, say: (l: string) => void): Promise<EksRow[]> {
+async function benchEksPass(o: InferBenchOptions, T: number, seconds: number, minReps: number, rounds: number, say: (l: string) => void): Promise<EksRow[]> {
   const name = 'shufflenet_v2_x1_0';
   manualSeed(0);
   const tasks = Array.from({ length: T }, (_, t) => ({ name: `task${t}`, classNames: ['a', 'b', 'c'] }));
@@ -188,8 +216,14 @@ async function benchEksPass(o: InferBenchOptions, T: number, seconds: number, mi
           const counts = Array.from({ length: T }, (_, t) => Math.floor(batch / T) + (t < batch % T ? 1 : 0));
           const routing = new Routing(counts);
           const x = randn([batch, 3, input, input]).contiguous('channels_last');
-          const e = await lorkdIps(dm, dmPlan, x, () => dm.forwardRouted(x, routing, 'fused').features, seconds, minReps);
-          const f = await lorkdIps(fused, fusedPlan, x, () => fused.forward(x), seconds, minReps);
+          const eRuns: number[] = [];
+          const fRuns: number[] = [];
+          for (let r = 0; r < rounds; r++) {
+            eRuns.push(await lorkdIps(dm, dmPlan, x, () => dm.forwardRouted(x, routing, 'fused').features, seconds, minReps));
+            fRuns.push(await lorkdIps(fused, fusedPlan, x, () => fused.forward(x), seconds, minReps));
+          }
+          const e = median(eRuns);
+          const f = median(fRuns);
           x.dispose();
           routing.dispose();
           out.push({ model: name, tasks: T, input, batch, threads, eks_img_per_s: round(e), fused_img_per_s: round(f), eks_time_over_fused: +(f / e).toFixed(2) });

@@ -100,16 +100,17 @@ export function registerBench(program: Command): void {
     .option('--threads <list>', 'comma list of intra-op thread counts (all engines)', list('threads'), [1, 2])
     .option('--seconds <s>', 'minimum time per measurement', (v: string) => Number(v), 1)
     .option('--eks-tasks <T>', 'tasks of the EKS-pass comparison (0: skip it)', (v: string) => Number(v), 10)
+    .option('--rounds <n>', 'timings per engine and case, alternating engines; rows give the medians (a shared host drifts)', intOption('rounds', 1), 1)
     .option('--no-torch', 'skip PyTorch')
     .option('--no-ort', 'skip onnxruntime')
-    .option('--json', 'print one JSON object: rows (one per case), eks, machine')
+    .option('--json', 'print one JSON object: rows (one per case, with every round), eks, rounds, machine')
     .action((o) =>
       run(async () => {
         if (!(o.seconds > 0)) throw new UserError('--seconds must be a positive number');
         if (!(Number.isInteger(o.eksTasks) && o.eksTasks >= 0)) throw new UserError('--eks-tasks must be an integer >= 0');
         const models = String(o.models).split(',').map((m) => m.trim());
         const r = await measured(() =>
-          benchInfer({ models, inputs: o.inputs, batches: o.batches, threads: o.threads, seconds: o.seconds, torch: o.torch !== false, ort: o.ort !== false, eksTasks: o.eksTasks, progress: (l) => process.stderr.write(l + '\n') }),
+          benchInfer({ models, inputs: o.inputs, batches: o.batches, threads: o.threads, seconds: o.seconds, torch: o.torch !== false, ort: o.ort !== false, eksTasks: o.eksTasks, rounds: o.rounds, progress: (l) => process.stderr.write(l + '\n') }),
         );
         emit(!!o.json, r, () =>
           table(['model', 'input', 'batch', 'threads', 'lorkd img/s', 'pytorch img/s', 'ort img/s', 'lorkd/ort', 'lorkd/pytorch'], r.rows.map((e) => [e.model, e.input, e.batch, e.threads, f1(e.lorkd_img_per_s), e.pytorch_img_per_s === null ? '-' : `${f1(e.pytorch_img_per_s)} (${e.pytorch_format})`, f1(e.ort_img_per_s), f1(e.lorkd_over_ort), f1(e.lorkd_over_pytorch)])) +
