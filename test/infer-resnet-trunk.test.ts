@@ -5,7 +5,8 @@
 // a freed trunk refuses to run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randn, noGrad, tidy, manualSeed, autocast, type Tensor } from '../src/tensor/index.js';
+import { randn, noGrad, tidy, manualSeed, autocast, memory, Tensor as TensorClass, type Tensor } from '../src/tensor/index.js';
+import type { NativeHandle } from '../src/tensor/native.js';
 import { N } from '../src/tensor/ops-native.js';
 import { TorchError } from '../src/tensor/errors.js';
 import { randomizeBatchNorms } from './helpers/random-decomposition.js';
@@ -83,22 +84,23 @@ test('a float64 ResNet and a decomposition with a ResNet backbone keep their lay
   dm.dispose();
 });
 
-test('a freed trunk refuses to run (one-line error), and bad prepare arguments are refused', (t) => {
+test('a freed trunk refuses to run (one-line error), and bad prepare arguments are refused; nothing leaks', (t) => {
   if (!oneDnn) return t.skip('this libtorch has no oneDNN');
-  const w = randn([8, 3, 3, 3]);
-  const b = randn([8]);
-  const conv = (relu: boolean, cin = 8) => [randn([8, cin, 3, 3]).handle, b.handle, [1, 1], [1, 1], [1, 1], 1, relu];
-  const trunk = N.resnetTrunkPrepare([w.handle, b.handle, [1, 1], [1, 1], [1, 1], 1, true], null, [[[conv(true), conv(false)], null]]);
+  const live = memory().liveTensors;
   tidy(() => {
+    const w = randn([8, 3, 3, 3]);
+    const b = randn([8]);
+    const conv = (relu: boolean, cin = 8) => [randn([8, cin, 3, 3]).handle, b.handle, [1, 1], [1, 1], [1, 1], 1, relu];
+    const trunk = N.resnetTrunkPrepare([w.handle, b.handle, [1, 1], [1, 1], [1, 1], 1, true], null, [[[conv(true), conv(false)], null]]);
     const x = randn([1, 3, 8, 8]);
-    const y = N.resnetTrunkRun(trunk, x.handle);
+    const y = N.resnetTrunkRun(trunk, x.handle) as NativeHandle | null;
     assert.notEqual(y, null);
+    assert.deepEqual(TensorClass.wrap(y!).shape, [1, 8, 8, 8], 'the native result is a tensor (wrapped: freed with the scope)');
     assert.equal(N.resnetTrunkRun(trunk, x.double().handle), null, 'float64: not taken');
+    N.resnetTrunkFree(trunk);
+    assert.throws(() => N.resnetTrunkRun(trunk, x.handle), (e: Error) => e instanceof TorchError && /freed/.test(e.message));
+    assert.throws(() => N.resnetTrunkPrepare(null, null, [[[conv(true)], null]]), /the last without its ReLU/);
+    assert.throws(() => N.resnetTrunkPrepare(null, null, [[[[w.handle, randn([3]).handle, [1, 1], [1, 1], [1, 1], 1, false]], null]]), /one value per output channel/);
   });
-  N.resnetTrunkFree(trunk);
-  assert.throws(() => N.resnetTrunkRun(trunk, randn([1, 3, 8, 8]).handle), (e: Error) => e instanceof TorchError && /freed/.test(e.message));
-  assert.throws(() => N.resnetTrunkPrepare(null, null, [[[conv(true)], null]]), /the last without its ReLU/);
-  assert.throws(() => N.resnetTrunkPrepare(null, null, [[[[w.handle, randn([3]).handle, [1, 1], [1, 1], [1, 1], 1, false]], null]]), /one value per output channel/);
-  w.dispose();
-  b.dispose();
+  assert.equal(memory().liveTensors, live, 'every tensor of the test freed');
 });

@@ -7,8 +7,8 @@
 // took 2.3 ms to allocate and 0.1 ms to compute). Blocks from 4 KiB on are therefore kept in
 // size-class free lists and reused; smaller ones go straight to the system allocator. (The bound
 // was 64 KiB until 2026-12-07: on the inference path at 64 px most activations are 4-64 KiB, and
-// glibc's malloc, free, consolidation and fresh pages for them cost ShuffleNetV2 at batch 8 about
-// 15% of its forward; caching them too gave +17-20% img/s at 64 px batch 8, +0-5% at batch 1,
+// glibc's malloc, free, consolidation and fresh pages for them cost ShuffleNetV2 at batch 1 about
+// 13% of its forward (perf: libc 8%, kernel page faults 5%); caching them too gave +17-20% img/s at 64 px batch 8, +0-5% at batch 1,
 // ResNet-18 at 64 px batch 1 +4-13%, no change at 224 px or in training steps, alternating runs.)
 // LORKD_CACHING_ALLOCATOR=0 turns it off. memory() reports the cached bytes; emptyCache() frees them.
 #include "common.h"

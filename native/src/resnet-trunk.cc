@@ -5,9 +5,10 @@
 // the blocked format oneDNN's convolution reads (nChw16c-style on AVX-512, nChw8c on AVX2).
 //
 // Why: the pre-packed convolutions of infer.cc read and write channels_last (nhwc) tensors, and
-// on an AVX-512 CPU oneDNN's nhwc convolutions were 1.3-1.6x slower than its blocked ones on
-// ResNet-18 (measured with Debian's PyTorch 1.13, one thread, 64 px batch 1 and 8, 224 px batch
-// 8: 118 / 263 / 45 img/s pre-packed channels_last against 186 / 406 / 44 for this chain), and
+// on an AVX-512 CPU oneDNN's nhwc convolutions were 1.5-1.6x slower than its blocked ones on
+// ResNet-18 at 64 px and level at 224 px (measured with Debian's PyTorch 1.13, one thread, 64 px
+// batch 1 and 8, 224 px batch 8: 118 / 263 / 45 img/s pre-packed channels_last against
+// 186 / 406 / 44 for this chain), and
 // the residual sum and ReLU ran as two more dispatched ops from JavaScript per block. Here the sum
 // and the ReLU run in place on the blocked tensors. The function is the folded network's: outputs
 // equal the unfolded model's within 1e-5 (test/infer-plan.test.ts).
