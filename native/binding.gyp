@@ -19,6 +19,7 @@
         "src/infer-kernels.cc",
         "src/eks-pointwise.cc",
         "src/shuffle-unit.cc",
+        "src/shuffle-grad.cc",
         "src/resnet-trunk.cc"
       ],
       "include_dirs": [

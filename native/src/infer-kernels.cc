@@ -255,8 +255,10 @@ bool validWindow(at::IntArrayRef stride, at::IntArrayRef padding) {
 }  // namespace
 
 namespace lorkd {
-bool pixelRows(const at::Tensor& x, PixelRows& r) {
-  if (!x.defined() || !x.is_cpu() || x.scalar_type() != at::kFloat || x.dim() != 4 || x.requires_grad()) return false;
+bool pixelRows(const at::Tensor& x, PixelRows& r) { return x.defined() && !x.requires_grad() && pixelLayout(x, r); }
+
+bool pixelLayout(const at::Tensor& x, PixelRows& r) {
+  if (!x.defined() || !x.is_cpu() || x.scalar_type() != at::kFloat || x.dim() != 4) return false;
   const auto s = x.strides();
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   if (n == 0 || c == 0 || h == 0 || w == 0) return false;
@@ -410,6 +412,10 @@ void addBiasRelu(float* o, const float* b, int64_t rows, int64_t cols, bool relu
 at::Tensor catShuffle(const at::Tensor& a, const at::Tensor& b) {
   PixelRows ra, rb;
   if (!pixelRows(a, ra) || !pixelRows(b, rb) || a.sizes() != b.sizes()) return {};
+  return interleaveRows(ra, rb);
+}
+
+at::Tensor interleaveRows(const PixelRows& ra, const PixelRows& rb) {
   at::Tensor out = emptyRows(ra, 2 * ra.c, ra.h, ra.w);
   float* o = out.data_ptr<float>();
   const int64_t C = ra.c;

@@ -14,6 +14,8 @@ struct PixelRows {
 };
 // Whether x has that layout (and no autograd record to keep); fills `r` if so.
 bool pixelRows(const at::Tensor& x, PixelRows& r);
+// Whether x has that layout, whatever its autograd record (the caller keeps it: shuffle-grad.cc).
+bool pixelLayout(const at::Tensor& x, PixelRows& r);
 
 // oneDNN's row-major GEMM, C = alpha op(A) op(B) + beta C (dnnl_sgemm, from the oneDNN libtorch
 // loaded; threaded like ATen), or null where that libtorch has none.
@@ -42,6 +44,8 @@ at::Tensor depthwiseTaps(const at::Tensor& w);
 // channel_shuffle(cat([a, b], 1), 2) in one pass: out[..., 2i] = a[..., i], out[..., 2i + 1] =
 // b[..., i], channels_last. Undefined where it does not apply (shapes differ, layout).
 at::Tensor catShuffle(const at::Tensor& a, const at::Tensor& b);
+// The same pass on rows already checked (same n, c, h, w), in parallel.
+at::Tensor interleaveRows(const PixelRows& a, const PixelRows& b);
 
 // relu?(conv(x, W_t) + b) for a dense convolution with few taps per output (a network's first
 // layer) and 8, 16, ..., 64 output channels, dilation 1, on AVX2 with FMA: each image through its

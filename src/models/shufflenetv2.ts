@@ -38,16 +38,15 @@ export function channelShuffle(x: Tensor, groups: number): Tensor {
 }
 
 /**
- * channelShuffle(cat([a, b], 1), 2): the end of every unit. Where neither input needs a gradient
- * this is one native copy into the interleaved channels_last output (inference: the
- * concatenation and the shuffle each made a full copy); otherwise, or where that kernel does
- * not take the inputs, the two ops.
+ * channelShuffle(cat([a, b], 1), 2): the end of every unit. On channels_last float32 CPU inputs
+ * this is one native copy into the interleaved output (the concatenation and the shuffle each
+ * made a full copy): where neither input needs a gradient, the inference kernel; otherwise one
+ * autograd function whose backward is the inverse copy (native/src/shuffle-grad.cc). Elsewhere
+ * (NCHW, float64, bf16 under autocast, CUDA) the two ops.
  */
 export function catShuffle(a: Tensor, b: Tensor): Tensor {
-  if (!a.requiresGrad && !b.requiresGrad) {
-    const out = N.catShuffle(a.handle, b.handle);
-    if (out !== null) return TensorClass.wrap(out);
-  }
+  const out = !a.requiresGrad && !b.requiresGrad ? N.catShuffle(a.handle, b.handle) : N.catShuffleGrad(a.handle, b.handle);
+  if (out !== null) return TensorClass.wrap(out);
   return tidy(() => channelShuffle(cat([a, b], 1), 2));
 }
 

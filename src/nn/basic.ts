@@ -9,6 +9,9 @@ export class ReLU extends Module {
   override forward(x: Tensor): Tensor {
     return relu(x);
   }
+  override forwardInPlace(x: Tensor): Tensor {
+    return x.relu_();
+  }
 }
 
 export interface MaxPool2dOptions {

@@ -77,6 +77,10 @@ export class BatchNorm2d extends Module {
     return this.trackRunningStats ? this.getBuffer('num_batches_tracked') : null;
   }
 
+  override get freshOutput(): boolean {
+    return this.constructor === BatchNorm2d;
+  }
+
   override forward(x: Tensor): Tensor {
     if (x.ndim !== 4) throw new UserError(`BatchNorm2d: expected a 4-D input [N, C, H, W], got [${x.shape.join(', ')}]`);
     // As PyTorch: the batch variance of a single value is undefined (running_var would become NaN).

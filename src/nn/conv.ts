@@ -58,6 +58,10 @@ export class Conv2d extends Module {
     return this.hasParameter('bias') ? this.getParameter('bias') : null;
   }
 
+  override get freshOutput(): boolean {
+    return this.constructor === Conv2d;
+  }
+
   override forward(x: Tensor): Tensor {
     return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
   }

@@ -56,6 +56,21 @@ export abstract class Module {
   /** The computation. Subclasses may take more arguments after the input tensor. */
   abstract forward(x: Tensor, ...rest: unknown[]): Tensor;
 
+  /**
+   * Whether forward returns a new tensor that nothing keeps, its own backward included, so that
+   * the next layer of a chain may overwrite it (BatchNorm2d and Conv2d themselves, not subclasses,
+   * which may keep their output; see layerChain).
+   */
+  get freshOutput(): boolean {
+    return false;
+  }
+
+  /**
+   * forward(x) written into x, for layers that can (ReLU, as torch.nn.ReLU(inplace=True)); the
+   * chain calls it only where x is a fresh output nothing else holds.
+   */
+  forwardInPlace?(x: Tensor): Tensor;
+
   // ------------------------------------------------------------------ forward hooks
   readonly #forwardHooks: ForwardHook[] = [];
 

@@ -176,6 +176,7 @@ export class Tensor {
   sigmoid(): Tensor { return Tensor.wrap(N.sigmoid(this.handle)); }
   tanh(): Tensor { return Tensor.wrap(N.tanh(this.handle)); }
   relu(): Tensor { return Tensor.wrap(N.relu(this.handle)); }
+  relu_(): this { N.relu_(this.handle); return this; }
   clamp(min: number | null, max: number | null = null): Tensor { return Tensor.wrap(N.clamp(this.handle, min, max)); }
   isfinite(): Tensor { return Tensor.wrap(N.isfinite(this.handle)); }
   isnan(): Tensor { return Tensor.wrap(N.isnan(this.handle)); }
