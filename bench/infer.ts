@@ -18,6 +18,7 @@ import { Routing } from '../src/lorkd/routing.js';
 import { expertModel } from '../src/lorkd/deploy.js';
 import { InferencePlan } from '../src/infer/index.js';
 import { runPython } from './pytorch.js';
+import { median } from './rounds.js';
 
 export interface InferBenchOptions {
   models: string[];
@@ -72,12 +73,6 @@ export interface EksRow {
 
 const round = (v: number) => +v.toFixed(1);
 
-/** The median (the mean of the two middle values for an even count). */
-export function median(v: readonly number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 async function perBatchMs(f: () => unknown, seconds: number, minReps: number): Promise<number> {
   await f();

@@ -5,6 +5,8 @@ import { SGD } from '../src/optim/index.js';
 import { randn, randint, tidy, noGrad, crossEntropy, setNumThreads, manualSeed } from '../src/tensor/index.js';
 import { runPython } from './pytorch.js';
 import { peakRssMb } from '../src/io/peak-rss.js';
+import { median } from './rounds.js';
+import { UserError } from '../src/tensor/errors.js';
 
 export interface TrainBenchOptions {
   model: string;
@@ -18,6 +20,8 @@ export interface TrainBenchOptions {
   forwardOnly?: boolean;
   /** Skip the PyTorch side. */
   noTorch?: boolean;
+  /** Timings per engine, alternating lorkd and PyTorch; the figures are the medians (default 1). */
+  rounds?: number;
 }
 
 export interface TrainBenchResult {
@@ -32,6 +36,10 @@ export interface TrainBenchResult {
   ratio: number | null;
   lorkd_peak_rss_mb: number;
   pytorch_peak_rss_mb: number | null;
+  rounds: number;
+  /** Every round's img/s (the figures above are their medians). */
+  lorkd_runs: number[];
+  pytorch_runs: number[];
 }
 
 export function lorkdTrainStep(o: TrainBenchOptions): number {
@@ -71,20 +79,33 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const threads = o.threads ?? 2;
   setNumThreads(threads);
   const format = o.format ?? 'channels_last';
-  const lorkd = lorkdTrainStep({ ...o, format });
-  const rss = peakRssMb();
-  const py = o.noTorch
-    ? null
-    : runPython<{ img_per_s: number; peak_rss_mb: number }>('train_step.py', {
-        model: o.model, input: o.input, batch: o.batch, classes: o.classes ?? 10, threads, format,
-        steps: o.steps ?? 10, warmup: o.warmup ?? 3, forward_only: !!o.forwardOnly,
-      });
+  const rounds = o.rounds ?? 1;
+  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new UserError(`bench train: rounds must be a whole number >= 1, got ${rounds}`);
+  const lorkdRuns: number[] = [];
+  const pyRuns: number[] = [];
+  let pyRss: number | null = null;
+  for (let r = 0; r < rounds; r++) {
+    lorkdRuns.push(lorkdTrainStep({ ...o, format }));
+    if (o.noTorch) continue;
+    const py = runPython<{ img_per_s: number; peak_rss_mb: number }>('train_step.py', {
+      model: o.model, input: o.input, batch: o.batch, classes: o.classes ?? 10, threads, format,
+      steps: o.steps ?? 10, warmup: o.warmup ?? 3, forward_only: !!o.forwardOnly,
+    });
+    if (py === null) break;
+    pyRuns.push(py.img_per_s);
+    pyRss = Math.max(pyRss ?? 0, py.peak_rss_mb);
+  }
+  const lorkd = median(lorkdRuns);
+  const py = pyRuns.length > 0 ? median(pyRuns) : null;
   return {
     model: o.model, input: o.input, batch: o.batch, format, threads, forward_only: !!o.forwardOnly,
     lorkd_img_per_s: lorkd,
-    pytorch_img_per_s: py?.img_per_s ?? null,
-    ratio: py ? lorkd / py.img_per_s : null,
-    lorkd_peak_rss_mb: rss,
-    pytorch_peak_rss_mb: py?.peak_rss_mb ?? null,
+    pytorch_img_per_s: py,
+    ratio: py ? lorkd / py : null,
+    lorkd_peak_rss_mb: peakRssMb(),
+    pytorch_peak_rss_mb: pyRss,
+    rounds,
+    lorkd_runs: lorkdRuns,
+    pytorch_runs: pyRuns,
   };
 }

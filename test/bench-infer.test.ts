@@ -3,7 +3,8 @@
 // alternating rounds (the EKS row's ratio too). Timings themselves are not asserted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { benchInfer, median } from '../bench/infer.js';
+import { benchInfer } from '../bench/infer.js';
+import { median } from '../bench/rounds.js';
 import { lorkd } from './helpers/pipeline.js';
 
 test('median: odd and even counts, unsorted input', () => {

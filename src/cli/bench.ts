@@ -27,11 +27,14 @@ export function registerBench(program: Command): void {
     .option('--threads <n>', 'intra-op threads (both engines)', intOption('threads'), 2)
     .option('--steps <n>', 'timed steps', intOption('steps'), 10)
     .option('--forward-only', 'time forward passes only (no grad)')
-    .option('--json', 'print one JSON object')
+    .option('--rounds <n>', 'timings per engine, alternating lorkd and PyTorch; the figures are the medians (a shared host drifts)', intOption('rounds', 1), 1)
+    .option('--json', 'print one JSON object (with every round: lorkd_runs, pytorch_runs)')
     .action((o) =>
       run(async () => {
         if (o.format !== 'channels_last' && o.format !== 'contiguous') throw new UserError('--format must be channels_last or contiguous');
-        const r = await measured(() => benchTrain({ model: o.model, input: o.input, batch: o.batch, format: o.format, threads: o.threads, steps: o.steps, forwardOnly: !!o.forwardOnly }));
+        const r = await measured(() =>
+          benchTrain({ model: o.model, input: o.input, batch: o.batch, format: o.format, threads: o.threads, steps: o.steps, forwardOnly: !!o.forwardOnly, rounds: o.rounds }),
+        );
         emit(!!o.json, r, () =>
           table(['model', 'input', 'batch', 'format', 'lorkd img/s', 'pytorch img/s', 'ratio', 'lorkd RSS MB', 'pytorch RSS MB'], [
             [r.model, r.input, r.batch, r.format, f1(r.lorkd_img_per_s), f1(r.pytorch_img_per_s), f1(r.ratio), f1(r.lorkd_peak_rss_mb), f1(r.pytorch_peak_rss_mb)],
