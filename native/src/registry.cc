@@ -198,8 +198,10 @@ static std::string describe(const Napi::CallbackInfo& info) {
         if (isTensor(e)) {
           NTensor* n = NTensor::Unwrap(e.As<Napi::Object>());
           if (n->t.defined()) os << dtypeName(n->t.scalar_type()) << n->t.sizes(); else os << "<disposed>";
-        } else {
+        } else if (e.IsNumber() || e.IsBoolean() || e.IsNull() || e.IsUndefined() || e.IsString()) {
           os << e.ToString().Utf8Value();
+        } else {
+          os << (e.IsArray() ? "[...]" : "<object>");  // an External or object has no string form
         }
       }
       if (a.Length() > 8) os << ", ...";

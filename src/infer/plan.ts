@@ -14,9 +14,9 @@ import { UserError } from '../tensor/errors.js';
 import { ExpertConv2d } from '../lorkd/expert-conv.js';
 import { DecompositionModel } from '../lorkd/decomposition.js';
 import { BasicBlock, Bottleneck, ResNet } from '../models/resnet.js';
-import { InvertedResidual } from '../models/shufflenetv2.js';
+import { InvertedResidual, ShuffleNetV2 } from '../models/shufflenetv2.js';
 import { foldConvBn, foldExpertBn } from './fold.js';
-import { InferenceShuffleUnit } from './shuffle-unit.js';
+import { InferenceShuffleUnit, InferenceShuffleStages, SHUFFLE_STAGES } from './shuffle-unit.js';
 import { InferenceResNetTrunk, TRUNK_CHILDREN } from './resnet-trunk.js';
 import { InferenceConv2d, InferenceExpertConv2d, InferenceMaxPool2d, type ConvGeometry } from './layers.js';
 
@@ -49,6 +49,7 @@ export class InferencePlan {
   readonly #trunks: InferenceResNetTrunk[] = [];
   // Folded convolutions a trunk took over (their weights live on in its reordered copies).
   #trunkConvs = 0;
+  #stageRuns = 0;
   readonly #modules: Module[];
   #applied = false;
   #disposed = false;
@@ -71,6 +72,7 @@ export class InferencePlan {
       else if (!(p instanceof DecompositionModel)) this.#named(p); // its backbone's children are the ones that run
     }
     this.#units(parents);
+    this.#stages(parents);
     this.#pools(parents);
     this.#resnetTrunks(parents); // last: it takes back the swaps made inside its trunk
   }
@@ -130,6 +132,27 @@ export class InferencePlan {
         this.#swap(p, name, unit);
       }
     }
+  }
+
+  // Each ShuffleNetV2 whose every unit is fused: its stages as one call (InferenceShuffleStages),
+  // swapped in for stage2; stage3 and stage4 become Identity.
+  #stages(parents: Module[]): void {
+    const fused = new Map(this.#fusedUnits.map((u) => [u.unit as Module, u]));
+    for (const p of parents) {
+      if (!(p instanceof ShuffleNetV2)) continue;
+      const stages = SHUFFLE_STAGES.map((n) => p.getModule(n));
+      if (!stages.every((s) => s instanceof Sequential)) continue;
+      const units = stages.flatMap((s) => [...(s as Sequential)].map((u) => fused.get(u)));
+      if (units.length === 0 || units.some((u) => u === undefined)) continue;
+      const run = new InferenceShuffleStages(stages, units as InferenceShuffleUnit[]);
+      this.#stageRuns++;
+      SHUFFLE_STAGES.forEach((n, i) => this.#swap(p, n, i === 0 ? run : new Identity()));
+    }
+  }
+
+  /** Number of ShuffleNetV2s whose stages run as one native call. */
+  get fusedStages(): number {
+    return this.#stageRuns;
   }
 
   /** Number of ShuffleNetV2 units that run as one native call each. */

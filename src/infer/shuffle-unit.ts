@@ -11,6 +11,7 @@ import { type Tensor, Tensor as TensorClass } from '../tensor/index.js';
 import { N } from '../tensor/ops-native.js';
 import type { NativeHandle } from '../tensor/native.js';
 import type { InvertedResidual } from '../models/shufflenetv2.js';
+import { runWith } from '../models/classifier.js';
 import { Routing } from '../lorkd/routing.js';
 import { InferenceConv2d, InferenceExpertConv2d } from './layers.js';
 
@@ -57,6 +58,11 @@ export class InferenceShuffleUnit extends Module {
     this.training = false;
   }
 
+  /** The native unit (for InferenceShuffleStages). */
+  get prepared(): unknown {
+    return this.#prepared;
+  }
+
   /** Lets go of the unit's weights now (the folded layers that own them are freed with the plan). */
   override dispose(): void {
     N.shuffleUnitFree(this.#prepared);
@@ -68,5 +74,37 @@ export class InferenceShuffleUnit extends Module {
     const routing = call.find((c): c is Routing => c instanceof Routing);
     const y = N.shuffleUnitRun(this.#prepared, x.handle, routing ? routing.counts : null) as NativeHandle | null;
     return y === null ? this.unit.forward(x, ...call) : TensorClass.wrap(y);
+  }
+}
+
+/** The children of a ShuffleNetV2 whose units InferenceShuffleStages runs, in order. */
+export const SHUFFLE_STAGES = ['stage2', 'stage3', 'stage4'] as const;
+
+/**
+ * A ShuffleNetV2's stages, every unit fused, as one native call (shuffleUnitsRun). On two or
+ * more intra-op threads it splits the batch, one part per thread, each thread running every unit
+ * on its part with single-threaded kernels: ShuffleNetV2's stage-2 units gain little from a second
+ * thread inside each layer (bound by memory traffic at 224 px), and two independent halves of
+ * the batch scale better. Where the call does not apply (not float32 CPU, autocast), the stages'
+ * own modules run.
+ */
+export class InferenceShuffleStages extends Module {
+  constructor(
+    // The model's stage modules (with the plan's units swapped in when they run).
+    readonly originals: Module[],
+    readonly units: InferenceShuffleUnit[],
+  ) {
+    super();
+    this.training = false;
+  }
+
+  override forward(x: Tensor, ...call: unknown[]): Tensor {
+    const routing = call.find((c): c is Routing => c instanceof Routing);
+    const y = N.shuffleUnitsRun(
+      this.units.map((u) => u.prepared),
+      x.handle,
+      routing ? routing.counts : null,
+    ) as NativeHandle | null;
+    return y === null ? this.originals.reduce((h, m) => runWith(m, h, call), x) : TensorClass.wrap(y);
   }
 }
