@@ -46,12 +46,21 @@ test('1x1 convolution kernel: equals conv2d + bias (+ ReLU) on channels_last inp
   }
 });
 
-test('1x1 convolution kernel: null for NCHW input, a large output (oneDNN is faster there) or a weight that does not fit', () => {
+test('1x1 convolution kernel: null for NCHW input, a large output over many pixel rows (oneDNN is faster there) or a weight that does not fit', () => {
   tidy(() => {
     const w = randn([16, 8, 1, 1]);
     const b = randn([16]);
     assert.equal(N.pointwiseConvInfer(randn([2, 8, 4, 4]).handle, w.handle, b.handle, false), null, 'NCHW');
-    assert.equal(N.pointwiseConvInfer(randn([1, 8, 64, 64]).contiguous('channels_last').handle, w.handle, b.handle, false), null, '65,536 outputs');
+    assert.equal(N.pointwiseConvInfer(randn([2, 8, 64, 64]).contiguous('channels_last').handle, w.handle, b.handle, false), null, '131,072 outputs over 8,192 rows');
+    // Many outputs over few rows (ShuffleNetV2's conv5 at batch 1): the kernel, not oneDNN's pre-packed convolution.
+    const wide = randn([1024, 464, 1, 1]);
+    const bias = randn([1024]);
+    const x = randn([1, 464, 7, 7]).contiguous('channels_last');
+    const got = N.pointwiseConvInfer(x.handle, wide.handle, bias.handle, true);
+    assert.notEqual(got, null, '50,176 outputs over 49 rows');
+    const ref = conv2d(x, wide, bias).relu();
+    const d = maxDiff(Tensor.wrap(got as never), ref);
+    assert.ok(d <= 1e-3, `${d}`);
     assert.equal(N.pointwiseConvInfer(randn([1, 9, 4, 4]).contiguous('channels_last').handle, w.handle, b.handle, false), null, 'Cin 9 vs 8');
   });
 });

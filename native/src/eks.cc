@@ -244,8 +244,11 @@ DEF("eksConvInfer", {
   if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
     if (rows) out = eksPointwise(x, w0, bias, *At, *Bt, counts, D(5), relu);
     reluDone = out.defined();
-    if (!out.defined() && info.Length() > 11) {
-      out = runPrepacked(info[11], x);
+    if (!out.defined()) {
+      // The shared convolution: one GEMM on the dense weight over few pixel rows (pointwiseConv
+      // says when), else oneDNN's pre-packed convolution.
+      out = pointwiseConv(x, w0, bias, false);
+      if (!out.defined() && info.Length() > 11) out = runPrepacked(info[11], x);
       if (out.defined()) {
         out = out.contiguous(at::MemoryFormat::ChannelsLast);
         reluDone = rows && addLowRankRows(x, out, *At, *Bt, counts, D(5), relu);

@@ -28,7 +28,7 @@ void addBiasRelu(float* o, const float* b, int64_t rows, int64_t cols, bool relu
 // relu?(x W^T + b) for a 1x1, stride 1, unpadded convolution with weight (Cout, Cin, 1, 1): one
 // GEMM over the pixel rows (oneDNN's dnnl_sgemm, threaded like ATen) and one pass adding the
 // bias and clamping. Undefined where it does not apply (layout, dtype, no dnnl_sgemm in the
-// libtorch loaded, or an output past 32 Ki values, where oneDNN's convolution is faster): the
+// libtorch loaded, or an output past 32 Ki values over more than 4 Ki pixel rows, where oneDNN's convolution is faster): the
 // caller runs the convolution.
 at::Tensor pointwiseConv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, bool relu);
 

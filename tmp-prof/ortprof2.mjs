@@ -1,0 +1,13 @@
+import * as ort from 'onnxruntime-node';
+import { createModel } from '/work/main/dist/src/models/registry.js';
+import { expertToOnnx } from '/work/main/dist/src/export/onnx/export.js';
+import * as T from '/work/main/dist/src/tensor/index.js';
+import fs from 'node:fs';
+const I = +(process.env.I ?? 64);
+const m = createModel(process.env.M ?? 'resnet18', { numClasses: 10 }); m.eval();
+const bytes = expertToOnnx(m, { model: process.env.M ?? 'resnet18', task: 'b', classNames: Array.from({ length: 10 }, (_, i) => `c${i}`), inputSize: I, channels: 3, resize: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, enableProfiling: true, profileFilePrefix: '/tmp/ortprof' });
+const feed = { input: new ort.Tensor('float32', new Float32Array(3 * I * I).fill(0.3), [1, 3, I, I]) };
+for (let i = 0; i < 50; i++) await s.run(feed);
+const t0 = performance.now(); for (let i = 0; i < 200; i++) await s.run(feed); console.log('ort ms', ((performance.now() - t0) / 200).toFixed(3));
+s.endProfiling();
