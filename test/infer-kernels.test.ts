@@ -12,8 +12,9 @@ import { channelShuffle, catShuffle, createModel } from '../src/models/index.js'
 import { DecompositionModel } from '../src/lorkd/index.js';
 import { Routing } from '../src/lorkd/routing.js';
 import { InferencePlan } from '../src/infer/index.js';
-import { randomizeBatchNorms } from './helpers/random-decomposition.js';
+import { randomizeBatchNorms, randomizeDecomposition, smallShuffleDecomposition } from './helpers/random-decomposition.js';
 import { withThreads } from './helpers/threads.js';
+import { preparedUnit } from './helpers/prepared-unit.js';
 
 const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().amax().item());
 const wrapOrNull = (h: unknown): Tensor | null => (h === null ? null : Tensor.wrap(h as never));
@@ -159,13 +160,7 @@ test('ShuffleNetV2 plan: every unit runs as one native call, at any thread count
 test("decomposition plan: expert units take the routing's counts and refuse counts that do not fit, with one line and nothing lost", () => {
   manualSeed(7);
   const live = memory().liveTensors;
-  const tasks = [0, 1, 2].map((t) => ({ name: `t${t}`, classNames: ['a', 'b'] }));
-  const dm = new DecompositionModel({ model: 'shufflenet_v2_x0_5', tasks, rank: 2, strategy: 'fused' });
-  randomizeBatchNorms(dm);
-  noGrad(() => {
-    for (const [name, p] of dm.namedParameters()) if (/(^|\.)expertB(\.|$)/.test(name)) p.normal_(0, 0.05);
-  });
-  dm.eval();
+  const dm = smallShuffleDecomposition();
   const plan = InferencePlan.of(dm);
   assert.equal(plan.fusedUnits, 16);
   tidy(() => {
@@ -194,11 +189,7 @@ test('a prepared expert unit checks the counts it is given: one-line errors, and
   manualSeed(8);
   tidy(() => {
     // A stride-1 unit whose branch is one 1x1 expert convolution over 2 tasks, rank 2.
-    const w = randn([4, 4, 1, 1]);
-    const b = randn([4]);
-    const A = randn([2, 2, 4]);
-    const B = randn([2, 4, 2]);
-    const unit = N.shuffleUnitPrepare(1, [], [[w.handle, b.handle, 1, [1, 1], [0, 0], true, A.handle, B.handle, 0.5]]);
+    const { w, b, A, B, unit } = preparedUnit(true);
     const x = randn([2, 8, 3, 3]).contiguous('channels_last');
     const run = (counts: number[] | null) => inferenceMode(() => N.shuffleUnitRun(unit, x.handle, counts));
     for (const counts of [[1, 0], [1, 1, 0], null]) {
@@ -287,10 +278,7 @@ test('decomposition plan at rank 8 (the low-rank pass in registers) on x1.0 widt
   manualSeed(11);
   const tasks = [0, 1, 2, 3].map((t) => ({ name: `t${t}`, classNames: ['a', 'b', 'c'] }));
   const dm = new DecompositionModel({ model: 'shufflenet_v2_x1_0', tasks, rank: 8, strategy: 'fused' });
-  randomizeBatchNorms(dm);
-  noGrad(() => {
-    for (const [name, p] of dm.namedParameters()) if (/(^|\.)expertB(\.|$)/.test(name)) p.normal_(0, 0.05);
-  });
+  randomizeDecomposition(dm);
   dm.eval();
   const plan = InferencePlan.of(dm);
   for (const threads of THREADS) {

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { randn, tidy, noGrad, inferenceMode, memory, manualSeed, Tensor, TorchError } from '../src/tensor/index.js';
 import { N } from '../src/tensor/ops-native.js';
 import { createModel } from '../src/models/index.js';
-import { DecompositionModel } from '../src/lorkd/index.js';
 import { Routing } from '../src/lorkd/routing.js';
 import { InferencePlan } from '../src/infer/index.js';
-import { randomizeBatchNorms } from './helpers/random-decomposition.js';
+import { randomizeBatchNorms, smallShuffleDecomposition } from './helpers/random-decomposition.js';
 import { withThreads } from './helpers/threads.js';
+import { preparedUnit } from './helpers/prepared-unit.js';
 
 const relDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().amax().item() / Math.max(1, b.abs().amax().item()));
 
@@ -42,13 +42,7 @@ test('plain ShuffleNetV2: the stages run as one call and equal the unfolded netw
 test('decomposition: each part of the split batch gets its own tasks\' counts (features equal the loop strategy)', () => {
   manualSeed(12);
   const live = memory().liveTensors;
-  const tasks = [0, 1, 2].map((t) => ({ name: `t${t}`, classNames: ['a', 'b'] }));
-  const dm = new DecompositionModel({ model: 'shufflenet_v2_x0_5', tasks, rank: 2, strategy: 'fused' });
-  randomizeBatchNorms(dm);
-  noGrad(() => {
-    for (const [name, p] of dm.namedParameters()) if (/(^|\.)expertB(\.|$)/.test(name)) p.normal_(0, 0.05);
-  });
-  dm.eval();
+  const dm = smallShuffleDecomposition();
   const plan = InferencePlan.of(dm);
   assert.equal(plan.fusedStages, 1);
   for (const threads of [1, 2]) {
@@ -75,10 +69,8 @@ test('decomposition: each part of the split batch gets its own tasks\' counts (f
 test('shuffleUnitsRun refuses, in one line, units of different task counts, a freed unit and a non-unit', () => {
   manualSeed(13);
   tidy(() => {
-    const w = randn([4, 4, 1, 1]);
-    const b = randn([4]);
-    const plain = N.shuffleUnitPrepare(1, [], [[w.handle, b.handle, 1, [1, 1], [0, 0], true]]);
-    const expert = N.shuffleUnitPrepare(1, [], [[w.handle, b.handle, 1, [1, 1], [0, 0], true, randn([2, 2, 4]).handle, randn([2, 4, 2]).handle, 0.5]]);
+    const plain = preparedUnit(false).unit;
+    const expert = preparedUnit(true).unit;
     const x = randn([2, 8, 3, 3]).contiguous('channels_last');
     const run = (units: unknown[], counts: number[] | null) => inferenceMode(() => N.shuffleUnitsRun(units, x.handle, counts));
     const oneLine = (re: RegExp) => (e: Error) => e instanceof TorchError && re.test(e.message) && !e.message.includes('\n');

@@ -2,7 +2,7 @@
 // experts off zero, BatchNorm statistics and affine parameters away from their identity init.
 import { noGrad } from '../../src/tensor/index.js';
 import { BatchNorm2d } from '../../src/nn/index.js';
-import type { DecompositionModel } from '../../src/lorkd/index.js';
+import { DecompositionModel } from '../../src/lorkd/index.js';
 import type { Module } from '../../src/nn/module.js';
 
 /** Every BatchNorm's statistics and affine parameters away from their identity init. */
@@ -24,5 +24,13 @@ export function randomizeDecomposition(dm: DecompositionModel, o: { headStd?: nu
     for (const [, c] of dm.expertConvs()) c.getModule('expertB').parameters().forEach((b) => b.normal_(0, 0.05));
     if (o.headStd !== undefined) for (let t = 0; t < dm.numTasks; t++) dm.head(t).weight.normal_(0, o.headStd);
   });
+  return dm;
+}
+
+/** A ShuffleNetV2 x0.5 decomposition over three two-class tasks at rank 2, randomized, in eval mode. */
+export function smallShuffleDecomposition(): DecompositionModel {
+  const tasks = [0, 1, 2].map((t) => ({ name: `t${t}`, classNames: ['a', 'b'] }));
+  const dm = randomizeDecomposition(new DecompositionModel({ model: 'shufflenet_v2_x0_5', tasks, rank: 2, strategy: 'fused' }));
+  dm.eval();
   return dm;
 }
