@@ -27,11 +27,10 @@
         "<!@(node torch-config.cjs include)",
         "shim"
       ],
-      "libraries": ["<!@(node torch-config.cjs libs)"],
+      "libraries": ["<!@(node torch-config.cjs libs)", "<!@(node torch-config.cjs openmp)"],
       "defines": ["NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NAPI_VERSION=8", "<!@(node torch-config.cjs defines)"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++17"],
-      "cflags_cc": ["<!@(node torch-config.cjs cflags)", "-std=c++17", "-O2", "-fopenmp", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
-      "ldflags": ["-fopenmp"]
+      "cflags_cc": ["<!@(node torch-config.cjs cflags)", "-std=c++17", "-O2", "-fopenmp", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"]
     }
   ],
   "conditions": [

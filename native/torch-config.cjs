@@ -1,4 +1,4 @@
-// Prints compiler/linker flags for libtorch: `node torch-config.cjs include|libs|defines|cflags`.
+// Prints compiler/linker flags for libtorch: `node torch-config.cjs include|libs|defines|cflags|openmp`.
 // LIBTORCH=/path selects a libtorch: a libtorch distribution (the zip of pytorch.org) or a pip
 // PyTorch's torch/ folder (python3 -c 'import torch; print(torch.__path__[0])'), CPU or CUDA.
 // Otherwise Debian's libtorch-dev under /usr is used, and nothing here changes its flags.
@@ -35,6 +35,18 @@ function cudaIncludes(root, env) {
   return dirs;
 }
 
+/**
+ * The OpenMP runtime lorkd's kernels link (they are compiled with -fopenmp: ATen's parallel_for
+ * is an OpenMP pragma in a header). It must be libtorch's own, or the process holds two runtimes
+ * and at::set_num_threads would not reach lorkd's kernels: a pip PyTorch ships its GNU OpenMP
+ * renamed in lib/ (libgomp-<hash>.so.1), linked here by path; otherwise the system's libgomp
+ * (Debian's libtorch uses it).
+ */
+function openmp(lib) {
+  const bundled = lib && exists(lib) ? fs.readdirSync(lib).filter((f) => /^libgomp.*\.so(\.\d+)*$/.test(f)).sort() : [];
+  return bundled.length ? [path.join(lib, bundled[0])] : ['-lgomp'];
+}
+
 function config(root, env = process.env) {
   if (!root) {
     return {
@@ -42,6 +54,7 @@ function config(root, env = process.env) {
       libs: ['-ltorch', '-ltorch_cpu', '-lc10'],
       defines: exists('/usr/include/gloo/config.h') ? ['USE_C10D_GLOO'] : [],
       cflags: [],
+      openmp: openmp(''),
     };
   }
   if (!exists(path.join(root, 'include', 'torch'))) {
@@ -63,7 +76,7 @@ function config(root, env = process.env) {
   // --no-as-needed: nothing in lorkd names a libtorch_cuda symbol, but loading it registers CUDA.
   if (cudaLibs.length) libs.push('-Wl,--no-as-needed', ...cudaLibs, '-Wl,--as-needed');
   const abi = cxxAbi(root);
-  return { include, libs, defines: [...new Set(defines)], cflags: abi === null ? [] : [`-D_GLIBCXX_USE_CXX11_ABI=${abi}`] };
+  return { include, libs, defines: [...new Set(defines)], cflags: abi === null ? [] : [`-D_GLIBCXX_USE_CXX11_ABI=${abi}`], openmp: openmp(lib) };
 }
 
 module.exports = { config, cxxAbi };
@@ -72,7 +85,7 @@ if (require.main === module) {
   const what = process.argv[2];
   try {
     const c = config(process.env.LIBTORCH || '', process.env);
-    if (!(what in c)) throw new Error(`torch-config: unknown query ${what} (include, libs, defines, cflags)`);
+    if (!(what in c)) throw new Error(`torch-config: unknown query ${what} (include, libs, defines, cflags, openmp)`);
     console.log(c[what].join(' '));
   } catch (e) {
     console.error(e.message);

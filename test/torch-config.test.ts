@@ -13,7 +13,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.resolve(here, '../../native/torch-config.cjs');
 const require = createRequire(import.meta.url);
 const { config } = require(script) as {
-  config: (root: string, env?: Record<string, string | undefined>) => { include: string[]; libs: string[]; defines: string[]; cflags: string[] };
+  config: (root: string, env?: Record<string, string | undefined>) => { include: string[]; libs: string[]; defines: string[]; cflags: string[]; openmp: string[] };
 };
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'lorkd-torch-config-'));
@@ -37,6 +37,14 @@ describe('torch-config', () => {
     assert.deepEqual(c.include, ['/usr/include/torch/csrc/api/include']);
     assert.deepEqual(c.libs, ['-ltorch', '-ltorch_cpu', '-lc10']);
     assert.deepEqual(c.cflags, []);
+    assert.deepEqual(c.openmp, ['-lgomp'], "the system's GNU OpenMP, the one Debian's libtorch uses");
+  });
+
+  test("a pip torch/ folder's bundled OpenMP runtime is linked by path (one runtime in the process); a zip without one links -lgomp", () => {
+    const pip = layout('pip-gomp', { 'include/torch/torch.h': '', 'lib/libtorch.so': '', 'lib/libgomp-a34b3233.so.1': '' });
+    assert.deepEqual(config(pip, noCuda).openmp, [path.join(pip, 'lib', 'libgomp-a34b3233.so.1')]);
+    const zip = layout('zip-no-gomp', { 'include/torch/torch.h': '', 'lib/libtorch.so': '' });
+    assert.deepEqual(config(zip, noCuda).openmp, ['-lgomp']);
   });
 
   test('a CPU libtorch zip: its include and lib folders, rpath, no CUDA libraries', () => {
