@@ -57,9 +57,6 @@ at::Tensor emptyRows(const lorkd::PixelRows& like, int64_t c, int64_t h, int64_t
   return at::empty({like.n, c, h, w}, at::TensorOptions().dtype(at::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
 }
 
-// Rows per parallel chunk: about 64 Ki output values each (smaller chunks cost more in the
-// threads' start and join than they save at batch 1).
-int64_t grainRows(int64_t cols) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(cols, 1)); }
 
 LORKD_SIMD void biasRelu(float* __restrict__ o, const float* __restrict__ b, int64_t rows, int64_t cols, bool relu) {
   for (int64_t i = 0; i < rows; i++, o += cols) {

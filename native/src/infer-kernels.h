@@ -12,6 +12,10 @@ struct PixelRows {
   int64_t n = 0, c = 0, h = 0, w = 0, ld = 0;
   int64_t rows() const { return n * h * w; }
 };
+// Rows per parallel chunk of a pass over rows of `cols` values: about 64 Ki values each (smaller
+// chunks cost more in the threads' start and join than they save at batch 1).
+inline int64_t grainRows(int64_t cols) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(cols, 1)); }
+
 // Whether x has that layout (and no autograd record to keep); fills `r` if so.
 bool pixelRows(const at::Tensor& x, PixelRows& r);
 // Whether x has that layout, whatever its autograd record (the caller keeps it: shuffle-grad.cc).

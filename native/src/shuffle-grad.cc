@@ -49,8 +49,8 @@ struct CatShuffle : public torch::autograd::Function<CatShuffle> {
     at::Tensor ga = at::empty({rg.n, C, rg.h, rg.w}, opts), gb = at::empty({rg.n, C, rg.h, rg.w}, opts);
     float *pa = ga.data_ptr<float>(), *pb = gb.data_ptr<float>();
     const float* pg = rg.data;
-    const int64_t ld = rg.ld, grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(rg.c, 1));
-    at::parallel_for(0, rg.rows(), grain, [&](int64_t i0, int64_t i1) {
+    const int64_t ld = rg.ld;
+    at::parallel_for(0, rg.rows(), lorkd::grainRows(rg.c), [&](int64_t i0, int64_t i1) {
       deinterleave(pg + i0 * ld, ld, pa + i0 * C, pb + i0 * C, i1 - i0, C);
     });
     return {ga, gb};
