@@ -20,7 +20,8 @@
         "src/eks-pointwise.cc",
         "src/shuffle-unit.cc",
         "src/shuffle-grad.cc",
-        "src/resnet-trunk.cc"
+        "src/resnet-trunk.cc",
+        "src/few-rows-conv.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

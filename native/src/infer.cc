@@ -5,6 +5,7 @@
 // float32 CPU tensor, autocast on, or a libtorch without those ops) the same call runs
 // at::conv2d and an in-place ReLU: the result is the same function.
 #include "common.h"
+#include "few-rows-conv.h"
 #include "prepacked.h"
 
 #include <ATen/autocast_mode.h>
@@ -24,8 +25,13 @@ c10::optional<c10::OperatorHandle> findOp(const char* name) {
   return c10::Dispatcher::singleton().findSchema({name, ""});
 }
 
-// A pre-packed convolution: the IValue holding ATen's ConvOpContext, owned by a JS External.
-using Packed = c10::IValue;
+// A pre-packed convolution, owned by a JS External: the IValue holding ATen's ConvOpContext, and
+// the same weight packed for few output pixels (lorkd::fewRowsConv), made on the first such input.
+struct Packed {
+  explicit Packed(c10::IValue p) : prepacked(std::move(p)) {}
+  c10::IValue prepacked;
+  lorkd::LazyFewRows few;
+};
 
 bool packable(const at::Tensor& x) {
   return x.is_cpu() && x.scalar_type() == at::kFloat && !at::autocast::is_cpu_enabled() && x.dim() == 4;
@@ -82,13 +88,18 @@ at::Tensor runPrepacked(const c10::IValue& packed, const at::Tensor& x) {
 
 at::Tensor runPrepacked(const Napi::Value& packed, const at::Tensor& x) {
   if (!packed.IsExternal()) return at::Tensor();
-  return runPrepacked(*packed.As<Napi::External<Packed>>().Data(), x);
+  return runPrepacked(packed.As<Napi::External<Packed>>().Data()->prepacked, x);
 }
 }  // namespace lorkd
 
-// convInfer(x, w, b|null, packed|null, stride, padding, dilation, groups, relu)
+// convInfer(x, w, b|null, packed|null, stride, padding, dilation, groups, relu): few output pixels over a
+// large weight run through the few-rows packing (few-rows-conv.h), the rest pre-packed by oneDNN.
 DEF("convInfer", {
   at::Tensor& x = T(0);
+  if (info[3].IsExternal()) {
+    auto few = fewRowsConv(info[3].As<Napi::External<Packed>>().Data()->few, x, T(1), OT(2), IV(4), IV(5), IV(6), I(7), B(8));
+    if (few.defined()) R(few);
+  }
   auto pre = runPrepacked(info[3], x);
   if (pre.defined()) R(pre);
   auto y = at::conv2d(x, T(1), OT(2), IV(4), IV(5), IV(6), I(7));

@@ -13,6 +13,7 @@
 // and the ReLU run in place on the blocked tensors. The function is the folded network's: outputs
 // equal the unfolded model's within 1e-5 (test/infer-plan.test.ts).
 #include "common.h"
+#include "few-rows-conv.h"
 
 #include <memory>
 
@@ -23,6 +24,9 @@ struct TrunkConv {
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups = 1;
   bool relu = false;
+  int64_t cout = 0, kh = 0, kw = 0, k = 0;  // output channels, window, and kh * kw * Cin
+  // The weight packed for few output pixels, made on the first batch that has them.
+  std::shared_ptr<lorkd::LazyFewRows> few = std::make_shared<lorkd::LazyFewRows>();
 };
 
 struct TrunkBlock {
@@ -65,6 +69,8 @@ std::unique_ptr<TrunkConv> convOf(const Napi::Value& v) {
   c->relu = a.Get(6u).As<Napi::Boolean>().Value();
   c->bias = tensorAt(1).contiguous().clone();
   if (c->bias.dim() != 1 || c->bias.size(0) != w.size(0)) throw std::invalid_argument("resnetTrunkPrepare: a bias must have one value per output channel");
+  c->cout = w.size(0), c->kh = w.size(2), c->kw = w.size(3);
+  c->k = w.size(1) * w.size(2) * w.size(3);
   c->weight = at::mkldnn_reorder_conv2d_weight(w.contiguous().to_mkldnn(), c->padding, c->stride, c->dilation, c->groups);
   return c;
 }
@@ -73,6 +79,24 @@ at::Tensor runConv(const TrunkConv& c, const at::Tensor& x) {
   at::Tensor y = at::mkldnn_convolution(x, c.weight, c.bias, c.padding, c.stride, c.dilation, c.groups);
   if (c.relu) at::relu_(y);
   return y;
+}
+
+// relu?(c(x) + residual?) on a dense channels_last x, through the weight packed for few rows.
+at::Tensor runFew(const TrunkConv& c, const at::Tensor& x, const at::Tensor* residual, bool relu) {
+  const lorkd::FewRowsConv& f = c.few->get([&] { return lorkd::fewRowsPack(c.weight.to_dense(), c.bias, c.stride, c.padding, c.dilation); });
+  return lorkd::fewRowsRun(f, x, residual, relu);
+}
+
+// Whether block b, on an input (N, C, H, W), reads more weight than it computes on: few output
+// pixels and a large weight (lorkd::fewRowsPays), every convolution dense.
+bool fewBlock(const TrunkBlock& b, at::IntArrayRef in) {
+  for (const auto& c : b.convs)
+    if (c.groups != 1) return false;
+  if (b.down && b.down->groups != 1) return false;
+  const TrunkConv& c = b.convs.front();
+  const int64_t oh = (in[2] + 2 * c.padding[0] - c.dilation[0] * (c.kh - 1) - 1) / c.stride[0] + 1;
+  const int64_t ow = (in[3] + 2 * c.padding[1] - c.dilation[1] * (c.kw - 1) - 1) / c.stride[1] + 1;
+  return lorkd::fewRowsPays(in[0] * oh * ow, c.k, c.cout);
 }
 }  // namespace
 
@@ -125,7 +149,21 @@ DEF("resnetTrunkRun", {
   at::Tensor y = x.to_mkldnn();
   if (t.stem) y = runConv(*t.stem, y);
   if (t.pool) y = at::mkldnn_max_pool2d(y, t.poolKernel, t.poolStride, t.poolPadding, t.poolDilation, t.poolCeil);
+  // From the first block that is read-bound (batch 1, deep layers) on, the blocks run on a dense
+  // channels_last tensor through the few-rows kernel, the sum and ReLU in its last convolution.
+  bool few = false;
   for (const auto& b : t.blocks) {
+    if (!few && fewBlock(b, y.sizes())) {
+      y = y.to_dense().contiguous(at::MemoryFormat::ChannelsLast);
+      few = true;
+    }
+    if (few) {
+      const at::Tensor identity = b.down ? runFew(*b.down, y, nullptr, b.down->relu) : y;
+      at::Tensor o = y;
+      for (size_t i = 0; i + 1 < b.convs.size(); i++) o = runFew(b.convs[i], o, nullptr, b.convs[i].relu);
+      y = runFew(b.convs.back(), o, &identity, true);
+      continue;
+    }
     const at::Tensor identity = b.down ? runConv(*b.down, y) : y;
     at::Tensor o = y;
     for (const auto& c : b.convs) o = runConv(c, o);
@@ -133,7 +171,7 @@ DEF("resnetTrunkRun", {
     at::relu_(o);
     y = o;
   }
-  R(y.to_dense());
+  R(few ? y : y.to_dense());
 })
 
 // resnetTrunkFree(trunk): drops the trunk's weights now (not at garbage collection).
