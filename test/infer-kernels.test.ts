@@ -11,7 +11,7 @@ import { N } from '../src/tensor/ops-native.js';
 import { channelShuffle, catShuffle, createModel } from '../src/models/index.js';
 import { DecompositionModel } from '../src/lorkd/index.js';
 import { Routing } from '../src/lorkd/routing.js';
-import { InferencePlan } from '../src/infer/index.js';
+import { InferencePlan, InferenceConv2d, fewRowsLimits } from '../src/infer/index.js';
 import { randomizeBatchNorms, randomizeDecomposition, smallShuffleDecomposition } from './helpers/random-decomposition.js';
 import { withThreads } from './helpers/threads.js';
 import { preparedUnit } from './helpers/prepared-unit.js';
@@ -22,6 +22,8 @@ const THREADS = [1, 2];
 
 test('1x1 convolution kernel: equals conv2d + bias (+ ReLU) on channels_last input and on a channel slice read in place', () => {
   manualSeed(3);
+  // The few-rows pass off: with it, 4 rows over 464 x 1024 weights go there instead (next test).
+  const bounds = fewRowsLimits({ maxRows: 0 });
   for (const threads of THREADS) {
     withThreads(threads, () =>
       tidy(() => {
@@ -45,9 +47,10 @@ test('1x1 convolution kernel: equals conv2d + bias (+ ReLU) on channels_last inp
       }),
     );
   }
+  fewRowsLimits(bounds);
 });
 
-test('1x1 convolution kernel: null for NCHW input, a large output over many pixel rows (oneDNN is faster there) or a weight that does not fit', () => {
+test('1x1 convolution kernel: null for NCHW input, a large output over many pixel rows (oneDNN is faster there), few rows over a large weight (the few-rows pass) or a weight that does not fit', () => {
   tidy(() => {
     const w = randn([16, 8, 1, 1]);
     const b = randn([16]);
@@ -63,6 +66,8 @@ test('1x1 convolution kernel: null for NCHW input, a large output over many pixe
     const d = maxDiff(Tensor.wrap(got as never), ref);
     assert.ok(d <= 1e-3, `${d}`);
     assert.equal(N.pointwiseConvInfer(randn([1, 9, 4, 4]).contiguous('channels_last').handle, w.handle, b.handle, false), null, 'Cin 9 vs 8');
+    // 4 rows over 475 Ki weights: the few-rows pass's (through convInfer), not this kernel's.
+    assert.equal(N.pointwiseConvInfer(randn([1, 464, 2, 2]).contiguous('channels_last').handle, wide.handle, bias.handle, false), null, 'few rows');
   });
 });
 
@@ -229,6 +234,26 @@ test('a unit the native call does not take (float64) runs its own layers in eval
   model.dispose();
 });
 
+test('a plain stem-like InferenceConv2d equals conv2d (+ ReLU) within 1e-5 through the stem kernel (small outputs) and oneDNN (large)', () => {
+  manualSeed(12);
+  tidy(() => {
+    const w = randn([24, 3, 3, 3]).mul(0.3);
+    const b = randn([24]);
+    for (const relu of [true, false]) {
+      const layer = new InferenceConv2d({ weight: w.clone(), bias: b.clone() }, { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 }, relu);
+      // 24,576 and 602,112 output values (the kernel's bound is 384 Ki).
+      for (const [n, s] of [[1, 64], [2, 224]] as const) {
+        const x = randn([n, 3, s, s]).contiguous('channels_last');
+        const conv = conv2d(x, w, b, { stride: 2, padding: 1 });
+        const ref = relu ? conv.relu() : conv;
+        const got = noGrad(() => layer.forward(x));
+        assert.ok(maxDiff(got, ref) <= 1e-5 * Math.max(1, ref.abs().amax().item()), `${n}x${s} relu ${relu}: ${maxDiff(got, ref)}`);
+      }
+      layer.dispose();
+    }
+  });
+});
+
 test('stem kernel: equals conv2d for 8-64 output channels (one weight, or one per task by the counts); null where it does not apply', (t) => {
   if (!N.stemConvInfer(randn([1, 3, 8, 8]).contiguous('channels_last').handle, N.stemTaps(randn([8, 3, 3, 3]).handle, null, null, 1), 3, 3, null, [1, 1], [1, 1], false, null)) {
     return t.skip('no AVX2 with FMA on this CPU: the stem runs oneDNN');
@@ -237,7 +262,7 @@ test('stem kernel: equals conv2d for 8-64 output channels (one weight, or one pe
   for (const threads of THREADS) {
     withThreads(threads, () =>
       tidy(() => {
-        for (const [n, cin, s, cout, k, stride, pad] of [[1, 3, 64, 24, 3, 2, 1], [3, 1, 9, 16, 3, 1, 0], [2, 3, 10, 64, 5, 2, 2], [1, 2, 7, 8, 1, 1, 0]] as const) {
+        for (const [n, cin, s, cout, k, stride, pad] of [[1, 3, 64, 24, 3, 2, 1], [3, 1, 9, 16, 3, 1, 0], [2, 3, 10, 64, 5, 2, 2], [1, 2, 7, 8, 1, 1, 0], [1, 3, 12, 40, 3, 1, 1], [1, 3, 11, 48, 3, 2, 1], [1, 3, 20, 32, 3, 1, 1]] as const) {
           const x = randn([n, cin, s, s]).contiguous('channels_last');
           const w = randn([cout, cin, k, k]);
           const b = randn([cout]);

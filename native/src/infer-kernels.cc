@@ -8,6 +8,7 @@
 #include "infer-kernels.h"
 
 #include "common.h"
+#include "few-rows-conv.h"
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
@@ -120,11 +121,71 @@ LORKD_SIMD void maxRow(const float* __restrict__ x, float* __restrict__ o, int64
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4)));
 
-template <int NB>
-__attribute__((target("avx2,fma"))) void stemRow(const float* x, const float* taps, const float* b, float* o, int64_t Cin,
-                                                 const Window& g, int64_t oy, int64_t wo, bool relu) {
+// PX output pixels side by side whose every tap is inside the input horizontally (rows ky0..ky1
+// of the window inside vertically): PX x NB sums in registers, so that the multiply-adds of
+// different pixels overlap (one pixel's NB chains wait on the FMA latency).
+template <int NB, int PX>
+__attribute__((target("avx2,fma"), always_inline)) inline void stemPixels(const float* x, const float* taps, const float* b, float* o,
+                                                                         int64_t Cin, const Window& g, int64_t oy, int64_t ox0,
+                                                                         int64_t ky0, int64_t ky1, bool relu) {
   constexpr int64_t Cout = NB * 8;
-  for (int64_t ox = 0; ox < wo; ox++, o += Cout) {
+  v8 acc[PX][NB];
+#pragma GCC unroll 8
+  for (int p = 0; p < PX; p++)
+#pragma GCC unroll 8
+    for (int k = 0; k < NB; k++) acc[p][k] = b ? *reinterpret_cast<const v8u*>(b + 8 * k) : v8{};
+  const int64_t step = g.sw * g.ld;
+  for (int64_t ky = ky0; ky < ky1; ky++) {
+    const float* xr = x + ((oy * g.sh - g.ph + ky) * g.W + ox0 * g.sw - g.pw) * g.ld;
+    for (int64_t kx = 0; kx < g.kw; kx++) {
+      const float* w = taps + (ky * g.kw + kx) * Cin * Cout;
+      const float* xp = xr + kx * g.ld;
+      for (int64_t ci = 0; ci < Cin; ci++, w += Cout) {
+        v8 wv[NB];
+#pragma GCC unroll 8
+        for (int k = 0; k < NB; k++) wv[k] = *reinterpret_cast<const v8u*>(w + 8 * k);
+#pragma GCC unroll 8
+        for (int p = 0; p < PX; p++) {
+          const v8 v = v8{} + xp[p * step + ci];
+#pragma GCC unroll 8
+          for (int k = 0; k < NB; k++) acc[p][k] += v * wv[k];
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < PX; p++)
+#pragma GCC unroll 8
+    for (int k = 0; k < NB; k++) {
+      v8 r = acc[p][k];
+      if (relu) r = r > v8{} ? r : v8{};
+      *reinterpret_cast<v8u*>(o + p * Cout + 8 * k) = r;
+    }
+}
+
+template <int NB>
+__attribute__((target("avx2,fma"), optimize("O3"))) void stemRow(const float* x, const float* taps, const float* b, float* o, int64_t Cin,
+                                                                 const Window& g, int64_t oy, int64_t wo, bool relu) {
+  constexpr int64_t Cout = NB * 8;
+  // Pixels per register block: PX x NB sums, NB weights and a broadcast within 16 registers.
+  constexpr int PX = NB >= 7 ? 1 : (12 / NB > 6 ? 6 : 12 / NB);
+  // The window rows inside the input for this output row, and the outputs whose columns all are.
+  const int64_t top = oy * g.sh - g.ph;
+  const int64_t ky0 = std::max<int64_t>(0, -top), ky1 = std::min<int64_t>(g.kh, g.H - top);
+  const int64_t lo = (g.pw + g.sw - 1) / g.sw;
+  const int64_t hi = g.W + g.pw - g.kw >= 0 ? std::min<int64_t>(wo, (g.W + g.pw - g.kw) / g.sw + 1) : 0;
+  for (int64_t ox = 0; ox < wo;) {
+    if (ox >= lo && ox + PX <= hi) {
+      stemPixels<NB, PX>(x, taps, b, o + ox * Cout, Cin, g, oy, ox, ky0, ky1, relu);
+      ox += PX;
+      continue;
+    }
+    if (ox >= lo && ox < hi) {
+      stemPixels<NB, 1>(x, taps, b, o + ox * Cout, Cin, g, oy, ox, ky0, ky1, relu);
+      ox++;
+      continue;
+    }
+    // An edge pixel: the taps inside the input only.
     v8 acc[NB];
 #pragma GCC unroll 8
     for (int k = 0; k < NB; k++) acc[k] = b ? *reinterpret_cast<const v8u*>(b + 8 * k) : v8{};
@@ -140,8 +201,9 @@ __attribute__((target("avx2,fma"))) void stemRow(const float* x, const float* ta
     for (int k = 0; k < NB; k++) {
       v8 r = acc[k];
       if (relu) r = r > v8{} ? r : v8{};
-      *reinterpret_cast<v8u*>(o + 8 * k) = r;
+      *reinterpret_cast<v8u*>(o + ox * Cout + 8 * k) = r;
     }
+    ox++;
   }
 }
 
@@ -376,7 +438,10 @@ std::pair<at::Tensor, at::Tensor> lowRankRowFactors(const at::Tensor& A, const a
 bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, const at::Tensor& Bt,
                     const std::vector<int64_t>& counts, double s, bool relu) {
   PixelRows r;
-  if (!pixelRows(x, r) || !out.is_contiguous(at::MemoryFormat::ChannelsLast) || !denseFloat(out) || !denseFloat(At) || !denseFloat(Bt)) return false;
+  // out is channels_last: dense as pixel rows, not in NCHW order (denseFloat asks for the latter).
+  if (!pixelRows(x, r) || !out.is_contiguous(at::MemoryFormat::ChannelsLast) || !out.is_cpu() || out.scalar_type() != at::kFloat ||
+      out.requires_grad() || !denseFloat(At) || !denseFloat(Bt))
+    return false;
   const int64_t T = At.size(0), rank = At.size(2), cout = out.size(1), hw = r.h * r.w;
   if (At.dim() != 3 || Bt.dim() != 3 || At.size(1) != r.c || Bt.size(0) != T || Bt.size(1) != rank || Bt.size(2) != cout ||
       static_cast<int64_t>(counts.size()) != T || out.size(0) != r.n || out.size(2) != r.h || out.size(3) != r.w)
@@ -431,10 +496,15 @@ at::Tensor interleaveRows(const PixelRows& ra, const PixelRows& rb) {
 }
 }  // namespace lorkd
 
-// pointwiseConvInfer(x, w, bias|null, relu) -> out | null (null: not this kernel's case).
+// pointwiseConvInfer(x, w, bias|null, relu) -> out | null (null: not this kernel's case, or few
+// pixel rows over a large weight, which the caller's convInfer runs through the few-rows pass:
+// ShuffleNetV2's conv5 at 64 px batch 1, 106 against 118 us on one thread).
 DEF("pointwiseConvInfer", {
   auto b = OT(2);
-  auto out = pointwiseConv(T(0), T(1), b ? *b : at::Tensor(), B(3));
+  const at::Tensor& x = T(0);
+  const at::Tensor& w = T(1);
+  if (x.dim() == 4 && w.dim() == 4 && lorkd::fewRowsPays(x.size(0) * x.size(2) * x.size(3), w.size(1), w.size(0))) return ENV.Null();
+  auto out = pointwiseConv(x, w, b ? *b : at::Tensor(), B(3));
   if (!out.defined()) return ENV.Null();
   R(out);
 })

@@ -23,6 +23,20 @@ function stemLike(w: Tensor, g: ConvGeometry): boolean {
   return g.groups === 1 && g.dilation.every((d) => d === 1) && cin * kh * kw <= 64 && cout % 8 === 0 && cout <= 64;
 }
 
+// A network's first layer (stemLike) runs the stem kernel up to this many output values, oneDNN's
+// pre-packed convolution above. ShuffleNetV2's stem (3 -> 24, 3x3, stride 2), one and two threads:
+// 21 / 16 us against 38 / 35 at 64 px batch 1, 237 against 276 us at 224 px batch 1 (one thread),
+// level at 64 px batch 8, slower from 224 px batch 2 (602 Ki values: 473 against 413 us).
+const STEM_KERNEL_OUTPUTS = 384 << 10;
+
+/** Output values of a convolution (cout channels, window kh x kw) on x (N, C, H, W). */
+function stemOutputs(x: Tensor, kh: number, kw: number, cout: number, g: ConvGeometry): number {
+  if (x.ndim !== 4) return Infinity;
+  const [n, , h, w] = x.shape;
+  const out = (size: number, k: number, i: number) => Math.floor((size + 2 * g.padding[i]! - g.dilation[i]! * (k - 1) - 1) / g.stride[i]!) + 1;
+  return n! * out(h!, kh, 0) * out(w!, kw, 1) * cout;
+}
+
 /** Stride, padding, dilation and groups of a convolution. */
 export interface ConvGeometry {
   stride: number[];
@@ -59,7 +73,7 @@ export class InferenceConv2d extends FoldedLayer {
   // undefined: not tried yet; null: no pre-packed path for these weights.
   #packed: unknown = undefined;
   // The hand-written kernel for this geometry (null: none); it answers null for an input it does not take.
-  readonly #kernel: ((x: unknown, w: unknown, b: unknown) => unknown) | null;
+  readonly #kernel: ((x: Tensor, w: unknown, b: unknown) => unknown) | null;
 
   constructor(folded: FoldedConv, geometry: ConvGeometry, relu: boolean) {
     super(folded, geometry, relu);
@@ -67,10 +81,13 @@ export class InferenceConv2d extends FoldedLayer {
     const g = geometry;
     const unit = g.dilation.every((d) => d === 1);
     if (unit && g.groups === 1 && kh === 1 && kw === 1 && g.stride.every((s) => s === 1) && g.padding.every((p) => p === 0)) {
-      this.#kernel = (x, w, b) => N.pointwiseConvInfer(x, w, b, relu);
+      this.#kernel = (x, w, b) => N.pointwiseConvInfer(x.handle, w, b, relu);
     } else if (unit && cinPerGroup === 1 && g.groups === cout) {
       const taps = this.#taps(N.depthwiseTaps(folded.weight.handle));
-      this.#kernel = (x, _w, b) => N.depthwiseConvInfer(x, taps, kh, kw, b, g.stride, g.padding, relu);
+      this.#kernel = (x, _w, b) => N.depthwiseConvInfer(x.handle, taps, kh, kw, b, g.stride, g.padding, relu);
+    } else if (stemLike(folded.weight, g)) {
+      const taps = this.#taps(N.stemTaps(folded.weight.handle, null, null, 1));
+      this.#kernel = (x, _w, b) => (stemOutputs(x, kh, kw, cout, g) <= STEM_KERNEL_OUTPUTS ? N.stemConvInfer(x.handle, taps, kh, kw, b, g.stride, g.padding, relu, []) : null);
     } else {
       this.#kernel = null;
     }
@@ -87,7 +104,7 @@ export class InferenceConv2d extends FoldedLayer {
     const b = this.getBuffer('bias');
     const g = this.geometry;
     if (this.#kernel !== null) {
-      const y = this.#kernel(x.handle, w.handle, b.handle) as NativeHandle | null;
+      const y = this.#kernel(x, w.handle, b.handle) as NativeHandle | null;
       if (y !== null) return TensorClass.wrap(y);
     }
     if (this.#packed === undefined && x.ndim === 4 && x.device === 'cpu' && x.dtype === 'float32') {
