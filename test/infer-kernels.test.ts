@@ -27,7 +27,7 @@ test('1x1 convolution kernel: equals conv2d + bias (+ ReLU) on channels_last inp
   for (const threads of THREADS) {
     withThreads(threads, () =>
       tidy(() => {
-        for (const [n, c, h, w, cout] of [[1, 464, 2, 2, 1024], [2, 58, 3, 5, 58], [1, 24, 16, 16, 58], [3, 7, 1, 1, 5]] as const) {
+        for (const [n, c, h, w, cout] of [[1, 464, 2, 2, 1024], [2, 58, 3, 5, 58], [1, 24, 16, 16, 58], [3, 7, 1, 1, 5], [2, 16, 16, 16, 24]] as const) {
           const wt = randn([cout, c, 1, 1]);
           const b = randn([cout]);
           for (const relu of [false, true]) {
@@ -37,11 +37,17 @@ test('1x1 convolution kernel: equals conv2d + bias (+ ReLU) on channels_last inp
             assert.ok(got, `${[n, c, h, w, cout]} runs the kernel`);
             assert.ok(got.isContiguous('channels_last'));
             assert.ok(maxDiff(got, ref) <= 1e-4, `${[n, c, h, w, cout]} relu ${relu} ${threads}t: ${maxDiff(got, ref)}`);
+            // With the (Cin, Cout) copy: read as is up to 256 rows (all of these), the same values.
+            const plain = Tensor.wrap(N.pointwiseTransposed(wt.handle));
+            assert.deepEqual(plain.shape, [c, cout]);
+            const viaPlain = wrapOrNull(N.pointwiseConvInfer(x.handle, wt.handle, b.handle, relu, plain.handle))!;
+            assert.ok(maxDiff(viaPlain, ref) <= 1e-4, `${[n, c, h, w, cout]} relu ${relu} ${threads}t, (Cin, Cout) weight: ${maxDiff(viaPlain, ref)}`);
             // The second half of a channels_last tensor of twice the channels: rows 2c apart.
             const wide = randn([n, 2 * c, h, w]).contiguous('channels_last');
             const slice = wide.narrow(1, c, c);
             const refSlice = tidy(() => conv2d(slice.contiguous(), wt, b));
             assert.ok(maxDiff(wrapOrNull(N.pointwiseConvInfer(slice.handle, wt.handle, b.handle, false))!, refSlice) <= 1e-4, 'channel slice');
+            assert.ok(maxDiff(wrapOrNull(N.pointwiseConvInfer(slice.handle, wt.handle, b.handle, false, plain.handle))!, refSlice) <= 1e-4, 'channel slice, (Cin, Cout) weight');
           }
         }
       }),

@@ -49,6 +49,11 @@ constexpr int64_t kSmallOutput = 32768;
 // 8-10% faster at 224 px batch 1, level at batch 8, 64 px batch 32 5-15% faster; above 4 Ki rows
 // (224 px batch 8 and up) the reorder is shared by enough rows, and oneDNN stays.
 constexpr int64_t kFewRows = 4096;
+// Up to this many pixel rows a 1x1 convolution's GEMM reads the weight as (Cin, Cout) where the
+// caller keeps that copy: dnnl_sgemm's NN case beat its NT case on every ShuffleNetV2 shape at
+// 4-256 rows (4 x 232 x 232: 3.9 against 6.1 us; 32 x 232 x 232: 22 against 28 us) and lost by
+// 5-11% from 392 rows on. Whole forwards, one thread: 2-8% faster at 64 px batch 1 and 8.
+constexpr int64_t kPlainWeightRows = 256;
 
 bool denseFloat(const at::Tensor& t) {
   return t.is_cpu() && t.scalar_type() == at::kFloat && !t.requires_grad() && t.is_contiguous();
@@ -338,7 +343,9 @@ bool pixelLayout(const at::Tensor& x, PixelRows& r) {
 
 bool pointwiseAvailable() { return findDnnlSgemm() != nullptr; }
 
-at::Tensor pointwiseConv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, bool relu) {
+at::Tensor pointwiseTransposed(const at::Tensor& w) { return w.reshape({w.size(0), -1}).t().contiguous(); }
+
+at::Tensor pointwiseConv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, bool relu, const at::Tensor& wt) {
   const DnnlSgemm sgemm = findDnnlSgemm();
   PixelRows r;
   if (!sgemm || !pixelRows(x, r) || !denseFloat(w) || w.dim() != 4 || w.size(1) != r.c || w.size(2) != 1 || w.size(3) != 1) return {};
@@ -349,7 +356,10 @@ at::Tensor pointwiseConv(const at::Tensor& x, const at::Tensor& w, const at::Ten
   float* o = out.data_ptr<float>();
   const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
   // One GEMM on the dense weight, then the bias and ReLU in one parallel pass.
-  if (sgemm('N', 'T', m, cout, r.c, 1.f, r.data, r.ld, w.data_ptr<float>(), r.c, 0.f, o, cout) != 0) return {};
+  const bool plain = m <= kPlainWeightRows && wt.defined() && denseFloat(wt) && wt.dim() == 2 && wt.size(0) == r.c && wt.size(1) == cout;
+  if (plain ? sgemm('N', 'N', m, cout, r.c, 1.f, r.data, r.ld, wt.data_ptr<float>(), cout, 0.f, o, cout) != 0
+            : sgemm('N', 'T', m, cout, r.c, 1.f, r.data, r.ld, w.data_ptr<float>(), r.c, 0.f, o, cout) != 0)
+    return {};
   addBiasRelu(o, b, m, cout, relu);
   return out;
 }
@@ -496,7 +506,9 @@ at::Tensor interleaveRows(const PixelRows& ra, const PixelRows& rb) {
 }
 }  // namespace lorkd
 
-// pointwiseConvInfer(x, w, bias|null, relu) -> out | null (null: not this kernel's case, or few
+// pointwiseTransposed(w) -> the 1x1 weight as (Cin, Cout), pointwiseConvInfer's wt.
+DEF("pointwiseTransposed", R(pointwiseTransposed(T(0)));)
+// pointwiseConvInfer(x, w, bias|null, relu, wt|null) -> out | null (null: not this kernel's case, or few
 // pixel rows over a large weight, which the caller's convInfer runs through the few-rows pass:
 // ShuffleNetV2's conv5 at 64 px batch 1, 106 against 118 us on one thread).
 DEF("pointwiseConvInfer", {
@@ -504,7 +516,8 @@ DEF("pointwiseConvInfer", {
   const at::Tensor& x = T(0);
   const at::Tensor& w = T(1);
   if (x.dim() == 4 && w.dim() == 4 && lorkd::fewRowsPays(x.size(0) * x.size(2) * x.size(3), w.size(1), w.size(0))) return ENV.Null();
-  auto out = pointwiseConv(x, w, b ? *b : at::Tensor(), B(3));
+  auto wt = OT(4);
+  auto out = pointwiseConv(x, w, b ? *b : at::Tensor(), B(3), wt ? *wt : at::Tensor());
   if (!out.defined()) return ENV.Null();
   R(out);
 })

@@ -33,8 +33,12 @@ void addBiasRelu(float* o, const float* b, int64_t rows, int64_t cols, bool relu
 // GEMM over the pixel rows (oneDNN's dnnl_sgemm, threaded like ATen) and one pass adding the
 // bias and clamping. Undefined where it does not apply (layout, dtype, no dnnl_sgemm in the
 // libtorch loaded, or an output past 32 Ki values over more than 4 Ki pixel rows, where oneDNN's convolution is faster): the
-// caller runs the convolution.
-at::Tensor pointwiseConv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, bool relu);
+// caller runs the convolution. `wt`, where given, is w as (Cin, Cout) (pointwiseTransposed): over
+// at most 256 pixel rows the GEMM reads it as is, which dnnl_sgemm does faster than the transposed
+// (Cout, Cin) read (ShuffleNetV2's 1x1 shapes at 4-128 rows: 3.3-22 against 3.7-28 us, one thread).
+at::Tensor pointwiseConv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, bool relu, const at::Tensor& wt = {});
+// The 1x1 weight (Cout, Cin, 1, 1) as pointwiseConv's `wt`: (Cin, Cout), contiguous.
+at::Tensor pointwiseTransposed(const at::Tensor& w);
 
 // relu?(depthwise conv(x, w) + b) with a k x k window (kh, kw), any stride and padding, dilation 1,
 // on pixel rows, as a direct loop vectorised over channels. `taps` is the weight (C, 1, kh, kw)

@@ -20,6 +20,7 @@
 namespace {
 struct ConvStep {
   at::Tensor weight, taps, bias;  // taps: the depthwise weight tap-major (depthwise steps only)
+  at::Tensor weightT;              // a 1x1 weight as (Cin, Cout), for the GEMM over few rows
   int64_t groups = 1;
   std::vector<int64_t> stride, padding;
   bool relu = false;
@@ -74,7 +75,7 @@ at::Tensor runStep(Unit& u, ConvStep& s, const at::Tensor& x, const std::vector<
 at::Tensor runConv(Unit& u, ConvStep& s, const at::Tensor& x, bool relu) {
   at::Tensor y;
   if (pointwise(s))
-    y = lorkd::pointwiseConv(x, s.weight, s.bias, relu);
+    y = lorkd::pointwiseConv(x, s.weight, s.bias, relu, s.weightT);
   else if (s.taps.defined())
     y = lorkd::depthwiseConv(x, s.taps, s.weight.size(2), s.weight.size(3), s.bias, s.stride, s.padding, relu);
   if (y.defined()) return y;
@@ -120,6 +121,7 @@ ConvStep stepOf(const Napi::Value& v) {
   s.relu = a.Get(5u).As<Napi::Boolean>().Value();
   if (s.weight.dim() != 4 || s.stride.size() != 2 || s.padding.size() != 2) throw std::invalid_argument("shuffleUnitPrepare: a step needs a 4-d weight and 2-d stride and padding");
   if (s.groups > 1 && s.groups == s.weight.size(0) && s.weight.size(1) == 1) s.taps = lorkd::depthwiseTaps(s.weight);
+  if (pointwise(s)) s.weightT = lorkd::pointwiseTransposed(s.weight);
   if (a.Length() > 6 && lorkd::isTensor(a.Get(6u))) {
     s.A = tensorAt(6).contiguous();
     s.B = tensorAt(7).contiguous();

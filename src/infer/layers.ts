@@ -81,7 +81,8 @@ export class InferenceConv2d extends FoldedLayer {
     const g = geometry;
     const unit = g.dilation.every((d) => d === 1);
     if (unit && g.groups === 1 && kh === 1 && kw === 1 && g.stride.every((s) => s === 1) && g.padding.every((p) => p === 0)) {
-      this.#kernel = (x, w, b) => N.pointwiseConvInfer(x.handle, w, b, relu);
+      const wt = this.#taps(N.pointwiseTransposed(folded.weight.handle));
+      this.#kernel = (x, w, b) => N.pointwiseConvInfer(x.handle, w, b, relu, wt);
     } else if (unit && cinPerGroup === 1 && g.groups === cout) {
       const taps = this.#taps(N.depthwiseTaps(folded.weight.handle));
       this.#kernel = (x, _w, b) => N.depthwiseConvInfer(x.handle, taps, kh, kw, b, g.stride, g.padding, relu);
