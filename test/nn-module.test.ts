@@ -344,6 +344,31 @@ describe('gradients, conversions, lifetime', () => {
     m.dispose();
   });
 
+  test('toChannelsLast restrides weights contiguous in both layouts (1x1, depthwise), so ATen reads them as channels_last; values unchanged', () => {
+    manualSeed(4);
+    const m = new Sequential(
+      new Conv2d(8, 16, 1, { bias: false }),
+      new Conv2d(16, 16, 3, { padding: 1, groups: 16, bias: false }),
+    );
+    const before = m.parameters().map((p) => p.toNumbers());
+    // Fresh NCHW weights: contiguous in both layouts, strides read as NCHW.
+    for (const p of m.parameters()) assert.ok(p.isContiguous('channels_last') && p.suggestMemoryFormat() === 'contiguous');
+    m.toChannelsLast();
+    for (const [i, p] of m.parameters().entries()) {
+      assert.equal(p.suggestMemoryFormat(), 'channels_last', `weight ${i}`);
+      assert.deepEqual(p.toNumbers(), before[i], `weight ${i} values`);
+      assert.ok(p.isLeaf && p.requiresGrad);
+    }
+    // A 1x1 map: the input is ambiguous too; clone('channels_last') strides it as channels_last.
+    tidy(() => {
+      const x = randn([4, 8, 1, 1]);
+      assert.equal(x.suggestMemoryFormat(), 'contiguous');
+      assert.equal(x.clone('channels_last').suggestMemoryFormat(), 'channels_last');
+      assert.deepEqual(x.clone('channels_last').toNumbers(), x.toNumbers());
+    });
+    m.dispose();
+  });
+
   test('toDtype converts floating parameters and buffers but not num_batches_tracked', () => {
     const m = new Net().toDtype('float64');
     for (const [n, t] of [...m.namedParameters(), ...m.namedBuffers()]) {

@@ -126,7 +126,17 @@ DEF("cudaSynchronize", {
   torch::cuda::synchronize(info.Length() > 0 ? I(0) : -1);
   return ENV.Undefined();
 })
-DEF("clone", R(T(0).clone());)
+// clone(t, format?) -> a copy; with "channels_last", strided as channels_last even where t's sizes
+// make both layouts contiguous (1x1 maps, one input channel), as PyTorch's .to(memory_format=).
+DEF("clone", {
+  if (info.Length() > 1 && info[1].IsString() && STR(1) == "channels_last") R(T(0).clone(at::MemoryFormat::ChannelsLast));
+  R(T(0).clone());
+})
+// suggestMemoryFormat(t) -> "channels_last" where ATen reads t's strides as channels_last (the
+// layout its convolutions pick from), else "contiguous".
+DEF("suggestMemoryFormat", {
+  return Napi::String::New(ENV, T(0).suggest_memory_format() == at::MemoryFormat::ChannelsLast ? "channels_last" : "contiguous");
+})
 DEF("cudaIsAvailable", return Napi::Boolean::New(ENV, torch::cuda::is_available());)
 DEF("cudaDeviceCount", return Napi::Number::New(ENV, static_cast<double>(torch::cuda::device_count()));)
 

@@ -121,7 +121,10 @@ export class Tensor {
   float(): Tensor { return this.to('float32'); }
   double(): Tensor { return this.to('float64'); }
   long(): Tensor { return this.to('int64'); }
-  clone(): Tensor { return Tensor.wrap(N.clone(this.handle)); }
+  /** A copy; `'channels_last'` strides it as channels_last even where both layouts are contiguous (1x1 maps). */
+  clone(format?: MemoryFormat): Tensor { return Tensor.wrap(N.clone(this.handle, format)); }
+  /** The layout ATen reads from the strides (convolutions pick theirs from it): 'channels_last' or 'contiguous'. */
+  suggestMemoryFormat(): MemoryFormat { return N.suggestMemoryFormat(this.handle) as MemoryFormat; }
   contiguous(format: MemoryFormat = 'contiguous'): Tensor { return Tensor.wrap(N.contiguous(this.handle, format)); }
   isContiguous(format: MemoryFormat = 'contiguous'): boolean { return N.isContiguous(this.handle, format); }
 
