@@ -5,10 +5,10 @@
 // and through the ResNet trunk against the unfolded model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { conv2d, manualSeed, memory, noGrad, randn, tidy, type Tensor } from '../src/tensor/index.js';
-import { createModel } from '../src/models/registry.js';
-import { InferenceConv2d, InferencePlan, fewRowsIsa, fewRowsLimits, fewRowsRuns, type FewRowsIsa } from '../src/infer/index.js';
-import { randomizeBatchNorms } from './helpers/random-decomposition.js';
+import { conv2d, manualSeed, noGrad, randn, tidy, type Tensor } from '../src/tensor/index.js';
+import { InferenceConv2d, fewRowsIsa, fewRowsLimits, fewRowsRuns, type FewRowsIsa } from '../src/infer/index.js';
+import { plannedNetwork } from './helpers/random-decomposition.js';
+import { assertMemoryFlat } from './helpers/assert.js';
 
 function maxRelDiff(a: Tensor, b: Tensor): number {
   return tidy(() => a.sub(b).abs().amax().item() / Math.max(1, b.abs().amax().item()));
@@ -97,11 +97,7 @@ test('few-rows convolution is not taken past its bounds, for grouped convolution
 });
 
 test('ResNet-18 trunk at batch 1 and 2 takes the few-rows pass for its deep blocks and equals the unfolded model within 1e-5, with memory flat', () => {
-  manualSeed(5);
-  const model = createModel('resnet18', { numClasses: 5 });
-  randomizeBatchNorms(model);
-  model.eval();
-  const plan = InferencePlan.of(model);
+  const { model, plan } = plannedNetwork('resnet18', 5, 5);
   for (const isa of ['avx512', 'avx2'] as const) {
     for (const batch of [1, 2]) {
       tidy(() => {
@@ -120,13 +116,7 @@ test('ResNet-18 trunk at batch 1 and 2 takes the few-rows pass for its deep bloc
     }
   }
   const x = randn([1, 3, 64, 64]).contiguous('channels_last');
-  const once = () => tidy(() => void plan.run(() => model.forward(x)));
-  once();
-  const before = memory();
-  for (let i = 0; i < 4; i++) once();
-  const after = memory();
-  assert.equal(after.liveTensors, before.liveTensors, 'live tensors grew');
-  assert.equal(after.externalBytes, before.externalBytes, 'tensor bytes grew');
+  assertMemoryFlat(() => tidy(() => void plan.run(() => model.forward(x))), 4);
   x.dispose();
   plan.dispose();
   model.dispose();

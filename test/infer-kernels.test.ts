@@ -12,7 +12,7 @@ import { channelShuffle, catShuffle, createModel } from '../src/models/index.js'
 import { DecompositionModel } from '../src/lorkd/index.js';
 import { Routing } from '../src/lorkd/routing.js';
 import { InferencePlan, InferenceConv2d, fewRowsLimits } from '../src/infer/index.js';
-import { randomizeBatchNorms, randomizeDecomposition, smallShuffleDecomposition } from './helpers/random-decomposition.js';
+import { plannedNetwork, randomizeBatchNorms, randomizeDecomposition, smallShuffleDecomposition } from './helpers/random-decomposition.js';
 import { withThreads } from './helpers/threads.js';
 import { preparedUnit } from './helpers/prepared-unit.js';
 
@@ -146,11 +146,7 @@ test("catShuffle: channel_shuffle(cat([a, b]), 2) in one copy, slices included; 
 });
 
 test('ShuffleNetV2 plan: every unit runs as one native call, at any thread count, and equals the unfolded network', () => {
-  manualSeed(6);
-  const model = createModel('shufflenet_v2_x0_5', { numClasses: 5 });
-  randomizeBatchNorms(model);
-  model.eval();
-  const plan = InferencePlan.of(model);
+  const { model, plan } = plannedNetwork('shufflenet_v2_x0_5', 5, 6);
   assert.equal(plan.fusedUnits, 16, '4 + 8 + 4 units');
   for (const threads of THREADS) {
     withThreads(threads, () =>

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randn, noGrad, tidy, memory, manualSeed, isInferenceMode, crossEntropy, tensor, type Tensor } from '../src/tensor/index.js';
 import { N } from '../src/tensor/ops-native.js';
 import { randomizeBatchNorms } from './helpers/random-decomposition.js';
+import { assertMemoryFlat } from './helpers/assert.js';
 import type { Module } from '../src/nn/module.js';
 import { createModel } from '../src/models/registry.js';
 import { DecompositionModel, type TaskSpec } from '../src/lorkd/index.js';
@@ -160,16 +161,10 @@ test('8 folded forwards and 8 plans built and freed keep memory flat', () => {
   const plan = InferencePlan.of(dm);
   const once = () => tidy(() => void plan.run(() => dm.forwardRouted(x, routing, 'fused')));
   const fresh = () => tidy(() => void withInference(dm, () => dm.forwardRouted(x, routing, 'fused')));
-  once();
-  fresh();
-  const before = memory();
-  for (let i = 0; i < 8; i++) {
+  assertMemoryFlat(() => {
     once();
     fresh();
-  }
-  const after = memory();
-  assert.equal(after.liveTensors, before.liveTensors, 'live tensors grew');
-  assert.equal(after.externalBytes, before.externalBytes, 'tensor bytes grew');
+  }, 8);
   plan.dispose();
   x.dispose();
   routing.dispose();

@@ -6,21 +6,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randn, tidy, noGrad, inferenceMode, memory, manualSeed, Tensor, TorchError } from '../src/tensor/index.js';
 import { N } from '../src/tensor/ops-native.js';
-import { createModel } from '../src/models/index.js';
 import { Routing } from '../src/lorkd/routing.js';
 import { InferencePlan } from '../src/infer/index.js';
-import { randomizeBatchNorms, smallShuffleDecomposition } from './helpers/random-decomposition.js';
+import { plannedNetwork, smallShuffleDecomposition } from './helpers/random-decomposition.js';
 import { withThreads } from './helpers/threads.js';
 import { preparedUnit } from './helpers/prepared-unit.js';
 
 const relDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().amax().item() / Math.max(1, b.abs().amax().item()));
 
 test('plain ShuffleNetV2: the stages run as one call and equal the unfolded network on 1 and 2 threads, odd batches included', () => {
-  manualSeed(11);
-  const model = createModel('shufflenet_v2_x0_5', { numClasses: 4 });
-  randomizeBatchNorms(model);
-  model.eval();
-  const plan = InferencePlan.of(model);
+  const { model, plan } = plannedNetwork('shufflenet_v2_x0_5', 4, 11);
   assert.equal(plan.fusedStages, 1);
   for (const threads of [1, 2]) {
     withThreads(threads, () =>

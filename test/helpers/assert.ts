@@ -1,6 +1,16 @@
 // Numeric assertions shared by the tensor tests.
 import assert from 'node:assert/strict';
-import { Tensor } from '../../src/tensor/index.js';
+import { Tensor, memory } from '../../src/tensor/index.js';
+
+/** Runs `step` once (warming caches and lazy packings), then `times` more, and asserts no tensor or tensor byte was left behind. */
+export function assertMemoryFlat(step: () => void, times: number): void {
+  step();
+  const before = memory();
+  for (let i = 0; i < times; i++) step();
+  const after = memory();
+  assert.equal(after.liveTensors, before.liveTensors, 'live tensors grew');
+  assert.equal(after.externalBytes, before.externalBytes, 'tensor bytes grew');
+}
 
 export interface Tolerance {
   atol?: number;

@@ -1,9 +1,20 @@
 // A decomposition model with random, non-trivial weights for deployment and serving tests:
 // experts off zero, BatchNorm statistics and affine parameters away from their identity init.
-import { noGrad } from '../../src/tensor/index.js';
+import { manualSeed, noGrad } from '../../src/tensor/index.js';
 import { BatchNorm2d } from '../../src/nn/index.js';
 import { DecompositionModel } from '../../src/lorkd/index.js';
 import type { Module } from '../../src/nn/module.js';
+import { createModel, type ImageClassifier } from '../../src/models/index.js';
+import { InferencePlan } from '../../src/infer/index.js';
+
+/** A registry network (seeded) with random BatchNorms, in eval mode, and its inference plan. */
+export function plannedNetwork(name: string, numClasses: number, seed: number): { model: ImageClassifier; plan: InferencePlan } {
+  manualSeed(seed);
+  const model = createModel(name, { numClasses });
+  randomizeBatchNorms(model);
+  model.eval();
+  return { model, plan: InferencePlan.of(model) };
+}
 
 /** Every BatchNorm's statistics and affine parameters away from their identity init. */
 export function randomizeBatchNorms(net: Module): void {
