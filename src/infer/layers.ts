@@ -64,10 +64,11 @@ abstract class FoldedLayer extends Module {
 }
 
 /**
- * relu?(conv(x, W') + b'): a convolution and the BatchNorm after it, as one call. A 1x1
- * convolution runs as one GEMM and a depthwise one as a direct loop (infer-kernels.cc) on
- * channels_last input; the rest, and any input those kernels do not take, runs oneDNN's
- * pre-packed convolution.
+ * relu?(conv(x, W') + b'): a convolution and the BatchNorm after it, as one call. On
+ * channels_last input a 1x1 convolution runs as one GEMM, a depthwise one and a small stem (3
+ * input channels, up to 384 Ki outputs) as direct loops (infer-kernels.cc); a dense one over at
+ * most 16 output pixels with a large weight as one pass over its weight (few-rows-conv.cc); the
+ * rest, and any input those kernels do not take, runs oneDNN's pre-packed convolution.
  */
 export class InferenceConv2d extends FoldedLayer {
   // undefined: not tried yet; null: no pre-packed path for these weights.
