@@ -11,6 +11,7 @@
 #include "few-rows-conv.h"
 
 #include "common.h"
+#include "infer-kernels.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
@@ -128,7 +129,6 @@ void panelRows(Isa i, int rows, const float* A, int64_t lda, int64_t K, const fl
 // lorkd::fewRowsPays's bounds.
 std::atomic<int64_t> gMaxRows{16}, gMinWeight{int64_t(1) << 18};
 
-int64_t outSize(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
 }  // namespace
 
 namespace lorkd {
@@ -157,7 +157,7 @@ at::Tensor fewRowsRun(const FewRowsConv& c, const at::Tensor& x, const at::Tenso
     throw std::invalid_argument("fewRowsRun: the input must be float32 (N, " + std::to_string(c.cin) + ", H, W)");
   const at::Tensor xl = x.contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
-  const int64_t oh = outSize(h, c.kh, c.sh, c.ph, c.dh), ow = outSize(w, c.kw, c.sw, c.pw, c.dw);
+  const int64_t oh = lorkd::windowOutSize(h, c.kh, c.sh, c.ph, c.dh), ow = lorkd::windowOutSize(w, c.kw, c.sw, c.pw, c.dw);
   if (oh < 1 || ow < 1) throw std::invalid_argument("fewRowsRun: the input is smaller than the kernel");
   const at::TensorOptions cl = at::TensorOptions().dtype(at::kFloat).memory_format(at::MemoryFormat::ChannelsLast);
   at::Tensor out = at::empty({n, c.cout, oh, ow}, cl);
@@ -221,8 +221,8 @@ at::Tensor fewRowsConv(LazyFewRows& lazy, const at::Tensor& x, const at::Tensor&
   if (groups != 1 || x.dim() != 4 || w.dim() != 4 || !x.is_cpu() || x.scalar_type() != at::kFloat || x.requires_grad() ||
       x.size(1) != w.size(1) || stride.size() != 2 || padding.size() != 2 || dilation.size() != 2 || at::autocast::is_cpu_enabled())
     return at::Tensor();
-  const int64_t oh = outSize(x.size(2), w.size(2), stride[0], padding[0], dilation[0]);
-  const int64_t ow = outSize(x.size(3), w.size(3), stride[1], padding[1], dilation[1]);
+  const int64_t oh = lorkd::windowOutSize(x.size(2), w.size(2), stride[0], padding[0], dilation[0]);
+  const int64_t ow = lorkd::windowOutSize(x.size(3), w.size(3), stride[1], padding[1], dilation[1]);
   if (oh < 1 || ow < 1 || !fewRowsPays(x.size(0) * oh * ow, w.size(1) * w.size(2) * w.size(3), w.size(0))) return at::Tensor();
   const FewRowsConv& c = lazy.get([&] {
     return fewRowsPack(w, b && b->defined() ? *b : at::zeros({w.size(0)}, at::kFloat), stride, padding, dilation);

@@ -318,7 +318,6 @@ LORKD_SIMD void interleave(const float* __restrict__ a, int64_t lda, const float
     }
 }
 // Output size of a window op, or 0 where the window does not fit.
-int64_t outSize(int64_t in, int64_t k, int64_t s, int64_t p) { return in + 2 * p < k ? 0 : (in + 2 * p - k) / s + 1; }
 
 bool validWindow(at::IntArrayRef stride, at::IntArrayRef padding) {
   return stride.size() == 2 && padding.size() == 2 && stride[0] >= 1 && stride[1] >= 1 && padding[0] >= 0 && padding[1] >= 0;
@@ -371,7 +370,7 @@ at::Tensor depthwiseConv(const at::Tensor& x, const at::Tensor& taps, int64_t kh
   PixelRows r;
   if (!pixelRows(x, r) || !denseFloat(taps) || taps.dim() != 2 || taps.size(0) != kh * kw || taps.size(1) != r.c || !validWindow(stride, padding)) return {};
   if (bias.defined() && (!denseFloat(bias) || bias.numel() != r.c)) return {};
-  const int64_t C = r.c, ho = outSize(r.h, kh, stride[0], padding[0]), wo = outSize(r.w, kw, stride[1], padding[1]);
+  const int64_t C = r.c, ho = windowOutSize(r.h, kh, stride[0], padding[0]), wo = windowOutSize(r.w, kw, stride[1], padding[1]);
   if (ho < 1 || wo < 1 || r.n * ho * wo * C > kSmallOutput) return {};
   at::Tensor out = emptyRows(r, C, ho, wo);
   const float *wp = taps.data_ptr<float>(), *b = bias.defined() ? bias.data_ptr<float>() : nullptr;
@@ -386,7 +385,7 @@ at::Tensor depthwiseConv(const at::Tensor& x, const at::Tensor& taps, int64_t kh
 at::Tensor maxPool(const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef stride, at::IntArrayRef padding) {
   PixelRows r;
   if (!pixelRows(x, r) || kh < 1 || kw < 1 || !validWindow(stride, padding) || 2 * padding[0] > kh || 2 * padding[1] > kw) return {};
-  const int64_t ho = outSize(r.h, kh, stride[0], padding[0]), wo = outSize(r.w, kw, stride[1], padding[1]);
+  const int64_t ho = windowOutSize(r.h, kh, stride[0], padding[0]), wo = windowOutSize(r.w, kw, stride[1], padding[1]);
   if (ho < 1 || wo < 1) return {};
   at::Tensor out = emptyRows(r, r.c, ho, wo);
   float* o = out.data_ptr<float>();
@@ -424,7 +423,7 @@ at::Tensor stemConv(const at::Tensor& x, const at::Tensor& taps, int64_t kh, int
   else if (static_cast<int64_t>(counts.size()) == T)
     for (int64_t t = 0; t < T; t++) first[t + 1] = first[t] + counts[t];
   if (first[T] != r.n) return {};
-  const int64_t ho = outSize(r.h, kh, stride[0], padding[0]), wo = outSize(r.w, kw, stride[1], padding[1]);
+  const int64_t ho = windowOutSize(r.h, kh, stride[0], padding[0]), wo = windowOutSize(r.w, kw, stride[1], padding[1]);
   if (ho < 1 || wo < 1) return {};
   at::Tensor out = emptyRows(r, cout, ho, wo);
   const float *tp = taps.data_ptr<float>(), *b = bias.defined() ? bias.data_ptr<float>() : nullptr;

@@ -12,6 +12,12 @@ struct PixelRows {
   int64_t n = 0, c = 0, h = 0, w = 0, ld = 0;
   int64_t rows() const { return n * h * w; }
 };
+// Output size of a window op (convolution, pooling) along one axis: 0 where the dilated window
+// does not fit in the padded input.
+inline int64_t windowOutSize(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d = 1) {
+  const int64_t span = d * (k - 1) + 1;
+  return in + 2 * p < span ? 0 : (in + 2 * p - span) / s + 1;
+}
 // Rows per parallel chunk of a pass over rows of `cols` values: about 64 Ki values each (smaller
 // chunks cost more in the threads' start and join than they save at batch 1).
 inline int64_t grainRows(int64_t cols) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(cols, 1)); }

@@ -14,6 +14,7 @@
 // equal the unfolded model's within 1e-5 (test/infer-plan.test.ts).
 #include "common.h"
 #include "few-rows-conv.h"
+#include "infer-kernels.h"
 
 #include <memory>
 
@@ -94,8 +95,8 @@ bool fewBlock(const TrunkBlock& b, at::IntArrayRef in) {
     if (c.groups != 1) return false;
   if (b.down && b.down->groups != 1) return false;
   const TrunkConv& c = b.convs.front();
-  const int64_t oh = (in[2] + 2 * c.padding[0] - c.dilation[0] * (c.kh - 1) - 1) / c.stride[0] + 1;
-  const int64_t ow = (in[3] + 2 * c.padding[1] - c.dilation[1] * (c.kw - 1) - 1) / c.stride[1] + 1;
+  const int64_t oh = lorkd::windowOutSize(in[2], c.kh, c.stride[0], c.padding[0], c.dilation[0]);
+  const int64_t ow = lorkd::windowOutSize(in[3], c.kw, c.stride[1], c.padding[1], c.dilation[1]);
   return lorkd::fewRowsPays(in[0] * oh * ow, c.k, c.cout);
 }
 }  // namespace
