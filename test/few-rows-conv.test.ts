@@ -91,12 +91,11 @@ test('few-rows convolution is not taken past its bounds, for grouped convolution
     assert.equal(fewRowsRuns(), runs, 'no convolution went through the few-rows pass');
     withFewRows({ maxRows: 4, minWeight: 16 * 9 * 32 }, undefined, () => noGrad(() => dense.forward(x)));
     assert.equal(fewRowsRuns(), runs + 1, 'at its bounds it is taken');
-    // A window larger than the input (3x3, no padding, stride 2 on 2x2): no output pixel, not this pass's.
+    // A window larger than the input (3x3, no padding, stride 2 on 2x2): no output pixel; refused
+    // in one line as conv2d refuses it (oneDNN's pre-packed run had answered a 1x1 output).
     const unpadded = new InferenceConv2d({ weight: randn([32, 16, 3, 3]), bias: randn([32]) }, { stride: [2, 2], padding: [0, 0], dilation: [1, 1], groups: 1 }, false);
-    try {
-      withFewRows(EVERY, undefined, () => noGrad(() => unpadded.forward(x)));
-    } catch {
-      // whatever the pre-packed path answers for it; only the route matters here
+    for (const xi of [x, x.contiguous('channels_last')]) {
+      assert.throws(() => withFewRows(EVERY, undefined, () => noGrad(() => unpadded.forward(xi))), /Kernel size can't be greater than actual input size/);
     }
     assert.equal(fewRowsRuns(), runs + 1, 'a window past the input is not taken');
     unpadded.dispose();

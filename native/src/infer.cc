@@ -6,6 +6,7 @@
 // at::conv2d and an in-place ReLU: the result is the same function.
 #include "common.h"
 #include "few-rows-conv.h"
+#include "infer-kernels.h"
 #include "prepacked.h"
 
 #include <ATen/autocast_mode.h>
@@ -100,9 +101,18 @@ DEF("convInfer", {
     auto few = fewRowsConv(info[3].As<Napi::External<Packed>>().Data()->few, x, T(1), OT(2), IV(4), IV(5), IV(6), I(7), B(8));
     if (few.defined()) R(few);
   }
-  auto pre = runPrepacked(info[3], x);
-  if (pre.defined()) R(pre);
-  auto y = at::conv2d(x, T(1), OT(2), IV(4), IV(5), IV(6), I(7));
+  // A window past the padded input: oneDNN's pre-packed run answered a 1x1 output there, where
+  // conv2d (and so the unfolded model) refuses it; conv2d's own error then.
+  const auto stride = IV(4), padding = IV(5), dilation = IV(6);
+  const at::Tensor& w = T(1);
+  const bool fits = x.dim() != 4 || w.dim() != 4 || stride.size() != 2 || padding.size() != 2 || dilation.size() != 2 ||
+                    (windowOutSize(x.size(2), w.size(2), stride[0], padding[0], dilation[0]) > 0 &&
+                     windowOutSize(x.size(3), w.size(3), stride[1], padding[1], dilation[1]) > 0);
+  if (fits) {
+    auto pre = runPrepacked(info[3], x);
+    if (pre.defined()) R(pre);
+  }
+  auto y = at::conv2d(x, w, OT(2), stride, padding, dilation, I(7));
   if (B(8)) y.relu_();
   R(y);
 })
