@@ -25,7 +25,7 @@
 namespace {
 using lorkd::kFewRowsPanel;
 constexpr int64_t P = kFewRowsPanel;
-// Bytes ahead of the loads that each panel row is prefetched (32 panel rows).
+// How far ahead of the loads each panel row is prefetched, in floats: 32 panel rows (4 KB).
 constexpr int64_t kAhead = 32 * P;
 
 // acc[m][0..P) = sum_k A[m][k] * panel[k][0..P) for MR rows of A (lda floats apart).
