@@ -115,3 +115,48 @@ test("eksConvInfer on the GEMM route: with the row factors (merged tasks, row pa
       }),
     );
 });
+
+test('EKS row path at rank 8 in input-channel pairs (AVX-512, lowRankRowFactors\' third factor): equals per-task conv2d for odd and even Cin, Cout off 16, runs of 1-27 rows, with and without the ReLU, on a channel slice', () => {
+  manualSeed(24);
+  const live = memory().liveTensors;
+  for (const threads of [1, 2])
+    withThreads(threads, () =>
+      tidy(() => {
+        for (const [cin, cout] of [[58, 58], [57, 10], [3, 40], [1, 17]] as const) {
+          // 3x3 maps: 9 pixel rows per image; runs of 18, 9, 27 and 1 rows exercise the 16-row blocks and the 1-3 row tails.
+          const counts = [2, 1, 0, 3];
+          const T = counts.length;
+          const n = counts.reduce((a, b) => a + b, 0);
+          const w0 = randn([cout, cin, 1, 1]).mul(0.1);
+          const bias = randn([cout]);
+          const A = randn([T, 8, cin]).mul(0.2);
+          const B = randn([T, cout, 8]).mul(0.2);
+          const factors = (N.lowRankRowFactors(A.handle, B.handle) as unknown[]).map((h) => Tensor.wrap(h as never));
+          assert.equal(factors.length, 3, 'rank 8 gives the pairs');
+          const [At, Bt, Ap] = factors;
+          assert.deepEqual(Ap!.shape, [T, Math.ceil(cin / 2), 8, 2]);
+          const w0T = Tensor.wrap(N.pointwiseTransposed(w0.handle) as never);
+          const full = randn([n, cin + 5, 3, 3]).contiguous('channels_last');
+          const x = full.narrow(1, 2, cin);
+          for (const relu of [false, true]) {
+            const got = inferenceMode(() =>
+              Tensor.wrap(N.eksConvInfer(x.handle, w0.handle, A.handle, B.handle, counts, 0.7, [1, 1], [0, 0], [1, 1], bias.handle, relu, null, At!.handle, Bt!.handle, Ap!.handle, w0T.handle)),
+            );
+            const ref = reference(x, w0, bias, A, B, counts, 0.7, relu);
+            assert.ok(maxDiff(got, ref) <= 1e-4, `${cin} -> ${cout}, ${threads}t, relu ${relu}: ${maxDiff(got, ref)}`);
+          }
+          // A single row of one task (1x1 map), the shortest run.
+          const one = randn([1, cin, 1, 1]).contiguous('channels_last');
+          const single = [0, 0, 1, 0];
+          const got = inferenceMode(() =>
+            Tensor.wrap(N.eksConvInfer(one.handle, w0.handle, A.handle, B.handle, single, 0.7, [1, 1], [0, 0], [1, 1], bias.handle, true, null, At!.handle, Bt!.handle, Ap!.handle, null)),
+          );
+          assert.ok(maxDiff(got, reference(one, w0, bias, A, B, single, 0.7, true)) <= 1e-4, `${cin} -> ${cout}, one row`);
+        }
+        // Other ranks have no pairs.
+        const A4 = randn([2, 4, 8]);
+        assert.equal((N.lowRankRowFactors(A4.handle, randn([2, 8, 4]).handle) as unknown[]).map((h) => Tensor.wrap(h as never)).length, 2);
+      }),
+    );
+  assert.equal(memory().liveTensors, live, 'no tensor leaked');
+});

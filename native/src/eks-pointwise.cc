@@ -34,7 +34,7 @@ bool mergesTask(int64_t rows, int64_t cin, int64_t cout, int64_t rank) {
 }
 
 at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Tensor& bias, const at::Tensor& At,
-                        const at::Tensor& Bt, const std::vector<int64_t>& counts, double s, bool relu) {
+                        const at::Tensor& Bt, const at::Tensor& Ap, const std::vector<int64_t>& counts, double s, bool relu) {
   const DnnlSgemm sgemm = dnnlSgemm();
   PixelRows r;
   if (!sgemm || !pixelRows(x, r) || !denseFloat(w0) || !denseFloat(At) || !denseFloat(Bt) || w0.dim() != 4 || At.dim() != 3 ||
@@ -58,6 +58,7 @@ at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Ten
   float* o = out.data_ptr<float>();
   const float *w = w0.data_ptr<float>(), *a = At.data_ptr<float>(), *b = Bt.data_ptr<float>();
   const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  const float* pairs = pairsOf(Ap, At);
   const float sf = static_cast<float>(s);
   thread_local std::vector<float> merged;  // serve's workers run passes on their own threads
   merged.resize(cout * cin);
@@ -69,7 +70,7 @@ at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Ten
   auto flushLowRank = [&](int64_t hi) {
     if (hi <= lo) return true;
     if (!gemm(lo, hi, w)) return false;
-    lowRankRange(r, o, cout, a, b, bp, rank, first, lo, hi, sf, relu);
+    lowRankRange(r, o, cout, a, b, pairs, bp, rank, first, lo, hi, sf, relu);
     return true;
   };
   for (int64_t t = 0; t < T; t++) {
@@ -89,16 +90,19 @@ at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Ten
 }
 }  // namespace lorkd
 
-// lowRankRowFactors(A, B) -> [At, Bt]: the factors arranged for the row-by-row low-rank paths.
+// lowRankRowFactors(A, B) -> [At, Bt] or, at rank 8, [At, Bt, Ap]: the factors arranged for the
+// row-by-row low-rank paths (Ap: for the AVX-512 loop, low-rank-pairs.cc).
 DEF("lowRankRowFactors", {
-  auto [At, Bt] = lowRankRowFactors(T(0), T(1));
-  return wrapList(ENV, {At, Bt});
+  auto f = lowRankRowFactors(T(0), T(1));
+  if (!f.Ap.defined()) return wrapList(ENV, {f.At, f.Bt});
+  return wrapList(ENV, {f.At, f.Bt, f.Ap});
 })
-// eksPointwiseInfer(x, w0, bias|null, At, Bt, counts, scale, relu) -> out | null (null: no task
-// merged, or not this kernel's case).
+// eksPointwiseInfer(x, w0, bias|null, At, Bt, counts, scale, relu, Ap|null) -> out | null (null: no
+// task merged, or not this kernel's case).
 DEF("eksPointwiseInfer", {
   auto b = OT(2);
-  auto out = eksPointwise(T(0), T(1), b ? *b : at::Tensor(), T(3), T(4), IV(5), D(6), B(7));
+  auto ap = OT(8);
+  auto out = eksPointwise(T(0), T(1), b ? *b : at::Tensor(), T(3), T(4), ap ? *ap : at::Tensor(), IV(5), D(6), B(7));
   if (!out.defined()) return ENV.Null();
   R(out);
 })

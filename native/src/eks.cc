@@ -223,7 +223,8 @@ DEF("eksConv", {
 // tasks with many rows go through their merged weight (eks-pointwise.cc); otherwise the shared
 // convolution runs pre-packed by oneDNN where `packed` (convPrepack of W0' and the bias, without
 // ReLU) is given, and the low-rank paths row by row (or as sgemm calls without At, Bt).
-// eksConvInfer(x, w0, A, B, counts, scale, stride, padding, dilation, bias|null, relu, packed|null, At|null, Bt|null)
+// eksConvInfer(x, w0, A, B, counts, scale, stride, padding, dilation, bias|null, relu, packed|null, At|null, Bt|null, Ap|null,
+//              w0T|null), w0T: W0' as (Cin, Cout) for pointwiseConv.
 DEF("eksConvInfer", {
   at::Tensor xin = T(0), w0 = T(1), A = T(2), B = T(3);
   auto given = OT(9);
@@ -239,19 +240,25 @@ DEF("eksConvInfer", {
   const bool relu = B(10);
   auto At = OT(12), Bt = OT(13);
   const bool rows = At && Bt;
+  auto pairs = OT(14);
+  const at::Tensor Ap = pairs ? *pairs : at::Tensor();
   at::Tensor out;
   bool reluDone = false;
   if (gemmPath(x, w0, stride, padding) && dilation[0] == 1 && dilation[1] == 1) {
-    if (rows) out = eksPointwise(x, w0, bias, *At, *Bt, counts, D(5), relu);
+    if (rows) out = eksPointwise(x, w0, bias, *At, *Bt, Ap, counts, D(5), relu);
     reluDone = out.defined();
     if (!out.defined()) {
-      // The shared convolution: one GEMM on the dense weight over few pixel rows (pointwiseConv
-      // says when), else oneDNN's pre-packed convolution.
-      out = pointwiseConv(x, w0, bias, false);
-      if (!out.defined() && info.Length() > 11) out = runPrepacked(info[11], x);
+      // The shared convolution: few output pixels over a large weight through the few-rows
+      // packing (ShuffleNetV2's conv5 at batch 1), one GEMM on the dense weight over few pixel
+      // rows (pointwiseConv says when), else oneDNN's pre-packed convolution.
+      const c10::optional<at::Tensor> b = bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt;
+      out = runFewRows(info[11], x, w0, b, stride, padding, dilation, 1, false);
+      auto w0T = OT(15);
+      if (!out.defined()) out = pointwiseConv(x, w0, bias, false, w0T ? *w0T : at::Tensor());
+      if (!out.defined()) out = runPrepacked(info[11], x);
       if (out.defined()) {
         out = out.contiguous(at::MemoryFormat::ChannelsLast);
-        reluDone = rows && addLowRankRows(x, out, *At, *Bt, counts, D(5), relu);
+        reluDone = rows && addLowRankRows(x, out, *At, *Bt, Ap, counts, D(5), relu);
         const at::Tensor Ad = A.contiguous(), Bd = B.contiguous();
         if (!reluDone && !addLowRankBlas(x, out, Ad, Bd, counts, D(5))) addLowRank(x, out, A, B, counts, D(5));
       }

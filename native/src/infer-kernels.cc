@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "few-rows-conv.h"
+#include "low-rank-pairs.h"
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
@@ -440,11 +441,18 @@ at::Tensor stemConv(const at::Tensor& x, const at::Tensor& taps, int64_t kh, int
   return out;
 }
 
-std::pair<at::Tensor, at::Tensor> lowRankRowFactors(const at::Tensor& A, const at::Tensor& B) {
-  return {A.transpose(1, 2).contiguous(), B.transpose(1, 2).contiguous()};
+RowFactors lowRankRowFactors(const at::Tensor& A, const at::Tensor& B) {
+  return {A.transpose(1, 2).contiguous(), B.transpose(1, 2).contiguous(), lowRankPairs(A)};
 }
 
-bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, const at::Tensor& Bt,
+const float* pairsOf(const at::Tensor& Ap, const at::Tensor& At) {
+  return Ap.defined() && denseFloat(Ap) && Ap.dim() == 4 && Ap.size(0) == At.size(0) && Ap.size(1) == (At.size(1) + 1) / 2 &&
+                 Ap.size(2) == 8 && Ap.size(3) == 2
+             ? Ap.data_ptr<float>()
+             : nullptr;
+}
+
+bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, const at::Tensor& Bt, const at::Tensor& Ap,
                     const std::vector<int64_t>& counts, double s, bool relu) {
   PixelRows r;
   // out is channels_last: dense as pixel rows, not in NCHW order (denseFloat asks for the latter).
@@ -459,18 +467,29 @@ bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, 
   std::vector<int64_t> first(T + 1, 0);
   for (int64_t t = 0; t < T; t++) first[t + 1] = first[t] + counts[t] * hw;
   if (first[T] != r.rows()) return false;
-  lowRankRange(r, out.data_ptr<float>(), cout, At.data_ptr<float>(), Bt.data_ptr<float>(), nullptr, rank, first, 0, r.rows(),
-               static_cast<float>(s), relu);
+  lowRankRange(r, out.data_ptr<float>(), cout, At.data_ptr<float>(), Bt.data_ptr<float>(), pairsOf(Ap, At), nullptr, rank, first, 0,
+               r.rows(), static_cast<float>(s), relu);
   return true;
 }
 
-void lowRankRange(const PixelRows& r, float* op, int64_t cout, const float* ap, const float* bp, const float* bias, int64_t rank,
-                  const std::vector<int64_t>& first, int64_t from, int64_t to, float sf, bool relu) {
+void lowRankRange(const PixelRows& r, float* op, int64_t cout, const float* ap, const float* bp, const float* pairs, const float* bias,
+                  int64_t rank, const std::vector<int64_t>& first, int64_t from, int64_t to, float sf, bool relu) {
   const float* xp = r.data;
   const bool eight = rank == 8 && hasAvx2();
+  const bool paired = rank == 8 && pairs && pairRowsAvailable();
+  const int64_t pairBlock = (r.c + 1) / 2 * 16;
   at::parallel_for(from, to, grainRows(rank * (r.c + cout)), [&](int64_t i0, int64_t i1) {
-    std::vector<float> z(rank);
     int64_t t = std::upper_bound(first.begin(), first.end(), i0) - first.begin() - 1;
+    if (paired) {  // each task's run of rows in one call
+      for (int64_t i = i0; i < i1; t++) {
+        const int64_t end = std::min(i1, first[t + 1]);
+        if (end > i)
+          lowRankPairRows(xp + i * r.ld, r.ld, end - i, r.c, pairs + t * pairBlock, bp + t * rank * cout, bias, op + i * cout, cout, sf, relu);
+        i = std::max(i, end);
+      }
+      return;
+    }
+    std::vector<float> z(rank);
     for (int64_t i = i0; i < i1; i++) {
       while (i >= first[t + 1]) t++;
       if (eight)

@@ -77,13 +77,20 @@ at::Tensor maxPool(const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef 
 // in one pass (the EKS pass of a 1x1 expert convolution after its shared convolution). At, Bt:
 // the factors A (T, r, Cin) and B (T, Cout, r) as (T, Cin, r) and (T, r, Cout) (lowRankRowFactors).
 // False (nothing touched) where it does not apply.
-bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, const at::Tensor& Bt,
+// Ap: lowRankPairs(A) for the AVX-512 loop at rank 8 (undefined: the AVX2 or plain loop).
+bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, const at::Tensor& Bt, const at::Tensor& Ap,
                     const std::vector<int64_t>& counts, double s, bool relu);
-std::pair<at::Tensor, at::Tensor> lowRankRowFactors(const at::Tensor& A, const at::Tensor& B);
+struct RowFactors {
+  at::Tensor At, Bt, Ap;  // Ap undefined where the rank is not 8
+};
+RowFactors lowRankRowFactors(const at::Tensor& A, const at::Tensor& B);
+// Ap's data where it is lowRankPairs' arrangement for At's tasks and channels, else null.
+const float* pairsOf(const at::Tensor& Ap, const at::Tensor& At);
 // The same on rows [from, to) of x into `out` (rows `cout` apart), raw: At, Bt as above, `first`
 // each task's first row (T + 1 entries, the last = all rows); `bias` (null: none) is added in the
 // same pass.
-void lowRankRange(const PixelRows& x, float* out, int64_t cout, const float* At, const float* Bt, const float* bias, int64_t rank,
+// `pairs` (null: none): Ap's data, for the AVX-512 loop.
+void lowRankRange(const PixelRows& x, float* out, int64_t cout, const float* At, const float* Bt, const float* pairs, const float* bias, int64_t rank,
                   const std::vector<int64_t>& first, int64_t from, int64_t to, float s, bool relu);
 
 // Whether dnnl_sgemm was found (pointwiseConv runs).

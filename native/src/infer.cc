@@ -91,16 +91,20 @@ at::Tensor runPrepacked(const Napi::Value& packed, const at::Tensor& x) {
   if (!packed.IsExternal()) return at::Tensor();
   return runPrepacked(packed.As<Napi::External<Packed>>().Data()->prepacked, x);
 }
+
+at::Tensor runFewRows(const Napi::Value& packed, const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b,
+                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, bool relu) {
+  if (!packed.IsExternal()) return at::Tensor();
+  return fewRowsConv(packed.As<Napi::External<Packed>>().Data()->few, x, w, b, stride, padding, dilation, groups, relu);
+}
 }  // namespace lorkd
 
 // convInfer(x, w, b|null, packed|null, stride, padding, dilation, groups, relu): few output pixels over a
 // large weight run through the few-rows packing (few-rows-conv.h), the rest pre-packed by oneDNN.
 DEF("convInfer", {
   at::Tensor& x = T(0);
-  if (info[3].IsExternal()) {
-    auto few = fewRowsConv(info[3].As<Napi::External<Packed>>().Data()->few, x, T(1), OT(2), IV(4), IV(5), IV(6), I(7), B(8));
-    if (few.defined()) R(few);
-  }
+  auto few = runFewRows(info[3], x, T(1), OT(2), IV(4), IV(5), IV(6), I(7), B(8));
+  if (few.defined()) R(few);
   // A window past the padded input: oneDNN's pre-packed run answered a 1x1 output there, where
   // conv2d (and so the unfolded model) refuses it; conv2d's own error then.
   const auto stride = IV(4), padding = IV(5), dilation = IV(6);

@@ -9,6 +9,11 @@ namespace lorkd {
 // autocast on): the caller then runs the plain convolution.
 at::Tensor runPrepacked(const Napi::Value& packed, const at::Tensor& x);
 
+// The same convolution through the few-rows packing that `packed` holds beside oneDNN's (made on
+// first use; few-rows-conv.h), where fewRowsConv takes x; undefined otherwise.
+at::Tensor runFewRows(const Napi::Value& packed, const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b,
+                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, bool relu);
+
 // The same on a pre-packed convolution held natively (prepackConv's IValue).
 at::Tensor runPrepacked(const c10::IValue& packed, const at::Tensor& x);
 

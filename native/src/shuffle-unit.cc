@@ -28,7 +28,7 @@ struct ConvStep {
   std::shared_ptr<c10::IValue> packed;
   // An expert convolution's EKS pass (1x1 only): the per-task factors A (T, r, Cin), B (T, Cout, r)
   // and the scale; the ReLU then follows the low-rank paths.
-  at::Tensor A, B, At, Bt;  // At, Bt: A and B arranged for addLowRankRows
+  at::Tensor A, B, At, Bt, Ap;  // At, Bt, Ap: A and B arranged for addLowRankRows
   double scale = 0;
   bool expert() const { return A.defined(); }
 };
@@ -57,12 +57,12 @@ at::Tensor runConv(Unit& u, ConvStep& s, const at::Tensor& x, bool relu);
 // expert convolution (the same arithmetic as eksConvInfer's GEMM route).
 at::Tensor runExpert(Unit& u, ConvStep& s, const at::Tensor& x, const std::vector<int64_t>& counts) {
   // Tasks with many rows through their merged weight (eks-pointwise.cc); undefined where none has.
-  at::Tensor y = lorkd::eksPointwise(x, s.weight, s.bias, s.At, s.Bt, counts, s.scale, s.relu);
+  at::Tensor y = lorkd::eksPointwise(x, s.weight, s.bias, s.At, s.Bt, s.Ap, counts, s.scale, s.relu);
   if (y.defined()) return y;
   y = runConv(u, s, x, false);
   // Row by row in one pass with the ReLU: faster than two GEMMs per task at every size measured
   // (64 and 224 px, batch 8 and 32, 10 tasks: EKS pass 1.11-1.60x the fused expert, from 1.20-1.84x).
-  if (lorkd::addLowRankRows(x, y, s.At, s.Bt, counts, s.scale, s.relu)) return y;
+  if (lorkd::addLowRankRows(x, y, s.At, s.Bt, s.Ap, counts, s.scale, s.relu)) return y;
   if (!lorkd::addLowRankBlas(x, y, s.A, s.B, counts, s.scale)) throw std::runtime_error("shuffleUnitRun: the low-rank paths need sgemm and float32 pixel rows");
   if (s.relu) y.relu_();
   return y;
@@ -126,7 +126,10 @@ ConvStep stepOf(const Napi::Value& v) {
     s.A = tensorAt(6).contiguous();
     s.B = tensorAt(7).contiguous();
     s.scale = a.Get(8u).As<Napi::Number>().DoubleValue();
-    std::tie(s.At, s.Bt) = lorkd::lowRankRowFactors(s.A, s.B);
+    auto f = lorkd::lowRankRowFactors(s.A, s.B);
+    s.At = f.At;
+    s.Bt = f.Bt;
+    s.Ap = f.Ap;
     if (!pointwise(s) || s.A.dim() != 3 || s.B.dim() != 3 || s.A.size(0) != s.B.size(0) || s.A.size(2) != s.weight.size(1) ||
         s.B.size(1) != s.weight.size(0) || s.A.size(1) != s.B.size(2))
       throw std::invalid_argument("shuffleUnitPrepare: an expert step must be a 1x1 convolution with factors A (T, r, Cin) and B (T, Cout, r)");

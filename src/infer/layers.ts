@@ -138,7 +138,8 @@ export class InferenceExpertConv2d extends FoldedLayer {
   // The stem's merged weight per task, per tap (null: not a stem-like convolution).
   readonly #stemTaps: NativeHandle | null = null;
   // On the GEMM route: A and B arranged for the row-by-row low-rank paths (null elsewhere).
-  readonly #rowFactors: [NativeHandle, NativeHandle] | null = null;
+  readonly #rowFactors: [NativeHandle, NativeHandle, NativeHandle | null] | null = null;
+  readonly #weightT: NativeHandle | null = null;
 
   constructor(folded: FoldedExpert, geometry: ConvGeometry, relu: boolean) {
     super(folded, geometry, relu);
@@ -150,8 +151,12 @@ export class InferenceExpertConv2d extends FoldedLayer {
       this.#stemTaps = this.registerBuffer('stemTaps', taps, { persistent: false }).handle;
     }
     if (this.gemmRoute && folded.expertA.ndim === 3) {
-      const [at, bt] = (N.lowRankRowFactors(folded.expertA.handle, folded.expertB.handle) as NativeHandle[]).map((h) => keep(TensorClass.wrap(h)));
-      this.#rowFactors = [this.registerBuffer('rowA', at!, { persistent: false }).handle, this.registerBuffer('rowB', bt!, { persistent: false }).handle];
+      // [At, Bt] and, at rank 8, A in pairs of input channels for the AVX-512 loop.
+      const [at, bt, ap] = (N.lowRankRowFactors(folded.expertA.handle, folded.expertB.handle) as NativeHandle[]).map((h) => keep(TensorClass.wrap(h)));
+      const buffer = (name: string, t: Tensor) => this.registerBuffer(name, t, { persistent: false }).handle;
+      this.#rowFactors = [buffer('rowA', at!), buffer('rowB', bt!), ap ? buffer('rowPairs', ap) : null];
+      // W0' as (Cin, Cout): the shared GEMM over few rows reads it faster (as InferenceConv2d's).
+      this.#weightT = buffer('weightT', keep(TensorClass.wrap(N.pointwiseTransposed(folded.weight.handle) as NativeHandle)));
     }
   }
 
@@ -166,8 +171,8 @@ export class InferenceExpertConv2d extends FoldedLayer {
       if (y !== null) return TensorClass.wrap(y);
     }
     if (this.#packed === undefined) this.#packed = this.#prepack(x);
-    const [at, bt] = this.#rowFactors ?? [null, null];
-    return TensorClass.wrap(N.eksConvInfer(x.handle, w, a, b, routing.counts, this.scale, g.stride, g.padding, g.dilation, bias, this.relu, this.#packed ?? null, at, bt));
+    const [at, bt, ap] = this.#rowFactors ?? [null, null, null];
+    return TensorClass.wrap(N.eksConvInfer(x.handle, w, a, b, routing.counts, this.scale, g.stride, g.padding, g.dilation, bias, this.relu, this.#packed ?? null, at, bt, ap, this.#weightT));
   }
 
   /** Whether this is a 1x1, stride 1, unpadded convolution: the shared convolution is one GEMM. */

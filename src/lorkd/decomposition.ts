@@ -9,7 +9,7 @@ import { Linear } from '../nn/linear.js';
 import { Sequential } from '../nn/sequential.js';
 import { createModel } from '../models/registry.js';
 import type { ImageClassifier } from '../models/classifier.js';
-import { type Tensor, tensor, tidy } from '../tensor/index.js';
+import { type Tensor, routedLinear, tensor, tidy } from '../tensor/index.js';
 import { UserError } from '../tensor/errors.js';
 import { ExpertConv2d, checkRank, type ExpertTask } from './expert-conv.js';
 import { Routing, sortByTask } from './routing.js';
@@ -186,9 +186,16 @@ export class DecompositionModel extends Module {
     const s = strategy ?? this.chooseStrategy(x, routing);
     return tidy(() => {
       const features = this.backbone.forwardFeatures(x, routing, s);
-      const logits = routing.counts.map((c, t) => (c === 0 ? null : this.head(t).forward(routing.slice(features, t))));
-      return { features, logits };
+      return { features, logits: this.#headLogits(features, routing) };
     });
+  }
+
+  /** Each present task's rows through its head: one native call where every head has a bias. */
+  #headLogits(features: Tensor, routing: Routing): (Tensor | null)[] {
+    const heads = routing.counts.map((_, t) => this.head(t));
+    const biases = heads.map((h) => h.bias);
+    if (biases.every((b) => b !== null)) return routedLinear(features, routing.counts, heads.map((h) => h.weight), biases as Tensor[]);
+    return routing.counts.map((c, t) => (c === 0 ? null : heads[t]!.forward(routing.slice(features, t))));
   }
 
   #checkRouting(x: Tensor, routing: Routing): void {

@@ -66,6 +66,13 @@ export const avgPool2d = (x: Tensor, kernel: number | number[], o: Pool2dOptions
   Tensor.wrap(N.avgPool2d(x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true));
 export const adaptiveAvgPool2d = (x: Tensor, size: number | number[]): Tensor => Tensor.wrap(N.adaptiveAvgPool2d(x.handle, pair(size)));
 export const linear = (x: Tensor, w: Tensor, b: Tensor | null = null): Tensor => Tensor.wrap(N.linear(x.handle, w.handle, ho(b)));
+/**
+ * Rows grouped in order, `counts[t]` rows per group, each group through its own linear layer in
+ * one native call: `[x_t W_t^T + b_t, ...]`, null for an empty group. The same ops as a narrow and
+ * a linear per group (autograd and autocast alike).
+ */
+export const routedLinear = (x: Tensor, counts: readonly number[], weights: Tensor[], biases: Tensor[]): (Tensor | null)[] =>
+  (N.routedLinear(x.handle, counts, hs(weights), hs(biases)) as unknown[]).map((h) => (h === null ? null : Tensor.wrap(h as never)));
 export const dropout = (x: Tensor, p = 0.5, training = true): Tensor => Tensor.wrap(N.dropout(x.handle, p, training));
 export const interpolate = (x: Tensor, size: number | number[], mode: 'bilinear' | 'bicubic' | 'nearest' = 'bilinear', alignCorners = false): Tensor =>
   Tensor.wrap(N.interpolate(x.handle, pair(size), mode, alignCorners));
