@@ -4,22 +4,27 @@
 //   - merged: the task's weight W_t = W0' + s B_t A_t, made for the call (r Cin Cout
 //     multiply-adds, the cost of r rows of the GEMM), then one GEMM of its rows;
 //   - low-rank: the GEMM with W0' and, row by row, out += s (x A_t^T) B_t^T (r (Cin + Cout) per
-//     row, in a loop that runs at about half the GEMM's speed).
-// A task is merged where the row path would cost more: rows kRowPathCost r (Cin + Cout) >=
-// r Cin Cout + kMergeCalls. At 224 px, batch 1, that is ShuffleNetV2's stages 2 and 3; at 64 px
-// only large groups. Consecutive low-rank tasks share one GEMM.
+//     row, in a loop that runs at about half the GEMM's speed in AVX2, and near it on AVX-512 at
+//     r = 8).
+// A task is merged where the row path would cost more: rows cost r (Cin + Cout) >= r Cin Cout +
+// kMergeCalls. At 224 px, batch 1, that is ShuffleNetV2's stages 2 and 3 (on AVX-512 one image of
+// a batch merges stage 2 only); at 64 px only large groups. Consecutive low-rank tasks share one
+// GEMM.
 #include "eks-pointwise.h"
 
 #include "common.h"
 #include "infer-kernels.h"
+#include "low-rank-pairs.h"
 
 #include <cstring>
 
 namespace {
 // The row path's cost per multiply-add relative to the GEMM's, and the merged route's two extra
-// GEMM calls in multiply-adds (about 5 us). Set on the 2-core machine; the EKS/fused ratio moved
-// less than its run-to-run spread between row costs 1.5-3 and call costs 0-500 Ki.
-constexpr double kRowPathCost = 2.0;
+// GEMM calls in multiply-adds (about 5 us). Set on the 2-core machine: 2.0 for the AVX2 loop; 0.6
+// for the AVX-512 loop at r = 8 (low-rank-pairs.cc), where 224 px batch 8
+// and 32 went from 1.13-1.24x the fused expert to 1.09-1.14x (stage 3 left unmerged; two
+// alternating runs each) and 64 px did not move beyond its spread.
+constexpr double kRowPathCost = 2.0, kPairRowPathCost = 0.6;
 constexpr double kMergeCalls = 131072;
 
 bool denseFloat(const at::Tensor& t) {
@@ -28,9 +33,9 @@ bool denseFloat(const at::Tensor& t) {
 }  // namespace
 
 namespace lorkd {
-bool mergesTask(int64_t rows, int64_t cin, int64_t cout, int64_t rank) {
+bool mergesTask(int64_t rows, int64_t cin, int64_t cout, int64_t rank, bool pairs) {
   const double r = static_cast<double>(rank);
-  return static_cast<double>(rows) * kRowPathCost * r * static_cast<double>(cin + cout) >= r * static_cast<double>(cin * cout) + kMergeCalls;
+  return static_cast<double>(rows) * (pairs ? kPairRowPathCost : kRowPathCost) * r * static_cast<double>(cin + cout) >= r * static_cast<double>(cin * cout) + kMergeCalls;
 }
 
 at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Tensor& bias, const at::Tensor& At,
@@ -45,12 +50,14 @@ at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Ten
       Bt.size(2) != cout || static_cast<int64_t>(counts.size()) != T)
     return {};
   if (bias.defined() && (!denseFloat(bias) || bias.numel() != cout)) return {};
+  const float* pairs = pairsOf(Ap, At);
+  const bool paired = pairs && rank == 8 && pairRowsAvailable();
   std::vector<int64_t> first(T + 1, 0);
   bool anyMerged = false;
   for (int64_t t = 0; t < T; t++) {
     if (counts[t] < 0) return {};
     first[t + 1] = first[t] + counts[t] * hw;
-    anyMerged = anyMerged || (counts[t] > 0 && mergesTask(counts[t] * hw, cin, cout, rank));
+    anyMerged = anyMerged || (counts[t] > 0 && mergesTask(counts[t] * hw, cin, cout, rank, paired));
   }
   if (first[T] != r.rows() || !anyMerged) return {};
 
@@ -58,7 +65,6 @@ at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Ten
   float* o = out.data_ptr<float>();
   const float *w = w0.data_ptr<float>(), *a = At.data_ptr<float>(), *b = Bt.data_ptr<float>();
   const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  const float* pairs = pairsOf(Ap, At);
   const float sf = static_cast<float>(s);
   thread_local std::vector<float> merged;  // serve's workers run passes on their own threads
   merged.resize(cout * cin);
@@ -75,7 +81,7 @@ at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Ten
   };
   for (int64_t t = 0; t < T; t++) {
     const int64_t i0 = first[t], i1 = first[t + 1];
-    if (i1 == i0 || !mergesTask(i1 - i0, cin, cout, rank)) continue;
+    if (i1 == i0 || !mergesTask(i1 - i0, cin, cout, rank, paired)) continue;
     if (!flushLowRank(i0)) return {};
     // W_t = W0' + s B_t A_t, row-major (Cout, Cin): B_t is Bt[t]^T (Cout x r), A_t is At[t]^T (r x Cin).
     std::memcpy(merged.data(), w, sizeof(float) * cout * cin);

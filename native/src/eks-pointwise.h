@@ -12,6 +12,7 @@ namespace lorkd {
 // convolution and addLowRankRows).
 at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Tensor& bias, const at::Tensor& At,
                         const at::Tensor& Bt, const at::Tensor& Ap, const std::vector<int64_t>& counts, double s, bool relu);
-// Whether a task with `rows` pixel rows is computed through its merged weight.
-bool mergesTask(int64_t rows, int64_t cin, int64_t cout, int64_t rank);
+// Whether a task with `rows` pixel rows is computed through its merged weight (`pairs`: its row
+// path would run the AVX-512 loop).
+bool mergesTask(int64_t rows, int64_t cin, int64_t cout, int64_t rank, bool pairs);
 }  // namespace lorkd

@@ -258,7 +258,7 @@ DEF("eksConvInfer", {
       if (!out.defined()) out = runPrepacked(info[11], x);
       if (out.defined()) {
         out = out.contiguous(at::MemoryFormat::ChannelsLast);
-        reluDone = rows && addLowRankRows(x, out, *At, *Bt, Ap, counts, D(5), relu);
+        reluDone = rows && addLowRankRows(x, out, *At, *Bt, Ap, at::Tensor(), counts, D(5), relu);
         const at::Tensor Ad = A.contiguous(), Bd = B.contiguous();
         if (!reluDone && !addLowRankBlas(x, out, Ad, Bd, counts, D(5))) addLowRank(x, out, A, B, counts, D(5));
       }

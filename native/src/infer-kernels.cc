@@ -453,7 +453,7 @@ const float* pairsOf(const at::Tensor& Ap, const at::Tensor& At) {
 }
 
 bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, const at::Tensor& Bt, const at::Tensor& Ap,
-                    const std::vector<int64_t>& counts, double s, bool relu) {
+                    const at::Tensor& bias, const std::vector<int64_t>& counts, double s, bool relu) {
   PixelRows r;
   // out is channels_last: dense as pixel rows, not in NCHW order (denseFloat asks for the latter).
   if (!pixelRows(x, r) || !out.is_contiguous(at::MemoryFormat::ChannelsLast) || !out.is_cpu() || out.scalar_type() != at::kFloat ||
@@ -463,12 +463,13 @@ bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, 
   if (At.dim() != 3 || Bt.dim() != 3 || At.size(1) != r.c || Bt.size(0) != T || Bt.size(1) != rank || Bt.size(2) != cout ||
       static_cast<int64_t>(counts.size()) != T || out.size(0) != r.n || out.size(2) != r.h || out.size(3) != r.w)
     return false;
+  if (bias.defined() && (!denseFloat(bias) || bias.numel() != cout)) return false;
   // The first pixel row of each task, and one past the last (rows are grouped by task).
   std::vector<int64_t> first(T + 1, 0);
   for (int64_t t = 0; t < T; t++) first[t + 1] = first[t] + counts[t] * hw;
   if (first[T] != r.rows()) return false;
-  lowRankRange(r, out.data_ptr<float>(), cout, At.data_ptr<float>(), Bt.data_ptr<float>(), pairsOf(Ap, At), nullptr, rank, first, 0,
-               r.rows(), static_cast<float>(s), relu);
+  lowRankRange(r, out.data_ptr<float>(), cout, At.data_ptr<float>(), Bt.data_ptr<float>(), pairsOf(Ap, At),
+               bias.defined() ? bias.data_ptr<float>() : nullptr, rank, first, 0, r.rows(), static_cast<float>(s), relu);
   return true;
 }
 

@@ -59,10 +59,16 @@ at::Tensor runExpert(Unit& u, ConvStep& s, const at::Tensor& x, const std::vecto
   // Tasks with many rows through their merged weight (eks-pointwise.cc); undefined where none has.
   at::Tensor y = lorkd::eksPointwise(x, s.weight, s.bias, s.At, s.Bt, s.Ap, counts, s.scale, s.relu);
   if (y.defined()) return y;
-  y = runConv(u, s, x, false);
-  // Row by row in one pass with the ReLU: faster than two GEMMs per task at every size measured
-  // (64 and 224 px, batch 8 and 32, 10 tasks: EKS pass 1.11-1.60x the fused expert, from 1.20-1.84x).
-  if (lorkd::addLowRankRows(x, y, s.At, s.Bt, s.Ap, counts, s.scale, s.relu)) return y;
+  // The shared GEMM without the bias, then row by row in one pass the low-rank paths, the bias and
+  // the ReLU: faster than two GEMMs per task at every size measured (64 and 224 px, batch 8 and
+  // 32, 10 tasks: EKS pass 1.11-1.60x the fused expert, from 1.20-1.84x), and one pass over the
+  // output fewer than adding the bias after the GEMM.
+  // (oneDNN's pre-packed convolution, with the bias, for larger outputs.)
+  y = lorkd::pointwiseConv(x, s.weight, at::Tensor(), false, s.weightT);
+  const at::Tensor rowBias = y.defined() ? s.bias : at::Tensor();
+  if (!y.defined()) y = runConv(u, s, x, false);
+  if (lorkd::addLowRankRows(x, y, s.At, s.Bt, s.Ap, rowBias, counts, s.scale, s.relu)) return y;
+  if (rowBias.defined()) y.add_(rowBias.view({1, -1, 1, 1}));
   if (!lorkd::addLowRankBlas(x, y, s.A, s.B, counts, s.scale)) throw std::runtime_error("shuffleUnitRun: the low-rank paths need sgemm and float32 pixel rows");
   if (s.relu) y.relu_();
   return y;
