@@ -153,6 +153,19 @@ test('EKS row path at rank 8 in input-channel pairs (AVX-512, lowRankRowFactors\
           );
           assert.ok(maxDiff(got, reference(one, w0, bias, A, B, single, 0.7, true)) <= 1e-4, `${cin} -> ${cout}, one row`);
         }
+        // A merged task and a row-path task in one call of the unit kernel, the latter in pairs.
+        {
+          const counts = [20, 1];
+          const w0 = randn([C, C, 1, 1]).mul(0.1);
+          const bias = randn([C]);
+          const A = randn([2, 8, C]).mul(0.2);
+          const B = randn([2, C, 8]).mul(0.2);
+          const [At, Bt, Ap] = (N.lowRankRowFactors(A.handle, B.handle) as unknown[]).map((h) => Tensor.wrap(h as never));
+          const x = randn([21, C, 8, 8]).contiguous('channels_last');
+          const got = inferenceMode(() => wrapOrNull(N.eksPointwiseInfer(x.handle, w0.handle, bias.handle, At!.handle, Bt!.handle, counts, 0.5, true, Ap!.handle)));
+          assert.ok(got !== null, 'task 0 is merged');
+          assert.ok(maxDiff(got, reference(x, w0, bias, A, B, counts, 0.5, true)) <= 1e-4, `merged and paired: ${maxDiff(got, reference(x, w0, bias, A, B, counts, 0.5, true))}`);
+        }
         // Other ranks have no pairs.
         const A4 = randn([2, 4, 8]);
         assert.equal((N.lowRankRowFactors(A4.handle, randn([2, 8, 4]).handle) as unknown[]).map((h) => Tensor.wrap(h as never)).length, 2);
