@@ -164,3 +164,23 @@ test('a lock left by a dead process is taken over; SIGTERM exits 143 and a secon
   assert.ok(code === 130 || q.child.signalCode === 'SIGINT', `exit ${code} / ${q.child.signalCode}`);
   assert.ok(Date.now() - t0 < 10_000);
 });
+
+test('a killed process not yet reaped (a zombie) counts as dead in pidAlive, which the run-directory lock and the temporary-file cleanup ask', { skip: process.platform !== 'linux' && 'needs /proc' }, async () => {
+  // sh starts a child that exits at once, then becomes `sleep`, which never reaps it: the child
+  // stays a zombie, signalable with kill(pid, 0), for as long as the sleep runs.
+  const { spawn } = await import('node:child_process');
+  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 20'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const zombiePid = await new Promise<number>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+    const state = () => {
+      const stat = readFileSync(`/proc/${zombiePid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    };
+    await until(() => state() === 'Z', 10_000, 'the child to exit');
+    assert.equal(pidAlive(zombiePid), false, 'a zombie is not alive');
+    assert.equal(pidAlive(parent.pid!), true, 'its sleeping parent is');
+    assert.equal(pidAlive(process.pid), true);
+  } finally {
+    parent.kill('SIGKILL');
+  }
+});

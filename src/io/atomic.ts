@@ -2,7 +2,7 @@
 // synced and renamed over the target, so a reader (or a killed run) only ever sees the old file or
 // the complete new one. Any failure (full disk, read-only file system, a folder in the way, no
 // permission) removes the temporary file and becomes one UserError naming the file and the cause.
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UserError } from '../tensor/errors.js';
@@ -111,9 +111,22 @@ function syncFolder(dir: string): void {
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A killed process stays signalable as a zombie until its parent (or init, for an orphan)
+  // reaps it, which can take a while on a loaded machine; it holds nothing, so it counts as dead.
+  return !zombie(pid);
+}
+
+/** Whether Linux reports `pid` as a zombie or dead entry (state Z or X in /proc/<pid>/stat). */
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false; // no /proc (another OS), or gone since the signal: kill() answered
   }
 }
 
