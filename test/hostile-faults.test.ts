@@ -166,10 +166,10 @@ test('a lock left by a dead process is taken over; SIGTERM exits 143 and a secon
 });
 
 test('a killed process not yet reaped (a zombie) counts as dead in pidAlive, which the run-directory lock and the temporary-file cleanup ask', { skip: process.platform !== 'linux' && 'needs /proc' }, async () => {
-  // sh starts a child that exits at once, then becomes `sleep`, which never reaps it: the child
+  // sh starts a child that exits shortly, then becomes `sleep`, which never reaps it: the child
   // stays a zombie, signalable with kill(pid, 0), for as long as the sleep runs.
   const { spawn } = await import('node:child_process');
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 20'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 20'], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     const zombiePid = await new Promise<number>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
     const state = () => {
