@@ -116,25 +116,26 @@ test("eksConvInfer on the GEMM route: with the row factors (merged tasks, row pa
     );
 });
 
-test('EKS row path at rank 8 in input-channel pairs (AVX-512, lowRankRowFactors\' third factor): equals per-task conv2d for odd and even Cin, Cout off 16, runs of 1-27 rows, with and without the ReLU, on a channel slice', () => {
+test('EKS row path at rank 4, 8 and 16 in groups of input channels (AVX-512, lowRankRowFactors\' third factor): equals per-task conv2d for Cin off the group size, Cout off 16, runs of 1-27 rows, with and without the ReLU, on a channel slice', () => {
   manualSeed(24);
   const live = memory().liveTensors;
   for (const threads of [1, 2])
     withThreads(threads, () =>
       tidy(() => {
-        for (const [cin, cout] of [[58, 58], [57, 10], [3, 40], [1, 17]] as const) {
+        for (const [rank, cin, cout] of [[8, 58, 58], [8, 57, 10], [8, 3, 40], [8, 1, 17], [4, 58, 30], [4, 57, 17], [4, 3, 16], [16, 58, 58], [16, 5, 33]] as const) {
           // 3x3 maps: 9 pixel rows per image; runs of 18, 9, 27 and 1 rows exercise the 16-row blocks and the 1-3 row tails.
           const counts = [2, 1, 0, 3];
           const T = counts.length;
           const n = counts.reduce((a, b) => a + b, 0);
           const w0 = randn([cout, cin, 1, 1]).mul(0.1);
           const bias = randn([cout]);
-          const A = randn([T, 8, cin]).mul(0.2);
-          const B = randn([T, cout, 8]).mul(0.2);
+          const A = randn([T, rank, cin]).mul(0.2);
+          const B = randn([T, cout, rank]).mul(0.2);
           const factors = (N.lowRankRowFactors(A.handle, B.handle) as unknown[]).map((h) => Tensor.wrap(h as never));
-          assert.equal(factors.length, 3, 'rank 8 gives the pairs');
+          assert.equal(factors.length, 3, `rank ${rank} gives the groups`);
           const [At, Bt, Ap] = factors;
-          assert.deepEqual(Ap!.shape, [T, Math.ceil(cin / 2), 8, 2]);
+          const g = 16 / rank;
+          assert.deepEqual(Ap!.shape, [T, Math.ceil(cin / g), rank, g]);
           const w0T = Tensor.wrap(N.pointwiseTransposed(w0.handle) as never);
           const full = randn([n, cin + 5, 3, 3]).contiguous('channels_last');
           const x = full.narrow(1, 2, cin);
@@ -143,7 +144,7 @@ test('EKS row path at rank 8 in input-channel pairs (AVX-512, lowRankRowFactors\
               Tensor.wrap(N.eksConvInfer(x.handle, w0.handle, A.handle, B.handle, counts, 0.7, [1, 1], [0, 0], [1, 1], bias.handle, relu, null, At!.handle, Bt!.handle, Ap!.handle, w0T.handle)),
             );
             const ref = reference(x, w0, bias, A, B, counts, 0.7, relu);
-            assert.ok(maxDiff(got, ref) <= 1e-4, `${cin} -> ${cout}, ${threads}t, relu ${relu}: ${maxDiff(got, ref)}`);
+            assert.ok(maxDiff(got, ref) <= 1e-4, `r ${rank}, ${cin} -> ${cout}, ${threads}t, relu ${relu}: ${maxDiff(got, ref)}`);
           }
           // A single row of one task (1x1 map), the shortest run.
           const one = randn([1, cin, 1, 1]).contiguous('channels_last');
@@ -151,7 +152,7 @@ test('EKS row path at rank 8 in input-channel pairs (AVX-512, lowRankRowFactors\
           const got = inferenceMode(() =>
             Tensor.wrap(N.eksConvInfer(one.handle, w0.handle, A.handle, B.handle, single, 0.7, [1, 1], [0, 0], [1, 1], bias.handle, true, null, At!.handle, Bt!.handle, Ap!.handle, null)),
           );
-          assert.ok(maxDiff(got, reference(one, w0, bias, A, B, single, 0.7, true)) <= 1e-4, `${cin} -> ${cout}, one row`);
+          assert.ok(maxDiff(got, reference(one, w0, bias, A, B, single, 0.7, true)) <= 1e-4, `r ${rank}, ${cin} -> ${cout}, one row`);
         }
         // A merged task and a row-path task in one call of the unit kernel, the latter in pairs.
         {
@@ -166,9 +167,9 @@ test('EKS row path at rank 8 in input-channel pairs (AVX-512, lowRankRowFactors\
           assert.ok(got !== null, 'task 0 is merged');
           assert.ok(maxDiff(got, reference(x, w0, bias, A, B, counts, 0.5, true)) <= 1e-4, `merged and paired: ${maxDiff(got, reference(x, w0, bias, A, B, counts, 0.5, true))}`);
         }
-        // Other ranks have no pairs.
-        const A4 = randn([2, 4, 8]);
-        assert.equal((N.lowRankRowFactors(A4.handle, randn([2, 8, 4]).handle) as unknown[]).map((h) => Tensor.wrap(h as never)).length, 2);
+        // Other ranks have no groups.
+        const A3 = randn([2, 3, 8]);
+        assert.equal((N.lowRankRowFactors(A3.handle, randn([2, 8, 3]).handle) as unknown[]).map((h) => Tensor.wrap(h as never)).length, 2);
       }),
     );
   assert.equal(memory().liveTensors, live, 'no tensor leaked');

@@ -5,7 +5,7 @@
 //     multiply-adds, the cost of r rows of the GEMM), then one GEMM of its rows;
 //   - low-rank: the GEMM with W0' and, row by row, out += s (x A_t^T) B_t^T (r (Cin + Cout) per
 //     row, in a loop that runs at about half the GEMM's speed in AVX2, and near it on AVX-512 at
-//     r = 8).
+//     r = 4, 8, 16).
 // A task is merged where the row path would cost more: rows cost r (Cin + Cout) >= r Cin Cout +
 // kMergeCalls. At 224 px, batch 1, that is ShuffleNetV2's stages 2 and 3 (on AVX-512 one image of
 // a batch merges stage 2 only); at 64 px only large groups. Consecutive low-rank tasks share one
@@ -21,7 +21,7 @@
 namespace {
 // The row path's cost per multiply-add relative to the GEMM's, and the merged route's two extra
 // GEMM calls in multiply-adds (about 5 us). Set on the 2-core machine: 2.0 for the AVX2 loop; 0.6
-// for the AVX-512 loop at r = 8 (low-rank-pairs.cc), where 224 px batch 8
+// for the AVX-512 loop (low-rank-pairs.cc; set at r = 8), where 224 px batch 8
 // and 32 went from 1.13-1.24x the fused expert to 1.09-1.14x (stage 3 left unmerged; two
 // alternating runs each) and 64 px did not move beyond its spread.
 constexpr double kRowPathCost = 2.0, kPairRowPathCost = 0.6;
@@ -51,7 +51,7 @@ at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Ten
     return {};
   if (bias.defined() && (!denseFloat(bias) || bias.numel() != cout)) return {};
   const float* pairs = pairsOf(Ap, At);
-  const bool paired = pairs && rank == 8 && pairRowsAvailable();
+  const bool paired = pairs && pairRank(rank) && pairRowsAvailable();
   std::vector<int64_t> first(T + 1, 0);
   bool anyMerged = false;
   for (int64_t t = 0; t < T; t++) {
@@ -96,7 +96,7 @@ at::Tensor eksPointwise(const at::Tensor& x, const at::Tensor& w0, const at::Ten
 }
 }  // namespace lorkd
 
-// lowRankRowFactors(A, B) -> [At, Bt] or, at rank 8, [At, Bt, Ap]: the factors arranged for the
+// lowRankRowFactors(A, B) -> [At, Bt] or, at rank 4, 8 and 16, [At, Bt, Ap]: the factors arranged for the
 // row-by-row low-rank paths (Ap: for the AVX-512 loop, low-rank-pairs.cc).
 DEF("lowRankRowFactors", {
   auto f = lowRankRowFactors(T(0), T(1));

@@ -446,8 +446,9 @@ RowFactors lowRankRowFactors(const at::Tensor& A, const at::Tensor& B) {
 }
 
 const float* pairsOf(const at::Tensor& Ap, const at::Tensor& At) {
-  return Ap.defined() && denseFloat(Ap) && Ap.dim() == 4 && Ap.size(0) == At.size(0) && Ap.size(1) == (At.size(1) + 1) / 2 &&
-                 Ap.size(2) == 8 && Ap.size(3) == 2
+  const int64_t rank = At.dim() == 3 ? At.size(2) : 0, g = pairRank(rank) ? 16 / rank : 1;
+  return pairRank(rank) && Ap.defined() && denseFloat(Ap) && Ap.dim() == 4 && Ap.size(0) == At.size(0) && Ap.size(1) == (At.size(1) + g - 1) / g &&
+                 Ap.size(2) == rank && Ap.size(3) == g
              ? Ap.data_ptr<float>()
              : nullptr;
 }
@@ -477,15 +478,16 @@ void lowRankRange(const PixelRows& r, float* op, int64_t cout, const float* ap, 
                   int64_t rank, const std::vector<int64_t>& first, int64_t from, int64_t to, float sf, bool relu) {
   const float* xp = r.data;
   const bool eight = rank == 8 && hasAvx2();
-  const bool paired = rank == 8 && pairs && pairRowsAvailable();
-  const int64_t pairBlock = (r.c + 1) / 2 * 16;
+  const bool paired = pairRank(rank) && pairs && pairRowsAvailable();
+  const int64_t group = paired ? 16 / rank : 1, pairBlock = (r.c + group - 1) / group * 16;
   at::parallel_for(from, to, grainRows(rank * (r.c + cout)), [&](int64_t i0, int64_t i1) {
     int64_t t = std::upper_bound(first.begin(), first.end(), i0) - first.begin() - 1;
     if (paired) {  // each task's run of rows in one call
       for (int64_t i = i0; i < i1; t++) {
         const int64_t end = std::min(i1, first[t + 1]);
         if (end > i)
-          lowRankPairRows(xp + i * r.ld, r.ld, end - i, r.c, pairs + t * pairBlock, bp + t * rank * cout, bias, op + i * cout, cout, sf, relu);
+          lowRankPairRows(xp + i * r.ld, r.ld, end - i, r.c, rank, pairs + t * pairBlock, bp + t * rank * cout, bias, op + i * cout, cout,
+                          sf, relu);
         i = std::max(i, end);
       }
       return;

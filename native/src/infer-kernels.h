@@ -77,7 +77,7 @@ at::Tensor maxPool(const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef 
 // in one pass (the EKS pass of a 1x1 expert convolution after its shared convolution). At, Bt:
 // the factors A (T, r, Cin) and B (T, Cout, r) as (T, Cin, r) and (T, r, Cout) (lowRankRowFactors).
 // False (nothing touched) where it does not apply.
-// Ap: lowRankPairs(A) for the AVX-512 loop at rank 8 (undefined: the AVX2 or plain loop); bias
+// Ap: lowRankPairs(A) for the AVX-512 loop at rank 4, 8, 16 (undefined: the AVX2 or plain loop); bias
 // (undefined: none) is added in the same pass, before the ReLU.
 bool addLowRankRows(const at::Tensor& x, at::Tensor& out, const at::Tensor& At, const at::Tensor& Bt, const at::Tensor& Ap,
                     const at::Tensor& bias, const std::vector<int64_t>& counts, double s, bool relu);

@@ -151,7 +151,7 @@ export class InferenceExpertConv2d extends FoldedLayer {
       this.#stemTaps = this.registerBuffer('stemTaps', taps, { persistent: false }).handle;
     }
     if (this.gemmRoute && folded.expertA.ndim === 3) {
-      // [At, Bt] and, at rank 8, A in pairs of input channels for the AVX-512 loop.
+      // [At, Bt] and, at rank 4, 8 and 16, A in groups of input channels for the AVX-512 loop.
       const [at, bt, ap] = (N.lowRankRowFactors(folded.expertA.handle, folded.expertB.handle) as NativeHandle[]).map((h) => keep(TensorClass.wrap(h)));
       const buffer = (name: string, t: Tensor) => this.registerBuffer(name, t, { persistent: false }).handle;
       this.#rowFactors = [buffer('rowA', at!), buffer('rowB', bt!), ap ? buffer('rowPairs', ap) : null];
