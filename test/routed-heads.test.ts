@@ -1,7 +1,7 @@
 // routedLinear (native/src/routed-heads.cc): a task-sorted batch through each task's head in one
 // call, as the decomposition model's heads run. Checked against a narrow and a linear per task
-// (the per-head path it replaces): values on the direct loop (no gradient wanted) and on the ATen
-// route, gradients of x, weights and biases under autograd, null for absent tasks, one-line
+// (the per-head path it replaces): values on the direct loop (no gradient wanted, small heads) and
+// on the ATen route (large heads), gradients of x, weights and biases under autograd, null for absent tasks, one-line
 // errors, and no tensor left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,6 +36,15 @@ test('routedLinear equals a narrow and a linear per task, without and with a gra
         assert.deepEqual(g!.shape, ref[t]!.shape, `${mode} task ${t}`);
         assert.ok(maxDiff(g!, ref[t]!) <= 1e-5, `${mode} task ${t}: ${maxDiff(g!, ref[t]!)}`);
       });
+    }
+    // A head past the direct loop's size (300 x 64 x 64 multiply-adds) takes ATen's linear: the same values.
+    {
+      const big = randn([301, 64]);
+      const bw = [randn([64, 64]), randn([5, 64])];
+      const bb = [randn([64]), randn([5])];
+      const got = noGrad(() => routedLinear(big, [300, 1], bw, bb));
+      const ref = perHead(big, [300, 1], bw, bb);
+      got.forEach((g, t) => assert.ok(maxDiff(g!, ref[t]!) <= 1e-4, `big head ${t}: ${maxDiff(g!, ref[t]!)}`));
     }
     // Autograd: the same loss through both gives the same gradients.
     const grads = (f: (xx: Tensor, w: Tensor[], b: Tensor[]) => (Tensor | null)[]) => {
