@@ -68,8 +68,9 @@ export const adaptiveAvgPool2d = (x: Tensor, size: number | number[]): Tensor =>
 export const linear = (x: Tensor, w: Tensor, b: Tensor | null = null): Tensor => Tensor.wrap(N.linear(x.handle, w.handle, ho(b)));
 /**
  * Rows grouped in order, `counts[t]` rows per group, each group through its own linear layer in
- * one native call: `[x_t W_t^T + b_t, ...]`, null for an empty group. The same ops as a narrow and
- * a linear per group (autograd and autocast alike).
+ * one native call: `[x_t W_t^T + b_t, ...]`, null for an empty group. The values of a narrow and a
+ * linear per group; where a gradient is wanted or autocast is on, those very ops (the autograd
+ * graph is the same), and a direct loop for small float32 heads otherwise.
  */
 export const routedLinear = (x: Tensor, counts: readonly number[], weights: Tensor[], biases: Tensor[]): (Tensor | null)[] =>
   (N.routedLinear(x.handle, counts, hs(weights), hs(biases)) as unknown[]).map((h) => (h === null ? null : Tensor.wrap(h as never)));
