@@ -12,6 +12,8 @@ import { withThreads } from './helpers/threads.js';
 
 const maxDiff = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().amax().item());
 const wrapOrNull = (h: unknown): Tensor | null => (h === null ? null : Tensor.wrap(h as never));
+// lowRankRowFactors' tensors: [At, Bt] and, at ranks 4, 8 and 16, Ap.
+const rowFactors = (A: Tensor, B: Tensor): Tensor[] => (N.lowRankRowFactors(A.handle, B.handle) as unknown[]).map((h) => Tensor.wrap(h as never));
 
 // relu?(conv2d(x_t, W0 + s B_t A_t) + b) per task's images, concatenated.
 function reference(x: Tensor, w0: Tensor, bias: Tensor, A: Tensor, B: Tensor, counts: number[], s: number, relu: boolean): Tensor {
@@ -49,7 +51,7 @@ test('EKS 1x1 kernel: merged and row-path tasks in one output equal per-task con
             const bias = randn([C]);
             const A = randn([T, rank, C]).mul(0.2);
             const B = randn([T, C, rank]).mul(0.2);
-            const [At, Bt] = (N.lowRankRowFactors(A.handle, B.handle) as unknown[]).map((h) => Tensor.wrap(h as never));
+            const [At, Bt] = rowFactors(A, B);
             const full = randn([n, 2 * C, 8, 8]).contiguous('channels_last');
             for (const [layout, x] of [['channels_last', full.narrow(1, 0, C).contiguous('channels_last')], ['channel slice', full.narrow(1, C, C)]] as const) {
               for (const relu of [false, true]) {
@@ -77,7 +79,7 @@ test('EKS 1x1 kernel: null for shapes that do not fit (one-line errors are the c
     const w0 = randn([C, C, 1, 1]);
     const A = randn([2, 4, C]);
     const B = randn([2, C, 4]);
-    const [At, Bt] = (N.lowRankRowFactors(A.handle, B.handle) as unknown[]).map((h) => Tensor.wrap(h as never));
+    const [At, Bt] = rowFactors(A, B);
     const x = randn([6, C, 8, 8]).contiguous('channels_last');
     const call = (xx: Tensor, counts: number[]) => inferenceMode(() => N.eksPointwiseInfer(xx.handle, w0.handle, null, At!.handle, Bt!.handle, counts, 1, false));
     assert.notEqual(call(x, [3, 3]), null);
@@ -101,7 +103,7 @@ test("eksConvInfer on the GEMM route: with the row factors (merged tasks, row pa
         const bias = randn([cout]);
         const A = randn([3, r, cin]).mul(0.2);
         const B = randn([3, cout, r]).mul(0.2);
-        const [At, Bt] = (N.lowRankRowFactors(A.handle, B.handle) as unknown[]).map((h) => Tensor.wrap(h as never));
+        const [At, Bt] = rowFactors(A, B);
         const x = randn([21, cin, 4, 4]).contiguous('channels_last');
         for (const relu of [false, true]) {
           const run = (rows: boolean) =>
@@ -131,7 +133,7 @@ test('EKS row path at rank 4, 8 and 16 in groups of input channels (AVX-512, low
           const bias = randn([cout]);
           const A = randn([T, rank, cin]).mul(0.2);
           const B = randn([T, cout, rank]).mul(0.2);
-          const factors = (N.lowRankRowFactors(A.handle, B.handle) as unknown[]).map((h) => Tensor.wrap(h as never));
+          const factors = rowFactors(A, B);
           assert.equal(factors.length, 3, `rank ${rank} gives the groups`);
           const [At, Bt, Ap] = factors;
           const g = 16 / rank;
@@ -161,7 +163,7 @@ test('EKS row path at rank 4, 8 and 16 in groups of input channels (AVX-512, low
           const bias = randn([C]);
           const A = randn([2, 8, C]).mul(0.2);
           const B = randn([2, C, 8]).mul(0.2);
-          const [At, Bt, Ap] = (N.lowRankRowFactors(A.handle, B.handle) as unknown[]).map((h) => Tensor.wrap(h as never));
+          const [At, Bt, Ap] = rowFactors(A, B);
           const x = randn([21, C, 8, 8]).contiguous('channels_last');
           const got = inferenceMode(() => wrapOrNull(N.eksPointwiseInfer(x.handle, w0.handle, bias.handle, At!.handle, Bt!.handle, counts, 0.5, true, Ap!.handle)));
           assert.ok(got !== null, 'task 0 is merged');
@@ -169,7 +171,7 @@ test('EKS row path at rank 4, 8 and 16 in groups of input channels (AVX-512, low
         }
         // Other ranks have no groups.
         const A3 = randn([2, 3, 8]);
-        assert.equal((N.lowRankRowFactors(A3.handle, randn([2, 8, 3]).handle) as unknown[]).map((h) => Tensor.wrap(h as never)).length, 2);
+        assert.equal(rowFactors(A3, randn([2, 8, 3])).length, 2);
       }),
     );
   assert.equal(memory().liveTensors, live, 'no tensor leaked');

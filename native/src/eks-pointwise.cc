@@ -22,7 +22,7 @@ namespace {
 // The row path's cost per multiply-add relative to the GEMM's, and the merged route's two extra
 // GEMM calls in multiply-adds (about 5 us). Set on the 2-core machine: 2.0 for the AVX2 loop; 0.6
 // for the AVX-512 loop (low-rank-pairs.cc; set at r = 8), where 224 px batch 8
-// and 32 went from 1.13-1.24x the fused expert to 1.09-1.14x (stage 3 left unmerged; two
+// and 32 went from 1.11-1.24x the fused expert to 1.09-1.14x (stage 3 left unmerged; two
 // alternating runs each) and 64 px did not move beyond its spread.
 constexpr double kRowPathCost = 2.0, kPairRowPathCost = 0.6;
 constexpr double kMergeCalls = 131072;
