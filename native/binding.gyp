@@ -21,7 +21,7 @@
         "src/shuffle-unit.cc",
         "src/shuffle-grad.cc",
         "src/resnet-trunk.cc",
-        "src/few-rows-conv.cc", "src/low-rank-pairs.cc", "src/routed-heads.cc"
+        "src/few-rows-conv.cc", "src/low-rank-pairs.cc", "src/routed-heads.cc", "src/direct-conv.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -9,6 +9,7 @@ import { conv2d, manualSeed, noGrad, randn, tidy, type Tensor } from '../src/ten
 import { InferenceConv2d, fewRowsIsa, fewRowsLimits, fewRowsRuns, type FewRowsIsa } from '../src/infer/index.js';
 import { plannedNetwork } from './helpers/random-decomposition.js';
 import { assertMemoryFlat } from './helpers/assert.js';
+import type { ConvGeometry } from './helpers/conv-geometry.js';
 
 function maxRelDiff(a: Tensor, b: Tensor): number {
   return tidy(() => a.sub(b).abs().amax().item() / Math.max(1, b.abs().amax().item()));
@@ -27,17 +28,7 @@ function withFewRows<T>(limits: Parameters<typeof fewRowsLimits>[0], isa: FewRow
 }
 const EVERY = { maxRows: Infinity, minWeight: 0 };
 
-interface Geometry {
-  name: string;
-  batch: number;
-  cin: number;
-  cout: number;
-  hw: [number, number];
-  k: [number, number];
-  stride: [number, number];
-  padding: [number, number];
-  dilation: [number, number];
-}
+type Geometry = ConvGeometry;
 const GEOMETRIES: Geometry[] = [
   { name: '3x3 on a 2x2 map, 40 outputs (a part panel)', batch: 1, cin: 64, cout: 40, hw: [2, 2], k: [3, 3], stride: [1, 1], padding: [1, 1], dilation: [1, 1] },
   { name: '3x3 stride 2 on 5x5, batch 3 (27 rows: whole and part register blocks)', batch: 3, cin: 16, cout: 64, hw: [5, 5], k: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1] },

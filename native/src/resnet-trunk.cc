@@ -13,6 +13,7 @@
 // and the ReLU run in place on the blocked tensors. The function is the folded network's: outputs
 // equal the unfolded model's within 1e-5 (test/infer-plan.test.ts).
 #include "common.h"
+#include "direct-conv.h"
 #include "few-rows-conv.h"
 #include "infer-kernels.h"
 
@@ -28,6 +29,9 @@ struct TrunkConv {
   int64_t cout = 0, kh = 0, kw = 0, k = 0;  // output channels, window, and kh * kw * Cin
   // The weight packed for few output pixels, made on the first batch that has them.
   std::shared_ptr<lorkd::LazyFewRows> few = std::make_shared<lorkd::LazyFewRows>();
+  // The weight packed for the direct loop on channels_last tensors (direct-conv.h); null where it
+  // does not apply (groups, channels, CPU).
+  std::shared_ptr<lorkd::DirectConv> direct;
 };
 
 struct TrunkBlock {
@@ -73,6 +77,7 @@ std::unique_ptr<TrunkConv> convOf(const Napi::Value& v) {
   c->cout = w.size(0), c->kh = w.size(2), c->kw = w.size(3);
   c->k = w.size(1) * w.size(2) * w.size(3);
   c->weight = at::mkldnn_reorder_conv2d_weight(w.contiguous().to_mkldnn(), c->padding, c->stride, c->dilation, c->groups);
+  if (c->groups == 1) c->direct = lorkd::directConvPack(w, c->bias, c->stride, c->padding, c->dilation);
   return c;
 }
 
@@ -99,6 +104,38 @@ bool fewBlock(const TrunkBlock& b, at::IntArrayRef in) {
   const int64_t ow = lorkd::windowOutSize(in[3], c.kw, c.stride[1], c.padding[1], c.dilation[1]);
   return lorkd::fewRowsPays(in[0] * oh * ow, c.k, c.cout);
 }
+
+// Output pixels (batch x height x width) of c on an input of `in`'s sizes.
+int64_t outPixels(const TrunkConv& c, at::IntArrayRef in) {
+  return in[0] * lorkd::windowOutSize(in[2], c.kh, c.stride[0], c.padding[0], c.dilation[0]) *
+         lorkd::windowOutSize(in[3], c.kw, c.stride[1], c.padding[1], c.dilation[1]);
+}
+
+// Whether block b runs through the direct loop on an input of `in`'s sizes: each of its
+// convolutions has the packing and the block's work is small enough (lorkd::directConvPays).
+bool directBlock(const TrunkBlock& b, at::IntArrayRef in) {
+  for (const auto& c : b.convs)
+    if (!c.direct) return false;
+  if (b.down && !b.down->direct) return false;
+  // The block's largest convolution decides: the first may be a strided one of a quarter the work.
+  int64_t most = 0;
+  std::vector<int64_t> size = in.vec();
+  for (const auto& c : b.convs) {
+    const int64_t pixels = outPixels(c, size);
+    most = std::max(most, pixels * c.k * c.cout);
+    size = {size[0], c.cout, lorkd::windowOutSize(size[2], c.kh, c.stride[0], c.padding[0], c.dilation[0]),
+            lorkd::windowOutSize(size[3], c.kw, c.stride[1], c.padding[1], c.dilation[1])};
+  }
+  return lorkd::directConvPays(most);
+}
+
+// relu?(c(x) + residual?) on a dense channels_last x: the few-rows pass or the direct loop.
+at::Tensor runDense(const TrunkConv& c, const at::Tensor& x, const at::Tensor* residual, bool relu, bool few) {
+  return few ? runFew(c, x, residual, relu) : lorkd::directConvRun(*c.direct, x, residual, relu);
+}
+
+at::Tensor toDense(const at::Tensor& y) { return y.is_mkldnn() ? y.to_dense().contiguous(at::MemoryFormat::ChannelsLast) : y; }
+at::Tensor toBlocked(const at::Tensor& y) { return y.is_mkldnn() ? y : y.contiguous().to_mkldnn(); }
 }  // namespace
 
 // resnetTrunkPrepare(stem|null, pool|null, blocks) -> trunk | null. stem and every convolution:
@@ -147,24 +184,32 @@ DEF("resnetTrunkRun", {
       autocastEnabled(c10::DeviceType::CPU))
     return ENV.Null();
   at::NoGradGuard ng;
-  at::Tensor y = x.to_mkldnn();
-  if (t.stem) y = runConv(*t.stem, y);
-  if (t.pool) y = at::mkldnn_max_pool2d(y, t.poolKernel, t.poolStride, t.poolPadding, t.poolDilation, t.poolCeil);
-  // From the first block that is read-bound (batch 1, deep layers) on, the blocks run on a dense
-  // channels_last tensor through the few-rows kernel, the sum and ReLU in its last convolution.
-  bool few = false;
+  // Each stage runs either on oneDNN's blocked tensors or on dense channels_last ones (the direct
+  // loop where the output is small, the few-rows pass where the weight outweighs the arithmetic,
+  // both with the residual sum and the ReLU in the last convolution's store); the tensor is
+  // converted where the next stage wants the other.
+  at::Tensor y = x;
+  if (t.stem) {
+    if (t.stem->direct && lorkd::directConvPays(outPixels(*t.stem, y.sizes()) * t.stem->k * t.stem->cout)) y = lorkd::directConvRun(*t.stem->direct, y, nullptr, t.stem->relu);
+    else y = runConv(*t.stem, toBlocked(y));
+  }
+  if (t.pool) {
+    at::Tensor p;
+    if (!y.is_mkldnn() && !t.poolCeil && t.poolDilation[0] == 1 && t.poolDilation[1] == 1)
+      p = lorkd::maxPool(y, t.poolKernel[0], t.poolKernel[1], t.poolStride, t.poolPadding);
+    y = p.defined() ? p : at::mkldnn_max_pool2d(toBlocked(y), t.poolKernel, t.poolStride, t.poolPadding, t.poolDilation, t.poolCeil);
+  }
   for (const auto& b : t.blocks) {
-    if (!few && fewBlock(b, y.sizes())) {
-      y = y.to_dense().contiguous(at::MemoryFormat::ChannelsLast);
-      few = true;
-    }
-    if (few) {
-      const at::Tensor identity = b.down ? runFew(*b.down, y, nullptr, b.down->relu) : y;
+    const bool few = fewBlock(b, y.sizes());
+    if (few || directBlock(b, y.sizes())) {
+      y = toDense(y);
+      const at::Tensor identity = b.down ? runDense(*b.down, y, nullptr, b.down->relu, few) : y;
       at::Tensor o = y;
-      for (size_t i = 0; i + 1 < b.convs.size(); i++) o = runFew(b.convs[i], o, nullptr, b.convs[i].relu);
-      y = runFew(b.convs.back(), o, &identity, true);
+      for (size_t i = 0; i + 1 < b.convs.size(); i++) o = runDense(b.convs[i], o, nullptr, b.convs[i].relu, few);
+      y = runDense(b.convs.back(), o, &identity, true, few);
       continue;
     }
+    y = toBlocked(y);
     const at::Tensor identity = b.down ? runConv(*b.down, y) : y;
     at::Tensor o = y;
     for (const auto& c : b.convs) o = runConv(c, o);
@@ -172,7 +217,7 @@ DEF("resnetTrunkRun", {
     at::relu_(o);
     y = o;
   }
-  R(few ? y : y.to_dense());
+  R(y.is_mkldnn() ? y.to_dense() : y);
 })
 
 // resnetTrunkFree(trunk): drops the trunk's weights now (not at garbage collection).

@@ -1,0 +1,37 @@
+// A dense convolution as a direct loop on channels_last tensors (direct-conv.cc), for the trunk of
+// a CNN at inference: each output tile of 6 pixels x 64 channels stays in 24 AVX-512 registers
+// while the kernel window and 16 input channels at a time pass over it, and the bias, the
+// residual sum and the ReLU are applied as the tile is stored. oneDNN's direct convolution needs
+// its blocked layout and runs the residual sum and the ReLU as separate passes (issue 22).
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+
+namespace lorkd {
+// The weight in panels of up to 64 output channels; each panel in blocks of up to 16 input
+// channels, each block tap-major: [panel][block][kh][kw][input channel][output channel].
+struct DirectConv {
+  int64_t cin = 0, cout = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+  at::Tensor packed;  // float32, 64-byte aligned (ATen's CPU allocator)
+  at::Tensor bias;    // float32 (Cout)
+};
+
+// Whether this CPU runs the direct loop (AVX-512F), and a test or a benchmark can turn it off.
+bool directConvEnabled();
+// Whether a trunk stage whose largest convolution has `macs` multiply-adds takes the direct loop:
+// enabled, and at most directConvSwitch's bound (default 2^26). Measured on ResNet-18, one and two
+// threads: oneDNN's blocked chain costs a fixed 10-30 us per call and its kernels suit small maps
+// less, so the loop wins on small stages (64 px at batch 1-4) and oneDNN on large ones.
+bool directConvPays(int64_t macs);
+
+// Packs w (Cout, Cin, kh, kw), float32 CPU, groups 1, with its bias (Cout) and geometry (2 entries
+// each); null where the loop does not apply (Cout not a multiple of 16, or directConvEnabled() false).
+std::unique_ptr<DirectConv> directConvPack(const at::Tensor& w, const at::Tensor& bias, at::IntArrayRef stride,
+                                           at::IntArrayRef padding, at::IntArrayRef dilation);
+
+// relu?(conv(x) + bias + residual?) with x float32 (N, Cin, H, W) in any layout (made
+// channels_last); residual, when given, of the output's shape. Returns a channels_last tensor.
+// Throws std::invalid_argument on a shape that does not match.
+at::Tensor directConvRun(const DirectConv& c, const at::Tensor& x, const at::Tensor* residual, bool relu);
+}  // namespace lorkd
