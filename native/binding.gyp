@@ -21,7 +21,7 @@
         "src/shuffle-unit.cc",
         "src/shuffle-grad.cc",
         "src/resnet-trunk.cc",
-        "src/few-rows-conv.cc", "src/low-rank-pairs.cc", "src/routed-heads.cc", "src/direct-conv.cc"
+        "src/few-rows-conv.cc", "src/low-rank-pairs.cc", "src/routed-heads.cc", "src/direct-conv.cc", "src/onednn-chain.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -31,7 +31,13 @@
       "libraries": ["<!@(node torch-config.cjs libs)", "<!@(node torch-config.cjs openmp)"],
       "defines": ["NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NAPI_VERSION=8", "<!@(node torch-config.cjs defines)"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++17"],
-      "cflags_cc": ["<!@(node torch-config.cjs cflags)", "-std=c++17", "-O2", "-fopenmp", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"]
+      "cflags_cc": ["<!@(node torch-config.cjs cflags)", "-std=c++17", "-O2", "-fopenmp", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "conditions": [
+        ["<!(test -f /usr/include/oneapi/dnnl/dnnl.hpp && echo 1 || echo 0)==1", {
+          "defines": ["LORKD_DNNL"],
+          "libraries": ["-ldnnl"]
+        }]
+      ]
     }
   ],
   "conditions": [

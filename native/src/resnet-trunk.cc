@@ -12,6 +12,9 @@
 // the residual sum and ReLU ran as two more dispatched ops from JavaScript per block. Here the sum
 // and the ReLU run in place on the blocked tensors. The function is the folded network's: outputs
 // equal the unfolded model's within 1e-5 (test/infer-plan.test.ts).
+// Before common.h, whose argument macros (T, R, ...) would rewrite oneDNN's templates.
+#include "onednn-chain.h"
+//
 #include "common.h"
 #include "direct-conv.h"
 #include "few-rows-conv.h"
@@ -21,8 +24,15 @@
 
 namespace {
 struct TrunkConv {
-  at::Tensor weight;  // oneDNN tensor, reordered for the convolution
+  at::Tensor plain;   // the weight as given (Cout, Cin / groups, kh, kw), float32 contiguous
   at::Tensor bias;    // dense
+#ifdef LORKD_DNNL
+  // The convolution through oneDNN's API, its ReLU (and for a block's last, the residual sum and
+  // the block's ReLU) as post-ops.
+  std::shared_ptr<lorkd::onednn::Conv> dnnl;
+#else
+  at::Tensor weight;  // ATen's oneDNN tensor, reordered for the convolution
+#endif
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups = 1;
   bool relu = false;
@@ -42,6 +52,9 @@ struct TrunkBlock {
 struct Trunk {
   std::unique_ptr<TrunkConv> stem;
   bool pool = false;
+#ifdef LORKD_DNNL
+  std::shared_ptr<lorkd::onednn::MaxPool> dnnlPool;
+#endif
   std::vector<int64_t> poolKernel, poolStride, poolPadding, poolDilation;
   bool poolCeil = false;
   std::vector<TrunkBlock> blocks;
@@ -76,20 +89,27 @@ std::unique_ptr<TrunkConv> convOf(const Napi::Value& v) {
   if (c->bias.dim() != 1 || c->bias.size(0) != w.size(0)) throw std::invalid_argument("resnetTrunkPrepare: a bias must have one value per output channel");
   c->cout = w.size(0), c->kh = w.size(2), c->kw = w.size(3);
   c->k = w.size(1) * w.size(2) * w.size(3);
-  c->weight = at::mkldnn_reorder_conv2d_weight(w.contiguous().to_mkldnn(), c->padding, c->stride, c->dilation, c->groups);
+  c->plain = w.detach().contiguous().clone();
+#ifdef LORKD_DNNL
+  c->dnnl = std::make_shared<lorkd::onednn::Conv>(c->plain, c->bias, c->stride, c->padding, c->dilation, c->groups, c->relu);
+#else
+  c->weight = at::mkldnn_reorder_conv2d_weight(c->plain.to_mkldnn(), c->padding, c->stride, c->dilation, c->groups);
+#endif
   if (c->groups == 1) c->direct = lorkd::directConvPack(w, c->bias, c->stride, c->padding, c->dilation);
   return c;
 }
 
+#ifndef LORKD_DNNL
 at::Tensor runConv(const TrunkConv& c, const at::Tensor& x) {
   at::Tensor y = at::mkldnn_convolution(x, c.weight, c.bias, c.padding, c.stride, c.dilation, c.groups);
   if (c.relu) at::relu_(y);
   return y;
 }
+#endif
 
 // relu?(c(x) + residual?) on a dense channels_last x, through the weight packed for few rows.
 at::Tensor runFew(const TrunkConv& c, const at::Tensor& x, const at::Tensor* residual, bool relu) {
-  const lorkd::FewRowsConv& f = c.few->get([&] { return lorkd::fewRowsPack(c.weight.to_dense(), c.bias, c.stride, c.padding, c.dilation); });
+  const lorkd::FewRowsConv& f = c.few->get([&] { return lorkd::fewRowsPack(c.plain, c.bias, c.stride, c.padding, c.dilation); });
   return lorkd::fewRowsRun(f, x, residual, relu);
 }
 
@@ -134,8 +154,88 @@ at::Tensor runDense(const TrunkConv& c, const at::Tensor& x, const at::Tensor* r
   return few ? runFew(c, x, residual, relu) : lorkd::directConvRun(*c.direct, x, residual, relu);
 }
 
+// A dense stage's block: the residual sum and the ReLU in its last convolution's store.
+at::Tensor runDenseBlock(const TrunkBlock& b, const at::Tensor& y, bool few) {
+  const at::Tensor identity = b.down ? runDense(*b.down, y, nullptr, b.down->relu, few) : y;
+  at::Tensor o = y;
+  for (size_t i = 0; i + 1 < b.convs.size(); i++) o = runDense(b.convs[i], o, nullptr, b.convs[i].relu, few);
+  return runDense(b.convs.back(), o, &identity, true, few);
+}
+
+// The max pooling on a dense channels_last tensor by lorkd's loop (dilation 1, floor mode); undefined otherwise.
+at::Tensor densePool(const Trunk& t, const at::Tensor& y) {
+  if (t.poolCeil || t.poolDilation[0] != 1 || t.poolDilation[1] != 1) return {};
+  return lorkd::maxPool(y, t.poolKernel[0], t.poolKernel[1], t.poolStride, t.poolPadding);
+}
+
+// Each stage runs either in oneDNN's blocked layout or on dense channels_last tensors (the direct
+// loop where the work is small, the few-rows pass where the weight outweighs the arithmetic, both
+// with the residual sum and the ReLU in the last convolution's store); the activation is
+// converted where the next stage wants the other.
+#ifdef LORKD_DNNL
+at::Tensor runTrunk(const Trunk& t, const at::Tensor& x) {
+  using lorkd::onednn::Act;
+  Act y = lorkd::onednn::wrapDense(x);
+  bool owned = false;  // whether y's bytes are the trunk's (a block without downsample sums into them)
+  if (t.stem) {
+    if (t.stem->direct && lorkd::directConvPays(outPixels(*t.stem, x.sizes()) * t.stem->k * t.stem->cout))
+      y = lorkd::onednn::wrapDense(lorkd::directConvRun(*t.stem->direct, x, nullptr, t.stem->relu));
+    else
+      y = t.stem->dnnl->run(y, nullptr);
+    owned = true;
+  }
+  if (t.pool) {
+    const at::Tensor p = y.dense ? densePool(t, y.t) : at::Tensor();
+    y = p.defined() ? lorkd::onednn::wrapDense(p) : t.dnnlPool->run(y);
+    owned = true;
+  }
+  for (const auto& b : t.blocks) {
+    const std::vector<int64_t> size = y.md.dims();
+    const bool few = fewBlock(b, size);
+    if (few || directBlock(b, size)) {
+      y = lorkd::onednn::wrapDense(runDenseBlock(b, lorkd::onednn::toDense(y), few));
+      owned = true;
+      continue;
+    }
+    Act identity = b.down ? b.down->dnnl->run(y, nullptr) : owned ? y : Act{y.t.clone(), y.md, y.dense};
+    Act o = y;
+    for (size_t i = 0; i + 1 < b.convs.size(); i++) o = b.convs[i].dnnl->run(o, nullptr);
+    y = b.convs.back().dnnl->run(o, &identity);
+    owned = true;
+  }
+  return lorkd::onednn::toDense(y);
+}
+#else
 at::Tensor toDense(const at::Tensor& y) { return y.is_mkldnn() ? y.to_dense().contiguous(at::MemoryFormat::ChannelsLast) : y; }
 at::Tensor toBlocked(const at::Tensor& y) { return y.is_mkldnn() ? y : y.contiguous().to_mkldnn(); }
+
+at::Tensor runTrunk(const Trunk& t, const at::Tensor& x) {
+  at::Tensor y = x;
+  if (t.stem) {
+    if (t.stem->direct && lorkd::directConvPays(outPixels(*t.stem, y.sizes()) * t.stem->k * t.stem->cout)) y = lorkd::directConvRun(*t.stem->direct, y, nullptr, t.stem->relu);
+    else y = runConv(*t.stem, toBlocked(y));
+  }
+  if (t.pool) {
+    const at::Tensor p = y.is_mkldnn() ? at::Tensor() : densePool(t, y);
+    y = p.defined() ? p : at::mkldnn_max_pool2d(toBlocked(y), t.poolKernel, t.poolStride, t.poolPadding, t.poolDilation, t.poolCeil);
+  }
+  for (const auto& b : t.blocks) {
+    const bool few = fewBlock(b, y.sizes());
+    if (few || directBlock(b, y.sizes())) {
+      y = runDenseBlock(b, toDense(y), few);
+      continue;
+    }
+    y = toBlocked(y);
+    const at::Tensor identity = b.down ? runConv(*b.down, y) : y;
+    at::Tensor o = y;
+    for (const auto& c : b.convs) o = runConv(c, o);
+    o.add_(identity);
+    at::relu_(o);
+    y = o;
+  }
+  return y.is_mkldnn() ? y.to_dense() : y;
+}
+#endif
 }  // namespace
 
 // resnetTrunkPrepare(stem|null, pool|null, blocks) -> trunk | null. stem and every convolution:
@@ -157,6 +257,9 @@ DEF("resnetTrunkPrepare", {
     t->poolPadding = intsOf(p.Get(2u), "pool padding");
     t->poolDilation = intsOf(p.Get(3u), "pool dilation");
     t->poolCeil = p.Get(4u).As<Napi::Boolean>().Value();
+#ifdef LORKD_DNNL
+    t->dnnlPool = std::make_shared<lorkd::onednn::MaxPool>(t->poolKernel, t->poolStride, t->poolPadding, t->poolDilation, t->poolCeil);
+#endif
   }
   if (!info[2].IsArray()) throw std::invalid_argument("resnetTrunkPrepare: blocks must be a list");
   auto bl = info[2].As<Napi::Array>();
@@ -168,6 +271,11 @@ DEF("resnetTrunkPrepare", {
     for (uint32_t j = 0; j < convs.Length(); j++) blk.convs.push_back(std::move(*convOf(convs.Get(j))));
     if (blk.convs.empty() || blk.convs.back().relu) throw std::invalid_argument("resnetTrunkPrepare: a block needs convolutions, the last without its ReLU (it follows the sum)");
     if (b.Get(1u).IsArray()) blk.down = convOf(b.Get(1u));
+#ifdef LORKD_DNNL
+    // The last convolution adds the residual and applies the block's ReLU as post-ops.
+    TrunkConv& last = blk.convs.back();
+    last.dnnl = std::make_shared<lorkd::onednn::Conv>(last.plain, last.bias, last.stride, last.padding, last.dilation, last.groups, true);
+#endif
     t->blocks.push_back(std::move(blk));
   }
   return Napi::External<Trunk>::New(ENV, t.release(), [](Napi::Env, Trunk* p) { delete p; });
@@ -184,40 +292,15 @@ DEF("resnetTrunkRun", {
       autocastEnabled(c10::DeviceType::CPU))
     return ENV.Null();
   at::NoGradGuard ng;
-  // Each stage runs either on oneDNN's blocked tensors or on dense channels_last ones (the direct
-  // loop where the output is small, the few-rows pass where the weight outweighs the arithmetic,
-  // both with the residual sum and the ReLU in the last convolution's store); the tensor is
-  // converted where the next stage wants the other.
-  at::Tensor y = x;
-  if (t.stem) {
-    if (t.stem->direct && lorkd::directConvPays(outPixels(*t.stem, y.sizes()) * t.stem->k * t.stem->cout)) y = lorkd::directConvRun(*t.stem->direct, y, nullptr, t.stem->relu);
-    else y = runConv(*t.stem, toBlocked(y));
+#ifdef LORKD_DNNL
+  try {
+    R(runTrunk(t, x));
+  } catch (const dnnl::error&) {
+    return ENV.Null();  // a shape oneDNN has no primitive for: the caller runs the layers
   }
-  if (t.pool) {
-    at::Tensor p;
-    if (!y.is_mkldnn() && !t.poolCeil && t.poolDilation[0] == 1 && t.poolDilation[1] == 1)
-      p = lorkd::maxPool(y, t.poolKernel[0], t.poolKernel[1], t.poolStride, t.poolPadding);
-    y = p.defined() ? p : at::mkldnn_max_pool2d(toBlocked(y), t.poolKernel, t.poolStride, t.poolPadding, t.poolDilation, t.poolCeil);
-  }
-  for (const auto& b : t.blocks) {
-    const bool few = fewBlock(b, y.sizes());
-    if (few || directBlock(b, y.sizes())) {
-      y = toDense(y);
-      const at::Tensor identity = b.down ? runDense(*b.down, y, nullptr, b.down->relu, few) : y;
-      at::Tensor o = y;
-      for (size_t i = 0; i + 1 < b.convs.size(); i++) o = runDense(b.convs[i], o, nullptr, b.convs[i].relu, few);
-      y = runDense(b.convs.back(), o, &identity, true, few);
-      continue;
-    }
-    y = toBlocked(y);
-    const at::Tensor identity = b.down ? runConv(*b.down, y) : y;
-    at::Tensor o = y;
-    for (const auto& c : b.convs) o = runConv(c, o);
-    o.add_(identity);
-    at::relu_(o);
-    y = o;
-  }
-  R(y.is_mkldnn() ? y.to_dense() : y);
+#else
+  R(runTrunk(t, x));
+#endif
 })
 
 // resnetTrunkFree(trunk): drops the trunk's weights now (not at garbage collection).
