@@ -90,7 +90,7 @@ test('direct convolution refuses a weight it does not pack, and bad input, in on
 
 test('ResNet-18 trunk takes the direct loop on small stages and equals the unfolded model and oneDNN\'s chain within 1e-5, with memory flat', { skip }, () => {
   const { model, plan } = plannedNetwork('resnet18', 5, 13);
-  for (const [batch, size] of [[1, 64], [2, 64], [1, 45]] as const) {
+  for (const [batch, size] of [[1, 64], [2, 32], [1, 45]] as const) {
     tidy(() => {
       const x = randn([batch, 3, size, size]).contiguous('channels_last');
       const ref = noGrad(() => model.forward(x));
@@ -120,5 +120,5 @@ test('directConv refuses bad settings in one line and changes nothing', () => {
   assert.throws(() => directConv({ maxMacs: -1 }), /^UserError: directConv: maxMacs must be a whole number >= 0, got -1$/);
   assert.throws(() => directConv({ enabled: 'yes' as unknown as boolean }), /directConv: enabled must be true or false, got yes/);
   assert.deepEqual(directConv(), before);
-  assert.equal(before.maxMacs, 2 ** 26);
+  assert.equal(before.maxMacs, 2 ** 24);
 });

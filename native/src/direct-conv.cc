@@ -29,7 +29,7 @@ constexpr int64_t kPanel = 16 * kVectors;
 constexpr int kPixels = 6;      // output pixels per strip
 
 std::atomic<bool> gEnabled{true};
-std::atomic<int64_t> gMaxMacs{int64_t(1) << 26};
+std::atomic<int64_t> gMaxMacs{int64_t(1) << 24};
 std::atomic<int64_t> gRuns{0};  // convolutions run since the library was loaded
 bool cpuHasAvx512() {
   static const bool has = __builtin_cpu_supports("avx512f");

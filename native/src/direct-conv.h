@@ -20,9 +20,11 @@ struct DirectConv {
 // Whether this CPU runs the direct loop (AVX-512F), and a test or a benchmark can turn it off.
 bool directConvEnabled();
 // Whether a trunk stage whose largest convolution has `macs` multiply-adds takes the direct loop:
-// enabled, and at most directConvSwitch's bound (default 2^26). Measured on ResNet-18, one and two
-// threads: oneDNN's blocked chain costs a fixed 10-30 us per call and its kernels suit small maps
-// less, so the loop wins on small stages (64 px at batch 1-4) and oneDNN on large ones.
+// enabled, and at most directConvSwitch's bound (default 2^24: ResNet-18's stages at 64 px, batch
+// 1). Measured on ResNet-18 in alternating runs, one and two threads: against ATen's oneDNN ops the
+// loop was 1.15-1.17x faster at 64 px batch 1 and ahead up to 2^26 (batch 4); against
+// onednn-chain.cc's cached, fused primitives it ties at batch 1 (3.27-3.29 against 3.27-3.33 ms on
+// one thread, 1.82-1.87 against 1.84-1.95 on two) and loses at batch 2 (6.4 against 5.6 ms).
 bool directConvPays(int64_t macs);
 
 // Packs w (Cout, Cin, kh, kw), float32 CPU, groups 1, with its bias (Cout) and geometry (2 entries

@@ -145,6 +145,12 @@ Act Conv::run(const Act& x, Act* into) const {
                             {DNNL_ARG_DST, mem(y.md, y.t)},
                             {DNNL_ARG_SCRATCHPAD, sp}});
   stream().wait();
+  if (!y.dense && y.md == memory::desc(y.md.dims(), dt::f32, tag::nhwc)) {
+    // oneDNN's nhwc kernels wrote a dense channels_last tensor: the dense stages read it as is.
+    const memory::dims d = y.md.dims();
+    y.t = y.t.view(at::kFloat).as_strided({d[0], d[1], d[2], d[3]}, {d[1] * d[2] * d[3], 1, d[3] * d[1], d[1]});
+    y.dense = true;
+  }
   return y;
 }
 
