@@ -164,13 +164,16 @@ std::vector<std::pair<int64_t, int>> stripsOf(int64_t ow) {
 
 namespace lorkd {
 bool directConvEnabled() { return gEnabled.load() && cpuHasAvx512(); }
+bool directConvFits(const at::Tensor& w, int64_t groups) {
+  return cpuHasAvx512() && groups == 1 && w.dim() == 4 && w.scalar_type() == at::kFloat && w.size(0) % 16 == 0;
+}
 bool directConvPays(int64_t macs) { return directConvEnabled() && macs <= gMaxMacs.load(); }
 
 std::unique_ptr<DirectConv> directConvPack(const at::Tensor& w, const at::Tensor& bias, at::IntArrayRef stride,
                                            at::IntArrayRef padding, at::IntArrayRef dilation) {
   if (w.dim() != 4 || !w.is_cpu() || w.scalar_type() != at::kFloat) throw std::invalid_argument("directConvPack: the weight must be a 4-d float32 CPU tensor");
   if (stride.size() != 2 || padding.size() != 2 || dilation.size() != 2) throw std::invalid_argument("directConvPack: stride, padding and dilation need 2 entries each");
-  if (!directConvEnabled() || w.size(0) % 16 != 0) return nullptr;
+  if (!directConvFits(w, 1)) return nullptr;
   auto c = std::make_unique<DirectConv>();
   c->cout = w.size(0), c->cin = w.size(1), c->kh = w.size(2), c->kw = w.size(3);
   c->sh = stride[0], c->sw = stride[1], c->ph = padding[0], c->pw = padding[1], c->dh = dilation[0], c->dw = dilation[1];

@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <mutex>
+#include <stdexcept>
 
 namespace lorkd {
 // The weight in panels of up to 64 output channels; each panel in blocks of up to 16 input
@@ -27,8 +29,12 @@ bool directConvEnabled();
 // one thread, 1.82-1.87 against 1.84-1.95 on two) and loses at batch 2 (6.4 against 5.6 ms).
 bool directConvPays(int64_t macs);
 
+// Whether the loop can run a convolution of w (Cout, Cin / groups, kh, kw): float32, groups 1,
+// Cout a multiple of 16, on a CPU with AVX-512 (whether it is switched on or not).
+bool directConvFits(const at::Tensor& w, int64_t groups);
+
 // Packs w (Cout, Cin, kh, kw), float32 CPU, groups 1, with its bias (Cout) and geometry (2 entries
-// each); null where the loop does not apply (Cout not a multiple of 16, or directConvEnabled() false).
+// each); null where the loop does not apply (directConvFits false).
 std::unique_ptr<DirectConv> directConvPack(const at::Tensor& w, const at::Tensor& bias, at::IntArrayRef stride,
                                            at::IntArrayRef padding, at::IntArrayRef dilation);
 
@@ -36,4 +42,21 @@ std::unique_ptr<DirectConv> directConvPack(const at::Tensor& w, const at::Tensor
 // channels_last); residual, when given, of the output's shape. Returns a channels_last tensor.
 // Throws std::invalid_argument on a shape that does not match.
 at::Tensor directConvRun(const DirectConv& c, const at::Tensor& x, const at::Tensor* residual, bool relu);
+
+// A packing made on first use, once, whichever thread asks first (as LazyFewRows): the trunk packs
+// only the convolutions of the stages that take the loop (ResNet-18's weights would otherwise be
+// held once more, 45 MB).
+class LazyDirect {
+ public:
+  template <typename Make>
+  const DirectConv& get(Make make) {
+    std::call_once(once_, [&] { conv_ = make(); });
+    if (!conv_) throw std::logic_error("LazyDirect: the convolution does not fit the direct loop");
+    return *conv_;
+  }
+
+ private:
+  std::once_flag once_;
+  std::unique_ptr<DirectConv> conv_;
+};
 }  // namespace lorkd

@@ -39,9 +39,10 @@ struct TrunkConv {
   int64_t cout = 0, kh = 0, kw = 0, k = 0;  // output channels, window, and kh * kw * Cin
   // The weight packed for few output pixels, made on the first batch that has them.
   std::shared_ptr<lorkd::LazyFewRows> few = std::make_shared<lorkd::LazyFewRows>();
-  // The weight packed for the direct loop on channels_last tensors (direct-conv.h); null where it
-  // does not apply (groups, channels, CPU).
-  std::shared_ptr<lorkd::DirectConv> direct;
+  // Whether the direct loop on channels_last tensors fits it (direct-conv.h: groups, channels,
+  // CPU), and its packing for the loop, made when a stage first takes the loop.
+  bool direct = false;
+  std::shared_ptr<lorkd::LazyDirect> directPack = std::make_shared<lorkd::LazyDirect>();
 };
 
 struct TrunkBlock {
@@ -95,7 +96,7 @@ std::unique_ptr<TrunkConv> convOf(const Napi::Value& v) {
 #else
   c->weight = at::mkldnn_reorder_conv2d_weight(c->plain.to_mkldnn(), c->padding, c->stride, c->dilation, c->groups);
 #endif
-  if (c->groups == 1) c->direct = lorkd::directConvPack(w, c->bias, c->stride, c->padding, c->dilation);
+  c->direct = lorkd::directConvFits(c->plain, c->groups);
   return c;
 }
 
@@ -149,9 +150,15 @@ bool directBlock(const TrunkBlock& b, at::IntArrayRef in) {
   return lorkd::directConvPays(most);
 }
 
+// relu?(c(x) + residual?) on a dense channels_last x through the direct loop.
+at::Tensor runDirect(const TrunkConv& c, const at::Tensor& x, const at::Tensor* residual, bool relu) {
+  const lorkd::DirectConv& d = c.directPack->get([&] { return lorkd::directConvPack(c.plain, c.bias, c.stride, c.padding, c.dilation); });
+  return lorkd::directConvRun(d, x, residual, relu);
+}
+
 // relu?(c(x) + residual?) on a dense channels_last x: the few-rows pass or the direct loop.
 at::Tensor runDense(const TrunkConv& c, const at::Tensor& x, const at::Tensor* residual, bool relu, bool few) {
-  return few ? runFew(c, x, residual, relu) : lorkd::directConvRun(*c.direct, x, residual, relu);
+  return few ? runFew(c, x, residual, relu) : runDirect(c, x, residual, relu);
 }
 
 // A dense stage's block: the residual sum and the ReLU in its last convolution's store.
@@ -179,7 +186,7 @@ at::Tensor runTrunk(const Trunk& t, const at::Tensor& x) {
   bool owned = false;  // whether y's bytes are the trunk's (a block without downsample sums into them)
   if (t.stem) {
     if (t.stem->direct && lorkd::directConvPays(outPixels(*t.stem, x.sizes()) * t.stem->k * t.stem->cout))
-      y = lorkd::onednn::wrapDense(lorkd::directConvRun(*t.stem->direct, x, nullptr, t.stem->relu));
+      y = lorkd::onednn::wrapDense(runDirect(*t.stem, x, nullptr, t.stem->relu));
     else
       y = t.stem->dnnl->run(y, nullptr);
     owned = true;
@@ -212,7 +219,7 @@ at::Tensor toBlocked(const at::Tensor& y) { return y.is_mkldnn() ? y : y.contigu
 at::Tensor runTrunk(const Trunk& t, const at::Tensor& x) {
   at::Tensor y = x;
   if (t.stem) {
-    if (t.stem->direct && lorkd::directConvPays(outPixels(*t.stem, y.sizes()) * t.stem->k * t.stem->cout)) y = lorkd::directConvRun(*t.stem->direct, y, nullptr, t.stem->relu);
+    if (t.stem->direct && lorkd::directConvPays(outPixels(*t.stem, y.sizes()) * t.stem->k * t.stem->cout)) y = runDirect(*t.stem, y, nullptr, t.stem->relu);
     else y = runConv(*t.stem, toBlocked(y));
   }
   if (t.pool) {
