@@ -1,17 +1,19 @@
-// A ResNet's trunk on the inference path as one native call in oneDNN's blocked layout: the stem
-// convolution (its BatchNorm folded, ReLU fused), the max pooling and every residual block, on
-// oneDNN ("mkldnn") tensors from the first convolution to the last block, converted back to a
-// dense tensor once at the end. Each weight is reordered once, when the trunk is prepared, into
-// the blocked format oneDNN's convolution reads (nChw16c-style on AVX-512, nChw8c on AVX2).
+// A ResNet's trunk on the inference path as one native call: the stem convolution (its BatchNorm
+// folded, ReLU fused), the max pooling and every residual block, converted back to a dense
+// tensor once at the end. Each stage runs one of three ways, by its size:
+// - oneDNN's convolutions (its blocked layout, or its nhwc kernels at batch 1): through oneDNN's
+//   own API where the build has its headers (onednn-chain.h: primitives made once, the ReLU and
+//   the residual sum as post-ops), else ATen's mkldnn ops on oneDNN tensors with the sum and ReLU
+//   in place;
+// - lorkd's direct loop (direct-conv.h) on dense channels_last tensors, for small stages;
+// - the few-rows pass (few-rows-conv.h), where few output pixels read a large weight.
 //
-// Why: the pre-packed convolutions of infer.cc read and write channels_last (nhwc) tensors, and
-// on an AVX-512 CPU oneDNN's nhwc convolutions were 1.5-1.6x slower than its blocked ones on
-// ResNet-18 at 64 px and level at 224 px (measured with Debian's PyTorch 1.13, one thread, 64 px
-// batch 1 and 8, 224 px batch 8: 118 / 263 / 45 img/s pre-packed channels_last against
-// 186 / 406 / 44 for this chain), and
-// the residual sum and ReLU ran as two more dispatched ops from JavaScript per block. Here the sum
-// and the ReLU run in place on the blocked tensors. The function is the folded network's: outputs
-// equal the unfolded model's within 1e-5 (test/infer-plan.test.ts).
+// Why one call: the pre-packed convolutions of infer.cc read and write channels_last tensors
+// through ATen's nhwc kernels, 1.5-1.6x slower than oneDNN's blocked ones on ResNet-18 at 64 px
+// on an AVX-512 CPU (Debian's PyTorch 1.13, one thread, 64 px batch 1 and 8: 118 / 263 img/s
+// against 186 / 406 for a blocked chain), and the residual sum and ReLU ran as two more
+// dispatched ops from JavaScript per block. The function is the folded network's: outputs equal
+// the unfolded model's within 1e-5 (test/infer-plan.test.ts, test/infer-resnet-trunk.test.ts).
 // Before common.h, whose argument macros (T, R, ...) would rewrite oneDNN's templates.
 #include "onednn-chain.h"
 //

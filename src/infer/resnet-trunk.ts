@@ -1,5 +1,6 @@
 // A ResNet's trunk on the inference path: the stem convolution, the max pooling and every residual
-// block of layer1..layer4 as one native call in oneDNN's blocked layout (native/src/resnet-trunk.cc),
+// block of layer1..layer4 as one native call (native/src/resnet-trunk.cc: oneDNN's fused
+// convolutions, or lorkd's direct loop and few-rows pass on small stages),
 // where they ran as one pre-packed channels_last convolution per layer plus the residual sum and
 // ReLU from TypeScript per block. Built by InferencePlan for a ResNet whose every convolution in
 // the trunk was folded into a plain InferenceConv2d (a decomposition's expert convolutions keep
