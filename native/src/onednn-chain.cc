@@ -66,6 +66,7 @@ struct Conv::Made {
   int threads = 0;        // oneDNN splits the work between this many threads when the primitive is made
   memory::desc src, dst;  // the layout run with, and the output's
   memory::desc reads;     // the layout the primitive reads: src is reordered to it where they differ
+  dnnl::reorder toReads;  // that reorder, made once (empty where src is read as is)
   bool sum = false;
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward prim;
@@ -107,7 +108,9 @@ const Conv::Made& Conv::made(const memory::desc& src, const memory::desc* into) 
   auto m = std::make_shared<Made>();
   m->pd = dnnl::convolution_forward::primitive_desc(d, attr, engine());
   m->prim = dnnl::convolution_forward(m->pd);
-  m->threads = threads, m->src = src, m->reads = m->pd.src_desc(), m->dst = m->pd.dst_desc(), m->sum = into != nullptr;
+  m->threads = threads, m->src = src, m->reads = m->pd.src_desc();
+  if (!(m->reads == src)) m->toReads = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), src, engine(), m->reads));
+  m->dst = m->pd.dst_desc(), m->sum = into != nullptr;
   // The weight in the layout the primitive reads, shared with an earlier primitive that reads the same.
   for (const auto& o : made_)
     if (o->pd.weights_desc() == m->pd.weights_desc()) m->weights = o->weights;
@@ -135,7 +138,7 @@ Act Conv::run(const Act& x, Act* into) const {
   if (!(m.reads == x.md)) {
     in = {bytes(m.reads.get_size()), m.reads, false};
     memory s = mem(x.md, x.t), t = mem(in.md, in.t);
-    dnnl::reorder(s, t).execute(stream(), s, t);
+    m.toReads.execute(stream(), s, t);
   }
   at::Tensor keep;
   const memory sp = scratch(m.pd, keep);
