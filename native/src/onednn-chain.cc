@@ -2,6 +2,7 @@
 #include "onednn-chain.h"
 #ifdef LORKD_DNNL
 
+#include <atomic>
 #include <stdexcept>
 
 namespace lorkd::onednn {
@@ -9,6 +10,8 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
+
+std::atomic<int64_t> gMade{0};
 
 const dnnl::engine& engine() {
   static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -62,6 +65,8 @@ at::Tensor toDense(const Act& a) {
   return out;
 }
 
+int64_t primitivesMade() { return gMade.load(); }
+
 struct Conv::Made {
   int threads = 0;        // oneDNN splits the work between this many threads when the primitive is made
   memory::desc src, dst;  // the layout run with, and the output's
@@ -108,6 +113,7 @@ const Conv::Made& Conv::made(const memory::desc& src, const memory::desc* into) 
   auto m = std::make_shared<Made>();
   m->pd = dnnl::convolution_forward::primitive_desc(d, attr, engine());
   m->prim = dnnl::convolution_forward(m->pd);
+  gMade++;
   m->threads = threads, m->src = src, m->reads = m->pd.src_desc();
   if (!(m->reads == src)) m->toReads = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), src, engine(), m->reads));
   m->dst = m->pd.dst_desc(), m->sum = into != nullptr;
@@ -195,6 +201,7 @@ Act MaxPool::run(const Act& x) const {
       m->threads = threads, m->src = x.md;
       m->pd = dnnl::pooling_v2_forward::primitive_desc(d, attr, engine());
       m->prim = dnnl::pooling_v2_forward(m->pd);
+      gMade++;
       made_.push_back(m);
     }
   }

@@ -48,6 +48,10 @@ class Conv {
   mutable std::vector<std::shared_ptr<Made>> made_;
 };
 
+// The convolution and pooling primitives made since the library was loaded (tests: one set per
+// input layout and thread count).
+int64_t primitivesMade();
+
 // max_pool2d on an Act (ATen's output size, ceil mode included), in x's layout; its primitive made
 // once per input layout.
 class MaxPool {

@@ -322,5 +322,13 @@ DEF("resnetTrunkFree", {
   return ENV.Undefined();
 })
 
+// trunkOnednnPrimitives() -> the oneDNN primitives the trunks made through oneDNN's own API since
+// the library was loaded; -1 where the build has no oneDNN headers (the trunk runs ATen's ops).
+#ifdef LORKD_DNNL
+DEF("trunkOnednnPrimitives", return Napi::Number::New(ENV, double(lorkd::onednn::primitivesMade()));)
+#else
+DEF("trunkOnednnPrimitives", return Napi::Number::New(ENV, -1);)
+#endif
+
 // oneDnnAvailable() -> whether this libtorch has oneDNN (the trunk and the pre-packed convolutions need it).
 DEF("oneDnnAvailable", return Napi::Boolean::New(ENV, at::hasMKLDNN());)
