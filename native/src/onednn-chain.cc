@@ -54,13 +54,34 @@ Act wrapDense(const at::Tensor& x) {
   return {t, memory::desc(dimsOf(x.sizes()), dt::f32, cl ? tag::nhwc : tag::nchw), true};
 }
 
+namespace {
+// The reorder from `from` to nhwc, made once per layout and thread count (the trunk's output at
+// batch 2 and above, once per forward).
+dnnl::reorder toNhwc(const memory::desc& from, const memory::desc& to) {  // a handle: a copy shares the primitive
+  struct Made {
+    int threads;
+    memory::desc from;
+    dnnl::reorder r;
+  };
+  static std::mutex mu;
+  static std::vector<Made> made;
+  const int threads = at::get_num_threads();
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& m : made)
+    if (m.threads == threads && m.from == from) return m.r;
+  if (made.size() >= 64) made.erase(made.begin());  // a long-lived server's shapes: keep the last 64
+  made.push_back({threads, from, dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to))});
+  return made.back().r;
+}
+}  // namespace
+
 at::Tensor toDense(const Act& a) {
   if (a.dense) return a.t.contiguous(at::MemoryFormat::ChannelsLast);
   const memory::dims d = a.md.dims();
   at::Tensor out = at::empty({d[0], d[1], d[2], d[3]}, at::TensorOptions().dtype(at::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
   const memory::desc md(d, dt::f32, tag::nhwc);
   memory src = mem(a.md, a.t), dst = mem(md, out);
-  dnnl::reorder(src, dst).execute(stream(), src, dst);
+  toNhwc(a.md, md).execute(stream(), src, dst);
   stream().wait();
   return out;
 }
