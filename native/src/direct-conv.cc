@@ -13,6 +13,7 @@
 #include "direct-conv.h"
 
 #include "common.h"
+#include "infer-kernels.h"
 
 #include <ATen/Parallel.h>
 #include <immintrin.h>
@@ -202,8 +203,7 @@ at::Tensor directConvRun(const DirectConv& c, const at::Tensor& x, const at::Ten
   if (!cpuHasAvx512()) throw std::invalid_argument("directConvRun: this CPU has no AVX-512");
   const at::Tensor xl = x.contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
-  const int64_t oh = h + 2 * c.ph < c.dh * (c.kh - 1) + 1 ? 0 : (h + 2 * c.ph - c.dh * (c.kh - 1) - 1) / c.sh + 1;
-  const int64_t ow = w + 2 * c.pw < c.dw * (c.kw - 1) + 1 ? 0 : (w + 2 * c.pw - c.dw * (c.kw - 1) - 1) / c.sw + 1;
+  const int64_t oh = windowOutSize(h, c.kh, c.sh, c.ph, c.dh), ow = windowOutSize(w, c.kw, c.sw, c.pw, c.dw);
   if (oh < 1 || ow < 1) throw std::invalid_argument("directConvRun: the input is smaller than the kernel");
   at::Tensor out = at::empty({n, c.cout, oh, ow}, at::TensorOptions().dtype(at::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
   at::Tensor res;

@@ -1,6 +1,7 @@
 // The blocked stages of the ResNet trunk through oneDNN's API (onednn-chain.h).
 #include "onednn-chain.h"
 #ifdef LORKD_DNNL
+#include "infer-kernels.h"
 
 #include <atomic>
 #include <stdexcept>
@@ -116,7 +117,7 @@ const Conv::Made& Conv::made(const memory::desc& src, const memory::desc* into) 
     if (m->threads == threads && m->src == src && m->sum == (into != nullptr) && (!into || m->dst == *into)) return *m;
   const memory::dims sd = src.dims();
   const int64_t cout = w_.size(0), kh = w_.size(2), kw = w_.size(3);
-  auto out = [&](int i, int64_t k) { return (sd[2 + i] + padL_[i] + padR_[i] - (dilation_[i] + 1) * (k - 1) - 1) / stride_[i] + 1; };
+  auto out = [&](int i, int64_t k) { return windowOutSize(sd[2 + i], k, stride_[i], padL_[i], dilation_[i] + 1); };
   const memory::dims dd = {sd[0], cout, out(0, kh), out(1, kw)};
   memory::dims wd = {cout, w_.size(1), kh, kw};
   if (groups_ > 1) wd = {groups_, cout / groups_, w_.size(1), kh, kw};

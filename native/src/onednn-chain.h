@@ -1,9 +1,9 @@
 // oneDNN's own API for the blocked stages of the ResNet trunk (onednn-chain.cc), where the build
 // found oneDNN's headers (LORKD_DNNL: Debian's libdnnl-dev, the same libdnnl.so.2 libtorch
 // loads). Against ATen's mkldnn_convolution it keeps each primitive made once per input layout,
-// where ATen rebuilt its descriptors on every call (0.06-0.27 ms per ResNet-18 block at 224 px,
-// batch 1), and it fuses the ReLU and the residual sum into the convolution as post-ops, where
-// the ATen chain ran them as two more passes per block.
+// where ATen rebuilt its descriptors on every call (0.06-0.17 ms per ResNet-18 block at 224 px
+// batch 1, 0.27 for the stem and pooling), and it fuses the ReLU and the residual sum into the
+// convolution as post-ops, where the ATen chain ran them as two more passes per block.
 #pragma once
 #ifdef LORKD_DNNL
 #include <dnnl.hpp>

@@ -163,6 +163,11 @@ at::Tensor runDense(const TrunkConv& c, const at::Tensor& x, const at::Tensor* r
   return few ? runFew(c, x, residual, relu) : runDirect(c, x, residual, relu);
 }
 
+// Whether the stem runs through the direct loop on an input of `in`'s sizes.
+bool directStem(const Trunk& t, at::IntArrayRef in) {
+  return t.stem->direct && lorkd::directConvPays(outPixels(*t.stem, in) * t.stem->k * t.stem->cout);
+}
+
 // A dense stage's block: the residual sum and the ReLU in its last convolution's store.
 at::Tensor runDenseBlock(const TrunkBlock& b, const at::Tensor& y, bool few) {
   const at::Tensor identity = b.down ? runDense(*b.down, y, nullptr, b.down->relu, few) : y;
@@ -187,7 +192,7 @@ at::Tensor runTrunk(const Trunk& t, const at::Tensor& x) {
   Act y = lorkd::onednn::wrapDense(x);
   bool owned = false;  // whether y's bytes are the trunk's (a block without downsample sums into them)
   if (t.stem) {
-    if (t.stem->direct && lorkd::directConvPays(outPixels(*t.stem, x.sizes()) * t.stem->k * t.stem->cout))
+    if (directStem(t, x.sizes()))
       y = lorkd::onednn::wrapDense(runDirect(*t.stem, x, nullptr, t.stem->relu));
     else
       y = t.stem->dnnl->run(y, nullptr);
@@ -221,7 +226,7 @@ at::Tensor toBlocked(const at::Tensor& y) { return y.is_mkldnn() ? y : y.contigu
 at::Tensor runTrunk(const Trunk& t, const at::Tensor& x) {
   at::Tensor y = x;
   if (t.stem) {
-    if (t.stem->direct && lorkd::directConvPays(outPixels(*t.stem, y.sizes()) * t.stem->k * t.stem->cout)) y = runDirect(*t.stem, y, nullptr, t.stem->relu);
+    if (directStem(t, y.sizes())) y = runDirect(*t.stem, y, nullptr, t.stem->relu);
     else y = runConv(*t.stem, toBlocked(y));
   }
   if (t.pool) {
